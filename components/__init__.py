@@ -1,0 +1,1 @@
+"""Plain, testable functions behind each pipeline step (one module per step)."""

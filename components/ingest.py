@@ -1,0 +1,170 @@
+"""Ingest: read a labelled text data set from a local path, an s3:// URI or a Hugging Face dataset id,
+and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) and ``split``.
+"""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from components.labels import normalize_labels
+
+logger = logging.getLogger(__name__)
+
+TEXT_COLUMNS = ("text", "clean_comment", "comment", "sentence", "tweet", "review", "content")
+LABEL_COLUMNS = ("label", "labels", "category", "sentiment", "class", "target")
+SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
+               "valid": "validation", "test": "test"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
+
+
+class DataSourceError(RuntimeError):
+    """The data source could not be read; the message says how to fix it."""
+
+
+def _pick_column(columns: list[str], candidates: tuple[str, ...], what: str) -> str:
+    by_lower = {c.lower(): c for c in columns}
+    for candidate in candidates:
+        if candidate in by_lower:
+            return by_lower[candidate]
+    raise DataSourceError(f"no {what} column: expected one of {candidates}, found {columns}")
+
+
+def _normalise_frame(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
+    """Rename the source's text/label columns and map its labels onto the shared label set."""
+    columns = [str(c) for c in frame.columns]
+    text_column = _pick_column(columns, TEXT_COLUMNS, "text")
+    label_column = _pick_column(columns, LABEL_COLUMNS, "label")
+    labels = frame[label_column].tolist()
+    return pd.DataFrame({
+        "text": frame[text_column].astype("string"),
+        "label": pd.Series(normalize_labels(labels), index=frame.index, dtype="string"),
+        "split": pd.Series(split, index=frame.index, dtype="string"),
+    })
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """Read one CSV/TSV/parquet file; undecodable bytes become U+FFFD so validation can flag them."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    separator = "\t" if path.suffix == ".tsv" else ","
+    # keep_default_na=False: an empty text stays "" (validation quarantines it), not NaN.
+    return pd.read_csv(path, sep=separator, encoding_errors="replace", keep_default_na=False,
+                       quoting=3 if separator == "\t" else 0)
+
+
+def _split_of(path: Path) -> str | None:
+    return SPLIT_NAMES.get(path.stem.split("_")[0].split("-")[0].lower())
+
+
+def _read_tweeteval_dir(folder: Path) -> pd.DataFrame:
+    """TweetEval's layout: ``<split>_text.txt`` and ``<split>_labels.txt`` aligned by line."""
+    frames = []
+    for text_file in sorted(folder.glob("*_text.txt")):
+        prefix = text_file.name.removesuffix("_text.txt")
+        label_file = folder / f"{prefix}_labels.txt"
+        if not label_file.exists():
+            raise DataSourceError(f"{text_file} has no matching {label_file.name}")
+        texts = text_file.read_bytes().decode("utf-8", errors="replace").splitlines()
+        labels = label_file.read_text().split()
+        if len(texts) != len(labels):
+            raise DataSourceError(f"{text_file.name} has {len(texts)} lines, {label_file.name} {len(labels)}")
+        frame = pd.DataFrame({"text": [t.strip() for t in texts], "label": labels})
+        frames.append(_normalise_frame(frame, SPLIT_NAMES.get(prefix, prefix)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _from_datasets(dataset_dict) -> pd.DataFrame:
+    """Convert a ``datasets.DatasetDict``; ClassLabel features give the label names."""
+    frames = []
+    for split_name, dataset in dataset_dict.items():
+        frame = dataset.to_pandas()
+        label_column = _pick_column(list(frame.columns), LABEL_COLUMNS, "label")
+        feature = dataset.features.get(label_column)
+        if hasattr(feature, "int2str"):
+            frame[label_column] = [feature.int2str(int(v)) for v in frame[label_column]]
+        frames.append(_normalise_frame(frame, SPLIT_NAMES.get(split_name, split_name)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_local(path: Path) -> pd.DataFrame:
+    if path.is_file():
+        if path.suffix not in TABLE_SUFFIXES:
+            raise DataSourceError(f"{path}: unsupported file type (use {sorted(TABLE_SUFFIXES)})")
+        return _normalise_frame(_read_table(path), _split_of(path))
+    if any(path.glob("*_text.txt")):
+        return _read_tweeteval_dir(path)
+    import datasets
+
+    return _from_datasets(datasets.load_dataset(str(path)))
+
+
+def _download_s3(uri: str, target: Path) -> Path:
+    """Download an object, or every object under a prefix, with the endpoint and keys from the env."""
+    from minio import Minio
+
+    endpoint = urlparse(os.environ.get("AWS_ENDPOINT_URL")
+                        or os.environ.get("MLFLOW_S3_ENDPOINT_URL", "https://s3.amazonaws.com"))
+    client = Minio(endpoint.netloc, access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+                   secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                   secure=endpoint.scheme == "https")
+    parsed = urlparse(uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    objects = [o for o in client.list_objects(bucket, prefix=key, recursive=True) if not o.is_dir]
+    if not objects:
+        raise DataSourceError(f"nothing found at {uri} (endpoint {endpoint.geturl()})")
+    if len(objects) == 1 and objects[0].object_name == key:
+        destination = target / Path(key).name
+        client.fget_object(bucket, key, str(destination))
+        return destination
+    for obj in objects:
+        client.fget_object(bucket, obj.object_name, str(target / Path(obj.object_name).relative_to(key)))
+    return target
+
+
+def _read_hub(dataset_id: str) -> pd.DataFrame:
+    """``owner/name`` or ``owner/name:config`` from the Hugging Face hub, through ``datasets``."""
+    import datasets
+
+    name, _, config = dataset_id.partition(":")
+    try:
+        return _from_datasets(datasets.load_dataset(name, config or None))
+    except Exception as exc:
+        raise DataSourceError(
+            f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+            "With no network, pass a local path or an s3:// URI instead, e.g. "
+            "`make pipeline-run DATA=../shared/data/tweeteval_sentiment`"
+        ) from exc
+
+
+def read_source(source: str) -> pd.DataFrame:
+    """Read any supported source into columns text, label, split (split is null when it has none)."""
+    if source.startswith("s3://"):
+        with tempfile.TemporaryDirectory() as tmp:
+            return _read_local(_download_s3(source, Path(tmp)))
+    path = Path(source).expanduser()
+    if path.exists():
+        return _read_local(path)
+    if source.startswith((".", "/", "~")) or Path(source).suffix in TABLE_SUFFIXES:
+        raise DataSourceError(f"{source}: no such file or folder")
+    return _read_hub(source)
+
+
+def ingest(source: str, output_path: str, max_rows_per_split: int | None = None,
+           seed: int = 42) -> dict[str, int]:
+    """Read ``source`` and write it as parquet to ``output_path``; return the row count per split.
+
+    ``max_rows_per_split`` keeps a seeded random sample of each split (for quick runs and tests).
+    """
+    frame = read_source(source)
+    if max_rows_per_split is not None:
+        frame = (frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
+                 .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
+                 .reset_index(drop=True))
+    frame.to_parquet(output_path, index=False)
+    counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
+    logger.info("ingested %d rows from %s: %s", len(frame), source, counts)
+    return counts

@@ -1,0 +1,56 @@
+"""Preprocess and split: normalise texts (the same function serving uses) and produce
+train/validation/test, keeping the source's own splits where it has them.
+"""
+
+import logging
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from components.text import normalize_text
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def _carve(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seeded, stratified split of ``frame`` into (rest, carved) with ``fraction`` of rows carved."""
+    rest, carved = train_test_split(frame, test_size=fraction, stratify=frame["label"],
+                                    random_state=seed)
+    return rest, carved
+
+
+def split_frame(frame: pd.DataFrame, validation_fraction: float, test_fraction: float,
+                seed: int) -> dict[str, pd.DataFrame]:
+    """Keep the source's splits; carve whichever of validation/test it lacks from train.
+
+    A source with no splits at all is split into train/validation/test, stratified and seeded.
+    """
+    given = {name: frame[frame["split"] == name] for name in SPLITS if (frame["split"] == name).any()}
+    if "train" not in given:
+        if not frame["split"].isna().all():
+            raise ValueError(f"splits {sorted(frame['split'].dropna().unique())} have no 'train'")
+        given = {"train": frame}
+    train = given["train"]
+    if "test" not in given:
+        train, given["test"] = _carve(train, test_fraction, seed)
+    if "validation" not in given:
+        fraction_of_rest = validation_fraction / (1.0 - test_fraction)
+        train, given["validation"] = _carve(train, fraction_of_rest, seed)
+    given["train"] = train
+    return {name: given[name].assign(split=name).reset_index(drop=True) for name in SPLITS}
+
+
+def preprocess(clean_path: str, train_path: str, validation_path: str, test_path: str,
+               validation_fraction: float = 0.1, test_fraction: float = 0.1,
+               seed: int = 42) -> dict[str, int]:
+    """Normalise the clean rows and write the three splits as parquet; return their sizes."""
+    frame = pd.read_parquet(clean_path)
+    frame["text"] = frame["text"].map(normalize_text)
+    splits = split_frame(frame, validation_fraction, test_fraction, seed)
+    for name, path in zip(SPLITS, (train_path, validation_path, test_path), strict=True):
+        splits[name].to_parquet(path, index=False)
+    sizes = {name: len(split) for name, split in splits.items()}
+    logger.info("split sizes: %s", sizes)
+    return sizes

@@ -1,0 +1,79 @@
+"""Validate: quarantine bad rows with a reason each, and fail when too many are bad or a class is missing."""
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from components.labels import LABELS
+
+logger = logging.getLogger(__name__)
+
+# Reasons, in the order they are checked: a row is quarantined for the first that applies.
+REASONS = ("missing_text", "invalid_utf8", "too_long", "unknown_label", "conflicting_labels",
+           "duplicate_text")
+
+
+class ValidationError(RuntimeError):
+    """The data set is not fit to train on; the message says why."""
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows_in: int
+    rows_clean: int
+    quarantined: dict[str, int]
+
+    @property
+    def bad_fraction(self) -> float:
+        return (self.rows_in - self.rows_clean) / self.rows_in if self.rows_in else 1.0
+
+
+def find_bad_rows(frame: pd.DataFrame, max_text_chars: int) -> pd.Series:
+    """Return the quarantine reason of each row ("" for a good row)."""
+    text = frame["text"].astype("string")
+    stripped = text.str.strip()
+    key = stripped.str.lower()
+    label_sets = frame.assign(key=key).groupby("key", dropna=True)["label"].transform("nunique")
+    checks = {
+        "missing_text": text.isna() | (stripped.fillna("") == ""),
+        "invalid_utf8": text.fillna("").str.contains("\ufffd", regex=False),
+        "too_long": text.fillna("").str.len() > max_text_chars,
+        "unknown_label": ~frame["label"].isin(LABELS),
+        "conflicting_labels": label_sets.fillna(1) > 1,
+        "duplicate_text": key.duplicated(keep="first") & key.notna(),
+    }
+    reason = pd.Series("", index=frame.index, dtype="string")
+    for name in REASONS:  # earlier reasons win
+        reason = reason.mask((reason == "") & checks[name].fillna(False).astype(bool), name)
+    return reason
+
+
+def validate(input_path: str, clean_path: str, quarantine_path: str, max_bad_fraction: float = 0.1,
+             max_text_chars: int = 5000) -> ValidationReport:
+    """Split ``input_path`` into clean rows and quarantined rows (with a ``reason`` column).
+
+    The quarantine is written before any failure, so no row is lost even when the step fails.
+    """
+    frame = pd.read_parquet(input_path)
+    missing = {"text", "label", "split"} - set(frame.columns)
+    if missing:
+        raise ValidationError(f"schema: missing columns {sorted(missing)} in {input_path}")
+    reason = find_bad_rows(frame, max_text_chars)
+    bad = reason != ""
+    frame[bad].assign(reason=reason[bad]).to_parquet(quarantine_path, index=False)
+    clean = frame[~bad].reset_index(drop=True)
+    clean.to_parquet(clean_path, index=False)
+
+    counts = reason[bad].value_counts()
+    report = ValidationReport(len(frame), len(clean), {r: int(counts.get(r, 0)) for r in REASONS})
+    logger.info("validated %d rows: %d clean, quarantined %s", report.rows_in, report.rows_clean,
+                report.quarantined)
+    if report.bad_fraction > max_bad_fraction:
+        raise ValidationError(
+            f"{report.bad_fraction:.1%} of rows are bad (limit {max_bad_fraction:.1%}): "
+            f"{report.quarantined}; see the quarantine artifact")
+    absent = [label for label in LABELS if label not in set(clean["label"])]
+    if absent:
+        raise ValidationError(f"class(es) {absent} have no clean rows; every class in {LABELS} is needed")
+    return report
