@@ -1,0 +1,68 @@
+"""evaluate: score the logged model on the held-out test split and log metrics and plots to MLflow."""
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import mlflow
+import pandas as pd
+
+from components.metrics import (
+    classification_metrics,
+    confusion_matrix_figure,
+    label_confusion_matrix,
+)
+from components.tracking import use_tracking
+
+logger = logging.getLogger(__name__)
+
+TEST_DIGEST_TAG = "test_set_digest"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float]
+    confusion_matrix: list[list[int]]
+    test_digest: str
+
+
+def test_set_digest(test: pd.DataFrame) -> str:
+    """A fingerprint of the (text, label) pairs, so the gate can check both models saw the same test."""
+    rows = sorted(f"{t}\t{label}" for t, label in zip(test["text"], test["label"], strict=True))
+    return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
+
+
+def score_model(model_uri: str, test: pd.DataFrame) -> tuple[dict[str, float], list[list[int]]]:
+    """Load a model through MLflow (as serving does) and compute its metrics on ``test``."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    predicted = model.predict(test[["text"]])["label"].tolist()
+    truth = test["label"].tolist()
+    return classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
+
+
+def evaluate(run_id: str, model_uri: str, test_path: str, tracking_uri: str,
+             confusion_png: str | IO[bytes] | None = None) -> Evaluation:
+    """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
+    per-class report to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
+    """
+    use_tracking(tracking_uri)
+    test = pd.read_parquet(test_path)
+    metrics, matrix = score_model(model_uri, test)
+    digest = test_set_digest(test)
+    figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        mlflow.set_tags({TEST_DIGEST_TAG: digest, "test_rows": str(len(test))})
+        mlflow.log_figure(figure, "evaluation/confusion_matrix_test.png")
+        report = Path(tmp) / "test_report.json"
+        report.write_text(json.dumps({"metrics": metrics, "confusion_matrix": matrix}, indent=2))
+        mlflow.log_artifact(str(report), "evaluation")
+    if confusion_png is not None:
+        figure.savefig(confusion_png, format="png")
+    logger.info("test macro recall %.4f, macro F1 %.4f, accuracy %.4f", metrics["macro_recall"],
+                metrics["macro_f1"], metrics["accuracy"])
+    return Evaluation(metrics, matrix, digest)

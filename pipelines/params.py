@@ -1,0 +1,43 @@
+"""Typed view of ``params.yaml``: the pipeline's parameters, each default defined once (in the file)."""
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent.parent / "params.yaml"
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    source: str
+    max_rows_per_split: int
+    seed: int
+    max_bad_fraction: float
+    max_text_chars: int
+    validation_fraction: float
+    test_fraction: float
+    encoder_id: str
+    classifier: str
+    c: float
+    class_weight: str
+    batch_size: int
+    experiment: str
+    model_name: str
+    gate_metric: str
+    min_improvement: float
+    min_score: float
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":
+        """Read ``path``; unknown or missing keys are an error; non-None ``overrides`` win."""
+        values = yaml.safe_load(Path(path).read_text())
+        names = {f.name for f in fields(cls)}
+        unknown, missing = set(values) - names, names - set(values)
+        if unknown or missing:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+        typed = {f.name: f.type(values[f.name]) for f in fields(cls)}
+        return replace(cls(**typed), **{k: v for k, v in overrides.items() if v is not None})
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,121 @@
+"""Run the pipeline: submit it to KFP with ``kfp.Client`` when ``KFP_HOST`` is set, otherwise run the same
+definition through KFP's local runner (``kfp.local``, SubprocessRunner). Always compiles the IR YAML first.
+
+    python -m pipelines.run [--data PATH|s3://...|HF_ID] [--max-rows-per-split N] [--compile-only]
+"""
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
+from pipelines.pipeline import PIPELINE_NAME, compile_pipeline, sentiment_pipeline
+
+logger = logging.getLogger(__name__)
+
+# The in-cluster MLflow service the cluster manifests deploy; override with MLFLOW_TRACKING_URI.
+CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="data source; overrides `source` in the params file")
+    parser.add_argument("--max-rows-per-split", type=int, help="sample N rows per split")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
+    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("MLOPS_HOME", ".mlops")),
+                        help="where local runs keep KFP outputs, MLflow data and the compiled YAML")
+    parser.add_argument("--compile-only", action="store_true", help="only write the IR YAML")
+    return parser.parse_args(argv)
+
+
+def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
+    return {**params.as_dict(), "tracking_uri": tracking_uri,
+            "run_params": json.dumps(params.as_dict(), sort_keys=True)}
+
+
+def local_tracking_uri(workdir: Path, experiment: str) -> str:
+    """MLFLOW_TRACKING_URI if set; else a sqlite store and artifact folder under ``workdir``."""
+    from components.tracking import ensure_experiment
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
+    artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (workdir / "mlartifacts").as_uri()
+    ensure_experiment(uri, experiment, artifacts)
+    return uri
+
+
+def run_locally(params: PipelineParams, workdir: Path) -> dict:
+    """Run every step as a local subprocess with kfp.local; return the gate's decision."""
+    from kfp import local
+
+    tmp = workdir / "tmp"  # kfp.local leaves one temp dir per task: keep them out of /tmp
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None
+    tracking_uri = local_tracking_uri(workdir, params.experiment)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"))
+    task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
+    return {**json.loads(task.output), "tracking_uri": tracking_uri}
+
+
+def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> str:
+    """Submit the compiled pipeline to the KFP API at ``host``; return the run id."""
+    import kfp
+
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+    client = kfp.Client(host=host)
+    result = client.create_run_from_pipeline_package(
+        package_path, arguments=pipeline_arguments(params, tracking_uri),
+        run_name=f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
+        experiment_name=params.experiment)
+    return result.run_id
+
+
+def summary(decision: dict, seconds: float) -> str:
+    """What was trained, its metrics, the gate's decision and how to serve it."""
+    import mlflow
+
+    run = mlflow.MlflowClient(decision["tracking_uri"]).get_run(decision["run_id"])
+    metrics, data = run.data.metrics, run.data.params
+    lines = [f"pipeline finished in {seconds:.0f} s",
+             f"trained: {data['model_family']} ({data['encoder']} + {data['classifier']}) on "
+             f"{data['train_rows']} texts; MLflow run {decision['run_id']}"]
+    for split in ("validation", "test"):
+        lines.append(f"{split:>10}: " + ", ".join(
+            f"{name} {metrics[f'{split}_{name}']:.4f}" for name in ("macro_recall", "macro_f1", "accuracy")))
+    verdict = "PROMOTED to champion" if decision["promoted"] else "rejected"
+    lines.append(f"gate: {verdict}: {decision['reason']}")
+    if decision["promoted"]:
+        lines.append(f"serve it: make serve  (loads models:/{data['pipeline.model_name']}@champion "
+                     f"from {decision['tracking_uri']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = parse_args(argv)
+    params = PipelineParams.load(args.params, source=args.data,
+                                 max_rows_per_split=args.max_rows_per_split)
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"))
+    logger.info("compiled %s", package)
+    if args.compile_only:
+        return
+    host = os.environ.get("KFP_HOST")
+    if host:
+        run_id = submit_to_cluster(host, package, params)
+        print(f"submitted run {run_id} to {host}: follow it at {host.rstrip('/')}/#/runs/details/{run_id}")
+        return
+    started = time.perf_counter()
+    decision = run_locally(params, workdir)
+    print(summary(decision, time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    main()
