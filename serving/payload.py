@@ -1,0 +1,92 @@
+"""Decode request payloads into texts and encode predictions as v1 / v2 answers.
+
+Every client error raises ``kserve.errors.InvalidInput`` (HTTP 400) with a message saying what is wrong.
+"""
+
+import numpy as np
+import pandas as pd
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.utils import generate_uuid
+
+from components.labels import LABELS, probability_columns
+
+
+def _check_text(value: object, where: str) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{where} is not valid UTF-8") from exc
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInput(f"{where} is empty")
+    return value
+
+
+def texts_from_v1(payload: object) -> list[str]:
+    """``{"instances": ["text", ...]}`` or ``{"instances": [{"text": "..."}, ...]}``."""
+    if isinstance(payload, bytes | str):
+        raise InvalidInput("the body was not read as JSON: send it with Content-Type: application/json")
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidInput('expected a JSON object with "instances": a list of texts')
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput('"instances" must be a non-empty list of texts')
+    texts = []
+    for i, item in enumerate(instances):
+        if isinstance(item, dict):
+            if "text" not in item:
+                raise InvalidInput(f'instances[{i}] is an object without a "text" field')
+            item = item["text"]
+        texts.append(_check_text(item, f"instances[{i}]"))
+    return texts
+
+
+def texts_from_v2(request: InferRequest) -> list[str]:
+    """One BYTES input tensor of shape [n] (or [n, 1]) holding UTF-8 texts."""
+    if len(request.inputs) != 1:
+        raise InvalidInput(f"expected exactly one input tensor of texts, got {len(request.inputs)}")
+    tensor = request.inputs[0]
+    if tensor.datatype != "BYTES":
+        raise InvalidInput(f'input "{tensor.name}" must have datatype BYTES, got {tensor.datatype}')
+    try:
+        values = tensor.as_numpy()
+    except Exception as exc:  # shape/data mismatch in the request body
+        raise InvalidInput(f'input "{tensor.name}" does not match its shape: {exc}') from exc
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1 or values.size == 0:
+        raise InvalidInput(f'input "{tensor.name}" must have shape [n] with n >= 1, got {list(values.shape)}')
+    return [_check_text(v, f'{tensor.name}[{i}]') for i, v in enumerate(values.tolist())]
+
+
+def v1_response(predictions: pd.DataFrame, model_version: str) -> dict:
+    """``{"predictions": [{"label": ..., "probabilities": {class: p}}], "model_version": ...}``."""
+    probabilities = predictions[probability_columns()].to_numpy()
+    return {
+        "predictions": [
+            {"label": label, "probabilities": dict(zip(LABELS, map(float, row), strict=True))}
+            for label, row in zip(predictions["label"], probabilities, strict=True)
+        ],
+        "model_version": model_version,
+    }
+
+
+def v2_response(request: InferRequest, predictions: pd.DataFrame, model_name: str,
+                model_version: str) -> InferResponse:
+    """Outputs ``label`` (BYTES [n]) and ``probabilities`` (FP32 [n, 3], columns in LABELS order)."""
+    probabilities = predictions[probability_columns()].to_numpy(dtype=np.float32)
+    labels = predictions["label"].tolist()  # plain str list: a numpy unicode array breaks kserve
+    return InferResponse(
+        response_id=request.id or generate_uuid(),
+        model_name=model_name,
+        model_version=model_version,
+        infer_outputs=[
+            InferOutput("label", [len(labels)], "BYTES", labels),
+            InferOutput("probabilities", list(probabilities.shape), "FP32",
+                        probabilities.flatten().tolist()),
+        ],
+        parameters={"labels": ",".join(LABELS)},
+    )
