@@ -4,6 +4,7 @@ and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) 
 
 import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -125,19 +126,37 @@ def _download_s3(uri: str, target: Path) -> Path:
     return target
 
 
+def _hub_unreachable(timeout_s: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (None when it can), found in seconds rather than after retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return None  # offline mode: datasets answers from its cache, or fails at once
+    host = urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"{host} is unreachable ({exc})"
+    return None
+
+
 def _read_hub(dataset_id: str) -> pd.DataFrame:
     """``owner/name`` or ``owner/name:config`` from the Hugging Face hub, through ``datasets``."""
     import datasets
 
     name, _, config = dataset_id.partition(":")
+    hint = ("With no network, pass a local path or an s3:// URI instead, e.g. "
+            "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
+            "to use a copy already in the Hugging Face cache).")
+    problem = _hub_unreachable()
+    if problem:
+        raise DataSourceError(f"cannot load '{dataset_id}' from the Hugging Face hub: {problem}. {hint}")
     try:
         return _from_datasets(datasets.load_dataset(name, config or None))
     except Exception as exc:
         raise DataSourceError(
             f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-            "With no network, pass a local path or an s3:// URI instead, e.g. "
-            "`make pipeline-run DATA=../shared/data/tweeteval_sentiment`"
-        ) from exc
+            + hint) from exc
 
 
 def read_source(source: str) -> pd.DataFrame:

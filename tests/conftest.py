@@ -1,0 +1,58 @@
+"""Shared fixtures: real MLflow stores and servers, kfp.local, and the data sets in ../shared."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.tracking import ensure_experiment
+from tests.helpers import SHARED_DATA, start_process, stop_process, wait_for_http, free_port
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def shared_dataset(relative: str) -> Path:
+    """A data set from ../shared/data, or skip: CI has it, a fresh user checkout does not."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the ../shared data sets exist only in this project's CI "
+                    "and development machines")
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    """A fresh sqlite-backed MLflow store with the 'sentiment' experiment."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_experiment(uri, "sentiment", (tmp_path / "mlartifacts").as_uri())
+    return uri
+
+
+@pytest.fixture
+def kfp_local(tmp_path: Path, monkeypatch) -> Path:
+    """kfp.local with the SubprocessRunner in this environment (no venv, no network)."""
+    from kfp import local
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    root = tmp_path / "kfp"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real MLflow tracking server (sqlite backend, proxied artifact store) on a free port."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    process = start_process(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
+         str(port), "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        root / "server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process, timeout_s=120)
+        yield url
+    finally:
+        stop_process(process)
