@@ -30,7 +30,7 @@ class Evaluation:
     test_digest: str
 
 
-def test_set_digest(test: pd.DataFrame) -> str:
+def dataset_digest(test: pd.DataFrame) -> str:
     """A fingerprint of the (text, label) pairs, so the gate can check both models saw the same test."""
     rows = sorted(f"{t}\t{label}" for t, label in zip(test["text"], test["label"], strict=True))
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
@@ -44,15 +44,20 @@ def score_model(model_uri: str, test: pd.DataFrame) -> tuple[dict[str, float], l
     return classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
 
 
-def evaluate(run_id: str, model_uri: str, test_path: str, tracking_uri: str,
-             confusion_png: str | IO[bytes] | None = None) -> Evaluation:
+def evaluate(
+    run_id: str,
+    model_uri: str,
+    test_path: str,
+    tracking_uri: str,
+    confusion_png: str | IO[bytes] | None = None,
+) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
     per-class report to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
     metrics, matrix = score_model(model_uri, test)
-    digest = test_set_digest(test)
+    digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
@@ -63,6 +68,10 @@ def evaluate(run_id: str, model_uri: str, test_path: str, tracking_uri: str,
         mlflow.log_artifact(str(report), "evaluation")
     if confusion_png is not None:
         figure.savefig(confusion_png, format="png")
-    logger.info("test macro recall %.4f, macro F1 %.4f, accuracy %.4f", metrics["macro_recall"],
-                metrics["macro_f1"], metrics["accuracy"])
+    logger.info(
+        "test macro recall %.4f, macro F1 %.4f, accuracy %.4f",
+        metrics["macro_recall"],
+        metrics["macro_f1"],
+        metrics["accuracy"],
+    )
     return Evaluation(metrics, matrix, digest)

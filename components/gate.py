@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from components.evaluate import TEST_DIGEST_TAG, score_model, test_set_digest
+from components.evaluate import TEST_DIGEST_TAG, dataset_digest, score_model
 from components.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,9 @@ def current_champion(client: mlflow.MlflowClient, model_name: str):
         return None
 
 
-def decide(candidate: float, champion: float | None, min_improvement: float,
-           min_score: float) -> tuple[bool, str]:
+def decide(
+    candidate: float, champion: float | None, min_improvement: float, min_score: float
+) -> tuple[bool, str]:
     """The rule: pass the floor, and beat the champion (if any) by at least ``min_improvement``."""
     if candidate < min_score:
         return False, f"score {candidate:.4f} is below the floor {min_score:.4f}"
@@ -69,8 +70,9 @@ def _candidate_score(client: mlflow.MlflowClient, run_id: str, metric: str, dige
 
 def _log_decision(run_id: str, decision: GateDecision) -> None:
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"gate.decision": "promoted" if decision.promoted else "rejected",
-                         "gate.reason": decision.reason})
+        mlflow.set_tags(
+            {"gate.decision": "promoted" if decision.promoted else "rejected", "gate.reason": decision.reason}
+        )
         if decision.champion_score is not None:
             mlflow.log_metric(f"gate_champion_test_{decision.metric}", decision.champion_score)
         path = Path(tmp) / "gate_decision.json"
@@ -78,14 +80,21 @@ def _log_decision(run_id: str, decision: GateDecision) -> None:
         mlflow.log_artifact(str(path), "gate")
 
 
-def gate(run_id: str, model_uri: str, test_path: str, tracking_uri: str, model_name: str,
-         metric: str = "macro_recall", min_improvement: float = 0.0,
-         min_score: float = 0.4) -> GateDecision:
+def gate(
+    run_id: str,
+    model_uri: str,
+    test_path: str,
+    tracking_uri: str,
+    model_name: str,
+    metric: str = "macro_recall",
+    min_improvement: float = 0.0,
+    min_score: float = 0.4,
+) -> GateDecision:
     """Judge the candidate ``model_uri`` (logged by run ``run_id``) and promote it if it wins."""
     use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
     test = pd.read_parquet(test_path)
-    candidate = _candidate_score(client, run_id, metric, test_set_digest(test))
+    candidate = _candidate_score(client, run_id, metric, dataset_digest(test))
     champion = current_champion(client, model_name)
     champion_score = None
     if champion is not None:
@@ -94,14 +103,23 @@ def gate(run_id: str, model_uri: str, test_path: str, tracking_uri: str, model_n
     promoted, reason = decide(candidate, champion_score, min_improvement, min_score)
     registered = None
     if promoted:
-        version = mlflow.register_model(model_uri, model_name,
-                                        tags={"gate": "pending", f"test_{metric}": f"{candidate:.6f}",
-                                              "run_id": run_id})
+        version = mlflow.register_model(
+            model_uri,
+            model_name,
+            tags={"gate": "pending", f"test_{metric}": f"{candidate:.6f}", "run_id": run_id},
+        )
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
         client.set_model_version_tag(model_name, version.version, "gate", "promoted")
-        registered = version.version
-    decision = GateDecision(promoted, reason, metric, candidate, champion_score,
-                            champion.version if champion else None, registered)
+        registered = str(version.version)
+    decision = GateDecision(
+        promoted,
+        reason,
+        metric,
+        candidate,
+        champion_score,
+        str(champion.version) if champion else None,
+        registered,
+    )
     _log_decision(run_id, decision)
     logger.info("gate: %s (%s)", "PROMOTED" if promoted else "rejected", reason)
     return decision

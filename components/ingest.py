@@ -17,8 +17,14 @@ logger = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "clean_comment", "comment", "sentence", "tweet", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "category", "sentiment", "class", "target")
-SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
-               "valid": "validation", "test": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "validation": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "valid": "validation",
+    "test": "test",
+}
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
 
 
@@ -40,11 +46,13 @@ def _normalise_frame(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
     text_column = _pick_column(columns, TEXT_COLUMNS, "text")
     label_column = _pick_column(columns, LABEL_COLUMNS, "label")
     labels = frame[label_column].tolist()
-    return pd.DataFrame({
-        "text": frame[text_column].astype("string"),
-        "label": pd.Series(normalize_labels(labels), index=frame.index, dtype="string"),
-        "split": pd.Series(split, index=frame.index, dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "text": frame[text_column].astype("string"),
+            "label": pd.Series(normalize_labels(labels), index=frame.index, dtype="string"),
+            "split": pd.Series(split, index=frame.index, dtype="string"),
+        }
+    )
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -53,8 +61,13 @@ def _read_table(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     separator = "\t" if path.suffix == ".tsv" else ","
     # keep_default_na=False: an empty text stays "" (validation quarantines it), not NaN.
-    return pd.read_csv(path, sep=separator, encoding_errors="replace", keep_default_na=False,
-                       quoting=3 if separator == "\t" else 0)
+    return pd.read_csv(
+        path,
+        sep=separator,
+        encoding_errors="replace",
+        keep_default_na=False,
+        quoting=3 if separator == "\t" else 0,
+    )
 
 
 def _split_of(path: Path) -> str | None:
@@ -107,11 +120,16 @@ def _download_s3(uri: str, target: Path) -> Path:
     """Download an object, or every object under a prefix, with the endpoint and keys from the env."""
     from minio import Minio
 
-    endpoint = urlparse(os.environ.get("AWS_ENDPOINT_URL")
-                        or os.environ.get("MLFLOW_S3_ENDPOINT_URL", "https://s3.amazonaws.com"))
-    client = Minio(endpoint.netloc, access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-                   secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                   secure=endpoint.scheme == "https")
+    endpoint = urlparse(
+        os.environ.get("AWS_ENDPOINT_URL")
+        or os.environ.get("MLFLOW_S3_ENDPOINT_URL", "https://s3.amazonaws.com")
+    )
+    client = Minio(
+        endpoint.netloc,
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        secure=endpoint.scheme == "https",
+    )
     parsed = urlparse(uri)
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     objects = [o for o in client.list_objects(bucket, prefix=key, recursive=True) if not o.is_dir]
@@ -145,9 +163,11 @@ def _read_hub(dataset_id: str) -> pd.DataFrame:
     import datasets
 
     name, _, config = dataset_id.partition(":")
-    hint = ("With no network, pass a local path or an s3:// URI instead, e.g. "
-            "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
-            "to use a copy already in the Hugging Face cache).")
+    hint = (
+        "With no network, pass a local path or an s3:// URI instead, e.g. "
+        "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
+        "to use a copy already in the Hugging Face cache)."
+    )
     problem = _hub_unreachable()
     if problem:
         raise DataSourceError(f"cannot load '{dataset_id}' from the Hugging Face hub: {problem}. {hint}")
@@ -155,8 +175,8 @@ def _read_hub(dataset_id: str) -> pd.DataFrame:
         return _from_datasets(datasets.load_dataset(name, config or None))
     except Exception as exc:
         raise DataSourceError(
-            f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). "
-            + hint) from exc
+            f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). " + hint
+        ) from exc
 
 
 def read_source(source: str) -> pd.DataFrame:
@@ -172,17 +192,20 @@ def read_source(source: str) -> pd.DataFrame:
     return _read_hub(source)
 
 
-def ingest(source: str, output_path: str, max_rows_per_split: int | None = None,
-           seed: int = 42) -> dict[str, int]:
+def ingest(
+    source: str, output_path: str, max_rows_per_split: int | None = None, seed: int = 42
+) -> dict[str, int]:
     """Read ``source`` and write it as parquet to ``output_path``; return the row count per split.
 
     ``max_rows_per_split`` keeps a seeded random sample of each split (for quick runs and tests).
     """
     frame = read_source(source)
     if max_rows_per_split is not None:
-        frame = (frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
-                 .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
-                 .reset_index(drop=True))
+        frame = (
+            frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
+            .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
+            .reset_index(drop=True)
+        )
     frame.to_parquet(output_path, index=False)
     counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
     logger.info("ingested %d rows from %s: %s", len(frame), source, counts)

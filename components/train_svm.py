@@ -41,10 +41,19 @@ def build_classifier(kind: str, c: float, class_weight: str | None, seed: int):
     raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {kind!r}")
 
 
-def train_svm(train_path: str, validation_path: str, tracking_uri: str, experiment: str,
-              encoder_id: str = "all-MiniLM-L6-v2", classifier: str = "logreg", c: float = 1.0,
-              class_weight: str | None = "balanced", batch_size: int = 64, seed: int = 42,
-              run_params: str = "{}") -> TrainResult:
+def train_svm(
+    train_path: str,
+    validation_path: str,
+    tracking_uri: str,
+    experiment: str,
+    encoder_id: str = "all-MiniLM-L6-v2",
+    classifier: str = "logreg",
+    c: float = 1.0,
+    class_weight: str | None = "balanced",
+    batch_size: int = 64,
+    seed: int = 42,
+    run_params: str = "{}",
+) -> TrainResult:
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
     ``run_params`` is the pipeline's whole parameter set (JSON), logged to the run for lineage.
@@ -54,9 +63,17 @@ def train_svm(train_path: str, validation_path: str, tracking_uri: str, experime
     use_tracking(tracking_uri, experiment)
     with mlflow.start_run(run_name=f"svm-{classifier}") as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
-        mlflow.log_params({"model_family": "svm", "encoder": encoder_id, "classifier": classifier,
-                           "C": c, "class_weight": class_weight, "train_rows": len(train),
-                           "validation_rows": len(validation)})
+        mlflow.log_params(
+            {
+                "model_family": "svm",
+                "encoder": encoder_id,
+                "classifier": classifier,
+                "C": c,
+                "class_weight": class_weight,
+                "train_rows": len(train),
+                "validation_rows": len(validation),
+            }
+        )
         encoder = load_encoder(encoder_id)
         started = time.perf_counter()
         logger.info("embedding %d train and %d validation texts", len(train), len(validation))
@@ -64,13 +81,15 @@ def train_svm(train_path: str, validation_path: str, tracking_uri: str, experime
         validation_x = embed_texts(encoder, validation["text"].tolist(), batch_size, progress=True)
         embed_seconds = time.perf_counter() - started
         model.fit(train_x, train["label"].tolist())
-        metrics = classification_metrics(validation["label"].tolist(),
-                                         model.predict(validation_x).tolist())
-        mlflow.log_metrics({"embed_seconds": embed_seconds,
-                            "train_seconds": time.perf_counter() - started,
-                            **{f"validation_{k}": v for k, v in metrics.items()}})
+        metrics = classification_metrics(validation["label"].tolist(), model.predict(validation_x).tolist())
+        mlflow.log_metrics(
+            {
+                "embed_seconds": embed_seconds,
+                "train_seconds": time.perf_counter() - started,
+                **{f"validation_{k}": v for k, v in metrics.items()},
+            }
+        )
         model_uri = log_sentiment_model(encoder, model, Path(tmp), batch_size)
         mlflow.set_tag("model_uri", model_uri)
-    logger.info("validation macro recall %.4f, macro F1 %.4f", metrics["macro_recall"],
-                metrics["macro_f1"])
+    logger.info("validation macro recall %.4f, macro F1 %.4f", metrics["macro_recall"], metrics["macro_f1"])
     return TrainResult(run.info.run_id, model_uri, metrics)

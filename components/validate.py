@@ -10,8 +10,14 @@ from components.labels import LABELS
 logger = logging.getLogger(__name__)
 
 # Reasons, in the order they are checked: a row is quarantined for the first that applies.
-REASONS = ("missing_text", "invalid_utf8", "too_long", "unknown_label", "conflicting_labels",
-           "duplicate_text")
+REASONS = (
+    "missing_text",
+    "invalid_utf8",
+    "too_long",
+    "unknown_label",
+    "conflicting_labels",
+    "duplicate_text",
+)
 
 
 class ValidationError(RuntimeError):
@@ -49,8 +55,13 @@ def find_bad_rows(frame: pd.DataFrame, max_text_chars: int) -> pd.Series:
     return reason
 
 
-def validate(input_path: str, clean_path: str, quarantine_path: str, max_bad_fraction: float = 0.1,
-             max_text_chars: int = 5000) -> ValidationReport:
+def validate(
+    input_path: str,
+    clean_path: str,
+    quarantine_path: str,
+    max_bad_fraction: float = 0.1,
+    max_text_chars: int = 5000,
+) -> ValidationReport:
     """Split ``input_path`` into clean rows and quarantined rows (with a ``reason`` column).
 
     The quarantine is written before any failure, so no row is lost even when the step fails.
@@ -67,12 +78,14 @@ def validate(input_path: str, clean_path: str, quarantine_path: str, max_bad_fra
 
     counts = reason[bad].value_counts()
     report = ValidationReport(len(frame), len(clean), {r: int(counts.get(r, 0)) for r in REASONS})
-    logger.info("validated %d rows: %d clean, quarantined %s", report.rows_in, report.rows_clean,
-                report.quarantined)
+    logger.info(
+        "validated %d rows: %d clean, quarantined %s", report.rows_in, report.rows_clean, report.quarantined
+    )
     if report.bad_fraction > max_bad_fraction:
         raise ValidationError(
             f"{report.bad_fraction:.1%} of rows are bad (limit {max_bad_fraction:.1%}): "
-            f"{report.quarantined}; see the quarantine artifact")
+            f"{report.quarantined}; see the quarantine artifact"
+        )
     absent = [label for label in LABELS if label not in set(clean["label"])]
     if absent:
         raise ValidationError(f"class(es) {absent} have no clean rows; every class in {LABELS} is needed")

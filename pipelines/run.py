@@ -22,20 +22,28 @@ CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", help="data source; overrides `source` in the params file")
     parser.add_argument("--max-rows-per-split", type=int, help="sample N rows per split")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
-    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("MLOPS_HOME", ".mlops")),
-                        help="where local runs keep KFP outputs, MLflow data and the compiled YAML")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(os.environ.get("MLOPS_HOME", ".mlops")),
+        help="where local runs keep KFP outputs, MLflow data and the compiled YAML",
+    )
     parser.add_argument("--compile-only", action="store_true", help="only write the IR YAML")
     return parser.parse_args(argv)
 
 
 def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
-    return {**params.as_dict(), "tracking_uri": tracking_uri,
-            "run_params": json.dumps(params.as_dict(), sort_keys=True)}
+    return {
+        **params.as_dict(),
+        "tracking_uri": tracking_uri,
+        "run_params": json.dumps(params.as_dict(), sort_keys=True),
+    }
 
 
 def local_tracking_uri(workdir: Path, experiment: str) -> str:
@@ -69,9 +77,11 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
     client = kfp.Client(host=host)
     result = client.create_run_from_pipeline_package(
-        package_path, arguments=pipeline_arguments(params, tracking_uri),
+        package_path,
+        arguments=pipeline_arguments(params, tracking_uri),
         run_name=f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
-        experiment_name=params.experiment)
+        experiment_name=params.experiment,
+    )
     return result.run_id
 
 
@@ -81,17 +91,26 @@ def summary(decision: dict, seconds: float) -> str:
 
     run = mlflow.MlflowClient(decision["tracking_uri"]).get_run(decision["run_id"])
     metrics, data = run.data.metrics, run.data.params
-    lines = [f"pipeline finished in {seconds:.0f} s",
-             f"trained: {data['model_family']} ({data['encoder']} + {data['classifier']}) on "
-             f"{data['train_rows']} texts; MLflow run {decision['run_id']}"]
+    lines = [
+        f"pipeline finished in {seconds:.0f} s",
+        f"trained: {data['model_family']} ({data['encoder']} + {data['classifier']}) on "
+        f"{data['train_rows']} texts; MLflow run {decision['run_id']}",
+    ]
     for split in ("validation", "test"):
-        lines.append(f"{split:>10}: " + ", ".join(
-            f"{name} {metrics[f'{split}_{name}']:.4f}" for name in ("macro_recall", "macro_f1", "accuracy")))
+        lines.append(
+            f"{split:>10}: "
+            + ", ".join(
+                f"{name} {metrics[f'{split}_{name}']:.4f}"
+                for name in ("macro_recall", "macro_f1", "accuracy")
+            )
+        )
     verdict = "PROMOTED to champion" if decision["promoted"] else "rejected"
     lines.append(f"gate: {verdict}: {decision['reason']}")
     if decision["promoted"]:
-        lines.append(f"serve it: make serve  (loads models:/{data['pipeline.model_name']}@champion "
-                     f"from {decision['tracking_uri']})")
+        lines.append(
+            f"serve it: make serve  (loads models:/{data['pipeline.model_name']}@champion "
+            f"from {decision['tracking_uri']})"
+        )
     return "\n".join(lines)
 
 
@@ -99,8 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
-    params = PipelineParams.load(args.params, source=args.data,
-                                 max_rows_per_split=args.max_rows_per_split)
+    params = PipelineParams.load(args.params, source=args.data, max_rows_per_split=args.max_rows_per_split)
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"))

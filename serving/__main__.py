@@ -18,10 +18,16 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(parents=[model_server.parser], description=__doc__)
-    parser.add_argument("--model_uri", default=os.environ.get("MODEL_URI", "models:/sentiment@champion"),
-                        help="MLflow model URI to serve (env MODEL_URI)")
-    parser.add_argument("--tracking_uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="MLflow tracking URI (env MLFLOW_TRACKING_URI)")
+    parser.add_argument(
+        "--model_uri",
+        default=os.environ.get("MODEL_URI", "models:/sentiment@champion"),
+        help="MLflow model URI to serve (env MODEL_URI)",
+    )
+    parser.add_argument(
+        "--tracking_uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow tracking URI (env MLFLOW_TRACKING_URI)",
+    )
     parser.set_defaults(model_name=os.environ.get("MODEL_NAME", "sentiment"))
     return parser.parse_args(argv)
 
@@ -35,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.set_tracking_uri(args.tracking_uri)
     model = SentimentModel(args.model_name, args.model_uri)
     model.load()
-    kserve.ModelServer(http_port=args.http_port, grpc_port=args.grpc_port,
-                       workers=args.workers, enable_grpc=args.enable_grpc).start([model])
+    kserve.ModelServer(
+        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers, enable_grpc=args.enable_grpc
+    ).start([model])
 
 
 if __name__ == "__main__":

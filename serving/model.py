@@ -43,8 +43,12 @@ class SentimentModel(Model):
         """Label and class probabilities for each text, in one model call."""
         return self._model.predict(pd.DataFrame({"text": texts}))
 
-    async def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> dict | InferResponse:
+    async def predict(
+        self,
+        payload: dict | InferRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
         if isinstance(payload, InferRequest):
             predictions = await asyncio.to_thread(self.predict_texts, texts_from_v2(payload))
             return v2_response(payload, predictions, self.name, self.model_version)

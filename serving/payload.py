@@ -59,7 +59,7 @@ def texts_from_v2(request: InferRequest) -> list[str]:
         values = values[:, 0]
     if values.ndim != 1 or values.size == 0:
         raise InvalidInput(f'input "{tensor.name}" must have shape [n] with n >= 1, got {list(values.shape)}')
-    return [_check_text(v, f'{tensor.name}[{i}]') for i, v in enumerate(values.tolist())]
+    return [_check_text(v, f"{tensor.name}[{i}]") for i, v in enumerate(values.tolist())]
 
 
 def v1_response(predictions: pd.DataFrame, model_version: str) -> dict:
@@ -74,8 +74,9 @@ def v1_response(predictions: pd.DataFrame, model_version: str) -> dict:
     }
 
 
-def v2_response(request: InferRequest, predictions: pd.DataFrame, model_name: str,
-                model_version: str) -> InferResponse:
+def v2_response(
+    request: InferRequest, predictions: pd.DataFrame, model_name: str, model_version: str
+) -> InferResponse:
     """Outputs ``label`` (BYTES [n]) and ``probabilities`` (FP32 [n, 3], columns in LABELS order)."""
     probabilities = predictions[probability_columns()].to_numpy(dtype=np.float32)
     labels = predictions["label"].tolist()  # plain str list: a numpy unicode array breaks kserve
@@ -85,8 +86,7 @@ def v2_response(request: InferRequest, predictions: pd.DataFrame, model_name: st
         model_version=model_version,
         infer_outputs=[
             InferOutput("label", [len(labels)], "BYTES", labels),
-            InferOutput("probabilities", list(probabilities.shape), "FP32",
-                        probabilities.flatten().tolist()),
+            InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
         ],
         parameters={"labels": ",".join(LABELS)},
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.tracking import ensure_experiment
-from tests.helpers import SHARED_DATA, start_process, stop_process, wait_for_http, free_port
+from tests.helpers import SHARED_DATA, free_port, start_process, stop_process, wait_for_http
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -16,8 +16,10 @@ def shared_dataset(relative: str) -> Path:
     """A data set from ../shared/data, or skip: CI has it, a fresh user checkout does not."""
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(f"{path} is absent: the ../shared data sets exist only in this project's CI "
-                    "and development machines")
+        pytest.skip(
+            f"{path} is absent: the ../shared data sets exist only in this project's CI "
+            "and development machines"
+        )
     return path
 
 
@@ -46,10 +48,22 @@ def mlflow_server(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     process = start_process(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-         str(port), "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-        root / "server.log")
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        root / "server.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", process, timeout_s=120)

@@ -15,22 +15,50 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 VENV_BIN = Path(sys.executable).parent
 
-TOPICS = ["the new phone", "this movie", "the concert", "my flight", "the coffee", "the update",
-          "the game last night", "their service", "the weather", "this book", "the hotel", "the album"]
+TOPICS = [
+    "the new phone",
+    "this movie",
+    "the concert",
+    "my flight",
+    "the coffee",
+    "the update",
+    "the game last night",
+    "their service",
+    "the weather",
+    "this book",
+    "the hotel",
+    "the album",
+]
 TEMPLATES = {
-    "positive": ["I love {}!", "{} is amazing, best thing ever", "so happy with {} :)",
-                 "great job on {}, really wonderful"],
-    "negative": ["I hate {}.", "{} is terrible, worst thing ever", "so angry about {} :(",
-                 "awful experience with {}, really disappointing"],
-    "neutral": ["{} is scheduled for 5pm", "reading an article about {}",
-                "the meeting about {} is on Tuesday", "{} will be released in May"],
+    "positive": [
+        "I love {}!",
+        "{} is amazing, best thing ever",
+        "so happy with {} :)",
+        "great job on {}, really wonderful",
+    ],
+    "negative": [
+        "I hate {}.",
+        "{} is terrible, worst thing ever",
+        "so angry about {} :(",
+        "awful experience with {}, really disappointing",
+    ],
+    "neutral": [
+        "{} is scheduled for 5pm",
+        "reading an article about {}",
+        "the meeting about {} is on Tuesday",
+        "{} will be released in May",
+    ],
 }
 
 
 def sentiment_frame() -> pd.DataFrame:
     """144 short labelled texts, 48 per class, that a small model learns well."""
-    rows = [(template.format(topic), label) for label, templates in TEMPLATES.items()
-            for template in templates for topic in TOPICS]
+    rows = [
+        (template.format(topic), label)
+        for label, templates in TEMPLATES.items()
+        for template in templates
+        for topic in TOPICS
+    ]
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
@@ -58,8 +86,14 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -
 def start_process(args: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:
     """Start a server in its own process group, logging to ``log_path``."""
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    return subprocess.Popen(
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -77,13 +111,26 @@ def start_model_server(tracking_uri: str, log_path: Path, model_name: str = "sen
     """Start ``python -m serving`` on free ports; return (process, http_url, grpc_address)."""
     http_port, grpc_port = free_port(), free_port()
     process = start_process(
-        [sys.executable, "-m", "serving", "--model_name", model_name, "--http_port", str(http_port),
-         "--grpc_port", str(grpc_port), "--workers", "1"],
-        log_path, env={"MLFLOW_TRACKING_URI": tracking_uri})
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model_name",
+            model_name,
+            "--http_port",
+            str(http_port),
+            "--grpc_port",
+            str(grpc_port),
+            "--workers",
+            "1",
+        ],
+        log_path,
+        env={"MLFLOW_TRACKING_URI": tracking_uri},
+    )
     url = f"http://127.0.0.1:{http_port}"
     try:
         wait_for_http(f"{url}/v2/health/ready", process, timeout_s=180)
-    except Exception:
+    except Exception as exc:
         stop_process(process)
-        raise RuntimeError(f"model server failed to start; log:\n{log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"model server failed to start; log:\n{log_path.read_text()[-3000:]}") from exc
     return process, url, f"127.0.0.1:{grpc_port}"

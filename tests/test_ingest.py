@@ -81,8 +81,10 @@ def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
 def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
     """A real S3 API (moto_server) on a free port, with credentials in the environment."""
     port = free_port()
-    process = start_process([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
-                             "-p", str(port)], tmp_path / "moto.log")
+    process = start_process(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path / "moto.log",
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
@@ -110,12 +112,15 @@ def test_s3_object_and_prefix(s3_endpoint: str, tmp_path: Path) -> None:
         read_source("s3://data/elsewhere/")
 
 
-@pytest.mark.parametrize(("relative", "rows", "splits"), [
-    ("tweeteval_sentiment", 47_615, {"train": 45_615, "validation": 2_000}),
-    ("tweeteval_sentiment/hf_parquet", 47_615, {"train": 45_615, "validation": 2_000}),
-    ("reddit_sentiment/Reddit_Data.csv", 37_249, {}),
-    ("youtube_comments_sentiment/YoutubeCommentsDataSet.csv", 18_408, {}),
-])
+@pytest.mark.parametrize(
+    ("relative", "rows", "splits"),
+    [
+        ("tweeteval_sentiment", 47_615, {"train": 45_615, "validation": 2_000}),
+        ("tweeteval_sentiment/hf_parquet", 47_615, {"train": 45_615, "validation": 2_000}),
+        ("reddit_sentiment/Reddit_Data.csv", 37_249, {}),
+        ("youtube_comments_sentiment/YoutubeCommentsDataSet.csv", 18_408, {}),
+    ],
+)
 def test_shared_data_sets(relative: str, rows: int, splits: dict) -> None:
     frame = read_source(str(shared_dataset(relative)))
     assert len(frame) == rows

@@ -16,8 +16,7 @@ def frame_with_splits(*splits: str | None) -> pd.DataFrame:
 def test_source_splits_are_kept() -> None:
     frame = frame_with_splits("train", "validation", "test")
     splits = split_frame(frame, 0.1, 0.1, seed=1)
-    assert {name: len(part) for name, part in splits.items()} == {"train": 48, "validation": 48,
-                                                                  "test": 48}
+    assert {name: len(part) for name, part in splits.items()} == {"train": 48, "validation": 48, "test": 48}
 
 
 def test_missing_test_split_is_carved_from_train_stratified() -> None:
@@ -25,16 +24,14 @@ def test_missing_test_split_is_carved_from_train_stratified() -> None:
     splits = split_frame(frame, 0.1, 0.25, seed=1)
     assert len(splits["validation"]) == 48
     assert len(splits["test"]) == 24 and len(splits["train"]) == 72
-    assert splits["test"]["label"].value_counts().to_dict() == {"positive": 8, "negative": 8,
-                                                                "neutral": 8}
+    assert splits["test"]["label"].value_counts().to_dict() == {"positive": 8, "negative": 8, "neutral": 8}
     assert not set(splits["test"]["text"]) & set(splits["train"]["text"])
 
 
 def test_unsplit_source_gets_a_seeded_stratified_three_way_split() -> None:
     frame = frame_with_splits(None)
     first, again, other = (split_frame(frame, 0.25, 0.25, seed=s) for s in (3, 3, 4))
-    assert {name: len(part) for name, part in first.items()} == {"train": 72, "validation": 36,
-                                                                 "test": 36}
+    assert {name: len(part) for name, part in first.items()} == {"train": 72, "validation": 36, "test": 36}
     for name in first:
         pd.testing.assert_frame_equal(first[name], again[name])
         assert first[name]["label"].value_counts().nunique() == 1  # every class equally represented

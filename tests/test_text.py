@@ -5,17 +5,20 @@ from components.text import normalize_text
 from tests.conftest import shared_dataset
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("he\\u2019s got it", "he\u2019s got it"),
-    ("fish &amp; chips &amp;amp; more", "fish & chips & more"),
-    ("see https://t.co/abc123 now", "see http now"),
-    ("visit www.example.com", "visit http"),
-    ("@john and @Mary_99 said hi", "@user and @user said hi"),
-    ("mail me at a@b.com", "mail me at a@b.com"),
-    ("  lots   of\n\tspace  ", "lots of space"),
-    ("broken \\ud83d escape", "broken \\ud83d escape"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("he\\u2019s got it", "he\u2019s got it"),
+        ("fish &amp; chips &amp;amp; more", "fish & chips & more"),
+        ("see https://t.co/abc123 now", "see http now"),
+        ("visit www.example.com", "visit http"),
+        ("@john and @Mary_99 said hi", "@user and @user said hi"),
+        ("mail me at a@b.com", "mail me at a@b.com"),
+        ("  lots   of\n\tspace  ", "lots of space"),
+        ("broken \\ud83d escape", "broken \\ud83d escape"),
+        ("", ""),
+    ],
+)
 def test_normalize_text_table(raw: str, expected: str) -> None:
     assert normalize_text(raw) == expected
 

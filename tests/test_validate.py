@@ -12,24 +12,32 @@ def write(tmp_path: Path, rows: list[tuple]) -> str:
     return str(path)
 
 
-GOOD = [(f"text number {i}", label, None) for i, label in
-        enumerate(["negative", "neutral", "positive"] * 10)]
+GOOD = [(f"text number {i}", label, None) for i, label in enumerate(["negative", "neutral", "positive"] * 10)]
 BAD = [
-    (None, "positive", None), ("   ", "neutral", None),   # missing_text x2
-    ("caf\ufffd", "positive", None),                       # invalid_utf8
-    ("x" * 51, "negative", None),                          # too_long (limit 50 below)
-    ("fine text", "mixed", None),                          # unknown_label
-    ("same words", "positive", None), ("Same words ", "negative", None),  # conflicting_labels x2
-    ("text number 0", "negative", None),                   # duplicate_text (of GOOD[0])
+    (None, "positive", None),
+    ("   ", "neutral", None),  # missing_text x2
+    ("caf\ufffd", "positive", None),  # invalid_utf8
+    ("x" * 51, "negative", None),  # too_long (limit 50 below)
+    ("fine text", "mixed", None),  # unknown_label
+    ("same words", "positive", None),
+    ("Same words ", "negative", None),  # conflicting_labels x2
+    ("text number 0", "negative", None),  # duplicate_text (of GOOD[0])
 ]
 
 
 def test_bad_rows_are_quarantined_with_counts_per_reason(tmp_path: Path) -> None:
     clean, quarantine = tmp_path / "clean.parquet", tmp_path / "quarantine.parquet"
-    report = validate(write(tmp_path, GOOD + BAD), str(clean), str(quarantine), max_bad_fraction=0.3,
-                      max_text_chars=50)
-    assert report.quarantined == {"missing_text": 2, "invalid_utf8": 1, "too_long": 1,
-                                  "unknown_label": 1, "conflicting_labels": 2, "duplicate_text": 1}
+    report = validate(
+        write(tmp_path, GOOD + BAD), str(clean), str(quarantine), max_bad_fraction=0.3, max_text_chars=50
+    )
+    assert report.quarantined == {
+        "missing_text": 2,
+        "invalid_utf8": 1,
+        "too_long": 1,
+        "unknown_label": 1,
+        "conflicting_labels": 2,
+        "duplicate_text": 1,
+    }
     assert set(report.quarantined) == set(REASONS)
     assert (report.rows_in, report.rows_clean) == (38, 30)
     assert pd.read_parquet(clean)["text"].tolist() == [t for t, _, _ in GOOD]
@@ -40,8 +48,13 @@ def test_bad_rows_are_quarantined_with_counts_per_reason(tmp_path: Path) -> None
 def test_too_many_bad_rows_fail_but_the_quarantine_is_kept(tmp_path: Path) -> None:
     quarantine = tmp_path / "quarantine.parquet"
     with pytest.raises(ValidationError, match=r"21\.1% of rows are bad \(limit 10\.0%\)"):
-        validate(write(tmp_path, GOOD + BAD), str(tmp_path / "clean.parquet"), str(quarantine),
-                 max_bad_fraction=0.1, max_text_chars=50)
+        validate(
+            write(tmp_path, GOOD + BAD),
+            str(tmp_path / "clean.parquet"),
+            str(quarantine),
+            max_bad_fraction=0.1,
+            max_text_chars=50,
+        )
     assert len(pd.read_parquet(quarantine)) == 8
 
 

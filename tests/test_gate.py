@@ -1,0 +1,149 @@
+"""The gate's cases on a real MLflow registry, with small rule-based candidate models."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.evaluate import evaluate
+from components.gate import GateError, current_champion, decide, gate
+from components.labels import LABELS
+from components.sentiment_model import probabilities_frame, texts_of
+from tests.helpers import sentiment_frame
+
+
+class KeywordModel(mlflow.pyfunc.PythonModel):
+    """Labels texts by keyword; knowing fewer keywords makes a worse model."""
+
+    def __init__(
+        self, positive=("love", "amazing", "happy", "great"), negative=("hate", "terrible", "angry", "awful")
+    ):
+        self.words = {"positive": positive, "negative": negative}
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        def label(text: str) -> str:
+            hits = [name for name, words in self.words.items() if any(w in text for w in words)]
+            return hits[0] if hits else "neutral"
+
+        labels = [label(t) for t in texts_of(model_input)]
+        one_hot = np.array([[float(name == lab) for name in LABELS] for lab in labels])
+        return probabilities_frame(list(LABELS), one_hot)
+
+
+PERFECT = KeywordModel()  # macro recall 1.0 on the fixture
+PARTIAL = KeywordModel(negative=())  # never says negative: macro recall 2/3
+CONSTANT = KeywordModel(positive=(), negative=())  # always neutral: macro recall 1/3
+
+
+@pytest.fixture
+def test_path(tmp_path: Path) -> str:
+    path = tmp_path / "test.parquet"
+    sentiment_frame().to_parquet(path)
+    return str(path)
+
+
+def candidate(model: mlflow.pyfunc.PythonModel, tracking_uri: str, test_path: str | None) -> tuple:
+    """Log ``model`` in a run and (unless ``test_path`` is None) evaluate it like the pipeline does."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("sentiment")
+    with mlflow.start_run() as run:
+        uri = mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[]).model_uri
+    if test_path:
+        evaluate(run.info.run_id, uri, test_path, tracking_uri)
+    return run.info.run_id, uri
+
+
+def champion_version(tracking_uri: str) -> str | None:
+    version = current_champion(mlflow.MlflowClient(tracking_uri), "sentiment")
+    return str(version.version) if version else None
+
+
+def promote(model, tracking_uri: str, test_path: str, **rules):
+    return gate(*candidate(model, tracking_uri, test_path), test_path, tracking_uri, "sentiment", **rules)
+
+
+@pytest.mark.parametrize(
+    ("candidate_score", "champion_score", "margin", "promoted"),
+    [
+        (0.60, None, 0.0, True),  # first model over the floor
+        (0.40, None, 0.0, False),  # first model under the floor
+        (0.70, 0.60, 0.05, True),  # beats by more than the margin
+        (0.62, 0.60, 0.05, False),  # beats, but by less than the margin
+        (0.60, 0.60, 0.0, False),  # a tie never promotes
+        (0.55, 0.60, 0.0, False),  # worse
+        (0.45, 0.30, 0.0, False),  # better than the champion but under the floor
+    ],
+)
+def test_decision_rule(candidate_score, champion_score, margin, promoted) -> None:
+    assert decide(candidate_score, champion_score, margin, min_score=0.5)[0] is promoted
+
+
+def test_first_model_over_the_floor_becomes_champion(tracking_uri, test_path) -> None:
+    decision = promote(PERFECT, tracking_uri, test_path, min_score=0.5)
+    assert decision.promoted and decision.registered_version == "1"
+    assert champion_version(tracking_uri) == "1"
+    tags = mlflow.MlflowClient(tracking_uri).get_model_version("sentiment", "1").tags
+    assert tags["gate"] == "promoted" and float(tags["test_macro_recall"]) == pytest.approx(1.0)
+
+
+def test_first_model_under_the_floor_is_not_registered(tracking_uri, test_path) -> None:
+    decision = promote(CONSTANT, tracking_uri, test_path, min_score=0.5)
+    assert not decision.promoted and "below the floor" in decision.reason
+    assert mlflow.MlflowClient(tracking_uri).search_registered_models() == []
+
+
+def test_better_model_takes_over_and_worse_or_equal_ones_do_not(tracking_uri, test_path) -> None:
+    assert promote(PARTIAL, tracking_uri, test_path, min_score=0.5).promoted
+    better = promote(PERFECT, tracking_uri, test_path, min_score=0.5, min_improvement=0.1)
+    assert better.promoted and better.champion_score == pytest.approx(2 / 3)
+    assert champion_version(tracking_uri) == "2"
+
+    worse = promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
+    tie = promote(KeywordModel(), tracking_uri, test_path, min_score=0.5)
+    assert not worse.promoted and "does not beat" in worse.reason
+    assert not tie.promoted and tie.champion_score == tie.candidate_score == pytest.approx(1.0)
+    assert champion_version(tracking_uri) == "2"
+    run = mlflow.MlflowClient(tracking_uri).get_run(mlflow.last_active_run().info.run_id)
+    assert run.data.tags["gate.decision"] == "rejected"
+
+
+def test_margin_blocks_a_small_gain(tracking_uri, test_path) -> None:
+    promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
+    decision = promote(PERFECT, tracking_uri, test_path, min_score=0.5, min_improvement=0.5)
+    assert not decision.promoted and champion_version(tracking_uri) == "1"
+
+
+def test_crash_between_register_and_alias_keeps_the_old_champion(
+    tracking_uri, test_path, monkeypatch
+) -> None:
+    """Fault injection: the registry call that moves the alias fails (as a network cut would)."""
+    promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
+
+    def fail(*args, **kwargs):
+        raise ConnectionError("registry went away")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", fail)
+    with pytest.raises(ConnectionError):
+        promote(PERFECT, tracking_uri, test_path, min_score=0.5)
+    client = mlflow.MlflowClient(tracking_uri)
+    assert champion_version(tracking_uri) == "1"
+    assert client.get_model_version("sentiment", "2").tags["gate"] == "pending"
+
+
+def test_unevaluated_candidate_is_refused(tracking_uri, test_path) -> None:
+    promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
+    run_id, uri = candidate(PERFECT, tracking_uri, test_path=None)
+    with pytest.raises(GateError, match="evaluate it first"):
+        gate(run_id, uri, test_path, tracking_uri, "sentiment")
+    assert champion_version(tracking_uri) == "1"
+
+
+def test_candidate_evaluated_on_another_test_set_is_refused(tracking_uri, test_path, tmp_path: Path) -> None:
+    run_id, uri = candidate(PERFECT, tracking_uri, test_path)
+    other = tmp_path / "other_test.parquet"
+    sentiment_frame().iloc[:60].to_parquet(other)
+    with pytest.raises(GateError, match="for this test set"):
+        gate(run_id, uri, str(other), tracking_uri, "sentiment")
+    assert champion_version(tracking_uri) is None

@@ -1,0 +1,71 @@
+"""train_svm and evaluate on small real data, with the real encoder and a real MLflow store."""
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
+from components.labels import LABELS, probability_columns
+from components.preprocess import split_frame
+from components.train_svm import build_classifier, train_svm
+from tests.helpers import sentiment_frame
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> dict[str, str]:
+    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
+    paths = {}
+    for name, part in split_frame(frame, 0.25, 0.25, seed=5).items():
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        part.to_parquet(paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("classifier", ["logreg", "linear_svc"])
+def test_train_svm_logs_a_model_that_serves_and_evaluates(
+    classifier: str, splits, tracking_uri, tmp_path: Path
+) -> None:
+    result = train_svm(
+        splits["train"],
+        splits["validation"],
+        tracking_uri,
+        "sentiment",
+        classifier=classifier,
+        run_params='{"seed": 5}',
+    )
+    assert result.validation_metrics["macro_recall"] > 0.8
+
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["classifier"] == classifier
+    assert run.data.params["pipeline.seed"] == "5"
+    assert run.data.params["train_rows"] == "72"
+    assert run.data.metrics["validation_macro_recall"] == pytest.approx(
+        result.validation_metrics["macro_recall"]
+    )
+
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    answer = model.predict(
+        pd.DataFrame({"text": ["I love the album!", "I hate my flight.", "the hotel is scheduled for 5pm"]})
+    )
+    assert answer["label"].tolist() == ["positive", "negative", "neutral"]
+    assert answer[probability_columns()].sum(axis=1).round(6).eq(1).all()
+
+    png = tmp_path / "cm.png"
+    evaluation = evaluate(result.run_id, result.model_uri, splits["test"], tracking_uri, str(png))
+    test = pd.read_parquet(splits["test"])
+    assert sum(map(sum, evaluation.confusion_matrix)) == len(test) == 36
+    assert evaluation.metrics["macro_recall"] > 0.8
+    assert png.read_bytes().startswith(b"\x89PNG")
+    run = client.get_run(result.run_id)
+    assert run.data.tags[TEST_DIGEST_TAG] == dataset_digest(test)
+    assert {f"test_{label}_f1" for label in LABELS} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
+    assert artifacts == {"evaluation/confusion_matrix_test.png", "evaluation/test_report.json"}
+
+
+def test_unknown_classifier_is_rejected() -> None:
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        build_classifier("random_forest", 1.0, None, 0)
