@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
@@ -65,6 +66,8 @@ def run_locally(params: PipelineParams, workdir: Path) -> dict:
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = None
     tracking_uri = local_tracking_uri(workdir, params.experiment)
+    # The SubprocessRunner warns that it ignores the steps' base image: this venv is that image's twin.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"))
     task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
