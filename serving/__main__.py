@@ -11,7 +11,7 @@ import os
 import kserve
 from kserve import model_server
 
-from serving.model import SentimentModel
+from serving.model import ChampionNotFound, SentimentModel
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +34,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     if args.tracking_uri:
         import mlflow
 
         mlflow.set_tracking_uri(args.tracking_uri)
     model = SentimentModel(args.model_name, args.model_uri)
-    model.load()
+    try:
+        model.load()  # before the server listens: not ready until the model is loaded
+    except ChampionNotFound as exc:
+        logger.error("%s", exc)
+        raise SystemExit(1) from exc
     kserve.ModelServer(
         http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers, enable_grpc=args.enable_grpc
     ).start([model])

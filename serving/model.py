@@ -7,10 +7,15 @@ import mlflow
 import pandas as pd
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from mlflow.exceptions import MlflowException
 
 from serving.payload import texts_from_v1, texts_from_v2, v1_response, v2_response
 
 logger = logging.getLogger(__name__)
+
+
+class ChampionNotFound(RuntimeError):
+    """The model URI names a registry alias that does not resolve (e.g. no pipeline run promoted one)."""
 
 
 def pin_version(model_uri: str) -> tuple[str, str]:
@@ -18,7 +23,13 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     model and the reported version cannot disagree. Other URIs are returned as they are."""
     if model_uri.startswith("models:/") and "@" in model_uri:
         name, alias = model_uri.removeprefix("models:/").split("@", 1)
-        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+        try:
+            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+        except MlflowException as exc:
+            raise ChampionNotFound(
+                f"cannot resolve {model_uri} in the registry at {mlflow.get_tracking_uri()}: {exc.message}. "
+                "Run the pipeline first (make pipeline-run) so that the gate promotes a model."
+            ) from exc
         return f"models:/{name}/{version}", str(version)
     return model_uri, "unversioned"
 

@@ -1,0 +1,79 @@
+"""End to end: the whole pipeline through kfp.local on real TweetEval tweets, tracked by a real MLflow
+server, then the real KServe model server answering v1 and v2 exactly as the registered model does."""
+
+import tempfile
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from components.labels import LABELS, probability_columns
+from pipelines import run
+from tests.conftest import shared_dataset
+from tests.helpers import start_model_server, stop_process
+
+
+def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, **params) -> None:
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | params
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(values))
+    run.main(["--data", str(source), "--params", str(params_file), "--workdir", str(tmp_path / "mlops")])
+
+
+def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: Path, monkeypatch) -> None:
+    source = shared_dataset("tweeteval_sentiment")
+    # 400 tweets per split: too few for a good model, so the floor is set just above chance (1/3).
+    run_pipeline(source, tmp_path, monkeypatch, mlflow_server, max_rows_per_split=400, min_score=0.34)
+
+    mlflow.set_tracking_uri(mlflow_server)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    metrics = client.get_run(champion.run_id).data.metrics
+    assert metrics["test_macro_recall"] > 0.34 and metrics["train_seconds"] > 0
+    texts = pd.read_parquet(
+        shared_dataset("tweeteval_sentiment/hf_parquet/validation.parquet")
+    ).text.tolist()[:16]
+    expected = mlflow.pyfunc.load_model("models:/sentiment@champion").predict(pd.DataFrame({"text": texts}))
+
+    process, url, _ = start_model_server(mlflow_server, tmp_path / "server.log")
+    try:
+        v1 = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        v2 = httpx.post(
+            f"{url}/v2/models/sentiment/infer",
+            json={"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]},
+            timeout=60,
+        ).json()
+    finally:
+        stop_process(process)
+
+    assert v1["model_version"] == v2["model_version"] == str(champion.version)
+    assert [p["label"] for p in v1["predictions"]] == expected["label"].tolist()
+    v1_probabilities = [[p["probabilities"][label] for label in LABELS] for p in v1["predictions"]]
+    np.testing.assert_allclose(v1_probabilities, expected[probability_columns()], atol=1e-6)
+    outputs = {o["name"]: o["data"] for o in v2["outputs"]}
+    assert outputs["label"] == expected["label"].tolist()
+    np.testing.assert_allclose(
+        np.reshape(outputs["probabilities"], (len(texts), 3)), expected[probability_columns()], atol=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_full_tweeteval_pipeline_meets_the_svm_baseline(
+    mlflow_server: str, tmp_path: Path, monkeypatch
+) -> None:
+    """All 45,615 training tweets (about 10 minutes here): the SVM on MiniLM embeddings must reach the
+    published TweetEval SVM baseline (macro recall 0.629) on its held-out test split."""
+    run_pipeline(
+        shared_dataset("tweeteval_sentiment"), tmp_path, monkeypatch, mlflow_server, experiment="full"
+    )
+    client = mlflow.MlflowClient(mlflow_server)
+    run_id = client.search_runs([client.get_experiment_by_name("full").experiment_id])[0].info.run_id
+    assert client.get_run(run_id).data.metrics["test_macro_recall"] >= 0.629
