@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -65,6 +66,7 @@ def run_locally(params: PipelineParams, workdir: Path) -> dict:
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = None
+    os.environ.setdefault("TQDM_MININTERVAL", "10")  # progress bars become log lines: one per 10 s
     tracking_uri = local_tracking_uri(workdir, params.experiment)
     # The SubprocessRunner warns that it ignores the steps' base image: this venv is that image's twin.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
@@ -134,7 +136,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"submitted run {run_id} to {host}: follow it at {host.rstrip('/')}/#/runs/details/{run_id}")
         return
     started = time.perf_counter()
-    decision = run_locally(params, workdir)
+    try:
+        decision = run_locally(params, workdir)
+    except (
+        RuntimeError
+    ) as exc:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        raise SystemExit(f"{message} Its error is in the step's log above.") from exc
     print(summary(decision, time.perf_counter() - started))
 
 
