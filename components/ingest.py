@@ -4,13 +4,13 @@ and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) 
 
 import logging
 import os
-import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
 
+from components.hub import hub_unreachable
 from components.labels import normalize_labels
 
 logger = logging.getLogger(__name__)
@@ -144,20 +144,6 @@ def _download_s3(uri: str, target: Path) -> Path:
     return target
 
 
-def _hub_unreachable(timeout_s: float = 3.0) -> str | None:
-    """Why the hub cannot be reached (None when it can), found in seconds rather than after retries."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return None  # offline mode: datasets answers from its cache, or fails at once
-    host = urlparse(constants.ENDPOINT).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError as exc:
-        return f"{host} is unreachable ({exc})"
-    return None
-
-
 def _read_hub(dataset_id: str) -> pd.DataFrame:
     """``owner/name`` or ``owner/name:config`` from the Hugging Face hub, through ``datasets``."""
     import datasets
@@ -168,7 +154,7 @@ def _read_hub(dataset_id: str) -> pd.DataFrame:
         "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
         "to use a copy already in the Hugging Face cache)."
     )
-    problem = _hub_unreachable()
+    problem = hub_unreachable()
     if problem:
         raise DataSourceError(f"cannot load '{dataset_id}' from the Hugging Face hub: {problem}. {hint}")
     try:

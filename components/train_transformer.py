@@ -1,0 +1,202 @@
+"""train_transformer: fine-tune a Hugging Face sequence classifier (DistilBERT by default; the bundled
+all-MiniLM-L6-v2 weights when no hub is reachable) on the SVM's split, within a step and wall-clock budget,
+with early stopping on validation macro-F1, and log it to MLflow as a pyfunc model with its training curve.
+"""
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from components.hub import resolve_model
+from components.labels import LABELS
+from components.metrics import classification_metrics
+from components.text import normalize_text
+from components.tracking import use_tracking
+from components.train_svm import TrainResult
+from components.transformer_model import log_transformer_model
+
+logger = logging.getLogger(__name__)
+
+
+def _time_budget_callback(max_seconds: float):
+    """Stop training (after one last evaluation and save) once ``max_seconds`` have passed."""
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self):
+            self.started = time.monotonic()
+            self.exhausted = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.started > max_seconds:
+                self.exhausted = True
+                control.should_training_stop = True
+                control.should_evaluate = control.should_save = True
+            return control
+
+    return TimeBudget()
+
+
+def _tokenized(frame: pd.DataFrame, tokenizer, max_length: int):
+    import datasets
+
+    label_ids = {label: i for i, label in enumerate(LABELS)}
+    data = datasets.Dataset.from_dict(
+        {"text": [normalize_text(t) for t in frame["text"]], "label": [label_ids[x] for x in frame["label"]]}
+    )
+    return data.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length), batched=True
+    )
+
+
+def _macro_f1(prediction) -> dict[str, float]:
+    predicted = [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)]
+    truth = [LABELS[i] for i in prediction.label_ids]
+    metrics = classification_metrics(truth, predicted)
+    return {"macro_f1": metrics["macro_f1"], "macro_recall": metrics["macro_recall"]}
+
+
+def _log_training_curve(log_history: list[dict]) -> None:
+    """Log train loss and validation macro-F1 per step, and a plot of both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    scores = [(e["step"], e["eval_macro_f1"]) for e in log_history if "eval_macro_f1" in e]
+    for step, loss in losses:
+        mlflow.log_metric("train_loss", loss, step=step)
+    for step, score in scores:
+        mlflow.log_metric("curve_validation_macro_f1", score, step=step)
+    fig, loss_axis = plt.subplots(figsize=(6, 4))
+    if losses:
+        loss_axis.plot(*zip(*losses, strict=True), color="tab:blue", label="train loss")
+    loss_axis.set(xlabel="step", ylabel="train loss")
+    score_axis = loss_axis.twinx()
+    if scores:
+        score_axis.plot(
+            *zip(*scores, strict=True), color="tab:orange", marker="o", label="validation macro-F1"
+        )
+    score_axis.set(ylabel="validation macro-F1")
+    fig.legend(loc="upper right")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "training/curve.png")
+
+
+def train_transformer(
+    train_path: str,
+    validation_path: str,
+    tracking_uri: str,
+    experiment: str,
+    model_id: str = "distilbert-base-uncased",
+    offline_fallback: str = "all-MiniLM-L6-v2",
+    max_length: int = 64,
+    batch_size: int = 32,
+    learning_rate: float = 5e-5,
+    epochs: float = 1.0,
+    max_steps: int | None = None,
+    max_minutes: float = 30.0,
+    eval_steps: int = 200,
+    patience: int = 3,
+    threads: int | None = None,
+    seed: int = 42,
+    run_params: str = "{}",
+) -> TrainResult:
+    """Fine-tune ``model_id`` on ``train_path``; select the checkpoint with the best validation macro-F1.
+
+    Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
+    ``patience`` evaluations without improvement. Uses a GPU when one is present.
+    """
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+    )
+
+    if threads:
+        torch.set_num_threads(threads)
+    train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
+    source = resolve_model(model_id, offline_fallback)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+    budget = _time_budget_callback(max_minutes * 60)
+    use_tracking(tracking_uri, experiment)
+    with mlflow.start_run(run_name="transformer") as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
+        mlflow.log_params(
+            {"model_family": "transformer", "model_id": model_id, "model_source": source,
+             "max_length": max_length, "batch_size": batch_size, "learning_rate": learning_rate,
+             "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
+             "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
+             "train_rows": len(train), "validation_rows": len(validation)}
+        )  # fmt: skip
+        arguments = TrainingArguments(
+            output_dir=str(Path(tmp) / "checkpoints"),
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=batch_size * 2,
+            learning_rate=learning_rate,
+            num_train_epochs=epochs,
+            max_steps=max_steps or -1,
+            lr_scheduler_type="linear",
+            warmup_steps=0.06,
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            save_strategy="steps",
+            save_steps=eval_steps,
+            save_total_limit=2,
+            save_only_model=True,
+            load_best_model_at_end=True,
+            metric_for_best_model="macro_f1",
+            logging_steps=max(1, eval_steps // 4),
+            report_to="none",
+            seed=seed,
+        )
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=_tokenized(train, tokenizer, max_length),
+            eval_dataset=_tokenized(validation, tokenizer, max_length),
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=_macro_f1,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=patience), budget],
+        )
+        started = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - started
+        prediction = trainer.predict(trainer.eval_dataset)
+        predicted = [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)]
+        metrics = classification_metrics(validation["label"].tolist(), predicted)
+        stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
+        mlflow.set_tag("stopped_by", stopped_by)
+        _log_training_curve(trainer.state.log_history)
+        model_dir = Path(tmp) / "model"
+        trainer.save_model(str(model_dir))
+        mlflow.log_metrics(
+            {"train_seconds": train_seconds, "train_steps": trainer.state.global_step,
+             "model_mb": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 2**20,
+             **{f"validation_{k}": v for k, v in metrics.items()}}
+        )  # fmt: skip
+        model_uri = log_transformer_model(model_dir, max_length, batch_size)
+        mlflow.set_tag("model_uri", model_uri)
+    logger.info(
+        "transformer: %d steps in %.0f s (%s); validation macro recall %.4f, macro F1 %.4f",
+        trainer.state.global_step, train_seconds, stopped_by, metrics["macro_recall"], metrics["macro_f1"],
+    )  # fmt: skip
+    return TrainResult(run.info.run_id, model_uri, metrics)
