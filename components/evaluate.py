@@ -21,6 +21,7 @@ from components.tracking import use_tracking
 logger = logging.getLogger(__name__)
 
 TEST_DIGEST_TAG = "test_set_digest"
+PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,15 @@ def dataset_digest(test: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
 
-def score_model(model_uri: str, test: pd.DataFrame) -> tuple[dict[str, float], list[list[int]]]:
-    """Load a model through MLflow (as serving does) and compute its metrics on ``test``."""
-    model = mlflow.pyfunc.load_model(model_uri)
-    predicted = model.predict(test[["text"]])["label"].tolist()
-    truth = test["label"].tolist()
-    return classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
+def predict_labels(model_uri: str, test: pd.DataFrame) -> list[str]:
+    """Load a model through MLflow (as serving does) and predict a label for each test text."""
+    return mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"].tolist()
+
+
+def logged_predictions(run_id: str) -> list[str]:
+    """The test-split labels that evaluate predicted and logged for run ``run_id``, in test order."""
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT)
+    return pd.read_parquet(path)["predicted"].tolist()
 
 
 def evaluate(
@@ -52,11 +56,13 @@ def evaluate(
     confusion_png: str | IO[bytes] | None = None,
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
-    per-class report to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
+    per-class report and the per-text predictions (for the gate's paired test) to the training run
+    ``run_id``; also write the matrix PNG to ``confusion_png``.
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
-    metrics, matrix = score_model(model_uri, test)
+    predicted, truth = predict_labels(model_uri, test), test["label"].tolist()
+    metrics, matrix = classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
@@ -66,6 +72,9 @@ def evaluate(
         report = Path(tmp) / "test_report.json"
         report.write_text(json.dumps({"metrics": metrics, "confusion_matrix": matrix}, indent=2))
         mlflow.log_artifact(str(report), "evaluation")
+        predictions = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
+        test[["text", "label"]].assign(predicted=predicted).to_parquet(predictions, index=False)
+        mlflow.log_artifact(str(predictions), "evaluation")
     if confusion_png is not None:
         figure.savefig(confusion_png, format="png")
     logger.info(

@@ -61,3 +61,52 @@ def confusion_matrix_figure(matrix: list[list[int]], title: str):
         )
     fig.tight_layout()
     return fig
+
+
+def metric_on_samples(
+    truth: np.ndarray, predicted: np.ndarray, samples: np.ndarray, metric: str
+) -> np.ndarray:
+    """``metric`` (macro_recall, macro_f1 or accuracy) of each resample; ``truth``/``predicted`` are label ids
+    and ``samples`` an index matrix of shape (resamples, n). Vectorised: one confusion matrix per row."""
+    k = len(LABELS)
+    cells = truth[samples] * k + predicted[samples]
+    confusion = np.stack([np.bincount(row, minlength=k * k) for row in cells]).reshape(-1, k, k)
+    hits = np.diagonal(confusion, axis1=1, axis2=2).astype(float)
+    if metric == "accuracy":
+        return hits.sum(axis=1) / samples.shape[1]
+    support, predicted_count = confusion.sum(axis=2), confusion.sum(axis=1)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    if metric == "macro_recall":
+        return recall.mean(axis=1)
+    if metric == "macro_f1":
+        precision = np.divide(hits, predicted_count, out=np.zeros_like(hits), where=predicted_count > 0)
+        total = precision + recall
+        f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+        return f1.mean(axis=1)
+    raise ValueError(f"metric must be macro_recall, macro_f1 or accuracy, got {metric!r}")
+
+
+def paired_bootstrap(
+    truth: list[str],
+    candidate: list[str],
+    champion: list[str],
+    metric: str,
+    samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Paired bootstrap of ``metric(candidate) - metric(champion)`` over the same test texts.
+
+    Returns (observed difference, lower bound, upper bound) of the two-sided ``confidence`` interval.
+    """
+    ids = {label: i for i, label in enumerate(LABELS)}
+    y, a, b = (np.array([ids[x] for x in labels]) for labels in (truth, candidate, champion))
+    everything = np.arange(len(y))[None, :]
+    observed = float(
+        metric_on_samples(y, a, everything, metric)[0] - metric_on_samples(y, b, everything, metric)[0]
+    )
+    index = np.random.default_rng(seed).integers(0, len(y), size=(samples, len(y)))
+    differences = metric_on_samples(y, a, index, metric) - metric_on_samples(y, b, index, metric)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(differences, [tail, 1 - tail])
+    return observed, float(low), float(high)

@@ -1,7 +1,8 @@
-"""The served model: sentence embeddings + a linear classifier, packaged as an MLflow pyfunc.
+"""The SVM family's served model: sentence embeddings or TF-IDF n-grams + a linear classifier, packaged
+as an MLflow pyfunc.
 
-Training and serving both go through :func:`embed_texts`, so a text is normalised and encoded the same
-way in both; the logged model carries the encoder weights, so it loads with no model hub.
+Training and serving both go through :func:`featurize`, so a text is normalised and encoded the same way
+in both; an embeddings model carries its encoder weights, so it loads with no model hub.
 """
 
 import logging
@@ -25,7 +26,7 @@ SERVING_REQUIREMENTS = [
     "pandas==2.3.3",
     "mlflow==3.17.2",
 ]
-TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 
 
 def load_encoder(model_id: str):
@@ -49,6 +50,13 @@ def embed_texts(encoder, texts: list[str], batch_size: int = 64, progress: bool 
     )
 
 
+def featurize(encoder, texts: list[str], batch_size: int = 64, progress: bool = False):
+    """Embeddings when there is an encoder; else the normalised texts (a TF-IDF pipeline vectorises them)."""
+    if encoder is not None:
+        return embed_texts(encoder, texts, batch_size, progress)
+    return [normalize_text(t) for t in texts]
+
+
 def save_classifier(classifier, path: str) -> None:
     import skops.io
 
@@ -56,13 +64,13 @@ def save_classifier(classifier, path: str) -> None:
 
 
 def load_classifier(path: str):
-    """Load a skops file, trusting only scikit-learn and numpy types (never arbitrary pickles)."""
+    """Load a skops file, trusting only scikit-learn/numpy/scipy types (never arbitrary pickles)."""
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(file=path)
     foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
     if foreign:
-        raise ValueError(f"{path} holds types outside scikit-learn/numpy: {foreign}")
+        raise ValueError(f"{path} holds types outside scikit-learn/numpy/scipy: {foreign}")
     return skops.io.load(path, trusted=untrusted)
 
 
@@ -83,31 +91,36 @@ def texts_of(model_input) -> list[str]:
 
 
 class SentimentClassifier(mlflow.pyfunc.PythonModel):
-    """Embeddings + linear classifier; ``predict`` returns :func:`probabilities_frame`."""
+    """Features + linear classifier; ``predict`` returns :func:`probabilities_frame`."""
 
     def load_context(self, context) -> None:
-        self.encoder = load_encoder(context.artifacts["encoder"])
+        encoder = context.artifacts.get("encoder")
+        self.encoder = load_encoder(encoder) if encoder else None
         self.classifier = load_classifier(context.artifacts["classifier"])
         self.batch_size = int((context.model_config or {}).get("batch_size", 64))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        embeddings = embed_texts(self.encoder, texts_of(model_input), self.batch_size)
-        return probabilities_frame(list(self.classifier.classes_), self.classifier.predict_proba(embeddings))
+        features = featurize(self.encoder, texts_of(model_input), self.batch_size)
+        return probabilities_frame(list(self.classifier.classes_), self.classifier.predict_proba(features))
 
 
 def log_sentiment_model(encoder, classifier, workdir: Path, batch_size: int) -> str:
-    """Log the encoder weights and classifier as a pyfunc model in the active run; return its URI."""
+    """Log the classifier (and the encoder's weights, if any) as a pyfunc model in the active run; return
+    its URI."""
     from mlflow.models import infer_signature
 
-    encoder_dir, classifier_path = workdir / "encoder", workdir / "classifier.skops"
-    encoder.save(str(encoder_dir))
+    classifier_path = workdir / "classifier.skops"
     save_classifier(classifier, str(classifier_path))
+    artifacts = {"classifier": str(classifier_path)}
+    if encoder is not None:
+        encoder.save(str(workdir / "encoder"))
+        artifacts["encoder"] = str(workdir / "encoder")
     example = pd.DataFrame({"text": ["what a great day", "this is awful"]})
     output = probabilities_frame(list(LABELS), np.full((2, len(LABELS)), 1.0 / len(LABELS)))
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=SentimentClassifier(),
-        artifacts={"encoder": str(encoder_dir), "classifier": str(classifier_path)},
+        artifacts=artifacts,
         code_paths=[str(Path(__file__).parent)],
         model_config={"batch_size": batch_size},
         signature=infer_signature(example, output),

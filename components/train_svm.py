@@ -1,5 +1,6 @@
-"""train_svm: sentence embeddings (computed once per split, batched) + a linear SVM or logistic
-regression with class weights, logged to MLflow as a self-contained pyfunc model.
+"""train_svm: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
+character n-grams) + a linear SVM or logistic regression with class weights, logged to MLflow as a
+self-contained pyfunc model.
 """
 
 import json
@@ -12,16 +13,19 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from components.metrics import classification_metrics
-from components.sentiment_model import embed_texts, load_encoder, log_sentiment_model
+from components.sentiment_model import featurize, load_encoder, log_sentiment_model
 from components.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 
 CLASSIFIERS = ("logreg", "linear_svc")
+FEATURIZERS = ("embeddings", "tfidf")
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,23 @@ def build_classifier(kind: str, c: float, class_weight: str | None, seed: int):
     raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {kind!r}")
 
 
+def tfidf_pipeline(classifier) -> Pipeline:
+    """Word 1-2-grams and character 2-5-grams (within words), sublinear TF-IDF, then ``classifier``."""
+    features = FeatureUnion(
+        [
+            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+        ]
+    )
+    return Pipeline([("features", features), ("classifier", classifier)])
+
+
 def train_svm(
     train_path: str,
     validation_path: str,
     tracking_uri: str,
     experiment: str,
+    featurizer: str = "embeddings",
     encoder_id: str = "all-MiniLM-L6-v2",
     classifier: str = "logreg",
     c: float = 1.0,
@@ -56,17 +72,25 @@ def train_svm(
 ) -> TrainResult:
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
+    ``featurizer`` is ``embeddings`` (the sentence encoder ``encoder_id``) or ``tfidf``.
+
     ``run_params`` is the pipeline's whole parameter set (JSON), logged to the run for lineage.
     """
+    if featurizer not in FEATURIZERS:
+        raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
     train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
     model = build_classifier(classifier, c, class_weight, seed)
     use_tracking(tracking_uri, experiment)
-    with mlflow.start_run(run_name=f"svm-{classifier}") as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(run_name=f"svm-{featurizer}-{classifier}") as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
         mlflow.log_params(
             {
                 "model_family": "svm",
-                "encoder": encoder_id,
+                "featurizer": featurizer,
+                "encoder": encoder_id if featurizer == "embeddings" else "none",
                 "classifier": classifier,
                 "C": c,
                 "class_weight": class_weight,
@@ -74,17 +98,21 @@ def train_svm(
                 "validation_rows": len(validation),
             }
         )
-        encoder = load_encoder(encoder_id)
+        encoder = load_encoder(encoder_id) if featurizer == "embeddings" else None
+        if encoder is None:
+            model = tfidf_pipeline(model)
         started = time.perf_counter()
-        logger.info("embedding %d train and %d validation texts", len(train), len(validation))
-        train_x = embed_texts(encoder, train["text"].tolist(), batch_size, progress=True)
-        validation_x = embed_texts(encoder, validation["text"].tolist(), batch_size, progress=True)
-        embed_seconds = time.perf_counter() - started
+        logger.info(
+            "featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer
+        )
+        train_x = featurize(encoder, train["text"].tolist(), batch_size, progress=True)
+        validation_x = featurize(encoder, validation["text"].tolist(), batch_size, progress=True)
+        featurize_seconds = time.perf_counter() - started
         model.fit(train_x, train["label"].tolist())
         metrics = classification_metrics(validation["label"].tolist(), model.predict(validation_x).tolist())
         mlflow.log_metrics(
             {
-                "embed_seconds": embed_seconds,
+                "featurize_seconds": featurize_seconds,
                 "train_seconds": time.perf_counter() - started,
                 **{f"validation_{k}": v for k, v in metrics.items()},
             }

@@ -22,11 +22,24 @@ class PipelineParams:
     c: float
     class_weight: str
     batch_size: int
+    transformer_model_id: str
+    transformer_offline_fallback: str
+    transformer_max_length: int
+    transformer_batch_size: int
+    transformer_learning_rate: float
+    transformer_epochs: float
+    transformer_max_steps: int
+    transformer_max_minutes: float
+    transformer_eval_steps: int
+    transformer_patience: int
+    torch_threads: int
     experiment: str
     model_name: str
     gate_metric: str
     min_improvement: float
     min_score: float
+    gate_confidence: float
+    gate_bootstrap_samples: int
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":

@@ -1,15 +1,16 @@
-"""The training pipeline: ingest -> validate -> preprocess -> train_svm -> evaluate -> gate."""
+"""The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
+(SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) -> evaluate each -> gate."""
 
 from kfp import compiler, dsl
 
-from pipelines.steps import evaluate, gate, ingest, preprocess, train_svm, validate
+from pipelines.steps import evaluate, gate, ingest, preprocess, train_svm, train_transformer, validate
 
 PIPELINE_NAME = "sentiment-training"
 
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Train a sentiment classifier, evaluate it and gate it into the MLflow registry.",
+    description="Train sentiment classifiers of two families, evaluate them and gate the best into MLflow.",
 )
 def sentiment_pipeline(
     source: str,
@@ -24,16 +25,29 @@ def sentiment_pipeline(
     c: float,
     class_weight: str,
     batch_size: int,
+    transformer_model_id: str,
+    transformer_offline_fallback: str,
+    transformer_max_length: int,
+    transformer_batch_size: int,
+    transformer_learning_rate: float,
+    transformer_epochs: float,
+    transformer_max_steps: int,
+    transformer_max_minutes: float,
+    transformer_eval_steps: int,
+    transformer_patience: int,
+    torch_threads: int,
     experiment: str,
     model_name: str,
     gate_metric: str,
     min_improvement: float,
     min_score: float,
+    gate_confidence: float,
+    gate_bootstrap_samples: int,
     tracking_uri: str,
     run_params: str,
 ) -> str:
     """Parameters mirror ``params.yaml`` (see pipelines/params.py), plus where MLflow is
-    (``tracking_uri``) and the whole parameter set as JSON (``run_params``) for the run's lineage.
+    (``tracking_uri``) and the whole parameter set as JSON (``run_params``) for the runs' lineage.
     Returns the gate's decision as JSON.
     """
     ingested = ingest(source=source, seed=seed, max_rows_per_split=max_rows_per_split)
@@ -46,31 +60,36 @@ def sentiment_pipeline(
         test_fraction=test_fraction,
         seed=seed,
     )
-    trained = train_svm(
-        train=splits.outputs["train"],
-        validation=splits.outputs["validation"],
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        encoder_id=encoder_id,
-        classifier=classifier,
-        c=c,
-        class_weight=class_weight,
-        batch_size=batch_size,
-        seed=seed,
-        run_params=run_params,
-    )
-    evaluated = evaluate(
-        model=trained.outputs["model"], test=splits.outputs["test"], tracking_uri=tracking_uri
-    )
+    train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
+    candidates = {}
+    for featurizer in ("embeddings", "tfidf"):
+        candidates[f"svm_{featurizer}"] = train_svm(
+            train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
+            featurizer=featurizer, encoder_id=encoder_id, classifier=classifier, c=c,
+            class_weight=class_weight, batch_size=batch_size, seed=seed, run_params=run_params,
+        ).set_display_name(f"train-svm-{featurizer}")  # fmt: skip
+    candidates["transformer"] = train_transformer(
+        train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
+        model_id=transformer_model_id, offline_fallback=transformer_offline_fallback,
+        max_length=transformer_max_length, batch_size=transformer_batch_size,
+        learning_rate=transformer_learning_rate, epochs=transformer_epochs, max_steps=transformer_max_steps,
+        max_minutes=transformer_max_minutes, eval_steps=transformer_eval_steps, patience=transformer_patience,
+        threads=torch_threads, seed=seed, run_params=run_params,
+    )  # fmt: skip
+    evaluations = [
+        evaluate(model=task.outputs["model"], test=test, tracking_uri=tracking_uri).set_display_name(
+            f"evaluate-{name.replace('_', '-')}"
+        )
+        for name, task in candidates.items()
+    ]
     gated = gate(
-        model=trained.outputs["model"],
-        test=splits.outputs["test"],
-        tracking_uri=tracking_uri,
-        model_name=model_name,
-        metric=gate_metric,
-        min_improvement=min_improvement,
-        min_score=min_score,
-    ).after(evaluated)
+        **{name: task.outputs["model"] for name, task in candidates.items()},
+        test=test, tracking_uri=tracking_uri, model_name=model_name, metric=gate_metric,
+        min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
+        bootstrap_samples=gate_bootstrap_samples, seed=seed,
+    )  # fmt: skip
+    for evaluation in evaluations:
+        gated.after(evaluation)
     return gated.output
 
 

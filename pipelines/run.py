@@ -90,31 +90,35 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     return result.run_id
 
 
+def candidate_name(params: dict) -> str:
+    """A short name for a training run from its logged params: svm-embeddings, svm-tfidf, transformer."""
+    return "svm-" + params["featurizer"] if params["model_family"] == "svm" else params["model_family"]
+
+
 def summary(decision: dict, seconds: float) -> str:
-    """What was trained, its metrics, the gate's decision and how to serve it."""
+    """What was trained, each candidate's metrics, the gate's decision and how to serve it."""
     import mlflow
 
-    run = mlflow.MlflowClient(decision["tracking_uri"]).get_run(decision["run_id"])
-    metrics, data = run.data.metrics, run.data.params
+    client = mlflow.MlflowClient(decision["tracking_uri"])
+    names = ("macro_recall", "macro_f1", "accuracy")
     lines = [
         f"pipeline finished in {seconds:.0f} s",
-        f"trained: {data['model_family']} ({data['encoder']} + {data['classifier']}) on "
-        f"{data['train_rows']} texts; MLflow run {decision['run_id']}",
+        f"{'candidate':<16}{'split':<12}" + "".join(f"{n:>14}" for n in names),
     ]
-    for split in ("validation", "test"):
-        lines.append(
-            f"{split:>10}: "
-            + ", ".join(
-                f"{name} {metrics[f'{split}_{name}']:.4f}"
-                for name in ("macro_recall", "macro_f1", "accuracy")
-            )
-        )
+    model_name = None
+    for run_id in decision["candidate_scores"]:
+        run = client.get_run(run_id)
+        model_name = run.data.params["pipeline.model_name"]
+        for split in ("validation", "test"):
+            values = "".join(f"{run.data.metrics[f'{split}_{n}']:>14.4f}" for n in names)
+            lines.append(f"{candidate_name(run.data.params):<16}{split:<12}{values}")
+    chosen = candidate_name(client.get_run(decision["run_id"]).data.params)
     verdict = "PROMOTED to champion" if decision["promoted"] else "rejected"
+    lines.append(f"best candidate: {chosen} (MLflow run {decision['run_id']})")
     lines.append(f"gate: {verdict}: {decision['reason']}")
     if decision["promoted"]:
         lines.append(
-            f"serve it: make serve  (loads models:/{data['pipeline.model_name']}@champion "
-            f"from {decision['tracking_uri']})"
+            f"serve it: make serve  (loads models:/{model_name}@champion from {decision['tracking_uri']})"
         )
     return "\n".join(lines)
 

@@ -76,6 +76,7 @@ def train_svm(
     validation: Input[Dataset],
     tracking_uri: str,
     experiment: str,
+    featurizer: str,
     encoder_id: str,
     classifier: str,
     c: float,
@@ -86,23 +87,58 @@ def train_svm(
     model: Output[Model],
     validation_metrics: Output[Metrics],
 ):
-    """Sentence embeddings + linear classifier, logged to MLflow; the Model artifact points at it."""
+    """Embeddings or TF-IDF + linear classifier, logged to MLflow; the Model artifact points at it."""
     from components.train_svm import train_svm as train_svm_model
 
     result = train_svm_model(
-        train.path,
-        validation.path,
-        tracking_uri,
-        experiment,
-        encoder_id,
-        classifier,
-        c,
-        None if class_weight == "none" else class_weight,
-        batch_size,
-        seed,
-        run_params,
+        train.path, validation.path, tracking_uri, experiment, featurizer=featurizer, encoder_id=encoder_id,
+        classifier=classifier, c=c, class_weight=None if class_weight == "none" else class_weight,
+        batch_size=batch_size, seed=seed, run_params=run_params,
+    )  # fmt: skip
+    model.metadata.update(
+        {"run_id": result.run_id, "model_uri": result.model_uri, "family": f"svm-{featurizer}"}
     )
-    model.metadata.update({"run_id": result.run_id, "model_uri": result.model_uri, "family": "svm"})
+    with open(model.path, "w") as pointer:
+        pointer.write(result.model_uri)
+    for name in ("macro_recall", "macro_f1", "accuracy"):
+        validation_metrics.log_metric(name, result.validation_metrics[name])
+
+
+@component
+def train_transformer(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    tracking_uri: str,
+    experiment: str,
+    model_id: str,
+    offline_fallback: str,
+    max_length: int,
+    batch_size: int,
+    learning_rate: float,
+    epochs: float,
+    max_steps: int,
+    max_minutes: float,
+    eval_steps: int,
+    patience: int,
+    threads: int,
+    seed: int,
+    run_params: str,
+    model: Output[Model],
+    validation_metrics: Output[Metrics],
+):
+    """Fine-tune a Hugging Face classifier within a budget, logged to MLflow; the Model artifact points at it.
+
+    ``max_steps`` and ``threads`` of 0 leave the number of steps to ``epochs`` and threads to torch.
+    """
+    from components.train_transformer import train_transformer as train_transformer_model
+
+    result = train_transformer_model(
+        train.path, validation.path, tracking_uri, experiment, model_id=model_id,
+        offline_fallback=offline_fallback, max_length=max_length, batch_size=batch_size,
+        learning_rate=learning_rate, epochs=epochs, max_steps=max_steps or None, max_minutes=max_minutes,
+        eval_steps=eval_steps, patience=patience, threads=threads or None, seed=seed, run_params=run_params,
+    )  # fmt: skip
+    model.metadata.update({"run_id": result.run_id, "model_uri": result.model_uri, "family": "transformer"})
     with open(model.path, "w") as pointer:
         pointer.write(result.model_uri)
     for name in ("macro_recall", "macro_f1", "accuracy"):
@@ -139,31 +175,31 @@ def evaluate(
 
 @component
 def gate(
-    model: Input[Model],
+    svm_embeddings: Input[Model],
+    svm_tfidf: Input[Model],
+    transformer: Input[Model],
     test: Input[Dataset],
     tracking_uri: str,
     model_name: str,
     metric: str,
     min_improvement: float,
     min_score: float,
+    confidence: float,
+    bootstrap_samples: int,
+    seed: int,
 ) -> str:
-    """Promote the candidate to the registry's ``champion`` alias only if it beats the champion.
-
-    Returns the decision (with the candidate's run id) as JSON.
-    """
+    """Promote the best candidate to the registry's ``champion`` alias only if it beats the champion
+    (margin and paired-bootstrap interval). Returns the decision as JSON."""
     import json
     from dataclasses import asdict
 
     from components.gate import gate as gate_model
 
+    candidates = [
+        (m.metadata["run_id"], m.metadata["model_uri"]) for m in (svm_embeddings, svm_tfidf, transformer)
+    ]
     result = gate_model(
-        model.metadata["run_id"],
-        model.metadata["model_uri"],
-        test.path,
-        tracking_uri,
-        model_name,
-        metric,
-        min_improvement,
-        min_score,
-    )
-    return json.dumps({**asdict(result), "run_id": model.metadata["run_id"]})
+        candidates, test.path, tracking_uri, model_name, metric=metric, min_improvement=min_improvement,
+        min_score=min_score, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
+    )  # fmt: skip
+    return json.dumps(asdict(result))

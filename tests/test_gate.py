@@ -10,6 +10,7 @@ import pytest
 from components.evaluate import evaluate
 from components.gate import GateError, current_champion, decide, gate
 from components.labels import LABELS
+from components.metrics import paired_bootstrap
 from components.sentiment_model import probabilities_frame, texts_of
 from tests.helpers import sentiment_frame
 
@@ -61,23 +62,24 @@ def champion_version(tracking_uri: str) -> str | None:
 
 
 def promote(model, tracking_uri: str, test_path: str, **rules):
-    return gate(*candidate(model, tracking_uri, test_path), test_path, tracking_uri, "sentiment", **rules)
+    return gate([candidate(model, tracking_uri, test_path)], test_path, tracking_uri, "sentiment", **rules)
 
 
 @pytest.mark.parametrize(
-    ("candidate_score", "champion_score", "margin", "promoted"),
+    ("candidate_score", "champion_score", "interval", "margin", "promoted"),
     [
-        (0.60, None, 0.0, True),  # first model over the floor
-        (0.40, None, 0.0, False),  # first model under the floor
-        (0.70, 0.60, 0.05, True),  # beats by more than the margin
-        (0.62, 0.60, 0.05, False),  # beats, but by less than the margin
-        (0.60, 0.60, 0.0, False),  # a tie never promotes
-        (0.55, 0.60, 0.0, False),  # worse
-        (0.45, 0.30, 0.0, False),  # better than the champion but under the floor
+        (0.60, None, None, 0.0, True),  # first model over the floor
+        (0.40, None, None, 0.0, False),  # first model under the floor
+        (0.70, 0.60, (0.05, 0.15), 0.05, True),  # beats by more than the margin, significantly
+        (0.70, 0.60, (-0.01, 0.2), 0.05, False),  # beats by the margin, but the interval includes 0
+        (0.62, 0.60, (0.01, 0.03), 0.05, False),  # beats significantly, but by less than the margin
+        (0.60, 0.60, (0.0, 0.0), 0.0, False),  # a tie never promotes
+        (0.55, 0.60, (-0.1, 0.0), 0.0, False),  # worse
+        (0.45, 0.30, (0.1, 0.2), 0.0, False),  # better than the champion but under the floor
     ],
 )
-def test_decision_rule(candidate_score, champion_score, margin, promoted) -> None:
-    assert decide(candidate_score, champion_score, margin, min_score=0.5)[0] is promoted
+def test_decision_rule(candidate_score, champion_score, interval, margin, promoted) -> None:
+    assert decide(candidate_score, champion_score, interval, margin, min_score=0.5)[0] is promoted
 
 
 def test_first_model_over_the_floor_becomes_champion(tracking_uri, test_path) -> None:
@@ -136,7 +138,7 @@ def test_unevaluated_candidate_is_refused(tracking_uri, test_path) -> None:
     promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
     run_id, uri = candidate(PERFECT, tracking_uri, test_path=None)
     with pytest.raises(GateError, match="evaluate it first"):
-        gate(run_id, uri, test_path, tracking_uri, "sentiment")
+        gate([(run_id, uri)], test_path, tracking_uri, "sentiment")
     assert champion_version(tracking_uri) == "1"
 
 
@@ -145,5 +147,35 @@ def test_candidate_evaluated_on_another_test_set_is_refused(tracking_uri, test_p
     other = tmp_path / "other_test.parquet"
     sentiment_frame().iloc[:60].to_parquet(other)
     with pytest.raises(GateError, match="for this test set"):
-        gate(run_id, uri, str(other), tracking_uri, "sentiment")
+        gate([(run_id, uri)], str(other), tracking_uri, "sentiment")
     assert champion_version(tracking_uri) is None
+
+
+def test_best_of_several_candidates_is_chosen_and_every_score_recorded(tracking_uri, test_path) -> None:
+    runs = [candidate(model, tracking_uri, test_path) for model in (PARTIAL, PERFECT, CONSTANT)]
+    decision = gate(runs, test_path, tracking_uri, "sentiment", min_score=0.5)
+    assert decision.promoted and decision.run_id == runs[1][0]
+    assert decision.candidate_scores == pytest.approx({runs[0][0]: 2 / 3, runs[1][0]: 1.0, runs[2][0]: 1 / 3})
+    run = mlflow.MlflowClient(tracking_uri).get_run(runs[1][0])
+    assert run.data.tags["gate.decision"] == "promoted"
+
+
+def test_promotion_records_the_bootstrap_interval(tracking_uri, test_path) -> None:
+    promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
+    decision = promote(PERFECT, tracking_uri, test_path, min_score=0.5)
+    low, high = decision.interval
+    assert 0 < low <= high and low - 1e-9 <= 1 / 3 <= high + 1e-9  # the observed gain is 1/3
+    metrics = mlflow.MlflowClient(tracking_uri).get_run(decision.run_id).data.metrics
+    assert metrics["gate_interval_low"] == pytest.approx(low)
+
+
+def test_paired_bootstrap_interval() -> None:
+    truth = ["negative", "neutral", "positive"] * 100
+    rng = np.random.default_rng(1)
+    noisy = [label if rng.random() < 0.7 else "neutral" for label in truth]
+    slightly_different = [t if i % 50 else "negative" for i, t in enumerate(noisy)]
+    assert paired_bootstrap(truth, noisy, noisy, "macro_recall") == (0.0, 0.0, 0.0)
+    gain, low, high = paired_bootstrap(truth, truth, noisy, "macro_f1", samples=500)
+    assert 0 < low < gain < high
+    gain, low, high = paired_bootstrap(truth, slightly_different, noisy, "accuracy", samples=500)
+    assert low < 0 < high

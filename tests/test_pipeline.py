@@ -26,8 +26,11 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     expected = {f.name for f in fields(PipelineParams)} | {"tracking_uri", "run_params"}
     assert set(loaded.component_spec.inputs) == expected
     tasks = yaml.safe_load(Path(package).read_text())["root"]["dag"]["tasks"]
-    assert set(tasks) == {"ingest", "validate", "preprocess", "train-svm", "evaluate", "gate"}
-    assert "evaluate" in tasks["gate"]["dependentTasks"]
+    assert set(tasks) == {
+        "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer",
+        "evaluate", "evaluate-2", "evaluate-3", "gate",
+    }  # fmt: skip
+    assert {"evaluate", "evaluate-2", "evaluate-3"} <= set(tasks["gate"]["dependentTasks"])
 
 
 def test_params_file_matches_the_typed_config() -> None:
@@ -80,7 +83,9 @@ def test_validate_task_fails_the_run_on_bad_data(kfp_local: Path, tmp_path: Path
 
 
 def write_params(tmp_path: Path, **changes) -> Path:
-    values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | changes
+    """params.yaml with ``changes``, and a transformer budget of a few steps (tests check wiring, not scores)."""
+    budget = {"transformer_max_steps": 12, "transformer_eval_steps": 6, "transformer_batch_size": 16}
+    values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | budget | changes
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -98,6 +103,8 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     run.main(["--data", str(source), "--params", str(write_params(tmp_path)), "--workdir", str(workdir)])
 
     printed = capsys.readouterr().out
+    for name in ("svm-embeddings", "svm-tfidf", "transformer"):
+        assert f"{name:<16}test" in printed
     assert "gate: PROMOTED to champion: first model" in printed
     assert "serve it: make serve" in printed
     assert (workdir / "sentiment_pipeline.yaml").exists()

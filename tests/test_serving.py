@@ -36,7 +36,7 @@ def champion_store(tmp_path_factory) -> str:
         part.to_parquet(paths[name])
     trained = train_svm(paths["train"], paths["validation"], uri, "sentiment")
     evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
-    assert gate(trained.run_id, trained.model_uri, paths["test"], uri, "sentiment").promoted
+    assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted
     return uri
 
 

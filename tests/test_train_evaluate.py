@@ -23,23 +23,19 @@ def splits(tmp_path: Path) -> dict[str, str]:
     return paths
 
 
-@pytest.mark.parametrize("classifier", ["logreg", "linear_svc"])
+@pytest.mark.parametrize(("featurizer", "classifier"), [("embeddings", "logreg"), ("tfidf", "linear_svc")])
 def test_train_svm_logs_a_model_that_serves_and_evaluates(
-    classifier: str, splits, tracking_uri, tmp_path: Path
+    featurizer: str, classifier: str, splits, tracking_uri, tmp_path: Path
 ) -> None:
     result = train_svm(
-        splits["train"],
-        splits["validation"],
-        tracking_uri,
-        "sentiment",
-        classifier=classifier,
-        run_params='{"seed": 5}',
-    )
+        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer=featurizer,
+        classifier=classifier, run_params='{"seed": 5}',
+    )  # fmt: skip
     assert result.validation_metrics["macro_recall"] > 0.8
 
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
-    assert run.data.params["classifier"] == classifier
+    assert (run.data.params["featurizer"], run.data.params["classifier"]) == (featurizer, classifier)
     assert run.data.params["pipeline.seed"] == "5"
     assert run.data.params["train_rows"] == "72"
     assert run.data.metrics["validation_macro_recall"] == pytest.approx(
@@ -63,9 +59,15 @@ def test_train_svm_logs_a_model_that_serves_and_evaluates(
     assert run.data.tags[TEST_DIGEST_TAG] == dataset_digest(test)
     assert {f"test_{label}_f1" for label in LABELS} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
-    assert artifacts == {"evaluation/confusion_matrix_test.png", "evaluation/test_report.json"}
+    assert artifacts == {
+        "evaluation/confusion_matrix_test.png",
+        "evaluation/test_report.json",
+        "evaluation/test_predictions.parquet",
+    }
 
 
-def test_unknown_classifier_is_rejected() -> None:
+def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> None:
     with pytest.raises(ValueError, match="classifier must be one of"):
         build_classifier("random_forest", 1.0, None, 0)
+    with pytest.raises(ValueError, match="featurizer must be one of"):
+        train_svm(splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="bag_of_words")
