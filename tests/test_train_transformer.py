@@ -1,0 +1,117 @@
+"""train_transformer with tiny budgets on small real data (the bundled MiniLM weights, a real MLflow
+store), and the gate choosing between the two families."""
+
+from pathlib import Path
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+
+from components import hub
+from components.evaluate import evaluate
+from components.gate import current_champion, gate
+from components.labels import probability_columns
+from components.preprocess import split_frame
+from components.train_svm import train_svm
+from components.train_transformer import train_transformer
+from tests.helpers import sentiment_frame, start_model_server, stop_process
+
+TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> dict[str, str]:
+    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
+    paths = {}
+    for name, part in split_frame(frame, 0.25, 0.25, seed=2).items():
+        paths[name] = str(tmp_path / f"{name}.parquet")
+        part.to_parquet(paths[name])
+    return paths
+
+
+def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_uri) -> None:
+    result = train_transformer(
+        splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=24, **TINY
+    )
+    assert result.validation_metrics["macro_recall"] > 0.8
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["model_family"] == "transformer"
+    assert (
+        run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
+    )
+    assert len(client.get_metric_history(result.run_id, "curve_validation_macro_f1")) == 3
+    assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
+
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    texts = [
+        "I love the album!",
+        "I hate my flight.",
+        "the hotel is scheduled for 5pm",
+        "so happy with this book :)",
+    ]
+    answer = model.predict(pd.DataFrame({"text": texts}))
+    assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
+    assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
+
+
+def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
+    result = train_transformer(
+        splits["train"], splits["validation"], tracking_uri, "sentiment", epochs=50, max_minutes=0.001, **TINY
+    )
+    run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
+    assert run.data.tags["stopped_by"] == "time_budget"
+    assert run.data.metrics["train_steps"] == 1  # the budget is checked after every step
+
+
+def test_hub_default_falls_back_to_the_bundled_weights_offline(monkeypatch) -> None:
+    """The hub's reachability is faked here (both answers), so the test means the same on any network."""
+    monkeypatch.setattr(hub, "hub_unreachable", lambda: "no network")
+    assert hub.resolve_model("distilbert-base-uncased", "all-MiniLM-L6-v2") == hub.bundled_minilm_path()
+    monkeypatch.setattr(hub, "hub_unreachable", lambda: None)
+    assert hub.resolve_model("distilbert-base-uncased", "all-MiniLM-L6-v2") == "distilbert-base-uncased"
+    assert hub.resolve_model("sentence-transformers/all-MiniLM-L6-v2") == hub.bundled_minilm_path()
+
+
+def candidate(trained, test_path: str, tracking_uri: str) -> tuple[str, str]:
+    evaluate(trained.run_id, trained.model_uri, test_path, tracking_uri)
+    return trained.run_id, trained.model_uri
+
+
+def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_one(
+    splits, tracking_uri, tmp_path: Path
+) -> None:
+    few = tmp_path / "few.parquet"  # two texts per class: a weak TF-IDF SVM champion
+    pd.read_parquet(splits["train"]).groupby("label").head(2).to_parquet(few)
+    svm = train_svm(str(few), splits["validation"], tracking_uri, "sentiment", featurizer="tfidf")
+    first = gate([candidate(svm, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment")
+    assert first.promoted
+
+    starved = train_transformer(
+        splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=1, **TINY
+    )
+    kept = gate([candidate(starved, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment")
+    assert not kept.promoted and kept.candidate_score < kept.champion_score
+    assert current_champion(mlflow.MlflowClient(tracking_uri), "sentiment").run_id == svm.run_id
+
+    trained = train_transformer(
+        splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=24, **TINY
+    )
+    taken = gate(
+        [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment"
+    )
+    assert taken.promoted and taken.interval[0] > 0
+    champion = current_champion(mlflow.MlflowClient(tracking_uri), "sentiment")
+    assert champion.run_id == trained.run_id and str(champion.version) == "2"
+
+    # The predictor serves whichever family is champion, with the same answers.
+    process, url, _ = start_model_server(tracking_uri, tmp_path / "server.log")
+    try:
+        texts = ["I love the album!", "I hate my flight."]
+        body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+    finally:
+        stop_process(process)
+    expected = mlflow.pyfunc.load_model(trained.model_uri).predict(pd.DataFrame({"text": texts}))
+    assert body["model_version"] == "2"
+    assert [p["label"] for p in body["predictions"]] == expected["label"].tolist() == ["positive", "negative"]
