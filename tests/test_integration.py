@@ -72,11 +72,12 @@ def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: P
 def test_full_tweeteval_pipeline_meets_the_svm_baseline(
     mlflow_server: str, tmp_path: Path, monkeypatch
 ) -> None:
-    """All 45,615 training tweets (about 10 minutes here): the SVM on MiniLM embeddings must reach the
-    published TweetEval SVM baseline (macro recall 0.629) on its held-out test split."""
+    """All 45,615 training tweets and the default budgets (about 50 minutes here): the candidate the gate
+    chooses must reach the published TweetEval SVM baseline (macro recall 0.629) on the held-out test split."""
     run_pipeline(
         shared_dataset("tweeteval_sentiment"), tmp_path, monkeypatch, mlflow_server, experiment="full"
     )
     client = mlflow.MlflowClient(mlflow_server)
-    run_id = client.search_runs([client.get_experiment_by_name("full").experiment_id])[0].info.run_id
-    assert client.get_run(run_id).data.metrics["test_macro_recall"] >= 0.629
+    experiment_id = client.get_experiment_by_name("full").experiment_id
+    [chosen] = client.search_runs([experiment_id], filter_string="tags.`gate.decision` = 'promoted'")
+    assert chosen.data.metrics["test_macro_recall"] >= 0.629
