@@ -73,7 +73,7 @@ def test_full_tweeteval_pipeline_meets_the_svm_baseline(
     mlflow_server: str, tmp_path: Path, monkeypatch
 ) -> None:
     """All 45,615 training tweets and the default budgets (about 50 minutes here): the candidate the gate
-    chooses must reach the published TweetEval SVM baseline (macro recall 0.629) on the held-out test split."""
+    chooses must reach the published TweetEval SVM baseline (macro recall 0.629) on the held-out test."""
     run_pipeline(
         shared_dataset("tweeteval_sentiment"), tmp_path, monkeypatch, mlflow_server, experiment="full"
     )
