@@ -16,6 +16,7 @@ from components.metrics import (
     confusion_matrix_figure,
     label_confusion_matrix,
 )
+from components.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
 from components.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Evaluation:
     metrics: dict[str, float]
     confusion_matrix: list[list[int]]
     test_digest: str
+    model_card: str
 
 
 def dataset_digest(test: pd.DataFrame) -> str:
@@ -56,17 +58,23 @@ def evaluate(
     confusion_png: str | IO[bytes] | None = None,
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
-    per-class report and the per-text predictions (for the gate's paired test) to the training run
-    ``run_id``; also write the matrix PNG to ``confusion_png``.
+    per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
+    size and the model card to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
-    predicted, truth = predict_labels(model_uri, test), test["label"].tolist()
+    local_model = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    model = mlflow.pyfunc.load_model(local_model)
+    predicted, truth = model.predict(test[["text"]])["label"].tolist(), test["label"].tolist()
     metrics, matrix = classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        mlflow.log_metrics({
+            "latency_ms_per_text": single_text_latency_ms(model, test["text"].tolist()),
+            "model_mb": sum(f.stat().st_size for f in Path(local_model).rglob("*") if f.is_file()) / 2**20,
+        })  # fmt: skip
         mlflow.set_tags({TEST_DIGEST_TAG: digest, "test_rows": str(len(test))})
         mlflow.log_figure(figure, "evaluation/confusion_matrix_test.png")
         report = Path(tmp) / "test_report.json"
@@ -75,6 +83,8 @@ def evaluate(
         predictions = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
         test[["text", "label"]].assign(predicted=predicted).to_parquet(predictions, index=False)
         mlflow.log_artifact(str(predictions), "evaluation")
+        card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
+        mlflow.log_text(card, MODEL_CARD_ARTIFACT)
     if confusion_png is not None:
         figure.savefig(confusion_png, format="png")
     logger.info(
@@ -83,4 +93,4 @@ def evaluate(
         metrics["macro_f1"],
         metrics["accuracy"],
     )
-    return Evaluation(metrics, matrix, digest)
+    return Evaluation(metrics, matrix, digest, card)

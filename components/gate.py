@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 
 from components.evaluate import TEST_DIGEST_TAG, dataset_digest, logged_predictions, predict_labels
 from components.metrics import paired_bootstrap
+from components.model_card import MODEL_CARD_ARTIFACT
 from components.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ def gate(
             model_name,
             tags={"gate": "pending", f"test_{metric}": f"{scores[run_id]:.6f}", "run_id": run_id},
         )
+        card = mlflow.artifacts.load_text(f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}")
+        client.update_model_version(model_name, version.version, description=card)
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
         client.set_model_version_tag(model_name, version.version, "gate", "promoted")
         registered = str(version.version)

@@ -190,7 +190,6 @@ def train_transformer(
         trainer.save_model(str(model_dir))
         mlflow.log_metrics(
             {"train_seconds": train_seconds, "train_steps": trainer.state.global_step,
-             "model_mb": sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 2**20,
              **{f"validation_{k}": v for k, v in metrics.items()}}
         )  # fmt: skip
         model_uri = log_transformer_model(model_dir, max_length, batch_size)

@@ -8,7 +8,7 @@ is pip-installed at run time; kfp.local's SubprocessRunner runs the same code in
 import os
 
 from kfp import dsl
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 TRAIN_IMAGE = os.environ.get("TRAIN_IMAGE", "sentiment-mlops-train:latest")
 component = dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
@@ -153,8 +153,9 @@ def evaluate(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     confusion_matrix: Output[HTML],
+    model_card: Output[Markdown],
 ):
-    """Score the logged model on the test split; metrics go to MLflow and to KFP."""
+    """Score the logged model on the test split; metrics and the model card go to MLflow and to KFP."""
     import base64
     import io
 
@@ -171,6 +172,8 @@ def evaluate(
     image = base64.b64encode(png.getvalue()).decode("ascii")
     with open(confusion_matrix.path, "w") as page:
         page.write(f'<img alt="test confusion matrix" src="data:image/png;base64,{image}">')
+    with open(model_card.path, "w") as card:
+        card.write(result.model_card)
 
 
 @component

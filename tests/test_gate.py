@@ -88,6 +88,8 @@ def test_first_model_over_the_floor_becomes_champion(tracking_uri, test_path) ->
     assert champion_version(tracking_uri) == "1"
     tags = mlflow.MlflowClient(tracking_uri).get_model_version("sentiment", "1").tags
     assert tags["gate"] == "promoted" and float(tags["test_macro_recall"]) == pytest.approx(1.0)
+    description = mlflow.MlflowClient(tracking_uri).get_model_version("sentiment", "1").description
+    assert description.startswith("# Model card:") and "| test | 1.0000 | 1.0000 | 1.0000 |" in description
 
 
 def test_first_model_under_the_floor_is_not_registered(tracking_uri, test_path) -> None:

@@ -115,6 +115,8 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     assert run_data.params["pipeline.source"] == str(source)
     assert run_data.tags["gate.decision"] == "promoted"
     assert list((workdir / "mlartifacts").iterdir())  # artifacts stay under the work dir
+    cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
+    assert len(cards) == 3 and all(card.startswith("# Model card:") for card in cards)
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -64,6 +64,13 @@ def test_train_svm_logs_a_model_that_serves_and_evaluates(
         "evaluation/test_report.json",
         "evaluation/test_predictions.parquet",
     }
+    assert run.data.metrics["latency_ms_per_text"] > 0 and run.data.metrics["model_mb"] > 0
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    assert card == evaluation.model_card
+    assert f"# Model card: svm-{featurizer}" in card and f"- classifier: `{classifier}`" in card
+    assert "- rows: train 72, validation 36, test 36" in card
+    matrix_rows = [line for line in card.splitlines() if line.startswith(tuple(f"| {x} |" for x in LABELS))]
+    assert len(matrix_rows) == 6  # per-class metrics and confusion matrix, one row per class each
 
 
 def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> None:

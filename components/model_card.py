@@ -1,0 +1,76 @@
+"""Model cards: a markdown summary of one candidate (data, split sizes, metrics per class, confusion
+matrix, training time, model size, inference latency) rendered from its MLflow run."""
+
+import os
+import platform
+import statistics
+import time
+
+from components.labels import LABELS
+
+MODEL_CARD_ARTIFACT = "model_card.md"
+_DESCRIBED_PARAMS = (
+    "featurizer", "encoder", "classifier", "C", "class_weight", "model_id", "model_source", "max_length",
+    "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "device",
+)  # fmt: skip
+
+
+def single_text_latency_ms(model, texts: list[str], repeats: int = 20) -> float:
+    """Median wall-clock milliseconds of one single-text ``predict`` call (after one warm-up call)."""
+    import pandas as pd
+
+    frames = [pd.DataFrame({"text": [texts[i % len(texts)]]}) for i in range(repeats + 1)]
+    model.predict(frames[0])
+    timings = []
+    for frame in frames[1:]:
+        started = time.perf_counter()
+        model.predict(frame)
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def _row(cells: list) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
+    """Markdown for the candidate logged by ``run`` (an ``mlflow.entities.Run`` after evaluate)."""
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    family = params.get("model_family", "unknown")
+    name = f"{family}-{params['featurizer']}" if family == "svm" else family
+    lines = [f"# Model card: {name}", "", f"MLflow run `{run.info.run_id}`.", "", "## Model", ""]
+    lines += [f"- {key}: `{params[key]}`" for key in _DESCRIBED_PARAMS if key in params]
+    steps = (
+        f" ({metrics['train_steps']:.0f} steps, stopped by {tags.get('stopped_by')})"
+        if "train_steps" in metrics
+        else ""
+    )
+    lines += [
+        f"- training time: {metrics.get('train_seconds', float('nan')):.0f} s{steps}",
+        f"- model size: {metrics.get('model_mb', float('nan')):.1f} MB",
+        "", "## Data", "",
+        f"- source: `{params.get('pipeline.source', 'unknown')}`",
+        f"- rows: train {params.get('train_rows')}, validation {params.get('validation_rows')}, "
+        f"test {tags.get('test_rows')}",
+        f"- labels: {', '.join(LABELS)}",
+        "", "## Metrics", "",
+        _row(["split", "macro recall", "macro F1", "accuracy"]), _row(["---"] * 4),
+    ]  # fmt: skip
+    for split in ("validation", "test"):
+        values = [metrics.get(f"{split}_{m}") for m in ("macro_recall", "macro_f1", "accuracy")]
+        lines.append(_row([split] + [f"{v:.4f}" if v is not None else "n/a" for v in values]))
+    lines += ["", "Per class, test split:", "", _row(["class", "precision", "recall", "F1", "support"])]
+    lines.append(_row(["---"] * 5))
+    for label in LABELS:
+        values = [metrics[f"test_{label}_{m}"] for m in ("precision", "recall", "f1")]
+        lines.append(_row([label, *(f"{v:.4f}" for v in values), f"{metrics[f'test_{label}_support']:.0f}"]))
+    lines += ["", "Confusion matrix, test split (rows: true, columns: predicted):", ""]
+    lines += [_row(["", *LABELS]), _row(["---"] * (len(LABELS) + 1))]
+    lines += [_row([label, *row]) for label, row in zip(LABELS, confusion_matrix, strict=True)]
+    lines += [
+        "", "## Inference", "",
+        f"- latency per single text: {metrics.get('latency_ms_per_text', float('nan')):.1f} ms (median, "
+        f"served through the MLflow pyfunc model on {platform.machine()} with {os.cpu_count()} cores)",
+        "",
+    ]  # fmt: skip
+    return "\n".join(lines)
