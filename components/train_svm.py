@@ -1,6 +1,6 @@
 """train_svm: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
-character n-grams) + a linear SVM or logistic regression with class weights, logged to MLflow as a
-self-contained pyfunc model.
+character n-grams) + a linear SVM or logistic regression, its C and class-imbalance treatment optionally
+tuned by Optuna, logged to MLflow as a self-contained pyfunc model.
 """
 
 import json
@@ -8,6 +8,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -21,6 +22,7 @@ from sklearn.svm import LinearSVC
 from components.metrics import classification_metrics
 from components.sentiment_model import featurize, load_encoder, log_sentiment_model
 from components.tracking import use_tracking
+from components.tune_svm import fit_classifier, tune_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class TrainResult:
     validation_metrics: dict[str, float]
 
 
-def build_classifier(kind: str, c: float, class_weight: str | None, seed: int):
+def build_classifier(kind: str, c: float, class_weight: str | None, seed: int = 0):
     """A probabilistic linear classifier: logistic regression, or a calibrated linear SVM."""
     if kind == "logreg":
         return LogisticRegression(C=c, class_weight=class_weight, max_iter=2000, random_state=seed)
@@ -45,15 +47,14 @@ def build_classifier(kind: str, c: float, class_weight: str | None, seed: int):
     raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {kind!r}")
 
 
-def tfidf_pipeline(classifier) -> Pipeline:
-    """Word 1-2-grams and character 2-5-grams (within words), sublinear TF-IDF, then ``classifier``."""
-    features = FeatureUnion(
+def tfidf_features() -> FeatureUnion:
+    """Word 1-2-grams and character 2-5-grams (within words), sublinear TF-IDF."""
+    return FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)),
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
         ]
     )
-    return Pipeline([("features", features), ("classifier", classifier)])
 
 
 def train_svm(
@@ -65,21 +66,26 @@ def train_svm(
     encoder_id: str = "all-MiniLM-L6-v2",
     classifier: str = "logreg",
     c: float = 1.0,
-    class_weight: str | None = "balanced",
+    imbalance: str = "class_weight",
+    trials: int = 0,
+    metric: str = "macro_recall",
     batch_size: int = 64,
     seed: int = 42,
     run_params: str = "{}",
 ) -> TrainResult:
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
-    ``featurizer`` is ``embeddings`` (the sentence encoder ``encoder_id``) or ``tfidf``.
-
+    ``featurizer`` is ``embeddings`` (the sentence encoder ``encoder_id``) or ``tfidf``. With ``trials`` > 0,
+    Optuna tunes C and the imbalance treatment on the validation ``metric`` (nested runs), replacing
+    ``c`` and ``imbalance``. Features are computed once, whatever the number of trials.
     ``run_params`` is the pipeline's whole parameter set (JSON), logged to the run for lineage.
     """
     if featurizer not in FEATURIZERS:
         raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+    build = partial(build_classifier, classifier, seed=seed)
+    build(c, None)  # fail fast on an unknown classifier
     train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
-    model = build_classifier(classifier, c, class_weight, seed)
+    train_y, validation_y = train["label"].tolist(), validation["label"].tolist()
     use_tracking(tracking_uri, experiment)
     with (
         mlflow.start_run(run_name=f"svm-{featurizer}-{classifier}") as run,
@@ -92,24 +98,31 @@ def train_svm(
                 "featurizer": featurizer,
                 "encoder": encoder_id if featurizer == "embeddings" else "none",
                 "classifier": classifier,
-                "C": c,
-                "class_weight": class_weight,
+                "trials": trials,
                 "train_rows": len(train),
                 "validation_rows": len(validation),
             }
         )
-        encoder = load_encoder(encoder_id) if featurizer == "embeddings" else None
-        if encoder is None:
-            model = tfidf_pipeline(model)
         started = time.perf_counter()
         logger.info(
             "featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer
         )
+        encoder = load_encoder(encoder_id) if featurizer == "embeddings" else None
         train_x = featurize(encoder, train["text"].tolist(), batch_size, progress=True)
         validation_x = featurize(encoder, validation["text"].tolist(), batch_size, progress=True)
+        vectorizer = None
+        if encoder is None:
+            vectorizer = tfidf_features().fit(train_x)
+            train_x, validation_x = vectorizer.transform(train_x), vectorizer.transform(validation_x)
         featurize_seconds = time.perf_counter() - started
-        model.fit(train_x, train["label"].tolist())
-        metrics = classification_metrics(validation["label"].tolist(), model.predict(validation_x).tolist())
+        if trials:
+            best = tune_classifier(build, trials, metric, seed, train_x, train_y, validation_x, validation_y)
+            c, imbalance = best["C"], best["imbalance"]
+        mlflow.log_params({"C": c, "imbalance": imbalance})
+        model = fit_classifier(build, c, imbalance, seed, train_x, train_y)
+        metrics = classification_metrics(validation_y, model.predict(validation_x).tolist())
+        if vectorizer is not None:
+            model = Pipeline([("features", vectorizer), ("classifier", model)])
         mlflow.log_metrics(
             {
                 "featurize_seconds": featurize_seconds,

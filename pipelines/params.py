@@ -19,8 +19,9 @@ class PipelineParams:
     test_fraction: float
     encoder_id: str
     classifier: str
+    svm_trials: int
     c: float
-    class_weight: str
+    imbalance: str
     batch_size: int
     transformer_model_id: str
     transformer_offline_fallback: str

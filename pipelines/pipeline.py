@@ -22,8 +22,9 @@ def sentiment_pipeline(
     test_fraction: float,
     encoder_id: str,
     classifier: str,
+    svm_trials: int,
     c: float,
-    class_weight: str,
+    imbalance: str,
     batch_size: int,
     transformer_model_id: str,
     transformer_offline_fallback: str,
@@ -65,8 +66,8 @@ def sentiment_pipeline(
     for featurizer in ("embeddings", "tfidf"):
         candidates[f"svm_{featurizer}"] = train_svm(
             train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
-            featurizer=featurizer, encoder_id=encoder_id, classifier=classifier, c=c,
-            class_weight=class_weight, batch_size=batch_size, seed=seed, run_params=run_params,
+            featurizer=featurizer, encoder_id=encoder_id, classifier=classifier, c=c, imbalance=imbalance,
+            trials=svm_trials, metric=gate_metric, batch_size=batch_size, seed=seed, run_params=run_params,
         ).set_display_name(f"train-svm-{featurizer}")  # fmt: skip
     candidates["transformer"] = train_transformer(
         train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,

@@ -80,20 +80,23 @@ def train_svm(
     encoder_id: str,
     classifier: str,
     c: float,
-    class_weight: str,
+    imbalance: str,
+    trials: int,
+    metric: str,
     batch_size: int,
     seed: int,
     run_params: str,
     model: Output[Model],
     validation_metrics: Output[Metrics],
 ):
-    """Embeddings or TF-IDF + linear classifier, logged to MLflow; the Model artifact points at it."""
+    """Embeddings or TF-IDF + linear classifier (C and imbalance tuned over ``trials`` Optuna trials, if any),
+    logged to MLflow; the Model artifact points at it."""
     from components.train_svm import train_svm as train_svm_model
 
     result = train_svm_model(
         train.path, validation.path, tracking_uri, experiment, featurizer=featurizer, encoder_id=encoder_id,
-        classifier=classifier, c=c, class_weight=None if class_weight == "none" else class_weight,
-        batch_size=batch_size, seed=seed, run_params=run_params,
+        classifier=classifier, c=c, imbalance=imbalance, trials=trials, metric=metric, batch_size=batch_size,
+        seed=seed, run_params=run_params,
     )  # fmt: skip
     model.metadata.update(
         {"run_id": result.run_id, "model_uri": result.model_uri, "family": f"svm-{featurizer}"}

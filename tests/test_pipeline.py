@@ -84,7 +84,12 @@ def test_validate_task_fails_the_run_on_bad_data(kfp_local: Path, tmp_path: Path
 
 def write_params(tmp_path: Path, **changes) -> Path:
     """params.yaml with ``changes``; the transformer gets a few steps (tests check wiring, not scores)."""
-    budget = {"transformer_max_steps": 12, "transformer_eval_steps": 6, "transformer_batch_size": 16}
+    budget = {
+        "transformer_max_steps": 12,
+        "transformer_eval_steps": 6,
+        "transformer_batch_size": 16,
+        "svm_trials": 2,
+    }
     values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | budget | changes
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(values))

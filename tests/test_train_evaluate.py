@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,6 +11,7 @@ from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
 from components.labels import LABELS, probability_columns
 from components.preprocess import split_frame
 from components.train_svm import build_classifier, train_svm
+from components.tune_svm import IMBALANCE_TREATMENTS, oversample
 from tests.helpers import sentiment_frame
 
 
@@ -78,3 +80,27 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
         build_classifier("random_forest", 1.0, None, 0)
     with pytest.raises(ValueError, match="featurizer must be one of"):
         train_svm(splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="bag_of_words")
+
+
+def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, tracking_uri) -> None:
+    result = train_svm(
+        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="tfidf", trials=3
+    )
+    client = mlflow.MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert sorted(run.info.run_name for run in children) == ["trial-0", "trial-1", "trial-2"]
+    best = max(children, key=lambda run: run.data.metrics["validation_macro_recall"])
+    assert parent.data.params["imbalance"] in IMBALANCE_TREATMENTS
+    assert best.data.metrics["validation_macro_recall"] == pytest.approx(
+        parent.data.metrics["validation_macro_recall"]
+    )
+
+
+def test_oversampling_balances_classes() -> None:
+    x = np.arange(6).reshape(6, 1)
+    balanced_x, balanced_y = oversample(x, ["a", "a", "a", "a", "b", "c"], seed=0)
+    assert sorted(balanced_y) == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    assert set(balanced_x[np.array(balanced_y) == "b"].ravel()) == {4}
