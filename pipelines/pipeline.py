@@ -1,9 +1,19 @@
 """The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
-(SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) -> evaluate each -> gate."""
+(SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
+each -> gate."""
 
 from kfp import compiler, dsl
 
-from pipelines.steps import evaluate, gate, ingest, preprocess, train_svm, train_transformer, validate
+from pipelines.steps import (
+    ensemble,
+    evaluate,
+    gate,
+    ingest,
+    preprocess,
+    train_svm,
+    train_transformer,
+    validate,
+)
 
 PIPELINE_NAME = "sentiment-training"
 
@@ -76,6 +86,10 @@ def sentiment_pipeline(
         learning_rate=transformer_learning_rate, epochs=transformer_epochs, max_steps=transformer_max_steps,
         max_minutes=transformer_max_minutes, eval_steps=transformer_eval_steps, patience=transformer_patience,
         threads=torch_threads, seed=seed, run_params=run_params,
+    )  # fmt: skip
+    candidates["ensemble"] = ensemble(
+        **{name: task.outputs["model"] for name, task in candidates.items()},
+        validation=validation, tracking_uri=tracking_uri, experiment=experiment, run_params=run_params,
     )  # fmt: skip
     evaluations = [
         evaluate(model=task.outputs["model"], test=test, tracking_uri=tracking_uri).set_display_name(

@@ -149,6 +149,30 @@ def train_transformer(
 
 
 @component
+def ensemble(
+    svm_embeddings: Input[Model],
+    svm_tfidf: Input[Model],
+    transformer: Input[Model],
+    validation: Input[Dataset],
+    tracking_uri: str,
+    experiment: str,
+    run_params: str,
+    model: Output[Model],
+    validation_metrics: Output[Metrics],
+):
+    """Soft-voting ensemble of the other candidates, logged to MLflow; the Model artifact points at it."""
+    from components.ensemble import ensemble as ensemble_model
+
+    members = [m.metadata["model_uri"] for m in (svm_embeddings, svm_tfidf, transformer)]
+    result = ensemble_model(members, validation.path, tracking_uri, experiment, run_params)
+    model.metadata.update({"run_id": result.run_id, "model_uri": result.model_uri, "family": "ensemble"})
+    with open(model.path, "w") as pointer:
+        pointer.write(result.model_uri)
+    for name in ("macro_recall", "macro_f1", "accuracy"):
+        validation_metrics.log_metric(name, result.validation_metrics[name])
+
+
+@component
 def evaluate(
     model: Input[Model],
     test: Input[Dataset],
@@ -184,6 +208,7 @@ def gate(
     svm_embeddings: Input[Model],
     svm_tfidf: Input[Model],
     transformer: Input[Model],
+    ensemble: Input[Model],
     test: Input[Dataset],
     tracking_uri: str,
     model_name: str,
@@ -201,9 +226,8 @@ def gate(
 
     from components.gate import gate as gate_model
 
-    candidates = [
-        (m.metadata["run_id"], m.metadata["model_uri"]) for m in (svm_embeddings, svm_tfidf, transformer)
-    ]
+    models = (svm_embeddings, svm_tfidf, transformer, ensemble)
+    candidates = [(m.metadata["run_id"], m.metadata["model_uri"]) for m in models]
     result = gate_model(
         candidates, test.path, tracking_uri, model_name, metric=metric, min_improvement=min_improvement,
         min_score=min_score, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,

@@ -27,10 +27,10 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     assert set(loaded.component_spec.inputs) == expected
     tasks = yaml.safe_load(Path(package).read_text())["root"]["dag"]["tasks"]
     assert set(tasks) == {
-        "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer",
-        "evaluate", "evaluate-2", "evaluate-3", "gate",
+        "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer", "ensemble",
+        "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate",
     }  # fmt: skip
-    assert {"evaluate", "evaluate-2", "evaluate-3"} <= set(tasks["gate"]["dependentTasks"])
+    assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
 
 
 def test_params_file_matches_the_typed_config() -> None:
@@ -108,7 +108,7 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     run.main(["--data", str(source), "--params", str(write_params(tmp_path)), "--workdir", str(workdir)])
 
     printed = capsys.readouterr().out
-    for name in ("svm-embeddings", "svm-tfidf", "transformer"):
+    for name in ("svm-embeddings", "svm-tfidf", "transformer", "ensemble"):
         assert f"{name:<16}test" in printed
     assert "gate: PROMOTED to champion: first model" in printed
     assert "serve it: make serve" in printed
@@ -121,7 +121,7 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     assert run_data.tags["gate.decision"] == "promoted"
     assert list((workdir / "mlartifacts").iterdir())  # artifacts stay under the work dir
     cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
-    assert len(cards) == 3 and all(card.startswith("# Model card:") for card in cards)
+    assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:
