@@ -1,0 +1,79 @@
+"""Report every candidate of the latest pipeline run: validation and test macro recall and macro F1,
+training time, single-text latency and model size, as logged to MLflow by the pipeline, plus the gate's
+decision. Prints a table and writes it as JSON.
+
+    python bench/candidates.py [--tracking-uri URI] [--output bench/results/candidates.json]
+
+Run `make pipeline-run DATA=...` first: training is the pipeline's job, this script reads its runs.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import mlflow
+
+COLUMNS = (
+    ("validation_macro_recall", "val recall"),
+    ("validation_macro_f1", "val F1"),
+    ("test_macro_recall", "test recall"),
+    ("test_macro_f1", "test F1"),
+    ("train_seconds", "train s"),
+    ("latency_ms_per_text", "ms/text"),
+    ("model_mb", "MB"),
+)
+
+
+def latest_decision(client: mlflow.MlflowClient, experiment: str) -> dict:
+    """The gate decision of the experiment's most recent pipeline run."""
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs(
+        [experiment_id], filter_string="tags.`gate.decision` != ''", order_by=["attributes.start_time DESC"]
+    )
+    if not runs:
+        raise SystemExit(f"no gated run in experiment {experiment!r}: run the pipeline first")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=runs[0].info.run_id, artifact_path="gate/gate_decision.json"
+    )
+    return json.loads(Path(path).read_text())
+
+
+def candidate_rows(client: mlflow.MlflowClient, decision: dict) -> list[dict]:
+    rows = []
+    for run_id in decision["candidate_scores"]:
+        run = client.get_run(run_id)
+        params = run.data.params
+        name = f"svm-{params['featurizer']}" if params["model_family"] == "svm" else params["model_family"]
+        rows.append({"candidate": name, "run_id": run_id, **{k: run.data.metrics.get(k) for k, _ in COLUMNS}})
+    return rows
+
+
+def main() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default_uri = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{Path('.mlops/mlflow.db').resolve()}")
+    parser.add_argument("--tracking-uri", default=default_uri)
+    parser.add_argument("--experiment", default="sentiment")
+    parser.add_argument("--output", type=Path, default=Path("bench/results/candidates.json"))
+    args = parser.parse_args()
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    client = mlflow.MlflowClient()
+    decision = latest_decision(client, args.experiment)
+    rows = candidate_rows(client, decision)
+    print(f"{'candidate':<16}" + "".join(f"{title:>12}" for _, title in COLUMNS))
+    for row in rows:
+        print(f"{row['candidate']:<16}" + "".join(f"{row[key] or float('nan'):>12.4g}" for key, _ in COLUMNS))
+    chosen = next(row["candidate"] for row in rows if row["run_id"] == decision["run_id"])
+    verdict = "promoted" if decision["promoted"] else "rejected"
+    print(f"gate: best candidate {chosen}, {verdict}: {decision['reason']}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"candidates": rows, "gate": decision}, indent=2))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
