@@ -92,19 +92,14 @@ def train_svm(
     """Embeddings or TF-IDF + linear classifier (C and imbalance tuned over ``trials`` Optuna trials, if any),
     logged to MLflow; the Model artifact points at it."""
     from components.train_svm import train_svm as train_svm_model
+    from pipelines.candidate_artifacts import record_candidate
 
     result = train_svm_model(
         train.path, validation.path, tracking_uri, experiment, featurizer=featurizer, encoder_id=encoder_id,
         classifier=classifier, c=c, imbalance=imbalance, trials=trials, metric=metric, batch_size=batch_size,
         seed=seed, run_params=run_params,
     )  # fmt: skip
-    model.metadata.update(
-        {"run_id": result.run_id, "model_uri": result.model_uri, "family": f"svm-{featurizer}"}
-    )
-    with open(model.path, "w") as pointer:
-        pointer.write(result.model_uri)
-    for name in ("macro_recall", "macro_f1", "accuracy"):
-        validation_metrics.log_metric(name, result.validation_metrics[name])
+    record_candidate(result, f"svm-{featurizer}", model, validation_metrics)
 
 
 @component
@@ -134,6 +129,7 @@ def train_transformer(
     ``max_steps`` and ``threads`` of 0 leave the number of steps to ``epochs`` and threads to torch.
     """
     from components.train_transformer import train_transformer as train_transformer_model
+    from pipelines.candidate_artifacts import record_candidate
 
     result = train_transformer_model(
         train.path, validation.path, tracking_uri, experiment, model_id=model_id,
@@ -141,11 +137,7 @@ def train_transformer(
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps or None, max_minutes=max_minutes,
         eval_steps=eval_steps, patience=patience, threads=threads or None, seed=seed, run_params=run_params,
     )  # fmt: skip
-    model.metadata.update({"run_id": result.run_id, "model_uri": result.model_uri, "family": "transformer"})
-    with open(model.path, "w") as pointer:
-        pointer.write(result.model_uri)
-    for name in ("macro_recall", "macro_f1", "accuracy"):
-        validation_metrics.log_metric(name, result.validation_metrics[name])
+    record_candidate(result, "transformer", model, validation_metrics)
 
 
 @component
@@ -162,14 +154,11 @@ def ensemble(
 ):
     """Soft-voting ensemble of the other candidates, logged to MLflow; the Model artifact points at it."""
     from components.ensemble import ensemble as ensemble_model
+    from pipelines.candidate_artifacts import record_candidate
 
     members = [m.metadata["model_uri"] for m in (svm_embeddings, svm_tfidf, transformer)]
     result = ensemble_model(members, validation.path, tracking_uri, experiment, run_params)
-    model.metadata.update({"run_id": result.run_id, "model_uri": result.model_uri, "family": "ensemble"})
-    with open(model.path, "w") as pointer:
-        pointer.write(result.model_uri)
-    for name in ("macro_recall", "macro_f1", "accuracy"):
-        validation_metrics.log_metric(name, result.validation_metrics[name])
+    record_candidate(result, "ensemble", model, validation_metrics)
 
 
 @component

@@ -62,6 +62,18 @@ def sentiment_frame() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
+def write_splits(folder: Path, seed: int) -> dict[str, str]:
+    """Split :func:`sentiment_frame` 72/36/36 (stratified, seeded) into parquet files; return their paths."""
+    from components.preprocess import split_frame
+
+    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
+    paths = {}
+    for name, part in split_frame(frame, 0.25, 0.25, seed=seed).items():
+        paths[name] = str(folder / f"{name}.parquet")
+        part.to_parquet(paths[name])
+    return paths
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

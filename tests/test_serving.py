@@ -15,10 +15,9 @@ from kserve import InferenceGRPCClient, InferInput, InferRequest
 from components.evaluate import evaluate
 from components.gate import gate
 from components.labels import LABELS, probability_columns
-from components.preprocess import split_frame
 from components.tracking import ensure_experiment
 from components.train_svm import train_svm
-from tests.helpers import free_port, sentiment_frame, start_model_server, stop_process
+from tests.helpers import free_port, start_model_server, stop_process, write_splits
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
 
@@ -29,11 +28,7 @@ def champion_store(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("champion")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
-    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
-    paths = {}
-    for name, part in split_frame(frame, 0.25, 0.25, seed=2).items():
-        paths[name] = str(root / f"{name}.parquet")
-        part.to_parquet(paths[name])
+    paths = write_splits(root, seed=2)
     trained = train_svm(paths["train"], paths["validation"], uri, "sentiment")
     evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
     assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted

@@ -9,20 +9,14 @@ import pytest
 
 from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
 from components.labels import LABELS, probability_columns
-from components.preprocess import split_frame
 from components.train_svm import build_classifier, train_svm
 from components.tune_svm import IMBALANCE_TREATMENTS, oversample
-from tests.helpers import sentiment_frame
+from tests.helpers import write_splits
 
 
 @pytest.fixture
 def splits(tmp_path: Path) -> dict[str, str]:
-    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
-    paths = {}
-    for name, part in split_frame(frame, 0.25, 0.25, seed=5).items():
-        paths[name] = str(tmp_path / f"{name}.parquet")
-        part.to_parquet(paths[name])
-    return paths
+    return write_splits(tmp_path, seed=5)
 
 
 @pytest.mark.parametrize(("featurizer", "classifier"), [("embeddings", "logreg"), ("tfidf", "linear_svc")])

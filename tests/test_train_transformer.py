@@ -12,22 +12,16 @@ from components import hub
 from components.evaluate import evaluate
 from components.gate import current_champion, gate
 from components.labels import probability_columns
-from components.preprocess import split_frame
 from components.train_svm import train_svm
 from components.train_transformer import train_transformer
-from tests.helpers import sentiment_frame, start_model_server, stop_process
+from tests.helpers import start_model_server, stop_process, write_splits
 
 TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
 
 
 @pytest.fixture
 def splits(tmp_path: Path) -> dict[str, str]:
-    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
-    paths = {}
-    for name, part in split_frame(frame, 0.25, 0.25, seed=2).items():
-        paths[name] = str(tmp_path / f"{name}.parquet")
-        part.to_parquet(paths[name])
-    return paths
+    return write_splits(tmp_path, seed=2)
 
 
 def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_uri) -> None:
