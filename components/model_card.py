@@ -10,8 +10,8 @@ from components.labels import LABELS
 
 MODEL_CARD_ARTIFACT = "model_card.md"
 _DESCRIBED_PARAMS = (
-    "featurizer", "encoder", "classifier", "C", "class_weight", "model_id", "model_source", "max_length",
-    "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "device",
+    "featurizer", "encoder", "classifier", "trials", "C", "imbalance", "model_id", "model_source",
+    "max_length", "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "device", "members",
 )  # fmt: skip
 
 
