@@ -82,8 +82,9 @@ def train_svm(
     """
     if featurizer not in FEATURIZERS:
         raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
     build = partial(build_classifier, classifier, seed=seed)
-    build(c, None)  # fail fast on an unknown classifier
     train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
     train_y, validation_y = train["label"].tolist(), validation["label"].tolist()
     use_tracking(tracking_uri, experiment)
