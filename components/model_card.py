@@ -11,7 +11,8 @@ from components.labels import LABELS
 MODEL_CARD_ARTIFACT = "model_card.md"
 _DESCRIBED_PARAMS = (
     "featurizer", "encoder", "classifier", "trials", "C", "imbalance", "model_id", "model_source",
-    "max_length", "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "device", "members",
+    "max_length", "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "label_smoothing",
+    "device", "members",
 )  # fmt: skip
 
 

@@ -105,6 +105,7 @@ def train_transformer(
     max_minutes: float = 30.0,
     eval_steps: int = 200,
     patience: int = 3,
+    label_smoothing: float = 0.0,
     threads: int | None = None,
     seed: int = 42,
     run_params: str = "{}",
@@ -112,7 +113,9 @@ def train_transformer(
     """Fine-tune ``model_id`` on ``train_path``; select the checkpoint with the best validation macro-F1.
 
     Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
-    ``patience`` evaluations without improvement. Uses a GPU when one is present.
+    ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
+    at the last scheduled step: set ``max_steps`` to what fits the time budget so the decay completes.
+    ``label_smoothing`` softens the cross-entropy targets. Uses a GPU when one is present.
     """
     import torch
     from transformers import (
@@ -143,6 +146,7 @@ def train_transformer(
             {"model_family": "transformer", "model_id": model_id, "model_source": source,
              "max_length": max_length, "batch_size": batch_size, "learning_rate": learning_rate,
              "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
+             "label_smoothing": label_smoothing,
              "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
              "train_rows": len(train), "validation_rows": len(validation)}
         )  # fmt: skip
@@ -155,6 +159,7 @@ def train_transformer(
             max_steps=max_steps or -1,
             lr_scheduler_type="linear",
             warmup_steps=0.06,
+            label_smoothing_factor=label_smoothing,
             eval_strategy="steps",
             eval_steps=eval_steps,
             save_strategy="steps",

@@ -33,6 +33,7 @@ class PipelineParams:
     transformer_max_minutes: float
     transformer_eval_steps: int
     transformer_patience: int
+    transformer_label_smoothing: float
     torch_threads: int
     experiment: str
     model_name: str

@@ -46,6 +46,7 @@ def sentiment_pipeline(
     transformer_max_minutes: float,
     transformer_eval_steps: int,
     transformer_patience: int,
+    transformer_label_smoothing: float,
     torch_threads: int,
     experiment: str,
     model_name: str,
@@ -85,6 +86,7 @@ def sentiment_pipeline(
         max_length=transformer_max_length, batch_size=transformer_batch_size,
         learning_rate=transformer_learning_rate, epochs=transformer_epochs, max_steps=transformer_max_steps,
         max_minutes=transformer_max_minutes, eval_steps=transformer_eval_steps, patience=transformer_patience,
+        label_smoothing=transformer_label_smoothing,
         threads=torch_threads, seed=seed, run_params=run_params,
     )  # fmt: skip
     candidates["ensemble"] = ensemble(

@@ -118,6 +118,7 @@ def train_transformer(
     max_minutes: float,
     eval_steps: int,
     patience: int,
+    label_smoothing: float,
     threads: int,
     seed: int,
     run_params: str,
@@ -135,7 +136,8 @@ def train_transformer(
         train.path, validation.path, tracking_uri, experiment, model_id=model_id,
         offline_fallback=offline_fallback, max_length=max_length, batch_size=batch_size,
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps or None, max_minutes=max_minutes,
-        eval_steps=eval_steps, patience=patience, threads=threads or None, seed=seed, run_params=run_params,
+        eval_steps=eval_steps, patience=patience, label_smoothing=label_smoothing, threads=threads or None,
+        seed=seed, run_params=run_params,
     )  # fmt: skip
     record_candidate(result, "transformer", model, validation_metrics)
 

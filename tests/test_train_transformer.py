@@ -26,12 +26,18 @@ def splits(tmp_path: Path) -> dict[str, str]:
 
 def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_uri) -> None:
     result = train_transformer(
-        splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=24, **TINY
+        splits["train"],
+        splits["validation"],
+        tracking_uri,
+        "sentiment",
+        max_steps=24,
+        label_smoothing=0.1,
+        **TINY,
     )
     assert result.validation_metrics["macro_recall"] > 0.8
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
-    assert run.data.params["model_family"] == "transformer"
+    assert run.data.params["model_family"] == "transformer" and run.data.params["label_smoothing"] == "0.1"
     assert (
         run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
     )
@@ -90,7 +96,13 @@ def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_on
     assert current_champion(mlflow.MlflowClient(tracking_uri), "sentiment").run_id == svm.run_id
 
     trained = train_transformer(
-        splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=24, **TINY
+        splits["train"],
+        splits["validation"],
+        tracking_uri,
+        "sentiment",
+        max_steps=24,
+        label_smoothing=0.1,
+        **TINY,
     )
     taken = gate(
         [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment"
