@@ -22,7 +22,10 @@ from components.tracking import use_tracking
 logger = logging.getLogger(__name__)
 
 TEST_DIGEST_TAG = "test_set_digest"
+OOD_DIGEST_TAG = "ood_set_digest"
+OOD_DOMAINS_TAG = "ood_domains"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"
+OOD_PREDICTIONS_ARTIFACT = "evaluation/ood_predictions.parquet"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     test_digest: str
     model_card: str
+    out_of_domain: dict[str, dict[str, float]]
 
 
 def dataset_digest(test: pd.DataFrame) -> str:
@@ -44,10 +48,27 @@ def predict_labels(model_uri: str, test: pd.DataFrame) -> list[str]:
     return mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"].tolist()
 
 
-def logged_predictions(run_id: str) -> list[str]:
-    """The test-split labels that evaluate predicted and logged for run ``run_id``, in test order."""
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT)
-    return pd.read_parquet(path)["predicted"].tolist()
+def logged_predictions(run_id: str, artifact: str = PREDICTIONS_ARTIFACT) -> pd.DataFrame:
+    """What evaluate predicted and logged for run ``run_id`` (text, label, [domain,] predicted), in the
+    order of the evaluated set."""
+    return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
+
+
+def _score_out_of_domain(model, ood: pd.DataFrame, folder: Path) -> dict[str, dict[str, float]]:
+    """Predict every out-of-domain text in one call, log per-domain metrics, tags and predictions."""
+    predicted = ood.assign(predicted=model.predict(ood[["text"]])["label"].tolist())
+    scores = {}
+    for domain, rows in predicted.groupby("domain", sort=True):
+        metrics = classification_metrics(rows["label"].tolist(), rows["predicted"].tolist())
+        scores[domain] = {"rows": float(len(rows))} | {
+            k: metrics[k] for k in ("macro_recall", "macro_f1", "accuracy")
+        }
+        mlflow.log_metrics({f"ood_{domain}_{k}": v for k, v in scores[domain].items()})
+    mlflow.set_tags({OOD_DIGEST_TAG: dataset_digest(ood), OOD_DOMAINS_TAG: ",".join(scores)})
+    path = folder / Path(OOD_PREDICTIONS_ARTIFACT).name
+    predicted.to_parquet(path, index=False)
+    mlflow.log_artifact(str(path), "evaluation")
+    return scores
 
 
 def evaluate(
@@ -56,10 +77,13 @@ def evaluate(
     test_path: str,
     tracking_uri: str,
     confusion_png: str | IO[bytes] | None = None,
+    ood_path: str | None = None,
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
     size and the model card to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
+    With ``ood_path`` (see components/out_of_domain.py), also score each out-of-domain set
+    (``ood_<domain>_*`` metrics and predictions).
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
@@ -69,6 +93,7 @@ def evaluate(
     metrics, matrix = classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
+    ood = pd.read_parquet(ood_path) if ood_path else pd.DataFrame()
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         mlflow.log_metrics({
@@ -83,6 +108,7 @@ def evaluate(
         predictions = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
         test[["text", "label"]].assign(predicted=predicted).to_parquet(predictions, index=False)
         mlflow.log_artifact(str(predictions), "evaluation")
+        out_of_domain = _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else {}
         card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
         mlflow.log_text(card, MODEL_CARD_ARTIFACT)
     if confusion_png is not None:
@@ -93,4 +119,6 @@ def evaluate(
         metrics["macro_f1"],
         metrics["accuracy"],
     )
-    return Evaluation(metrics, matrix, digest, card)
+    for domain, scores in out_of_domain.items():
+        logger.info("out of domain, %s: macro recall %.4f", domain, scores["macro_recall"])
+    return Evaluation(metrics, matrix, digest, card, out_of_domain)

@@ -2,6 +2,9 @@
 current champion on the same test set by a margin, and the paired-bootstrap confidence interval of the
 difference excludes zero (a first model must pass an absolute floor).
 
+The score is the metric on the test split, or, with out-of-domain sets, a weighted sum: ``1 - ood_weight``
+on the test split and ``ood_weight`` shared equally by the out-of-domain sets.
+
 Safety: the alias moves last, in one registry call, and only to a version whose run holds test metrics
 for this test set; a crash at any point leaves the previous champion in place.
 """
@@ -16,8 +19,16 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from components.evaluate import TEST_DIGEST_TAG, dataset_digest, logged_predictions, predict_labels
-from components.metrics import paired_bootstrap
+from components.evaluate import (
+    OOD_DIGEST_TAG,
+    OOD_PREDICTIONS_ARTIFACT,
+    PREDICTIONS_ARTIFACT,
+    TEST_DIGEST_TAG,
+    dataset_digest,
+    logged_predictions,
+    predict_labels,
+)
+from components.metrics import PairedSet, paired_bootstrap
 from components.model_card import MODEL_CARD_ARTIFACT
 from components.tracking import use_tracking
 
@@ -35,9 +46,11 @@ class GateDecision:
     promoted: bool
     reason: str
     metric: str
+    weights: dict[str, float]
     run_id: str
     candidate_score: float
     candidate_scores: dict[str, float]
+    candidate_set_scores: dict[str, dict[str, float]]
     champion_score: float | None
     champion_version: str | None
     interval: tuple[float, float] | None
@@ -76,12 +89,72 @@ def decide(
     return True, f"beats the champion by {gain:+.4f} (margin {min_improvement:.4f}, {interval_text})"
 
 
-def _candidate_score(client: mlflow.MlflowClient, run_id: str, metric: str, digest: str) -> float:
+@dataclass(frozen=True)
+class ScoredSet:
+    """One evaluation set the score is made of: its name (``test`` or ``ood_<domain>``), weight, rows,
+    the run tag holding its digest, and the artifact holding each candidate's predictions for it."""
+
+    name: str
+    weight: float
+    rows: pd.DataFrame
+    digest_tag: str
+    predictions_artifact: str
+
+
+def scored_sets(test: pd.DataFrame, ood: pd.DataFrame | None, ood_weight: float) -> list[ScoredSet]:
+    """The test split, plus each out-of-domain domain when there are any and ``ood_weight`` > 0."""
+    if not 0 <= ood_weight < 1:
+        raise ValueError(f"ood_weight must be in [0, 1), got {ood_weight}")
+    domains = sorted(ood["domain"].unique()) if ood is not None and len(ood) and ood_weight else []
+    test_set = ScoredSet(
+        "test", 1.0 - ood_weight if domains else 1.0, test, TEST_DIGEST_TAG, PREDICTIONS_ARTIFACT
+    )
+    return [test_set] + [
+        ScoredSet(
+            f"ood_{d}",
+            ood_weight / len(domains),
+            ood[ood["domain"] == d],
+            OOD_DIGEST_TAG,
+            OOD_PREDICTIONS_ARTIFACT,
+        )
+        for d in domains
+    ]
+
+
+def _set_scores(
+    client: mlflow.MlflowClient, run_id: str, metric: str, sets: list[ScoredSet], digests: dict
+) -> dict[str, float]:
+    """The candidate's logged ``metric`` on each set, refusing a run evaluated on other data."""
     run = client.get_run(run_id)
-    score = run.data.metrics.get(f"test_{metric}")
-    if score is None or run.data.tags.get(TEST_DIGEST_TAG) != digest:
-        raise GateError(f"run {run_id} has no test_{metric} for this test set: evaluate it first")
-    return score
+    scores = {}
+    for scored in sets:
+        score = run.data.metrics.get(f"{scored.name}_{metric}")
+        if score is None or run.data.tags.get(scored.digest_tag) != digests[scored.digest_tag]:
+            raise GateError(f"run {run_id} has no {scored.name}_{metric} for this data: evaluate it first")
+        scores[scored.name] = score
+    return scores
+
+
+def _champion_comparison(
+    run_id: str,
+    champion_uri: str,
+    sets: list[ScoredSet],
+    metric: str,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float, float]:
+    """Paired bootstrap of the weighted score difference, candidate minus champion, on every set."""
+    paired = []
+    for scored in sets:
+        logged = logged_predictions(run_id, scored.predictions_artifact)
+        if "domain" in logged:
+            logged = logged[logged["domain"] == scored.name.removeprefix("ood_")]
+        champion = predict_labels(champion_uri, scored.rows)
+        paired.append(
+            PairedSet(scored.weight, scored.rows["label"].tolist(), logged["predicted"].tolist(), champion)
+        )
+    return paired_bootstrap(paired, metric, samples, confidence, seed)
 
 
 def _log_decision(decision: GateDecision) -> None:
@@ -89,8 +162,9 @@ def _log_decision(decision: GateDecision) -> None:
         mlflow.set_tags(
             {"gate.decision": "promoted" if decision.promoted else "rejected", "gate.reason": decision.reason}
         )
+        mlflow.log_metric(f"gate_score_{decision.metric}", decision.candidate_score)
         if decision.champion_score is not None:
-            mlflow.log_metric(f"gate_champion_test_{decision.metric}", decision.champion_score)
+            mlflow.log_metric(f"gate_champion_score_{decision.metric}", decision.champion_score)
         if decision.interval is not None:
             mlflow.log_metrics(
                 {"gate_interval_low": decision.interval[0], "gate_interval_high": decision.interval[1]}
@@ -111,23 +185,29 @@ def gate(
     confidence: float = 0.95,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    ood_path: str | None = None,
+    ood_weight: float = 0.0,
 ) -> GateDecision:
-    """Judge ``candidates`` ((run id, model URI) pairs, each evaluated on ``test_path``): the best by
-    ``metric`` is promoted if it wins against the champion (see :func:`decide`)."""
+    """Judge ``candidates`` ((run id, model URI) pairs, each evaluated on ``test_path`` and ``ood_path``):
+    the best by the (weighted) ``metric`` is promoted if it wins against the champion (see :func:`decide`)."""
     use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
-    test = pd.read_parquet(test_path)
-    digest = dataset_digest(test)
-    scores = {run_id: _candidate_score(client, run_id, metric, digest) for run_id, _ in candidates}
+    test, ood = pd.read_parquet(test_path), pd.read_parquet(ood_path) if ood_path else None
+    sets = scored_sets(test, ood, ood_weight)
+    digests = {
+        TEST_DIGEST_TAG: dataset_digest(test),
+        OOD_DIGEST_TAG: dataset_digest(ood) if ood is not None else None,
+    }
+    set_scores = {run_id: _set_scores(client, run_id, metric, sets, digests) for run_id, _ in candidates}
+    scores = {run_id: sum(s.weight * parts[s.name] for s in sets) for run_id, parts in set_scores.items()}
     run_id, model_uri = max(candidates, key=lambda c: scores[c[0]])
     champion = current_champion(client, model_name)
     champion_score = interval = None
     if champion is not None:
-        champion_labels = predict_labels(f"models:/{model_name}/{champion.version}", test)
-        gain, low, high = paired_bootstrap(
-            test["label"].tolist(), logged_predictions(run_id), champion_labels, metric,
-            bootstrap_samples, confidence, seed,
-        )  # fmt: skip
+        champion_uri = f"models:/{model_name}/{champion.version}"
+        gain, low, high = _champion_comparison(
+            run_id, champion_uri, sets, metric, bootstrap_samples, confidence, seed
+        )
         champion_score, interval = scores[run_id] - gain, (low, high)
     promoted, reason = decide(scores[run_id], champion_score, interval, min_improvement, min_score)
     registered = None
@@ -135,7 +215,7 @@ def gate(
         version = mlflow.register_model(
             model_uri,
             model_name,
-            tags={"gate": "pending", f"test_{metric}": f"{scores[run_id]:.6f}", "run_id": run_id},
+            tags={"gate": "pending", f"score_{metric}": f"{scores[run_id]:.6f}", "run_id": run_id},
         )
         card = mlflow.artifacts.load_text(f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}")
         client.update_model_version(model_name, version.version, description=card)
@@ -143,7 +223,8 @@ def gate(
         client.set_model_version_tag(model_name, version.version, "gate", "promoted")
         registered = str(version.version)
     decision = GateDecision(
-        promoted, reason, metric, run_id, scores[run_id], scores, champion_score,
+        promoted, reason, metric, {s.name: s.weight for s in sets}, run_id, scores[run_id], scores,
+        set_scores, champion_score,
         str(champion.version) if champion else None, interval, confidence, registered,
     )  # fmt: skip
     _log_decision(decision)

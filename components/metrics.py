@@ -1,5 +1,7 @@
 """Classification metrics and plots, shared by train, evaluate and the gate."""
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
@@ -86,27 +88,44 @@ def metric_on_samples(
     raise ValueError(f"metric must be macro_recall, macro_f1 or accuracy, got {metric!r}")
 
 
+@dataclass(frozen=True)
+class PairedSet:
+    """One evaluation set of a paired comparison: its weight in the score, the true labels and both
+    models' predicted labels for the same texts."""
+
+    weight: float
+    truth: list[str]
+    candidate: list[str]
+    champion: list[str]
+
+
 def paired_bootstrap(
-    truth: list[str],
-    candidate: list[str],
-    champion: list[str],
+    sets: list[PairedSet],
     metric: str,
     samples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """Paired bootstrap of ``metric(candidate) - metric(champion)`` over the same test texts.
+    """Paired bootstrap of the weighted sum over ``sets`` of ``metric(candidate) - metric(champion)``.
 
-    Returns (observed difference, lower bound, upper bound) of the two-sided ``confidence`` interval.
+    Each set is resampled on its own (the same resample for both models); returns (observed difference,
+    lower bound, upper bound) of the two-sided ``confidence`` interval.
     """
     ids = {label: i for i, label in enumerate(LABELS)}
-    y, a, b = (np.array([ids[x] for x in labels]) for labels in (truth, candidate, champion))
-    everything = np.arange(len(y))[None, :]
-    observed = float(
-        metric_on_samples(y, a, everything, metric)[0] - metric_on_samples(y, b, everything, metric)[0]
-    )
-    index = np.random.default_rng(seed).integers(0, len(y), size=(samples, len(y)))
-    differences = metric_on_samples(y, a, index, metric) - metric_on_samples(y, b, index, metric)
+    rng = np.random.default_rng(seed)
+    observed, differences = 0.0, np.zeros(samples)
+    for paired in sets:
+        y, a, b = (
+            np.array([ids[x] for x in labels]) for labels in (paired.truth, paired.candidate, paired.champion)
+        )
+        everything = np.arange(len(y))[None, :]
+        observed += paired.weight * float(
+            metric_on_samples(y, a, everything, metric)[0] - metric_on_samples(y, b, everything, metric)[0]
+        )
+        index = rng.integers(0, len(y), size=(samples, len(y)))
+        differences += paired.weight * (
+            metric_on_samples(y, a, index, metric) - metric_on_samples(y, b, index, metric)
+        )
     tail = (1 - confidence) / 2
     low, high = np.quantile(differences, [tail, 1 - tail])
     return observed, float(low), float(high)

@@ -1,5 +1,5 @@
 """Model cards: a markdown summary of one candidate (data, split sizes, metrics per class, confusion
-matrix, training time, model size, inference latency) rendered from its MLflow run."""
+matrix, out-of-domain scores, training time, model size, inference latency) rendered from its MLflow run."""
 
 import os
 import platform
@@ -32,6 +32,19 @@ def single_text_latency_ms(model, texts: list[str], repeats: int = 20) -> float:
 
 def _row(cells: list) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _out_of_domain_lines(metrics: dict, tags: dict) -> list[str]:
+    """A table of the out-of-domain scores, when the candidate was scored on any."""
+    domains = [d for d in tags.get("ood_domains", "").split(",") if d]
+    if not domains:
+        return []
+    lines = ["", "## Out of domain", "", "Scored on data from other sources than the training data:", ""]
+    lines += [_row(["domain", "rows", "macro recall", "macro F1", "accuracy"]), _row(["---"] * 5)]
+    for domain in domains:
+        values = [metrics[f"ood_{domain}_{m}"] for m in ("macro_recall", "macro_f1", "accuracy")]
+        lines.append(_row([domain, f"{metrics[f'ood_{domain}_rows']:.0f}", *(f"{v:.4f}" for v in values)]))
+    return lines
 
 
 def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
@@ -68,6 +81,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     lines += ["", "Confusion matrix, test split (rows: true, columns: predicted):", ""]
     lines += [_row(["", *LABELS]), _row(["---"] * (len(LABELS) + 1))]
     lines += [_row([label, *row]) for label, row in zip(LABELS, confusion_matrix, strict=True)]
+    lines += _out_of_domain_lines(metrics, tags)
     lines += [
         "", "## Inference", "",
         f"- latency per single text: {metrics.get('latency_ms_per_text', float('nan')):.1f} ms (median, "

@@ -10,7 +10,7 @@ import pytest
 from components.evaluate import evaluate
 from components.gate import GateError, current_champion, decide, gate
 from components.labels import LABELS
-from components.metrics import paired_bootstrap
+from components.metrics import PairedSet, paired_bootstrap
 from components.sentiment_model import probabilities_frame, texts_of
 from tests.helpers import sentiment_frame
 
@@ -36,6 +36,8 @@ class KeywordModel(mlflow.pyfunc.PythonModel):
 PERFECT = KeywordModel()  # macro recall 1.0 on the fixture
 PARTIAL = KeywordModel(negative=())  # never says negative: macro recall 2/3
 CONSTANT = KeywordModel(positive=(), negative=())  # always neutral: macro recall 1/3
+# Knows the review words of the out-of-domain fixture, but not the test split's negative words.
+BROAD = KeywordModel(positive=("love", "amazing", "happy", "great", "superb"), negative=("dreadful",))
 
 
 @pytest.fixture
@@ -45,14 +47,31 @@ def test_path(tmp_path: Path) -> str:
     return str(path)
 
 
-def candidate(model: mlflow.pyfunc.PythonModel, tracking_uri: str, test_path: str | None) -> tuple:
+@pytest.fixture
+def ood_path(tmp_path: Path) -> str:
+    """An out-of-domain "reviews" set whose words only BROAD knows (PERFECT scores 1/3 there)."""
+    topics = ["the play", "the show", "the film", "the opera", "the novel", "the series"]
+    rows = [
+        row
+        for topic in topics
+        for row in ((f"a superb {topic}", "positive"), (f"a dreadful {topic}", "negative"),
+                    (f"{topic} opens on monday", "neutral"))
+    ]  # fmt: skip
+    path = tmp_path / "ood.parquet"
+    pd.DataFrame(rows, columns=["text", "label"]).assign(domain="reviews").to_parquet(path)
+    return str(path)
+
+
+def candidate(
+    model: mlflow.pyfunc.PythonModel, tracking_uri: str, test_path: str | None, ood_path: str | None = None
+) -> tuple:
     """Log ``model`` in a run and (unless ``test_path`` is None) evaluate it like the pipeline does."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("sentiment")
     with mlflow.start_run() as run:
         uri = mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[]).model_uri
     if test_path:
-        evaluate(run.info.run_id, uri, test_path, tracking_uri)
+        evaluate(run.info.run_id, uri, test_path, tracking_uri, ood_path=ood_path)
     return run.info.run_id, uri
 
 
@@ -87,7 +106,7 @@ def test_first_model_over_the_floor_becomes_champion(tracking_uri, test_path) ->
     assert decision.promoted and decision.registered_version == "1"
     assert champion_version(tracking_uri) == "1"
     tags = mlflow.MlflowClient(tracking_uri).get_model_version("sentiment", "1").tags
-    assert tags["gate"] == "promoted" and float(tags["test_macro_recall"]) == pytest.approx(1.0)
+    assert tags["gate"] == "promoted" and float(tags["score_macro_recall"]) == pytest.approx(1.0)
     description = mlflow.MlflowClient(tracking_uri).get_model_version("sentiment", "1").description
     assert description.startswith("# Model card:") and "| test | 1.0000 | 1.0000 | 1.0000 |" in description
 
@@ -148,7 +167,7 @@ def test_candidate_evaluated_on_another_test_set_is_refused(tracking_uri, test_p
     run_id, uri = candidate(PERFECT, tracking_uri, test_path)
     other = tmp_path / "other_test.parquet"
     sentiment_frame().iloc[:60].to_parquet(other)
-    with pytest.raises(GateError, match="for this test set"):
+    with pytest.raises(GateError, match="no test_macro_recall for this data"):
         gate([(run_id, uri)], str(other), tracking_uri, "sentiment")
     assert champion_version(tracking_uri) is None
 
@@ -176,8 +195,54 @@ def test_paired_bootstrap_interval() -> None:
     rng = np.random.default_rng(1)
     noisy = [label if rng.random() < 0.7 else "neutral" for label in truth]
     slightly_different = [t if i % 50 else "negative" for i, t in enumerate(noisy)]
-    assert paired_bootstrap(truth, noisy, noisy, "macro_recall") == (0.0, 0.0, 0.0)
-    gain, low, high = paired_bootstrap(truth, truth, noisy, "macro_f1", samples=500)
+    assert paired_bootstrap([PairedSet(1.0, truth, noisy, noisy)], "macro_recall") == (0.0, 0.0, 0.0)
+    gain, low, high = paired_bootstrap([PairedSet(1.0, truth, truth, noisy)], "macro_f1", samples=500)
     assert 0 < low < gain < high
-    gain, low, high = paired_bootstrap(truth, slightly_different, noisy, "accuracy", samples=500)
+    gain, low, high = paired_bootstrap([PairedSet(1.0, truth, slightly_different, noisy)], "accuracy", 500)
     assert low < 0 < high
+
+
+def test_paired_bootstrap_weighs_each_set() -> None:
+    """A clear gain on one set and a tie on another: the observed gain is the weighted sum, and the
+    weight scales the interval with it."""
+    truth = ["negative", "neutral", "positive"] * 100
+    worse = [t if i % 4 else "neutral" for i, t in enumerate(truth)]
+    gain_set, tie_set = PairedSet(0.25, truth, truth, worse), PairedSet(0.75, truth, worse, worse)
+    full_gain, full_low, _ = paired_bootstrap([PairedSet(1.0, truth, truth, worse)], "accuracy", 200)
+    gain, low, high = paired_bootstrap([gain_set, tie_set], "accuracy", 200)
+    assert gain == pytest.approx(0.25 * full_gain) and 0 < low < gain < high
+    assert low == pytest.approx(0.25 * full_low)
+
+
+def test_out_of_domain_scores_are_logged_and_carded(tracking_uri, test_path, ood_path) -> None:
+    run_id, _ = candidate(PERFECT, tracking_uri, test_path, ood_path)
+    run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    assert run.data.metrics["ood_reviews_macro_recall"] == pytest.approx(1 / 3)
+    assert run.data.metrics["ood_reviews_rows"] == 18 and run.data.tags["ood_domains"] == "reviews"
+    card = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card.md")
+    assert "## Out of domain" in card and "| reviews | 18 | 0.3333 |" in card
+
+
+def test_out_of_domain_weight_decides_between_candidates_and_against_the_champion(
+    tracking_uri, test_path, ood_path
+) -> None:
+    """PERFECT wins in domain (1.0 vs 2/3); weighing the reviews set at 0.5 makes BROAD the better
+    model (0.5 * 2/3 + 0.5 * 1 vs 0.5 * 1 + 0.5 * 1/3), and then the champion PERFECT cannot take back."""
+    perfect, broad = (candidate(m, tracking_uri, test_path, ood_path) for m in (PERFECT, BROAD))
+    rules = {"ood_path": ood_path, "min_score": 0.5}
+    in_domain = gate([perfect, broad], test_path, tracking_uri, "sentiment", **rules | {"min_score": 1.1})
+    assert in_domain.run_id == perfect[0] and in_domain.weights == {"test": 1.0}
+    weighed = gate([perfect, broad], test_path, tracking_uri, "sentiment", ood_weight=0.5, **rules)
+    assert weighed.promoted and weighed.run_id == broad[0]
+    assert weighed.weights == {"test": 0.5, "ood_reviews": 0.5}
+    assert weighed.candidate_set_scores[broad[0]] == pytest.approx({"test": 2 / 3, "ood_reviews": 1.0})
+    assert weighed.candidate_score == pytest.approx(5 / 6)
+    challenge = gate([perfect], test_path, tracking_uri, "sentiment", ood_weight=0.5, **rules)
+    assert not challenge.promoted and challenge.champion_score == pytest.approx(5 / 6)
+    assert champion_version(tracking_uri) == weighed.registered_version
+
+
+def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, test_path, ood_path) -> None:
+    run = candidate(PERFECT, tracking_uri, test_path)  # evaluated without the out-of-domain set
+    with pytest.raises(GateError, match="no ood_reviews_macro_recall for this data"):
+        gate([run], test_path, tracking_uri, "sentiment", ood_path=ood_path, ood_weight=0.25)

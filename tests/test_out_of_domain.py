@@ -1,0 +1,85 @@
+"""Out-of-domain sets: read from files in the two comment-set layouts, cleaned, sampled and labelled by
+domain; and the real Reddit and YouTube comment sets in ../shared when present."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.labels import LABELS
+from components.out_of_domain import domain_name, prepare_out_of_domain
+from tests.conftest import shared_dataset
+
+
+def write_comment_sets(folder: Path) -> list[str]:
+    """A Reddit-style CSV (clean_comment, category -1/0/1, with an empty text and a duplicate) and a
+    YouTube-style CSV (Comment, Sentiment as words)."""
+    reddit = folder / "reddit_sentiment"
+    reddit.mkdir()
+    comments = [f"comment number {i} about things" for i in range(30)]
+    categories = [-1, 0, 1] * 10
+    pd.DataFrame(
+        {"clean_comment": [*comments, "  ", comments[0]], "category": [*categories, 0, categories[0]]}
+    ).to_csv(reddit / "Reddit_Data.csv", index=False)
+    youtube = folder / "YoutubeCommentsDataSet.csv"
+    words = ["negative", "neutral", "positive"] * 4
+    pd.DataFrame({"Comment": [f"video {i} was {w}" for i, w in enumerate(words)], "Sentiment": words}).to_csv(
+        youtube, index=False
+    )
+    return [str(reddit), str(youtube)]
+
+
+def test_sources_become_one_clean_labelled_frame_by_domain(tmp_path: Path) -> None:
+    output = tmp_path / "ood.parquet"
+    report = prepare_out_of_domain(write_comment_sets(tmp_path), str(output), max_rows=12, seed=3)
+    assert report == {
+        "reddit_sentiment": {"rows": 12, "dropped_missing_text": 1, "dropped_duplicate_text": 1},
+        "youtubecommentsdataset": {"rows": 12},
+    }
+    frame = pd.read_parquet(output)
+    assert list(frame.columns) == ["text", "label", "domain"]
+    reddit = frame[frame["domain"] == "reddit_sentiment"]
+    assert reddit["label"].value_counts().to_dict() == {label: 4 for label in LABELS}  # stratified sample
+    assert frame["text"].str.strip().ne("").all() and not frame["text"].duplicated().any()
+
+
+def test_no_sources_give_an_empty_set(tmp_path: Path) -> None:
+    output = tmp_path / "ood.parquet"
+    assert prepare_out_of_domain([], str(output)) == {}
+    assert pd.read_parquet(output).empty
+
+
+def test_two_sources_with_one_name_are_refused(tmp_path: Path) -> None:
+    sources = write_comment_sets(tmp_path)
+    with pytest.raises(ValueError, match="both named 'reddit_sentiment'"):
+        prepare_out_of_domain([sources[0], sources[0] + "/"], str(tmp_path / "ood.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("../shared/data/reddit_sentiment", "reddit_sentiment"),
+        ("s3://data/youtube/YoutubeCommentsDataSet.csv", "youtubecommentsdataset"),
+        ("owner/some-set:config", "some_set"),
+    ],
+)
+def test_domain_names(source: str, name: str) -> None:
+    assert domain_name(source) == name
+
+
+def test_real_reddit_and_youtube_comment_sets(tmp_path: Path) -> None:
+    sources = [
+        str(shared_dataset("reddit_sentiment")),
+        str(shared_dataset("youtube_comments_sentiment/YoutubeCommentsDataSet.csv")),
+    ]
+    report = prepare_out_of_domain(sources, str(tmp_path / "ood.parquet"), max_rows=600, seed=1)
+    # The shared README counts 220 empty Reddit texts, plus one literal "nan" that the folder's CSV
+    # reader (datasets) reads as missing, and 44 empty YouTube comments.
+    assert report["reddit_sentiment"]["dropped_missing_text"] == 221
+    assert report["youtubecommentsdataset"]["dropped_missing_text"] == 44
+    frame = pd.read_parquet(tmp_path / "ood.parquet")
+    assert frame.groupby("domain")["label"].nunique().to_dict() == {
+        "reddit_sentiment": 3,
+        "youtubecommentsdataset": 3,
+    }
+    assert len(frame) == 1200
