@@ -8,6 +8,7 @@ MLFLOW_TRACKING_URI ?= sqlite:///$(MLOPS_HOME)/mlflow.db
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 DATA ?=
+OOD ?=
 MAX_ROWS ?=
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
@@ -29,9 +30,9 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set); DATA=path|s3://..|hf-id MAX_ROWS=N
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(if $(DATA),--data $(DATA)) \
-		$(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
+		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
 
 compile: install ## compile the pipeline to $(MLOPS_HOME)/sentiment_pipeline.yaml
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --compile-only

@@ -17,6 +17,8 @@ class PipelineParams:
     max_text_chars: int
     validation_fraction: float
     test_fraction: float
+    ood_sources: list[str]
+    ood_max_rows: int
     encoder_id: str
     classifier: str
     svm_trials: int
@@ -42,6 +44,7 @@ class PipelineParams:
     min_score: float
     gate_confidence: float
     gate_bootstrap_samples: int
+    gate_ood_weight: float
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":

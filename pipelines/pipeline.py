@@ -1,6 +1,6 @@
 """The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
 (SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
-each -> gate."""
+each (on the test split and the out-of-domain sets) -> gate."""
 
 from kfp import compiler, dsl
 
@@ -9,6 +9,7 @@ from pipelines.steps import (
     evaluate,
     gate,
     ingest,
+    prepare_out_of_domain,
     preprocess,
     train_svm,
     train_transformer,
@@ -30,6 +31,8 @@ def sentiment_pipeline(
     max_text_chars: int,
     validation_fraction: float,
     test_fraction: float,
+    ood_sources: list,
+    ood_max_rows: int,
     encoder_id: str,
     classifier: str,
     svm_trials: int,
@@ -55,6 +58,7 @@ def sentiment_pipeline(
     min_score: float,
     gate_confidence: float,
     gate_bootstrap_samples: int,
+    gate_ood_weight: float,
     tracking_uri: str,
     run_params: str,
 ) -> str:
@@ -73,6 +77,9 @@ def sentiment_pipeline(
         seed=seed,
     )
     train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
+    out_of_domain = prepare_out_of_domain(
+        sources=ood_sources, max_rows=ood_max_rows, max_text_chars=max_text_chars, seed=seed
+    ).outputs["out_of_domain"]
     candidates = {}
     for featurizer in ("embeddings", "tfidf"):
         candidates[f"svm_{featurizer}"] = train_svm(
@@ -94,16 +101,16 @@ def sentiment_pipeline(
         validation=validation, tracking_uri=tracking_uri, experiment=experiment, run_params=run_params,
     )  # fmt: skip
     evaluations = [
-        evaluate(model=task.outputs["model"], test=test, tracking_uri=tracking_uri).set_display_name(
-            f"evaluate-{name.replace('_', '-')}"
-        )
+        evaluate(
+            model=task.outputs["model"], test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri
+        ).set_display_name(f"evaluate-{name.replace('_', '-')}")
         for name, task in candidates.items()
     ]
     gated = gate(
         **{name: task.outputs["model"] for name, task in candidates.items()},
-        test=test, tracking_uri=tracking_uri, model_name=model_name, metric=gate_metric,
-        min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
-        bootstrap_samples=gate_bootstrap_samples, seed=seed,
+        test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri, model_name=model_name,
+        metric=gate_metric, min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
+        bootstrap_samples=gate_bootstrap_samples, seed=seed, ood_weight=gate_ood_weight,
     )  # fmt: skip
     for evaluation in evaluations:
         gated.after(evaluation)

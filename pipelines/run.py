@@ -1,7 +1,8 @@
 """Run the pipeline: submit it to KFP with ``kfp.Client`` when ``KFP_HOST`` is set, otherwise run the same
 definition through KFP's local runner (``kfp.local``, SubprocessRunner). Always compiles the IR YAML first.
 
-    python -m pipelines.run [--data PATH|s3://...|HF_ID] [--max-rows-per-split N] [--compile-only]
+    python -m pipelines.run [--data PATH|s3://...|HF_ID] [--ood SOURCE ...] [--max-rows-per-split N]
+                            [--compile-only]
 """
 
 import argparse
@@ -28,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", help="data source; overrides `source` in the params file")
+    parser.add_argument(
+        "--ood",
+        action="append",
+        metavar="SOURCE",
+        help="an out-of-domain set to score every candidate on (repeat for more); overrides `ood_sources`",
+    )
     parser.add_argument("--max-rows-per-split", type=int, help="sample N rows per split")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     parser.add_argument(
@@ -103,15 +110,20 @@ def summary(decision: dict, seconds: float) -> str:
     names = ("macro_recall", "macro_f1", "accuracy")
     lines = [
         f"pipeline finished in {seconds:.0f} s",
-        f"{'candidate':<16}{'split':<12}" + "".join(f"{n:>14}" for n in names),
+        f"{'candidate':<16}{'split':<30}" + "".join(f"{n:>14}" for n in names),
     ]
     model_name = None
     for run_id in decision["candidate_scores"]:
         run = client.get_run(run_id)
         model_name = run.data.params["pipeline.model_name"]
-        for split in ("validation", "test"):
+        domains = [d for d in run.data.tags.get("ood_domains", "").split(",") if d]
+        for split in ["validation", "test", *(f"ood_{d}" for d in domains)]:
             values = "".join(f"{run.data.metrics[f'{split}_{n}']:>14.4f}" for n in names)
-            lines.append(f"{candidate_name(run.data.params):<16}{split:<12}{values}")
+            lines.append(f"{candidate_name(run.data.params):<16}{split:<30}{values}")
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision["weights"].items())
+    lines.append(f"gate score: {decision['metric']} weighted by set ({weights})")
+    for run_id, score in decision["candidate_scores"].items():
+        lines.append(f"{candidate_name(client.get_run(run_id).data.params):<16}{score:>12.4f}")
     chosen = candidate_name(client.get_run(decision["run_id"]).data.params)
     verdict = "PROMOTED to champion" if decision["promoted"] else "rejected"
     lines.append(f"best candidate: {chosen} (MLflow run {decision['run_id']})")
@@ -127,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
-    params = PipelineParams.load(args.params, source=args.data, max_rows_per_split=args.max_rows_per_split)
+    params = PipelineParams.load(
+        args.params, source=args.data, ood_sources=args.ood, max_rows_per_split=args.max_rows_per_split
+    )
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"))

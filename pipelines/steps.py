@@ -71,6 +71,32 @@ def preprocess(
 
 
 @component
+def prepare_out_of_domain(
+    sources: list,
+    max_rows: int,
+    max_text_chars: int,
+    seed: int,
+    out_of_domain: Output[Dataset],
+    report: Output[Metrics],
+):
+    """Read, clean and sample each out-of-domain source into one text/label/domain parquet.
+
+    Args:
+        sources: Paths, s3:// URIs or HF ids of labelled sets from other domains; may be empty.
+        max_rows: Keep a stratified sample of at most this many rows per source (0 keeps all).
+        max_text_chars: Longer texts are dropped, as in validate.
+        seed: Seed of the sample.
+        out_of_domain: The combined set.
+        report: Rows kept and dropped (by reason) per domain.
+    """
+    from components.out_of_domain import prepare_out_of_domain as prepare
+
+    for domain, counts in prepare(sources, out_of_domain.path, max_rows, max_text_chars, seed).items():
+        for name, count in counts.items():
+            report.log_metric(f"{domain}_{name}", count)
+
+
+@component
 def train_svm(
     train: Input[Dataset],
     validation: Input[Dataset],
@@ -167,13 +193,15 @@ def ensemble(
 def evaluate(
     model: Input[Model],
     test: Input[Dataset],
+    out_of_domain: Input[Dataset],
     tracking_uri: str,
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     confusion_matrix: Output[HTML],
     model_card: Output[Markdown],
 ):
-    """Score the logged model on the test split; metrics and the model card go to MLflow and to KFP."""
+    """Score the logged model on the test split and the out-of-domain sets; metrics and the model card go
+    to MLflow and to KFP."""
     import base64
     import io
 
@@ -182,10 +210,18 @@ def evaluate(
 
     png = io.BytesIO()
     result = evaluate_model(
-        model.metadata["run_id"], model.metadata["model_uri"], test.path, tracking_uri, png
+        model.metadata["run_id"],
+        model.metadata["model_uri"],
+        test.path,
+        tracking_uri,
+        png,
+        out_of_domain.path,
     )
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    for domain, scores in result.out_of_domain.items():
+        for name, value in scores.items():
+            metrics.log_metric(f"ood_{domain}_{name}", value)
     classification.log_confusion_matrix(list(LABELS), result.confusion_matrix)
     image = base64.b64encode(png.getvalue()).decode("ascii")
     with open(confusion_matrix.path, "w") as page:
@@ -201,6 +237,7 @@ def gate(
     transformer: Input[Model],
     ensemble: Input[Model],
     test: Input[Dataset],
+    out_of_domain: Input[Dataset],
     tracking_uri: str,
     model_name: str,
     metric: str,
@@ -209,9 +246,11 @@ def gate(
     confidence: float,
     bootstrap_samples: int,
     seed: int,
+    ood_weight: float,
 ) -> str:
     """Promote the best candidate to the registry's ``champion`` alias only if it beats the champion
-    (margin and paired-bootstrap interval). Returns the decision as JSON."""
+    (margin and paired-bootstrap interval) on the test split, weighed with the out-of-domain sets by
+    ``ood_weight``. Returns the decision as JSON."""
     import json
     from dataclasses import asdict
 
@@ -222,5 +261,6 @@ def gate(
     result = gate_model(
         candidates, test.path, tracking_uri, model_name, metric=metric, min_improvement=min_improvement,
         min_score=min_score, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
+        ood_path=out_of_domain.path, ood_weight=ood_weight,
     )  # fmt: skip
     return json.dumps(asdict(result))

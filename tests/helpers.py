@@ -62,6 +62,24 @@ def sentiment_frame() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label"])
 
 
+def write_comment_sets(folder: Path) -> list[str]:
+    """A Reddit-style CSV (clean_comment, category -1/0/1, with an empty text and a duplicate) and a
+    YouTube-style CSV (Comment, Sentiment as words)."""
+    reddit = folder / "reddit_sentiment"
+    reddit.mkdir()
+    comments = [f"comment number {i} about things" for i in range(30)]
+    categories = [-1, 0, 1] * 10
+    pd.DataFrame(
+        {"clean_comment": [*comments, "  ", comments[0]], "category": [*categories, 0, categories[0]]}
+    ).to_csv(reddit / "Reddit_Data.csv", index=False)
+    youtube = folder / "YoutubeCommentsDataSet.csv"
+    words = ["negative", "neutral", "positive"] * 4
+    pd.DataFrame({"Comment": [f"video {i} was {w}" for i, w in enumerate(words)], "Sentiment": words}).to_csv(
+        youtube, index=False
+    )
+    return [str(reddit), str(youtube)]
+
+
 def write_splits(folder: Path, seed: int) -> dict[str, str]:
     """Split :func:`sentiment_frame` 72/36/36 (stratified, seeded) into parquet files; return their paths."""
     from components.preprocess import split_frame

@@ -9,24 +9,7 @@ import pytest
 from components.labels import LABELS
 from components.out_of_domain import domain_name, prepare_out_of_domain
 from tests.conftest import shared_dataset
-
-
-def write_comment_sets(folder: Path) -> list[str]:
-    """A Reddit-style CSV (clean_comment, category -1/0/1, with an empty text and a duplicate) and a
-    YouTube-style CSV (Comment, Sentiment as words)."""
-    reddit = folder / "reddit_sentiment"
-    reddit.mkdir()
-    comments = [f"comment number {i} about things" for i in range(30)]
-    categories = [-1, 0, 1] * 10
-    pd.DataFrame(
-        {"clean_comment": [*comments, "  ", comments[0]], "category": [*categories, 0, categories[0]]}
-    ).to_csv(reddit / "Reddit_Data.csv", index=False)
-    youtube = folder / "YoutubeCommentsDataSet.csv"
-    words = ["negative", "neutral", "positive"] * 4
-    pd.DataFrame({"Comment": [f"video {i} was {w}" for i, w in enumerate(words)], "Sentiment": words}).to_csv(
-        youtube, index=False
-    )
-    return [str(reddit), str(youtube)]
+from tests.helpers import write_comment_sets
 
 
 def test_sources_become_one_clean_labelled_frame_by_domain(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pipelines import run
 from pipelines.params import PipelineParams
 from pipelines.pipeline import compile_pipeline
 from pipelines.steps import ingest, preprocess, validate
-from tests.helpers import sentiment_frame
+from tests.helpers import sentiment_frame, write_comment_sets
 
 
 def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     tasks = yaml.safe_load(Path(package).read_text())["root"]["dag"]["tasks"]
     assert set(tasks) == {
         "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer", "ensemble",
-        "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate",
+        "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate",
     }  # fmt: skip
     assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
 
@@ -105,11 +105,17 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     source = tmp_path / "data.csv"
     sentiment_frame().to_csv(source, index=False)
     workdir = tmp_path / "mlops"
-    run.main(["--data", str(source), "--params", str(write_params(tmp_path)), "--workdir", str(workdir)])
+    reddit, youtube = write_comment_sets(tmp_path)
+    arguments = ["--data", str(source), "--ood", reddit, "--ood", youtube]
+    run.main([*arguments, "--params", str(write_params(tmp_path)), "--workdir", str(workdir)])
 
     printed = capsys.readouterr().out
     for name in ("svm-embeddings", "svm-tfidf", "transformer", "ensemble"):
-        assert f"{name:<16}test" in printed
+        assert f"{name:<16}{'test':<30}" in printed
+    assert f"{'ensemble':<16}ood_reddit_sentiment" in printed
+    assert (
+        "weighted by set (test 0.75, ood_reddit_sentiment 0.12, ood_youtubecommentsdataset 0.12)" in printed
+    )
     assert "gate: PROMOTED to champion: first model" in printed
     assert "serve it: make serve" in printed
     assert (workdir / "sentiment_pipeline.yaml").exists()
@@ -122,6 +128,7 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     assert list((workdir / "mlartifacts").iterdir())  # artifacts stay under the work dir
     cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
     assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
+    assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:
