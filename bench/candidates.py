@@ -1,6 +1,7 @@
 """Report every candidate of the latest pipeline run: validation and test macro recall and macro F1,
-training time, single-text latency and model size, as logged to MLflow by the pipeline, plus the gate's
-decision. Prints a table and writes it as JSON.
+out-of-domain macro recall per domain, the gate's (weighted) score, training time, single-text latency
+and model size, as logged to MLflow by the pipeline, plus the gate's decision. Prints a table and writes
+it as JSON.
 
     python bench/candidates.py [--tracking-uri URI] [--output bench/results/candidates.json]
 
@@ -39,13 +40,21 @@ def latest_decision(client: mlflow.MlflowClient, experiment: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def candidate_rows(client: mlflow.MlflowClient, decision: dict) -> list[dict]:
+def report_columns(decision: dict) -> tuple[tuple[str, str], ...]:
+    """COLUMNS with each out-of-domain set the gate weighed, and the gate's score."""
+    domains = [name for name in decision["weights"] if name.startswith("ood_")]
+    extra = tuple((f"{name}_macro_recall", name.removeprefix("ood_")[:11]) for name in domains)
+    return COLUMNS[:4] + extra + (("gate_score", "gate score"),) + COLUMNS[4:]
+
+
+def candidate_rows(client: mlflow.MlflowClient, decision: dict, columns: tuple) -> list[dict]:
     rows = []
-    for run_id in decision["candidate_scores"]:
+    for run_id, score in decision["candidate_scores"].items():
         run = client.get_run(run_id)
         params = run.data.params
         name = f"svm-{params['featurizer']}" if params["model_family"] == "svm" else params["model_family"]
-        rows.append({"candidate": name, "run_id": run_id, **{k: run.data.metrics.get(k) for k, _ in COLUMNS}})
+        values = {k: run.data.metrics.get(k) for k, _ in columns} | {"gate_score": score}
+        rows.append({"candidate": name, "run_id": run_id, **values})
     return rows
 
 
@@ -63,10 +72,13 @@ def main() -> None:
     mlflow.set_tracking_uri(args.tracking_uri)
     client = mlflow.MlflowClient()
     decision = latest_decision(client, args.experiment)
-    rows = candidate_rows(client, decision)
-    print(f"{'candidate':<16}" + "".join(f"{title:>12}" for _, title in COLUMNS))
+    columns = report_columns(decision)
+    rows = candidate_rows(client, decision, columns)
+    print(f"{'candidate':<16}" + "".join(f"{title:>12}" for _, title in columns))
     for row in rows:
-        print(f"{row['candidate']:<16}" + "".join(f"{row[key] or float('nan'):>12.4g}" for key, _ in COLUMNS))
+        print(f"{row['candidate']:<16}" + "".join(f"{row[key] or float('nan'):>12.4g}" for key, _ in columns))
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision["weights"].items())
+    print(f"gate score: {decision['metric']} weighted by set ({weights})")
     chosen = next(row["candidate"] for row in rows if row["run_id"] == decision["run_id"])
     verdict = "promoted" if decision["promoted"] else "rejected"
     print(f"gate: best candidate {chosen}, {verdict}: {decision['reason']}")
