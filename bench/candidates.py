@@ -42,7 +42,7 @@ def latest_decision(client: mlflow.MlflowClient, experiment: str) -> dict:
 
 def report_columns(decision: dict) -> tuple[tuple[str, str], ...]:
     """COLUMNS with each out-of-domain set the gate weighed, and the gate's score."""
-    domains = [name for name in decision["weights"] if name.startswith("ood_")]
+    domains = [name for name in decision.get("weights", {}) if name.startswith("ood_")]
     extra = tuple((f"{name}_macro_recall", name.removeprefix("ood_")[:11]) for name in domains)
     return COLUMNS[:4] + extra + (("gate_score", "gate score"),) + COLUMNS[4:]
 
@@ -77,7 +77,7 @@ def main() -> None:
     print(f"{'candidate':<16}" + "".join(f"{title:>12}" for _, title in columns))
     for row in rows:
         print(f"{row['candidate']:<16}" + "".join(f"{row[key] or float('nan'):>12.4g}" for key, _ in columns))
-    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision["weights"].items())
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision.get("weights", {"test": 1}).items())
     print(f"gate score: {decision['metric']} weighted by set ({weights})")
     chosen = next(row["candidate"] for row in rows if row["run_id"] == decision["run_id"])
     verdict = "promoted" if decision["promoted"] else "rejected"
