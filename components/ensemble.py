@@ -27,6 +27,8 @@ SERVING_REQUIREMENTS = [
 class SoftVotingClassifier(mlflow.pyfunc.PythonModel):
     """Averages its members' probability columns; answers like every other candidate."""
 
+    family = "ensemble"
+
     def load_context(self, context) -> None:
         names = sorted(name for name in context.artifacts if name.startswith("member_"))
         self.members = [mlflow.pyfunc.load_model(context.artifacts[name]) for name in names]

@@ -93,6 +93,8 @@ def texts_of(model_input) -> list[str]:
 class SentimentClassifier(mlflow.pyfunc.PythonModel):
     """Features + linear classifier; ``predict`` returns :func:`probabilities_frame`."""
 
+    family = "svm"
+
     def load_context(self, context) -> None:
         encoder = context.artifacts.get("encoder")
         self.encoder = load_encoder(encoder) if encoder else None

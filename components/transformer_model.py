@@ -44,6 +44,8 @@ def predict_probabilities(model, tokenizer, texts: list[str], max_length: int, b
 class TransformerClassifier(mlflow.pyfunc.PythonModel):
     """A Hugging Face sequence classifier; ``predict`` returns label + per-class probabilities."""
 
+    family = "transformer"
+
     def load_context(self, context) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

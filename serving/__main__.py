@@ -1,7 +1,8 @@
 """Start the predictor: ``python -m serving --model_name sentiment --model_uri models:/sentiment@champion``.
 
-Takes every kserve ModelServer flag (--http_port, --grpc_port, --workers, ...). Keep --workers=1: the
-Prometheus metrics on /metrics are per worker; scale with replicas instead.
+Takes every kserve ModelServer flag (--http_port, --grpc_port, --workers, ...) plus the batching, limit
+and reload flags below. Keep --workers=1: the Prometheus metrics on /metrics are per worker, and so is
+the batcher; scale with replicas instead.
 """
 
 import argparse
@@ -11,9 +12,13 @@ import os
 import kserve
 from kserve import model_server
 
-from serving.model import ChampionNotFound, SentimentModel
+from serving.http_guard import InferenceGuard
+from serving.model import ChampionNotFound, ReloadingRepository, SentimentModel, ServingOptions
+from serving.payload import RequestLimits
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: 256 texts of 4 KB with JSON overhead
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,8 +33,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="MLflow tracking URI (env MLFLOW_TRACKING_URI)",
     )
+    defaults, limits = ServingOptions(), RequestLimits()
+    batching = parser.add_argument_group("batching")
+    batching.add_argument(
+        "--max_batch_size",
+        type=int,
+        default=defaults.max_batch_size,
+        help="most texts in one batched model call",
+    )
+    batching.add_argument(
+        "--max_batch_wait_ms",
+        type=float,
+        default=defaults.max_wait_ms,
+        help="how long a request that finds the model idle waits for company",
+    )
+    guard = parser.add_argument_group("request limits (4xx beyond them)")
+    guard.add_argument("--max_body_bytes", type=int, default=MAX_BODY_BYTES, help="REST body size (413)")
+    guard.add_argument("--max_instances", type=int, default=limits.max_instances, help="texts per request")
+    guard.add_argument(
+        "--max_text_chars", type=int, default=limits.max_text_chars, help="characters per text"
+    )
+    lifecycle = parser.add_argument_group("model lifecycle")
+    lifecycle.add_argument(
+        "--reload_interval_seconds",
+        type=float,
+        default=defaults.reload_seconds,
+        help="poll the alias and move to its new version (0: only on the repository load call)",
+    )
+    lifecycle.add_argument(
+        "--load_attempts",
+        type=int,
+        default=defaults.load_attempts,
+        help="tries to load the model at start, with exponential backoff",
+    )
     parser.set_defaults(model_name=os.environ.get("MODEL_NAME", "sentiment"))
     return parser.parse_args(argv)
+
+
+def serving_options(args: argparse.Namespace) -> ServingOptions:
+    return ServingOptions(
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_batch_wait_ms,
+        limits=RequestLimits(args.max_instances, args.max_text_chars),
+        reload_seconds=args.reload_interval_seconds,
+        load_attempts=args.load_attempts,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,14 +88,21 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(args.tracking_uri)
-    model = SentimentModel(args.model_name, args.model_uri)
+    model = SentimentModel(args.model_name, args.model_uri, serving_options(args))
     try:
         model.load()  # before the server listens: not ready until the model is loaded
     except ChampionNotFound as exc:
         logger.error("%s", exc)
         raise SystemExit(1) from exc
+    model_server.app.add_middleware(
+        InferenceGuard, max_body_bytes=args.max_body_bytes, model_version=lambda: model.model_version
+    )
     kserve.ModelServer(
-        http_port=args.http_port, grpc_port=args.grpc_port, workers=args.workers, enable_grpc=args.enable_grpc
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        enable_grpc=args.enable_grpc,
+        registered_models=ReloadingRepository(),
     ).start([model])
 
 

@@ -1,15 +1,27 @@
-"""The predictor: loads ``models:/<name>@champion`` from MLflow and answers v1 and v2 requests."""
+"""The predictor: serves ``models:/<name>@champion`` from MLflow over v1, v2 and gRPC, batching concurrent
+requests into shared model calls, and moves to a new version when the alias moves (polled, or on
+``POST /v2/repository/models/<name>/load``) without failing a request: the old model serves until the
+new one is loaded and warmed up, then one reference swap switches over.
+"""
 
 import asyncio
 import logging
+import threading
+import time
+from dataclasses import dataclass, field
 
 import mlflow
 import pandas as pd
 from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
-from serving.payload import texts_from_v1, texts_from_v2, v1_response, v2_response
+from components.labels import probability_columns
+from serving import metrics
+from serving.batcher import AdaptiveBatcher
+from serving.payload import RequestLimits, texts_from_v1, texts_from_v2, v1_response, v2_response
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +38,8 @@ def pin_version(model_uri: str) -> tuple[str, str]:
         try:
             version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
         except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in exc.message.lower():
+                raise
             raise ChampionNotFound(
                 f"cannot resolve {model_uri} in the registry at {mlflow.get_tracking_uri()}: {exc.message}. "
                 "Run the pipeline first (make pipeline-run) so that the gate promotes a model."
@@ -34,25 +48,121 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     return model_uri, "unversioned"
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded pyfunc model and what it is: registry version and family (svm, transformer, ensemble)."""
+
+    model: mlflow.pyfunc.PyFuncModel
+    version: str
+    family: str
+    load_seconds: float
+
+
+def load_model(pinned_uri: str, version: str) -> LoadedModel:
+    """Load and warm up (one prediction) the model at ``pinned_uri``."""
+    started = time.perf_counter()
+    model = mlflow.pyfunc.load_model(pinned_uri)
+    model.predict(pd.DataFrame({"text": ["warming up"]}))
+    python_model = model.unwrap_python_model()
+    family = getattr(python_model, "family", type(python_model).__name__)
+    return LoadedModel(model, version, family, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """Batching, request limits and model lifecycle settings (see ``python -m serving --help``)."""
+
+    max_batch_size: int = 64
+    max_wait_ms: float = 0.0
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    reload_seconds: float = 0.0
+    load_attempts: int = 5
+    load_backoff_seconds: float = 2.0
+
+
 class SentimentModel(Model):
     """A kserve.Model over the MLflow pyfunc sentiment model; ``ready`` once ``load`` succeeds."""
 
-    def __init__(self, name: str, model_uri: str):
+    def __init__(self, name: str, model_uri: str, options: ServingOptions = ServingOptions()):
         super().__init__(name)
         self.model_uri = model_uri
-        self.model_version = ""
-        self._model = None
+        self.options = options
+        self.served: LoadedModel | None = None
+        self.batcher = AdaptiveBatcher(
+            self.predict_texts, options.max_batch_size, options.max_wait_ms, metrics.record_batch
+        )
+        self._reload_lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    @property
+    def model_version(self) -> str:
+        return self.served.version if self.served else ""
 
     def load(self) -> bool:
-        pinned_uri, self.model_version = pin_version(self.model_uri)
-        logger.info("loading %s (%s)", pinned_uri, self.model_uri)
-        self._model = mlflow.pyfunc.load_model(pinned_uri)
+        """Load the model, retrying with exponential backoff; ChampionNotFound is not retried."""
+        delay = self.options.load_backoff_seconds
+        for attempt in range(1, self.options.load_attempts + 1):
+            try:
+                self._swap_to(*pin_version(self.model_uri))
+                break
+            except ChampionNotFound:
+                metrics.MODEL_LOADS.labels(outcome="failure").inc()
+                raise
+            except Exception as exc:
+                metrics.MODEL_LOADS.labels(outcome="failure").inc()
+                if attempt == self.options.load_attempts:
+                    raise
+                logger.warning(
+                    "loading %s failed (attempt %d of %d: %s); retrying in %.0f s",
+                    self.model_uri, attempt, self.options.load_attempts, exc, delay,
+                )  # fmt: skip
+                time.sleep(delay)
+                delay *= 2
         self.ready = True
+        if self.options.reload_seconds > 0:
+            threading.Thread(target=self._watch_alias, name="alias-watcher", daemon=True).start()
         return self.ready
 
+    def _swap_to(self, pinned_uri: str, version: str) -> None:
+        logger.info("loading %s (%s)", pinned_uri, self.model_uri)
+        loaded = load_model(pinned_uri, version)
+        self.served = loaded  # one reference assignment: each batch uses one model, old or new
+        metrics.MODEL_LOADS.labels(outcome="success").inc()
+        metrics.record_model(self.name, loaded.version, loaded.family, loaded.load_seconds)
+        metrics.initialise(loaded.version)
+        logger.info("serving %s version %s (%s)", self.name, loaded.version, loaded.family)
+
+    def reload(self) -> bool:
+        """Serve the version the alias points at now, if it is another one; True when it switched.
+        The current model keeps serving while the new one loads; a failed load changes nothing."""
+        with self._reload_lock:
+            pinned_uri, version = pin_version(self.model_uri)
+            if self.served and version == self.served.version:
+                return False
+            try:
+                self._swap_to(pinned_uri, version)
+            except Exception:
+                metrics.MODEL_LOADS.labels(outcome="failure").inc()
+                raise
+            return True
+
+    def _watch_alias(self) -> None:
+        while not self._stopped.wait(self.options.reload_seconds):
+            try:
+                self.reload()
+            except Exception:
+                logger.exception(
+                    "reloading %s failed; still serving version %s", self.name, self.model_version
+                )
+
+    def stop(self) -> None:
+        self._stopped.set()
+        super().stop()
+
     def predict_texts(self, texts: list[str]) -> pd.DataFrame:
-        """Label and class probabilities for each text, in one model call."""
-        return self._model.predict(pd.DataFrame({"text": texts}))
+        """Label and class probabilities for each text in one model call, with the version that answered."""
+        served = self.served
+        return served.model.predict(pd.DataFrame({"text": texts})).assign(model_version=served.version)
 
     async def predict(
         self,
@@ -60,8 +170,42 @@ class SentimentModel(Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict | InferResponse:
-        if isinstance(payload, InferRequest):
-            predictions = await asyncio.to_thread(self.predict_texts, texts_from_v2(payload))
-            return v2_response(payload, predictions, self.name, self.model_version)
-        predictions = await asyncio.to_thread(self.predict_texts, texts_from_v1(payload))
-        return v1_response(predictions, self.model_version)
+        if isinstance(payload, InferRequest) and payload.from_grpc:
+            return await self._count_grpc(payload)
+        return await self._answer(payload)
+
+    async def _answer(self, payload: dict | InferRequest) -> dict | InferResponse:
+        limits = self.options.limits
+        is_v2 = isinstance(payload, InferRequest)
+        texts = texts_from_v2(payload, limits) if is_v2 else texts_from_v1(payload, limits)
+        rows = await self.batcher.predict(texts)
+        version = str(rows["model_version"].iloc[0])
+        confidences = rows[probability_columns()].max(axis=1).tolist()
+        metrics.record_predictions(texts, rows["label"].tolist(), confidences, version)
+        return v2_response(payload, rows, self.name, version) if is_v2 else v1_response(rows, version)
+
+    async def _count_grpc(self, payload: InferRequest) -> InferResponse:
+        """gRPC requests bypass the HTTP middleware: count and time them here."""
+        started, code = time.perf_counter(), "INTERNAL"
+        try:
+            response = await self._answer(payload)
+            code = "OK"
+            return response
+        except InvalidInput:
+            code = "INVALID_ARGUMENT"
+            raise
+        finally:
+            metrics.REQUESTS.labels(protocol="grpc", model_version=self.model_version, code=code).inc()
+            metrics.REQUEST_DURATION.labels(protocol="grpc").observe(time.perf_counter() - started)
+
+
+class ReloadingRepository(ModelRepository):
+    """kserve's model repository, where ``POST /v2/repository/models/<name>/load`` (the Open Inference
+    Protocol's repository extension) makes a served SentimentModel move to the alias's current version."""
+
+    async def load(self, name: str) -> bool:
+        model = self.get_model(name)
+        if not isinstance(model, SentimentModel):
+            raise InvalidInput(f"model {name!r} is not served here")
+        await asyncio.to_thread(model.reload)
+        return model.ready

@@ -1,7 +1,10 @@
 """Decode request payloads into texts and encode predictions as v1 / v2 answers.
 
-Every client error raises ``kserve.errors.InvalidInput`` (HTTP 400) with a message saying what is wrong.
+Every client error raises ``kserve.errors.InvalidInput`` (HTTP 400, gRPC INVALID_ARGUMENT) with a message
+saying what is wrong.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,21 @@ from kserve.utils.utils import generate_uuid
 from components.labels import LABELS, probability_columns
 
 
-def _check_text(value: object, where: str) -> str:
+@dataclass(frozen=True)
+class RequestLimits:
+    """Per-request limits: texts per request and characters per text (longer texts are rejected, not
+    truncated: the models truncate tokens themselves, so a longer text is a client mistake)."""
+
+    max_instances: int = 256
+    max_text_chars: int = 5000
+
+
+def _check_count(count: int, limits: RequestLimits) -> None:
+    if count > limits.max_instances:
+        raise InvalidInput(f"{count} texts in one request; the limit is {limits.max_instances}")
+
+
+def _check_text(value: object, where: str, limits: RequestLimits) -> str:
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
@@ -22,10 +39,12 @@ def _check_text(value: object, where: str) -> str:
         raise InvalidInput(f"{where} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise InvalidInput(f"{where} is empty")
+    if len(value) > limits.max_text_chars:
+        raise InvalidInput(f"{where} has {len(value)} characters; the limit is {limits.max_text_chars}")
     return value
 
 
-def texts_from_v1(payload: object) -> list[str]:
+def texts_from_v1(payload: object, limits: RequestLimits = RequestLimits()) -> list[str]:
     """``{"instances": ["text", ...]}`` or ``{"instances": [{"text": "..."}, ...]}``."""
     if isinstance(payload, bytes | str):
         raise InvalidInput("the body was not read as JSON: send it with Content-Type: application/json")
@@ -34,17 +53,18 @@ def texts_from_v1(payload: object) -> list[str]:
     instances = payload["instances"]
     if not isinstance(instances, list) or not instances:
         raise InvalidInput('"instances" must be a non-empty list of texts')
+    _check_count(len(instances), limits)
     texts = []
     for i, item in enumerate(instances):
         if isinstance(item, dict):
             if "text" not in item:
                 raise InvalidInput(f'instances[{i}] is an object without a "text" field')
             item = item["text"]
-        texts.append(_check_text(item, f"instances[{i}]"))
+        texts.append(_check_text(item, f"instances[{i}]", limits))
     return texts
 
 
-def texts_from_v2(request: InferRequest) -> list[str]:
+def texts_from_v2(request: InferRequest, limits: RequestLimits = RequestLimits()) -> list[str]:
     """One BYTES input tensor of shape [n] (or [n, 1]) holding UTF-8 texts."""
     if len(request.inputs) != 1:
         raise InvalidInput(f"expected exactly one input tensor of texts, got {len(request.inputs)}")
@@ -59,7 +79,8 @@ def texts_from_v2(request: InferRequest) -> list[str]:
         values = values[:, 0]
     if values.ndim != 1 or values.size == 0:
         raise InvalidInput(f'input "{tensor.name}" must have shape [n] with n >= 1, got {list(values.shape)}')
-    return [_check_text(v, f"{tensor.name}[{i}]") for i, v in enumerate(values.tolist())]
+    _check_count(values.size, limits)
+    return [_check_text(v, f"{tensor.name}[{i}]", limits) for i, v in enumerate(values.tolist())]
 
 
 def v1_response(predictions: pd.DataFrame, model_version: str) -> dict:

@@ -1,0 +1,107 @@
+"""ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``):
+rejects oversized bodies (413) and non-JSON content types (415) with a message before any parsing, and
+counts and times every request by protocol, serving model version and status code."""
+
+import json
+import re
+import time
+from collections.abc import Callable
+
+from serving import metrics
+
+V1_PREDICT = re.compile(r"^/v1/models/[^/]+:predict$")
+V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+JSON_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
+V2_BINARY_TYPE = "application/octet-stream"  # the v2 binary tensor extension
+
+
+def protocol_of(method: str, path: str) -> str | None:
+    """``v1`` or ``v2`` for an inference request, else None."""
+    if method != "POST":
+        return None
+    if V1_PREDICT.match(path):
+        return "v1"
+    return "v2" if V2_INFER.match(path) else None
+
+
+class InferenceGuard:
+    """Guards and measures inference requests; every other route passes through untouched."""
+
+    def __init__(self, app, max_body_bytes: int, model_version: Callable[[], str]):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.model_version = model_version
+
+    async def __call__(self, scope, receive, send):
+        protocol = (
+            protocol_of(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
+        )
+        if protocol is None:
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), {"code": 500}
+
+        async def send_and_record(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            problem = self._content_type_problem(scope, protocol)
+            if problem:
+                return await _reject(send_and_record, 415, problem)
+            body = await self._read_body(receive)
+            if body is None:
+                return await _reject(
+                    send_and_record, 413, f"request body over the limit of {self.max_body_bytes} bytes"
+                )
+            return await self.app(scope, _replay(body, receive), send_and_record)
+        finally:
+            metrics.REQUESTS.labels(
+                protocol=protocol, model_version=self.model_version(), code=str(status["code"])
+            ).inc()
+            metrics.REQUEST_DURATION.labels(protocol=protocol).observe(time.perf_counter() - started)
+
+    def _content_type_problem(self, scope, protocol: str) -> str | None:
+        headers = dict(scope.get("headers", []))
+        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        allowed = JSON_TYPES + ((V2_BINARY_TYPE,) if protocol == "v2" else ())
+        if content_type and content_type not in allowed:
+            return f"unsupported Content-Type {content_type!r}: send JSON with Content-Type: application/json"
+        return None
+
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole request body, or None as soon as it passes the limit."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that hands the app the body read here, then listens to the client as before."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _reject(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,85 @@
+"""The predictor's Prometheus metrics, on prometheus_client's default registry: the kserve server exposes
+them on ``/metrics`` next to its own ``request_*_seconds`` histograms. Base units (seconds), ``_total``
+counters, units in the names.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from components.labels import LABELS
+from serving.batcher import BatchStats
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "sentiment_requests_total",
+    "Inference requests by protocol (v1, v2, grpc), serving model version and status code.",
+    ["protocol", "model_version", "code"],
+)
+REQUEST_DURATION = Histogram(
+    "sentiment_request_duration_seconds",
+    "End-to-end inference request latency in the server, by protocol.",
+    ["protocol"],
+    buckets=LATENCY_BUCKETS,
+)
+QUEUE_WAIT = Histogram(
+    "sentiment_batch_queue_wait_seconds",
+    "Time a request waited for its batch's model call to start.",
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_COMPUTE = Histogram(
+    "sentiment_model_compute_seconds", "Duration of one batched model call.", buckets=LATENCY_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "sentiment_batch_size_texts",
+    "Texts per batched model call.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+PREDICTIONS = Counter(
+    "sentiment_predictions_total", "Predicted labels, by class and model version.", ["label", "model_version"]
+)
+CONFIDENCE = Histogram(
+    "sentiment_prediction_confidence_ratio",
+    "Probability of the predicted class.",
+    buckets=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+INPUT_LENGTH = Histogram(
+    "sentiment_input_length_characters",
+    "Length of each input text, in characters.",
+    buckets=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+MODEL_INFO = Gauge(
+    "sentiment_model_info", "The model being served (value 1).", ["name", "version", "flavour"]
+)
+MODEL_LOAD_SECONDS = Gauge("sentiment_model_load_duration_seconds", "Duration of the last model load.")
+MODEL_LOADS = Counter(
+    "sentiment_model_loads_total", "Model load attempts (first load and reloads), by outcome.", ["outcome"]
+)
+
+
+def record_batch(stats: BatchStats) -> None:
+    """Observe one batched model call."""
+    BATCH_SIZE.observe(stats.texts)
+    MODEL_COMPUTE.observe(stats.compute_seconds)
+    for wait in stats.queue_waits:
+        QUEUE_WAIT.observe(wait)
+
+
+def record_predictions(texts: list[str], labels: list[str], confidences: list[float], version: str) -> None:
+    """Observe each answered text: its length, predicted class and that class's probability."""
+    for text, label, confidence in zip(texts, labels, confidences, strict=True):
+        INPUT_LENGTH.observe(len(text))
+        PREDICTIONS.labels(label=label, model_version=version).inc()
+        CONFIDENCE.observe(confidence)
+
+
+def record_model(name: str, version: str, flavour: str, load_seconds: float) -> None:
+    """Point the info gauge at the model now served and record how long it took to load."""
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(name=name, version=version, flavour=flavour).set(1)
+    MODEL_LOAD_SECONDS.set(load_seconds)
+
+
+def initialise(version: str) -> None:
+    """Create the labelled series at 0, so dashboards and rate() see them before the first request."""
+    for label in LABELS:
+        PREDICTIONS.labels(label=label, model_version=version)
