@@ -1,5 +1,6 @@
 """ensemble: a soft-voting candidate that averages the class probabilities of the other candidates'
-models, logged to MLflow as a pyfunc model that carries its members."""
+models, logged to MLflow as a pyfunc model that carries its members. Its ``runtime`` config (``fp32`` or
+``int8``) passes on to the members that have one (the transformer)."""
 
 import json
 import logging
@@ -9,6 +10,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import Model
 
 from components.labels import LABELS, probability_columns
 from components.metrics import classification_metrics
@@ -24,14 +26,21 @@ SERVING_REQUIREMENTS = [
 ]  # fmt: skip
 
 
+def load_member(path: str, runtime: str) -> mlflow.pyfunc.PyFuncModel:
+    """Load a member model, in ``runtime`` when its config has that setting."""
+    config = Model.load(path).flavors["python_function"].get("config") or {}
+    return mlflow.pyfunc.load_model(path, model_config={"runtime": runtime} if "runtime" in config else None)
+
+
 class SoftVotingClassifier(mlflow.pyfunc.PythonModel):
     """Averages its members' probability columns; answers like every other candidate."""
 
     family = "ensemble"
 
     def load_context(self, context) -> None:
+        runtime = (context.model_config or {}).get("runtime", "fp32")
         names = sorted(name for name in context.artifacts if name.startswith("member_"))
-        self.members = [mlflow.pyfunc.load_model(context.artifacts[name]) for name in names]
+        self.members = [load_member(context.artifacts[name], runtime) for name in names]
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         frames = [member.predict(model_input)[probability_columns()].to_numpy() for member in self.members]
@@ -68,6 +77,7 @@ def ensemble(
             name="model",
             python_model=SoftVotingClassifier(),
             artifacts=members,
+            model_config={"runtime": "fp32"},
             code_paths=[str(Path(__file__).parent)],
             signature=infer_signature(validation[["text"]].head(2), output.head(2)),
             pip_requirements=SERVING_REQUIREMENTS,

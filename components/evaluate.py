@@ -71,6 +71,18 @@ def _score_out_of_domain(model, ood: pd.DataFrame, folder: Path) -> dict[str, di
     return scores
 
 
+def _score_int8_variant(model_path: str, test: pd.DataFrame, truth: list[str]) -> dict[str, float]:
+    """Score the model's INT8 runtime (see components/transformer_model.py) on the test split: its
+    ``test_int8_*`` metrics and single-text latency. Empty for models without a ``runtime`` setting."""
+    if "runtime" not in (mlflow.pyfunc.load_model(model_path).model_config or {}):
+        return {}
+    int8 = mlflow.pyfunc.load_model(model_path, model_config={"runtime": "int8"})
+    metrics = classification_metrics(truth, int8.predict(test[["text"]])["label"].tolist())
+    return {f"test_int8_{k}": v for k, v in metrics.items()} | {
+        "int8_latency_ms_per_text": single_text_latency_ms(int8, test["text"].tolist())
+    }
+
+
 def evaluate(
     run_id: str,
     model_uri: str,
@@ -83,7 +95,7 @@ def evaluate(
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
     size and the model card to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
     With ``ood_path`` (see components/out_of_domain.py), also score each out-of-domain set
-    (``ood_<domain>_*`` metrics and predictions).
+    (``ood_<domain>_*`` metrics and predictions). A model with an INT8 runtime also gets ``test_int8_*``.
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
@@ -94,8 +106,9 @@ def evaluate(
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     ood = pd.read_parquet(ood_path) if ood_path else pd.DataFrame()
+    int8_metrics = _score_int8_variant(local_model, test, truth)
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()} | int8_metrics)
         mlflow.log_metrics({
             "latency_ms_per_text": single_text_latency_ms(model, test["text"].tolist()),
             "model_mb": sum(f.stat().st_size for f in Path(local_model).rglob("*") if f.is_file()) / 2**20,

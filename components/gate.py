@@ -5,6 +5,10 @@ difference excludes zero (a first model must pass an absolute floor).
 The score is the metric on the test split, or, with out-of-domain sets, a weighted sum: ``1 - ood_weight``
 on the test split and ``ood_weight`` shared equally by the out-of-domain sets.
 
+The winner's INT8 runtime (scored by evaluate as ``test_int8_<metric>``) is accepted when it loses at
+most ``int8_max_loss`` of the test metric; the verdict is recorded in the decision and on the registered
+version (tags ``int8_accepted``, ``int8_loss``), where the predictor's ``--runtime int8`` reads it.
+
 Safety: the alias moves last, in one registry call, and only to a version whose run holds test metrics
 for this test set; a crash at any point leaves the previous champion in place.
 """
@@ -56,6 +60,17 @@ class GateDecision:
     interval: tuple[float, float] | None
     confidence: float
     registered_version: str | None
+    int8_loss: float | None
+    int8_accepted: bool
+
+
+def int8_verdict(run, metric: str, max_loss: float) -> tuple[float | None, bool]:
+    """(test-metric loss of the INT8 runtime, accepted?); (None, False) for a model without one."""
+    int8 = run.data.metrics.get(f"test_int8_{metric}")
+    if int8 is None:
+        return None, False
+    loss = run.data.metrics[f"test_{metric}"] - int8
+    return loss, loss <= max_loss
 
 
 def current_champion(client: mlflow.MlflowClient, model_name: str):
@@ -165,6 +180,9 @@ def _log_decision(decision: GateDecision) -> None:
         mlflow.log_metric(f"gate_score_{decision.metric}", decision.candidate_score)
         if decision.champion_score is not None:
             mlflow.log_metric(f"gate_champion_score_{decision.metric}", decision.champion_score)
+        if decision.int8_loss is not None:
+            mlflow.log_metric(f"gate_int8_loss_{decision.metric}", decision.int8_loss)
+            mlflow.set_tag("gate.int8", "accepted" if decision.int8_accepted else "rejected")
         if decision.interval is not None:
             mlflow.log_metrics(
                 {"gate_interval_low": decision.interval[0], "gate_interval_high": decision.interval[1]}
@@ -187,6 +205,7 @@ def gate(
     seed: int = 0,
     ood_path: str | None = None,
     ood_weight: float = 0.0,
+    int8_max_loss: float = 0.005,
 ) -> GateDecision:
     """Judge ``candidates`` ((run id, model URI) pairs, each evaluated on ``test_path`` and ``ood_path``):
     the best by the (weighted) ``metric`` is promoted if it wins against the champion (see :func:`decide`)."""
@@ -210,12 +229,19 @@ def gate(
         )
         champion_score, interval = scores[run_id] - gain, (low, high)
     promoted, reason = decide(scores[run_id], champion_score, interval, min_improvement, min_score)
+    int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, int8_max_loss)
     registered = None
     if promoted:
         version = mlflow.register_model(
             model_uri,
             model_name,
-            tags={"gate": "pending", f"score_{metric}": f"{scores[run_id]:.6f}", "run_id": run_id},
+            tags={
+                "gate": "pending",
+                f"score_{metric}": f"{scores[run_id]:.6f}",
+                "run_id": run_id,
+                "int8_accepted": str(int8_accepted).lower(),
+            }
+            | ({"int8_loss": f"{int8_loss:.6f}"} if int8_loss is not None else {}),
         )
         card = mlflow.artifacts.load_text(f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}")
         client.update_model_version(model_name, version.version, description=card)
@@ -225,7 +251,8 @@ def gate(
     decision = GateDecision(
         promoted, reason, metric, {s.name: s.weight for s in sets}, run_id, scores[run_id], scores,
         set_scores, champion_score,
-        str(champion.version) if champion else None, interval, confidence, registered,
+        str(champion.version) if champion else None, interval, confidence, registered, int8_loss,
+        int8_accepted,
     )  # fmt: skip
     _log_decision(decision)
     logger.info(

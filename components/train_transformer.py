@@ -1,6 +1,7 @@
 """train_transformer: fine-tune a Hugging Face sequence classifier (DistilBERT by default; the bundled
 all-MiniLM-L6-v2 weights when no hub is reachable) on the SVM's split, within a step and wall-clock budget,
-with early stopping on validation macro-F1, and log it to MLflow as a pyfunc model with its training curve.
+with early stopping on validation macro recall (TweetEval's metric), and log it to MLflow as a pyfunc
+model with its training curve.
 """
 
 import json
@@ -55,7 +56,7 @@ def _tokenized(frame: pd.DataFrame, tokenizer, max_length: int):
     )
 
 
-def _macro_f1(prediction) -> dict[str, float]:
+def _validation_scores(prediction) -> dict[str, float]:
     predicted = [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)]
     truth = [LABELS[i] for i in prediction.label_ids]
     metrics = classification_metrics(truth, predicted)
@@ -63,18 +64,18 @@ def _macro_f1(prediction) -> dict[str, float]:
 
 
 def _log_training_curve(log_history: list[dict]) -> None:
-    """Log train loss and validation macro-F1 per step, and a plot of both."""
+    """Log train loss and validation macro recall per step, and a plot of both."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     losses = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
-    scores = [(e["step"], e["eval_macro_f1"]) for e in log_history if "eval_macro_f1" in e]
+    scores = [(e["step"], e["eval_macro_recall"]) for e in log_history if "eval_macro_recall" in e]
     for step, loss in losses:
         mlflow.log_metric("train_loss", loss, step=step)
     for step, score in scores:
-        mlflow.log_metric("curve_validation_macro_f1", score, step=step)
+        mlflow.log_metric("curve_validation_macro_recall", score, step=step)
     fig, loss_axis = plt.subplots(figsize=(6, 4))
     if losses:
         loss_axis.plot(*zip(*losses, strict=True), color="tab:blue", label="train loss")
@@ -82,9 +83,9 @@ def _log_training_curve(log_history: list[dict]) -> None:
     score_axis = loss_axis.twinx()
     if scores:
         score_axis.plot(
-            *zip(*scores, strict=True), color="tab:orange", marker="o", label="validation macro-F1"
+            *zip(*scores, strict=True), color="tab:orange", marker="o", label="validation macro recall"
         )
-    score_axis.set(ylabel="validation macro-F1")
+    score_axis.set(ylabel="validation macro recall")
     fig.legend(loc="upper right")
     fig.tight_layout()
     mlflow.log_figure(fig, "training/curve.png")
@@ -110,7 +111,7 @@ def train_transformer(
     seed: int = 42,
     run_params: str = "{}",
 ) -> TrainResult:
-    """Fine-tune ``model_id`` on ``train_path``; select the checkpoint with the best validation macro-F1.
+    """Fine-tune ``model_id`` on ``train_path``; keep the checkpoint with the best validation macro recall.
 
     Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
     ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
@@ -167,7 +168,7 @@ def train_transformer(
             save_total_limit=2,
             save_only_model=True,
             load_best_model_at_end=True,
-            metric_for_best_model="macro_f1",
+            metric_for_best_model="macro_recall",
             logging_steps=max(1, eval_steps // 4),
             report_to="none",
             seed=seed,
@@ -179,7 +180,7 @@ def train_transformer(
             eval_dataset=_tokenized(validation, tokenizer, max_length),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=_macro_f1,
+            compute_metrics=_validation_scores,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=patience), budget],
         )
         started = time.perf_counter()

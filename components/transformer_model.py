@@ -3,6 +3,11 @@
 It answers like the SVM family's model (:func:`components.sentiment_model.probabilities_frame`), so the
 predictor serves either. Texts are normalised as in training, sorted by length and run in padded batches:
 one forward pass per batch, not one per text.
+
+The model config's ``runtime`` picks how it executes: ``fp32`` (as trained) or ``int8`` (torch dynamic
+quantisation of every Linear layer: INT8 weights, activations quantised on the fly; CPU only). The INT8
+variant is the same logged model loaded with ``model_config={"runtime": "int8"}``: evaluate scores it and
+the gate accepts it only if it loses at most ``int8_max_loss`` of the metric.
 """
 
 import logging
@@ -17,6 +22,7 @@ from components.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
+RUNTIMES = ("fp32", "int8")
 SERVING_REQUIREMENTS = ["torch==2.13.0", "transformers==5.24.0", "pandas==2.3.3", "mlflow==3.17.2"]
 
 
@@ -53,9 +59,14 @@ class TransformerClassifier(mlflow.pyfunc.PythonModel):
         folder = context.artifacts["model"]
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-        if torch.cuda.is_available():
-            self.model.to("cuda")
         config = context.model_config or {}
+        self.runtime = config.get("runtime", "fp32")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.runtime == "int8":
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, torch.qint8)
+        elif torch.cuda.is_available():
+            self.model.to("cuda")
         self.max_length = int(config.get("max_length", 128))
         self.batch_size = int(config.get("batch_size", 32))
         self.classes = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
@@ -81,7 +92,7 @@ def log_transformer_model(model_dir: Path, max_length: int, batch_size: int) -> 
         python_model=TransformerClassifier(),
         artifacts={"model": str(model_dir)},
         code_paths=[str(Path(__file__).parent)],
-        model_config={"max_length": max_length, "batch_size": batch_size},
+        model_config={"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"},
         signature=infer_signature(example, output),
         pip_requirements=SERVING_REQUIREMENTS,
     )

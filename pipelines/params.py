@@ -45,6 +45,7 @@ class PipelineParams:
     gate_confidence: float
     gate_bootstrap_samples: int
     gate_ood_weight: float
+    gate_int8_max_loss: float
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":

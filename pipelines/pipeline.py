@@ -59,6 +59,7 @@ def sentiment_pipeline(
     gate_confidence: float,
     gate_bootstrap_samples: int,
     gate_ood_weight: float,
+    gate_int8_max_loss: float,
     tracking_uri: str,
     run_params: str,
 ) -> str:
@@ -111,6 +112,7 @@ def sentiment_pipeline(
         test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri, model_name=model_name,
         metric=gate_metric, min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
         bootstrap_samples=gate_bootstrap_samples, seed=seed, ood_weight=gate_ood_weight,
+        int8_max_loss=gate_int8_max_loss,
     )  # fmt: skip
     for evaluation in evaluations:
         gated.after(evaluation)

@@ -247,10 +247,12 @@ def gate(
     bootstrap_samples: int,
     seed: int,
     ood_weight: float,
+    int8_max_loss: float,
 ) -> str:
     """Promote the best candidate to the registry's ``champion`` alias only if it beats the champion
     (margin and paired-bootstrap interval) on the test split, weighed with the out-of-domain sets by
-    ``ood_weight``. Returns the decision as JSON."""
+    ``ood_weight``; and accept the winner's INT8 runtime if it loses at most ``int8_max_loss``. Returns
+    the decision as JSON."""
     import json
     from dataclasses import asdict
 
@@ -261,6 +263,6 @@ def gate(
     result = gate_model(
         candidates, test.path, tracking_uri, model_name, metric=metric, min_improvement=min_improvement,
         min_score=min_score, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
-        ood_path=out_of_domain.path, ood_weight=ood_weight,
+        ood_path=out_of_domain.path, ood_weight=ood_weight, int8_max_loss=int8_max_loss,
     )  # fmt: skip
     return json.dumps(asdict(result))

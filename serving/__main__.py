@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     guard.add_argument(
         "--max_text_chars", type=int, default=limits.max_text_chars, help="characters per text"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=("fp32", "int8"),
+        default=os.environ.get("MODEL_RUNTIME", "fp32"),
+        help="int8: the transformer's INT8 runtime, where the gate accepted it (env MODEL_RUNTIME)",
+    )
     lifecycle = parser.add_argument_group("model lifecycle")
     lifecycle.add_argument(
         "--reload_interval_seconds",
@@ -77,6 +83,7 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         limits=RequestLimits(args.max_instances, args.max_text_chars),
         reload_seconds=args.reload_interval_seconds,
         load_attempts=args.load_attempts,
+        runtime=args.runtime,
     )
 
 

@@ -48,7 +48,7 @@ INPUT_LENGTH = Histogram(
     buckets=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096),
 )
 MODEL_INFO = Gauge(
-    "sentiment_model_info", "The model being served (value 1).", ["name", "version", "flavour"]
+    "sentiment_model_info", "The model being served (value 1).", ["name", "version", "flavour", "runtime"]
 )
 MODEL_LOAD_SECONDS = Gauge("sentiment_model_load_duration_seconds", "Duration of the last model load.")
 MODEL_LOADS = Counter(
@@ -72,10 +72,10 @@ def record_predictions(texts: list[str], labels: list[str], confidences: list[fl
         CONFIDENCE.observe(confidence)
 
 
-def record_model(name: str, version: str, flavour: str, load_seconds: float) -> None:
+def record_model(name: str, version: str, flavour: str, runtime: str, load_seconds: float) -> None:
     """Point the info gauge at the model now served and record how long it took to load."""
     MODEL_INFO.clear()
-    MODEL_INFO.labels(name=name, version=version, flavour=flavour).set(1)
+    MODEL_INFO.labels(name=name, version=version, flavour=flavour, runtime=runtime).set(1)
     MODEL_LOAD_SECONDS.set(load_seconds)
 
 

@@ -18,7 +18,7 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
-from components.labels import probability_columns
+from components.labels import LABELS, probability_columns
 from serving import metrics
 from serving.batcher import AdaptiveBatcher
 from serving.payload import RequestLimits, texts_from_v1, texts_from_v2, v1_response, v2_response
@@ -48,29 +48,50 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     return model_uri, "unversioned"
 
 
+def choose_runtime(pinned_uri: str, requested: str) -> str:
+    """``int8`` when it is requested and, for a registered version, the gate accepted it (version tag
+    ``int8_accepted``); else ``fp32``, with a log line saying why."""
+    if requested == "fp32" or not pinned_uri.startswith("models:/"):
+        return requested
+    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
+    accepted = mlflow.MlflowClient().get_model_version(name, version).tags.get("int8_accepted")
+    if accepted == "true":
+        return "int8"
+    logger.warning(
+        "%s: the gate did not accept an INT8 runtime (int8_accepted=%s); serving it in fp32",
+        pinned_uri,
+        accepted,
+    )
+    return "fp32"
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded pyfunc model and what it is: registry version and family (svm, transformer, ensemble)."""
+    """A loaded pyfunc model and what it is: registry version, family (svm, transformer, ensemble) and
+    runtime (fp32, int8)."""
 
     model: mlflow.pyfunc.PyFuncModel
     version: str
     family: str
+    runtime: str
     load_seconds: float
 
 
-def load_model(pinned_uri: str, version: str) -> LoadedModel:
-    """Load and warm up (one prediction) the model at ``pinned_uri``."""
+def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedModel:
+    """Load (in ``runtime`` if the gate accepted it) and warm up, with one prediction, ``pinned_uri``."""
     started = time.perf_counter()
-    model = mlflow.pyfunc.load_model(pinned_uri)
+    runtime = choose_runtime(pinned_uri, runtime)
+    config = {"runtime": runtime} if runtime != "fp32" else None
+    model = mlflow.pyfunc.load_model(pinned_uri, model_config=config)
     model.predict(pd.DataFrame({"text": ["warming up"]}))
     python_model = model.unwrap_python_model()
     family = getattr(python_model, "family", type(python_model).__name__)
-    return LoadedModel(model, version, family, time.perf_counter() - started)
+    return LoadedModel(model, version, family, runtime, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """Batching, request limits and model lifecycle settings (see ``python -m serving --help``)."""
+    """Batching, request limits, runtime and model lifecycle settings (see ``python -m serving --help``)."""
 
     max_batch_size: int = 64
     max_wait_ms: float = 0.0
@@ -78,6 +99,7 @@ class ServingOptions:
     reload_seconds: float = 0.0
     load_attempts: int = 5
     load_backoff_seconds: float = 2.0
+    runtime: str = "fp32"
 
 
 class SentimentModel(Model):
@@ -125,12 +147,15 @@ class SentimentModel(Model):
 
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
-        loaded = load_model(pinned_uri, version)
+        loaded = load_model(pinned_uri, version, self.options.runtime)
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
         metrics.MODEL_LOADS.labels(outcome="success").inc()
-        metrics.record_model(self.name, loaded.version, loaded.family, loaded.load_seconds)
+        metrics.record_model(self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds)
         metrics.initialise(loaded.version)
-        logger.info("serving %s version %s (%s)", self.name, loaded.version, loaded.family)
+        logger.info(
+            "serving %s version %s (%s, %s), loaded in %.1f s",
+            self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds,
+        )  # fmt: skip
 
     def reload(self) -> bool:
         """Serve the version the alias points at now, if it is another one; True when it switched.
@@ -158,6 +183,15 @@ class SentimentModel(Model):
     def stop(self) -> None:
         self._stopped.set()
         super().stop()
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict]:
+        return [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
+        ]
 
     def predict_texts(self, texts: list[str]) -> pd.DataFrame:
         """Label and class probabilities for each text in one model call, with the version that answered."""

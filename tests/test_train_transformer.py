@@ -41,7 +41,7 @@ def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_u
     assert (
         run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
     )
-    assert len(client.get_metric_history(result.run_id, "curve_validation_macro_f1")) == 3
+    assert len(client.get_metric_history(result.run_id, "curve_validation_macro_recall")) == 3
     assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
 
     model = mlflow.pyfunc.load_model(result.model_uri)
