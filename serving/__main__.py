@@ -10,9 +10,10 @@ import logging
 import os
 
 import kserve
+from fastapi.exceptions import RequestValidationError
 from kserve import model_server
 
-from serving.http_guard import InferenceGuard
+from serving.http_guard import InferenceGuard, invalid_body_handler
 from serving.model import ChampionNotFound, ReloadingRepository, SentimentModel, ServingOptions
 from serving.payload import RequestLimits
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     except ChampionNotFound as exc:
         logger.error("%s", exc)
         raise SystemExit(1) from exc
+    model_server.app.add_exception_handler(RequestValidationError, invalid_body_handler)
     model_server.app.add_middleware(
         InferenceGuard, max_body_bytes=args.max_body_bytes, model_version=lambda: model.model_version
     )

@@ -1,11 +1,15 @@
 """ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``):
 rejects oversized bodies (413) and non-JSON content types (415) with a message before any parsing, and
-counts and times every request by protocol, serving model version and status code."""
+counts and times every request by protocol, serving model version and status code. Also the handler that
+answers a body FastAPI cannot parse (invalid JSON, a v2 body of the wrong shape) with 400, like the rest."""
 
 import json
 import re
 import time
 from collections.abc import Callable
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from serving import metrics
 
@@ -105,3 +109,9 @@ async def _reject(send, status: int, message: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def invalid_body_handler(_request, exc: RequestValidationError) -> JSONResponse:
+    """400 ``{"error": "invalid request body: <where>: <what>; ..."}`` (FastAPI's default is a 422)."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return JSONResponse(status_code=400, content={"error": f"invalid request body: {problems}"})

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from components.tracking import ensure_experiment
-from tests.helpers import SHARED_DATA, free_port, start_process, stop_process, wait_for_http
+from tests.helpers import (
+    SHARED_DATA,
+    free_port,
+    start_model_server,
+    start_process,
+    stop_process,
+    wait_for_http,
+    write_splits,
+)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -70,3 +78,38 @@ def mlflow_server(tmp_path_factory) -> str:
         yield url
     finally:
         stop_process(process)
+
+
+SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 65536}
+
+
+@pytest.fixture(scope="session")
+def champion_store(tmp_path_factory) -> str:
+    """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_svm ->
+    evaluate -> gate steps."""
+    from components.evaluate import evaluate
+    from components.gate import gate
+    from components.train_svm import train_svm
+
+    root = tmp_path_factory.mktemp("champion")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
+    paths = write_splits(root, seed=2)
+    trained = train_svm(paths["train"], paths["validation"], uri, "sentiment")
+    evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
+    assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted
+    return uri
+
+
+@pytest.fixture(scope="session")
+def model_server(champion_store: str, tmp_path_factory):
+    """``python -m serving`` on the champion store, with small request limits (SERVER_LIMITS) and a
+    20 ms batching window; yields (http_url, grpc_address)."""
+    limits = [arg for key, value in SERVER_LIMITS.items() for arg in (f"--{key}", str(value))]
+    process, url, grpc_address = start_model_server(
+        champion_store,
+        tmp_path_factory.mktemp("server") / "server.log",
+        extra_args=("--max_batch_wait_ms", "20", *limits),
+    )
+    yield url, grpc_address
+    stop_process(process)

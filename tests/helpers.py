@@ -137,8 +137,11 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def start_model_server(tracking_uri: str, log_path: Path, model_name: str = "sentiment"):
-    """Start ``python -m serving`` on free ports; return (process, http_url, grpc_address)."""
+def start_model_server(
+    tracking_uri: str, log_path: Path, model_name: str = "sentiment", extra_args: tuple[str, ...] = ()
+):
+    """Start ``python -m serving`` (plus ``extra_args``) on free ports; return (process, http_url,
+    grpc_address)."""
     http_port, grpc_port = free_port(), free_port()
     process = start_process(
         [
@@ -153,6 +156,7 @@ def start_model_server(tracking_uri: str, log_path: Path, model_name: str = "sen
             str(grpc_port),
             "--workers",
             "1",
+            *extra_args,
         ],
         log_path,
         env={"MLFLOW_TRACKING_URI": tracking_uri},
@@ -164,3 +168,20 @@ def start_model_server(tracking_uri: str, log_path: Path, model_name: str = "sen
         stop_process(process)
         raise RuntimeError(f"model server failed to start; log:\n{log_path.read_text()[-3000:]}") from exc
     return process, url, f"127.0.0.1:{grpc_port}"
+
+
+def scrape_metrics(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample on ``url``/metrics, keyed by (sample name, sorted label pairs)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric_value(samples: dict[tuple[str, tuple], float], sample: str, /, **labels: str) -> float:
+    """One sample's value from :func:`scrape_metrics` (0 when the series does not exist yet)."""
+    return samples.get((sample, tuple(sorted(labels.items()))), 0.0)

@@ -1,89 +1,96 @@
-"""The real KServe model server, serving a champion registered by the real train/evaluate/gate steps."""
+"""The real KServe model server (``python -m serving``), serving a champion registered by the real
+train/evaluate/gate steps: protocols, batching under concurrency, request limits and metrics."""
 
 import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import httpx
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from components.evaluate import evaluate
-from components.gate import gate
 from components.labels import LABELS, probability_columns
 from components.tracking import ensure_experiment
-from components.train_svm import train_svm
-from tests.helpers import free_port, start_model_server, stop_process, write_splits
+from tests.conftest import SERVER_LIMITS
+from tests.helpers import free_port, metric_value, scrape_metrics, sentiment_frame
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
+V1 = "/v1/models/sentiment:predict"
+V2 = "/v2/models/sentiment/infer"
 
 
 @pytest.fixture(scope="module")
-def champion_store(tmp_path_factory) -> str:
-    """A sqlite MLflow store whose `sentiment@champion` came through train_svm -> evaluate -> gate."""
-    root = tmp_path_factory.mktemp("champion")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
-    paths = write_splits(root, seed=2)
-    trained = train_svm(paths["train"], paths["validation"], uri, "sentiment")
-    evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
-    assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted
-    return uri
-
-
-@pytest.fixture(scope="module")
-def server(champion_store: str, tmp_path_factory):
-    process, url, grpc_address = start_model_server(
-        champion_store, tmp_path_factory.mktemp("server") / "server.log"
-    )
-    yield url, grpc_address
-    stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def expected(champion_store: str) -> pd.DataFrame:
-    """What the registered champion itself answers for TEXTS, loaded straight from MLflow."""
+def champion(champion_store: str) -> mlflow.pyfunc.PyFuncModel:
+    """The registered champion itself, loaded straight from MLflow: what the server must answer."""
     mlflow.set_tracking_uri(champion_store)
-    return mlflow.pyfunc.load_model("models:/sentiment@champion").predict(pd.DataFrame({"text": TEXTS}))
+    return mlflow.pyfunc.load_model("models:/sentiment@champion")
 
 
-def test_health_and_metadata(server) -> None:
-    url, _ = server
+@pytest.fixture(scope="module")
+def expected(champion) -> pd.DataFrame:
+    return champion.predict(pd.DataFrame({"text": TEXTS}))
+
+
+def grpc_infer(grpc_address: str, texts: list[str]):
+    async def infer():
+        client = InferenceGRPCClient(grpc_address)
+        try:
+            tensor = InferInput("text", [len(texts)], "BYTES")
+            tensor.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+            return await client.infer(InferRequest(model_name="sentiment", infer_inputs=[tensor]))
+        finally:
+            await client.close()
+
+    return asyncio.run(infer())
+
+
+def test_health_readiness_and_metadata_over_rest(model_server) -> None:
+    url, _ = model_server
     assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+    assert httpx.get(f"{url}/v2/health/live").status_code == 200
     assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 200
     assert httpx.get(f"{url}/v1/models/sentiment").json() == {"name": "sentiment", "ready": True}
     assert httpx.get(f"{url}/v1/models/unknown").status_code == 404
+    metadata = httpx.get(f"{url}/v2/models/sentiment").json()
+    assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {"label": [-1], "probabilities": [-1, 3]}
 
 
-def test_v1_answers_match_the_registered_model(server, expected: pd.DataFrame) -> None:
-    url, _ = server
-    body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": TEXTS}).json()
+def test_readiness_and_metadata_over_grpc(model_server) -> None:
+    _, grpc_address = model_server
+    with grpc.insecure_channel(grpc_address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert stub.ServerLive(pb.ServerLiveRequest()).live
+        assert stub.ServerReady(pb.ServerReadyRequest()).ready
+        assert stub.ModelReady(pb.ModelReadyRequest(name="sentiment")).ready
+        metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="sentiment"))
+    assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [("text", "BYTES", [-1])]
+    assert [t.name for t in metadata.outputs] == ["label", "probabilities"]
+
+
+def test_v1_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
+    url, _ = model_server
+    body = httpx.post(f"{url}{V1}", json={"instances": TEXTS}).json()
     assert body["model_version"] == "1"
-    assert (
-        [p["label"] for p in body["predictions"]]
-        == expected["label"].tolist()
-        == [
-            "positive",
-            "negative",
-            "neutral",
-        ]
-    )
+    assert [p["label"] for p in body["predictions"]] == expected["label"].tolist()
+    assert expected["label"].tolist() == ["positive", "negative", "neutral"]
     served = np.array([[p["probabilities"][label] for label in LABELS] for p in body["predictions"]])
     np.testing.assert_allclose(served, expected[probability_columns()].to_numpy(), atol=1e-6)
-    as_objects = httpx.post(
-        f"{url}/v1/models/sentiment:predict", json={"instances": [{"text": t} for t in TEXTS]}
-    ).json()
+    as_objects = httpx.post(f"{url}{V1}", json={"instances": [{"text": t} for t in TEXTS]}).json()
     assert as_objects["predictions"] == body["predictions"]
 
 
-def test_v2_answers_match_the_registered_model(server, expected: pd.DataFrame) -> None:
-    url, _ = server
+def test_v2_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
+    url, _ = model_server
     request = {"id": "r1", "inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": TEXTS}]}
-    body = httpx.post(f"{url}/v2/models/sentiment/infer", json=request).json()
+    body = httpx.post(f"{url}{V2}", json=request).json()
     assert (body["id"], body["model_version"]) == ("r1", "1")
     outputs = {o["name"]: o for o in body["outputs"]}
     assert outputs["label"]["data"] == expected["label"].tolist()
@@ -95,22 +102,89 @@ def test_v2_answers_match_the_registered_model(server, expected: pd.DataFrame) -
     )
 
 
-def test_grpc_answers_match_the_registered_model(server, expected: pd.DataFrame) -> None:
-    _, grpc_address = server
-
-    async def infer():
-        client = InferenceGRPCClient(grpc_address)
-        tensor = InferInput("text", [3], "BYTES")
-        tensor.set_data_from_numpy(np.array([t.encode() for t in TEXTS], dtype=object))
-        return await client.infer(InferRequest(model_name="sentiment", infer_inputs=[tensor]))
-
-    outputs = {o.name: o.as_numpy() for o in asyncio.run(infer()).outputs}
+def test_grpc_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
+    _, grpc_address = model_server
+    response = grpc_infer(grpc_address, TEXTS)
+    assert response.model_version == "1"
+    outputs = {o.name: o.as_numpy() for o in response.outputs}
     assert [label.decode() for label in outputs["label"]] == expected["label"].tolist()
     np.testing.assert_allclose(outputs["probabilities"], expected[probability_columns()], atol=1e-6)
 
 
-V1 = "/v1/models/sentiment:predict"
-V2 = "/v2/models/sentiment/infer"
+def test_concurrent_requests_are_batched_and_each_caller_gets_its_own_answer(model_server, champion) -> None:
+    """96 concurrent requests of 1-3 different texts each, over v1 and v2: every caller gets the
+    champion's answer for its own texts, and the server made fewer model calls than requests."""
+    url, _ = model_server
+    pool = sentiment_frame()["text"].tolist()
+    requests = [pool[i : i + 1 + i % 3] for i in range(96)]
+    truth = champion.predict(pd.DataFrame({"text": [t for texts in requests for t in texts]}))["label"]
+    before = scrape_metrics(url)
+
+    async def call(client: httpx.AsyncClient, i: int, texts: list[str]) -> list[str]:
+        if i % 2:
+            tensor = {"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}
+            response = await client.post(V2, json={"inputs": [tensor]})
+            response.raise_for_status()
+            return response.json()["outputs"][0]["data"]
+        response = await client.post(V1, json={"instances": texts})
+        response.raise_for_status()
+        return [p["label"] for p in response.json()["predictions"]]
+
+    async def run_all() -> list[list[str]]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            return await asyncio.gather(*(call(client, i, texts) for i, texts in enumerate(requests)))
+
+    answers = asyncio.run(run_all())
+    assert [label for labels in answers for label in labels] == truth.tolist()
+    after = scrape_metrics(url)
+    calls = metric_value(after, "sentiment_batch_size_texts_count") - metric_value(
+        before, "sentiment_batch_size_texts_count"
+    )
+    texts = metric_value(after, "sentiment_batch_size_texts_sum") - metric_value(
+        before, "sentiment_batch_size_texts_sum"
+    )
+    assert texts == sum(len(t) for t in requests)
+    assert 1 <= calls < len(requests)
+
+
+def test_metrics_are_exposed_and_move_with_traffic(model_server) -> None:
+    url, grpc_address = model_server
+    before = scrape_metrics(url)
+    assert (
+        metric_value(
+            before, "sentiment_model_info", name="sentiment", version="1", flavour="svm", runtime="fp32"
+        )
+        == 1
+    )
+    assert metric_value(before, "sentiment_model_load_duration_seconds") > 0
+    assert metric_value(before, "sentiment_model_loads_total", outcome="success") == 1
+
+    httpx.post(f"{url}{V1}", json={"instances": TEXTS}).raise_for_status()
+    tensor = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy with the album :)"]}
+    httpx.post(f"{url}{V2}", json={"inputs": [tensor]}).raise_for_status()
+    grpc_infer(grpc_address, TEXTS[:2])
+    assert httpx.post(f"{url}{V1}", json={"instances": [7]}).status_code == 400
+    after = scrape_metrics(url)
+
+    def moved(sample: str, /, **labels: str) -> float:
+        return metric_value(after, sample, **labels) - metric_value(before, sample, **labels)
+
+    assert moved("sentiment_requests_total", protocol="v1", model_version="1", code="200") == 1
+    assert moved("sentiment_requests_total", protocol="v1", model_version="1", code="400") == 1
+    assert moved("sentiment_requests_total", protocol="v2", model_version="1", code="200") == 1
+    assert moved("sentiment_requests_total", protocol="grpc", model_version="1", code="OK") == 1
+    assert moved("sentiment_request_duration_seconds_count", protocol="v1") == 2
+    assert moved("sentiment_request_duration_seconds_count", protocol="grpc") == 1
+    predicted = sum(moved("sentiment_predictions_total", label=label, model_version="1") for label in LABELS)
+    assert predicted == 6
+    assert moved("sentiment_prediction_confidence_ratio_count") == 6
+    assert moved("sentiment_input_length_characters_count") == 6
+    assert moved("sentiment_input_length_characters_sum") == sum(map(len, TEXTS)) + 26 + sum(
+        map(len, TEXTS[:2])
+    )
+    assert moved("sentiment_batch_queue_wait_seconds_count") == 3
+    assert moved("sentiment_model_compute_seconds_count") == 3
+    assert moved("request_predict_seconds_count", model_name="sentiment") == 4  # kserve's, with the 400
 
 
 def v2_body(datatype="BYTES", shape=(1,), data=("fine",)) -> dict:
@@ -129,34 +203,67 @@ def v2_body(datatype="BYTES", shape=(1,), data=("fine",)) -> dict:
         (V1, {"instances": [["nested"]]}, "must be a string, got list"),
         (V1, {"instances": [{"txt": "x"}]}, 'without a "text" field'),
         (V1, {"instances": ["   "]}, "instances[0] is empty"),
+        (V1, {"instances": ["x"] * 17}, "17 texts in one request; the limit is 16"),
+        (V1, {"instances": ["x" * 501]}, "instances[0] has 501 characters; the limit is 500"),
         (V2, v2_body(datatype="FP32", data=[1.0]), "must have datatype BYTES"),
         (V2, v2_body(shape=(3,)), "does not match its shape"),
         (V2, v2_body(shape=(0,), data=()), "n >= 1"),
         (V2, v2_body(data=[5]), "text[0] must be a string, got int"),
+        (V2, v2_body(shape=(17,), data=["x"] * 17), "the limit is 16"),
+        (V2, v2_body(data=["x" * 501]), "the limit is 500"),
         (V2, {"inputs": []}, "exactly one input tensor"),
         (V2, {"inputs": [v2_body()["inputs"][0]] * 2}, "exactly one input tensor"),
     ],
 )
-def test_malformed_requests_get_400_with_a_message(server, path: str, body, message: str) -> None:
-    url, _ = server
+def test_malformed_requests_get_400_with_a_message(model_server, path: str, body, message: str) -> None:
+    url, _ = model_server
     response = httpx.post(f"{url}{path}", json=body)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
 
 
+def test_malformed_grpc_request_gets_invalid_argument(model_server) -> None:
+    _, grpc_address = model_server
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        grpc_infer(grpc_address, ["x" * 501])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "the limit is 500" in raised.value.details()
+
+
+OVERSIZED = b" " * (SERVER_LIMITS["max_body_bytes"] + 1)
+
+
 @pytest.mark.parametrize(
-    ("path", "content", "headers"),
+    ("path", "content", "headers", "status", "message"),
     [
-        (V1, b"{not json", {"content-type": "application/json"}),
-        (V1, b'{"instances": ["hi"]}', {"content-type": "text/plain"}),
-        (V2, b"{not json", {"content-type": "application/json"}),
-        (V2, b"{}", {"content-type": "application/json"}),
+        (V1, b"{not json", {"content-type": "application/json"}, 400, "Unrecognized request format"),
+        (V2, b"{not json", {"content-type": "application/json"}, 400, "invalid request body"),
+        (V2, b"{}", {"content-type": "application/json"}, 400, "inputs"),
+        (V1, b'{"instances": ["hi"]}', {"content-type": "text/plain"}, 415, "Content-Type"),
+        (V2, b"{}", {"content-type": "application/xml"}, 415, "Content-Type"),
+        (
+            V1,
+            b" " * (SERVER_LIMITS["max_body_bytes"] + 1),
+            {"content-type": "application/json"},
+            413,
+            "limit",
+        ),
+        (
+            V2,
+            b" " * (SERVER_LIMITS["max_body_bytes"] + 1),
+            {"content-type": "application/json"},
+            413,
+            "limit",
+        ),
     ],
 )
-def test_unreadable_bodies_get_4xx_and_the_server_stays_up(server, path, content, headers) -> None:
-    url, _ = server
+def test_unreadable_bodies_get_4xx_and_the_server_stays_up(
+    model_server, path, content, headers, status, message
+) -> None:
+    url, _ = model_server
     response = httpx.post(f"{url}{path}", content=content, headers=headers)
-    assert 400 <= response.status_code < 500, response.text
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
     assert httpx.get(f"{url}/v2/health/ready").status_code == 200
 
 
