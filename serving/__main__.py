@@ -12,8 +12,9 @@ import os
 import kserve
 from fastapi.exceptions import RequestValidationError
 from kserve import model_server
+from starlette.exceptions import HTTPException
 
-from serving.http_guard import InferenceGuard, invalid_body_handler
+from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
 from serving.model import ChampionNotFound, ReloadingRepository, SentimentModel, ServingOptions
 from serving.payload import RequestLimits
 
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.error("%s", exc)
         raise SystemExit(1) from exc
     model_server.app.add_exception_handler(RequestValidationError, invalid_body_handler)
+    model_server.app.add_exception_handler(HTTPException, http_error_handler)
     model_server.app.add_middleware(
         InferenceGuard, max_body_bytes=args.max_body_bytes, model_version=lambda: model.model_version
     )

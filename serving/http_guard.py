@@ -1,7 +1,8 @@
 """ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``):
 rejects oversized bodies (413) and non-JSON content types (415) with a message before any parsing, and
-counts and times every request by protocol, serving model version and status code. Also the handler that
-answers a body FastAPI cannot parse (invalid JSON, a v2 body of the wrong shape) with 400, like the rest."""
+counts and times every request by protocol, serving model version and status code. Also the handlers that
+answer a body FastAPI cannot parse (invalid JSON, a v2 body of the wrong shape) with 400 and every error
+as ``{"error": message}``, like kserve's own."""
 
 import json
 import re
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from serving import metrics
 
@@ -115,3 +117,8 @@ async def invalid_body_handler(_request, exc: RequestValidationError) -> JSONRes
     """400 ``{"error": "invalid request body: <where>: <what>; ..."}`` (FastAPI's default is a 422)."""
     problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return JSONResponse(status_code=400, content={"error": f"invalid request body: {problems}"})
+
+
+async def http_error_handler(_request, exc: HTTPException) -> JSONResponse:
+    """FastAPI's own HTTP errors (e.g. a body it cannot decode) as ``{"error": ...}``, like kserve's."""
+    return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)

@@ -71,6 +71,8 @@ def texts_from_v2(request: InferRequest, limits: RequestLimits = RequestLimits()
     tensor = request.inputs[0]
     if tensor.datatype != "BYTES":
         raise InvalidInput(f'input "{tensor.name}" must have datatype BYTES, got {tensor.datatype}')
+    if any(not isinstance(d, int) or d < 0 for d in tensor.shape):
+        raise InvalidInput(f'input "{tensor.name}" has shape {tensor.shape}: a request needs sizes >= 0')
     try:
         values = tensor.as_numpy()
     except Exception as exc:  # shape/data mismatch in the request body

@@ -208,6 +208,7 @@ def v2_body(datatype="BYTES", shape=(1,), data=("fine",)) -> dict:
         (V2, v2_body(datatype="FP32", data=[1.0]), "must have datatype BYTES"),
         (V2, v2_body(shape=(3,)), "does not match its shape"),
         (V2, v2_body(shape=(0,), data=()), "n >= 1"),
+        (V2, v2_body(shape=(-1,)), "a request needs sizes >= 0"),
         (V2, v2_body(data=[5]), "text[0] must be a string, got int"),
         (V2, v2_body(shape=(17,), data=["x"] * 17), "the limit is 16"),
         (V2, v2_body(data=["x" * 501]), "the limit is 500"),
