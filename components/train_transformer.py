@@ -17,6 +17,7 @@ import pandas as pd
 from components.hub import resolve_model
 from components.labels import LABELS
 from components.metrics import classification_metrics
+from components.onnx_runtime import export_int8
 from components.text import normalize_text
 from components.tracking import use_tracking
 from components.train_svm import TrainResult
@@ -198,6 +199,7 @@ def train_transformer(
             {"train_seconds": train_seconds, "train_steps": trainer.state.global_step,
              **{f"validation_{k}": v for k, v in metrics.items()}}
         )  # fmt: skip
+        export_int8(model_dir)  # the INT8 runtime's ONNX file, logged with the weights
         model_uri = log_transformer_model(model_dir, max_length, batch_size)
         mlflow.set_tag("model_uri", model_uri)
     logger.info(

@@ -4,47 +4,70 @@ It answers like the SVM family's model (:func:`components.sentiment_model.probab
 predictor serves either. Texts are normalised as in training, sorted by length and run in padded batches:
 one forward pass per batch, not one per text.
 
-The model config's ``runtime`` picks how it executes: ``fp32`` (as trained) or ``int8`` (torch dynamic
-quantisation of every Linear layer: INT8 weights, activations quantised on the fly; CPU only). The INT8
-variant is the same logged model loaded with ``model_config={"runtime": "int8"}``: evaluate scores it and
-the gate accepts it only if it loses at most ``int8_max_loss`` of the metric.
+The model config's ``runtime`` picks how it executes: ``fp32`` (torch, as trained; the GPU when there is
+one) or ``int8`` (ONNX Runtime on the INT8 export that training writes next to the weights, see
+components/onnx_runtime.py; CPU). The INT8 variant is the same logged model loaded with
+``model_config={"runtime": "int8"}``: evaluate scores it and the gate accepts it only if it loses at most
+``gate_int8_max_loss`` of the metric.
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
+from components.onnx_runtime import int8_session, session_logits
 from components.sentiment_model import probabilities_frame, texts_of
 from components.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("fp32", "int8")
-SERVING_REQUIREMENTS = ["torch==2.13.0", "transformers==5.24.0", "pandas==2.3.3", "mlflow==3.17.2"]
+SERVING_REQUIREMENTS = [
+    "torch==2.13.0", "transformers==5.24.0", "onnxruntime==1.32.0", "scipy==1.17.1", "pandas==2.3.3",
+    "mlflow==3.17.2",
+]  # fmt: skip
 
 
-def predict_probabilities(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
-    """Class probabilities for ``texts`` (already normalised), batched by similar length to cut padding."""
+def predict_probabilities(
+    logits_of: Callable[[dict], np.ndarray], tokenizer, texts: list[str], max_length: int, batch_size: int
+) -> np.ndarray:
+    """Class probabilities for ``texts`` (already normalised), batched by similar length to cut padding;
+    ``logits_of`` maps a tokenizer batch (numpy arrays) to logits."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    probabilities = None
+    for start in range(0, len(texts), batch_size):
+        index = order[start : start + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in index],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
+        )
+        batch_probabilities = softmax(logits_of(batch), axis=-1)
+        if probabilities is None:
+            probabilities = np.empty((len(texts), batch_probabilities.shape[1]), dtype=np.float32)
+        probabilities[index] = batch_probabilities
+    return probabilities
+
+
+def torch_logits(model):
+    """``batch -> logits`` for a tokenizer's numpy batch, on a torch model (on its device)."""
     import torch
 
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    probabilities = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
     device = next(model.parameters()).device
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in index],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(device)
-            probabilities[index] = torch.softmax(model(**batch).logits, dim=-1).float().cpu().numpy()
-    return probabilities
+
+    def logits(batch) -> np.ndarray:
+        with torch.inference_mode():
+            inputs = {name: torch.from_numpy(values).to(device) for name, values in batch.items()}
+            return model(**inputs).logits.float().cpu().numpy()
+
+    return logits
 
 
 class TransformerClassifier(mlflow.pyfunc.PythonModel):
@@ -54,27 +77,28 @@ class TransformerClassifier(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        folder = context.artifacts["model"]
+        folder = Path(context.artifacts["model"])
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
         config = context.model_config or {}
         self.runtime = config.get("runtime", "fp32")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         if self.runtime == "int8":
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, torch.qint8)
-        elif torch.cuda.is_available():
-            self.model.to("cuda")
+            self.logits_of = session_logits(int8_session(folder, torch.get_num_threads()))
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+            self.logits_of = torch_logits(model.to("cuda") if torch.cuda.is_available() else model)
+        label_of = AutoConfig.from_pretrained(folder).id2label
         self.max_length = int(config.get("max_length", 128))
         self.batch_size = int(config.get("batch_size", 32))
-        self.classes = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.classes = [label_of[i] for i in range(len(label_of))]
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         texts = [normalize_text(t) for t in texts_of(model_input)]
         probabilities = predict_probabilities(
-            self.model, self.tokenizer, texts, self.max_length, self.batch_size
+            self.logits_of, self.tokenizer, texts, self.max_length, self.batch_size
         )
         return probabilities_frame(self.classes, probabilities)
 

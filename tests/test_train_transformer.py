@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,7 +15,8 @@ from components.gate import current_champion, gate
 from components.labels import probability_columns
 from components.train_svm import train_svm
 from components.train_transformer import train_transformer
-from tests.helpers import start_model_server, stop_process, write_splits
+from serving.model import choose_runtime
+from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 
 TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
 
@@ -54,6 +56,16 @@ def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_u
     answer = model.predict(pd.DataFrame({"text": texts}))
     assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
     assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
+
+    # The INT8 runtime: the ONNX export logged with the weights, run by ONNX Runtime.
+    assert (
+        Path(mlflow.artifacts.download_artifacts(result.model_uri)) / "artifacts/model/model-int8.onnx"
+    ).exists()
+    int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
+    assert int8.unwrap_python_model().runtime == "int8"
+    int8_answer = int8.predict(pd.DataFrame({"text": texts}))
+    assert int8_answer["label"].tolist() == answer["label"].tolist()
+    np.testing.assert_allclose(int8_answer[probability_columns()], answer[probability_columns()], atol=0.1)
 
 
 def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
@@ -104,20 +116,32 @@ def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_on
         label_smoothing=0.1,
         **TINY,
     )
-    taken = gate(
-        [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment"
-    )
+    taken = gate(  # any INT8 loss is accepted here, so that the predictor's INT8 path runs below
+        [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment",
+        int8_max_loss=1.0,
+    )  # fmt: skip
     assert taken.promoted and taken.interval[0] > 0
-    champion = current_champion(mlflow.MlflowClient(tracking_uri), "sentiment")
+    client = mlflow.MlflowClient(tracking_uri)
+    champion = current_champion(client, "sentiment")
     assert champion.run_id == trained.run_id and str(champion.version) == "2"
+    metrics = client.get_run(trained.run_id).data.metrics
+    assert taken.int8_loss == pytest.approx(metrics["test_macro_recall"] - metrics["test_int8_macro_recall"])
+    assert taken.int8_accepted and champion.tags["int8_accepted"] == "true"
+    assert client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"  # an SVM has none
+    assert choose_runtime("models:/sentiment/1", "int8") == "fp32"
 
-    # The predictor serves whichever family is champion, with the same answers.
-    process, url, _ = start_model_server(tracking_uri, tmp_path / "server.log")
+    # The predictor serves whichever family is champion, with the same answers; here in INT8.
+    process, url, _ = start_model_server(
+        tracking_uri, tmp_path / "server.log", extra_args=("--runtime", "int8")
+    )
     try:
         texts = ["I love the album!", "I hate my flight."]
         body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        served = scrape_metrics(url)
     finally:
         stop_process(process)
     expected = mlflow.pyfunc.load_model(trained.model_uri).predict(pd.DataFrame({"text": texts}))
     assert body["model_version"] == "2"
     assert [p["label"] for p in body["predictions"]] == expected["label"].tolist() == ["positive", "negative"]
+    info = {"name": "sentiment", "version": "2", "flavour": "transformer", "runtime": "int8"}
+    assert metric_value(served, "sentiment_model_info", **info) == 1
