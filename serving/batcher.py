@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -36,7 +37,8 @@ class BatchStats:
 
 
 class AdaptiveBatcher:
-    """Gathers concurrent ``predict`` calls into batched calls of ``predict_batch`` (run in a thread)."""
+    """Gathers concurrent ``predict`` calls into batched calls of ``predict_batch`` (run in one
+    dedicated thread)."""
 
     def __init__(
         self,
@@ -51,6 +53,9 @@ class AdaptiveBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch
+        # One dedicated thread runs every model call: torch keeps one warm intra-op thread pool per
+        # calling thread, so a rotating pool of threads (asyncio.to_thread) would make calls slower.
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._waiting: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task | None = None
@@ -97,7 +102,8 @@ class AdaptiveBatcher:
             started = time.perf_counter()
             texts = [text for pending in batch for text in pending.texts]
             try:
-                answer = await asyncio.to_thread(self.predict_batch, texts)
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self._model_thread, self.predict_batch, texts)
             except Exception as exc:  # the model failed: fail this batch's callers, keep serving
                 logger.exception("model call on a batch of %d texts failed", len(texts))
                 for pending in batch:
