@@ -14,10 +14,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class Rows(Protocol):
+    """A model's answer for a list of texts: one row per text, sliced by position (``rows[i:j]``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice) -> "Rows": ...
 
 
 @dataclass
@@ -42,7 +49,7 @@ class AdaptiveBatcher:
 
     def __init__(
         self,
-        predict_batch: Callable[[list[str]], pd.DataFrame],
+        predict_batch: Callable[[list[str]], Rows],
         max_batch_size: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
@@ -60,7 +67,7 @@ class AdaptiveBatcher:
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task | None = None
 
-    async def predict(self, texts: list[str]) -> pd.DataFrame:
+    async def predict(self, texts: list[str]) -> Rows:
         """The model's answer for ``texts`` (rows in the same order), computed in a shared batch."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="adaptive-batcher")
@@ -113,7 +120,7 @@ class AdaptiveBatcher:
             finished = time.perf_counter()
             start = 0
             for pending in batch:
-                rows = answer.iloc[start : start + len(pending.texts)].reset_index(drop=True)
+                rows = answer[start : start + len(pending.texts)]
                 start += len(pending.texts)
                 if not pending.future.done():  # the caller may have gone away
                     pending.future.set_result(rows)

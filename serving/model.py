@@ -18,10 +18,17 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
-from components.labels import LABELS, probability_columns
+from components.labels import LABELS
 from serving import metrics
 from serving.batcher import AdaptiveBatcher
-from serving.payload import RequestLimits, texts_from_v1, texts_from_v2, v1_response, v2_response
+from serving.payload import (
+    Predictions,
+    RequestLimits,
+    texts_from_v1,
+    texts_from_v2,
+    v1_response,
+    v2_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,10 +200,10 @@ class SentimentModel(Model):
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
         ]
 
-    def predict_texts(self, texts: list[str]) -> pd.DataFrame:
+    def predict_texts(self, texts: list[str]) -> Predictions:
         """Label and class probabilities for each text in one model call, with the version that answered."""
         served = self.served
-        return served.model.predict(pd.DataFrame({"text": texts})).assign(model_version=served.version)
+        return Predictions.from_frame(served.model.predict(pd.DataFrame({"text": texts})), served.version)
 
     async def predict(
         self,
@@ -212,11 +219,10 @@ class SentimentModel(Model):
         limits = self.options.limits
         is_v2 = isinstance(payload, InferRequest)
         texts = texts_from_v2(payload, limits) if is_v2 else texts_from_v1(payload, limits)
-        rows = await self.batcher.predict(texts)
-        version = str(rows["model_version"].iloc[0])
-        confidences = rows[probability_columns()].max(axis=1).tolist()
-        metrics.record_predictions(texts, rows["label"].tolist(), confidences, version)
-        return v2_response(payload, rows, self.name, version) if is_v2 else v1_response(rows, version)
+        answer = await self.batcher.predict(texts)
+        confidences = answer.probabilities.max(axis=1).tolist()
+        metrics.record_predictions(texts, answer.labels, confidences, answer.version)
+        return v2_response(payload, answer, self.name) if is_v2 else v1_response(answer)
 
     async def _count_grpc(self, payload: InferRequest) -> InferResponse:
         """gRPC requests bypass the HTTP middleware: count and time them here."""

@@ -85,30 +85,48 @@ def texts_from_v2(request: InferRequest, limits: RequestLimits = RequestLimits()
     return [_check_text(v, f"{tensor.name}[{i}]", limits) for i, v in enumerate(values.tolist())]
 
 
-def v1_response(predictions: pd.DataFrame, model_version: str) -> dict:
+@dataclass(frozen=True)
+class Predictions:
+    """The model's answers for some texts: labels, probabilities (``[n, classes]`` in LABELS order) and
+    the registered version that answered. Slicing gives the rows of one request of a batch."""
+
+    labels: list[str]
+    probabilities: np.ndarray
+    version: str
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, version: str) -> "Predictions":
+        """From a model's output frame (``label`` and one probability column per class)."""
+        probabilities = frame[probability_columns()].to_numpy(dtype=np.float32)
+        return cls(frame["label"].tolist(), probabilities, version)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, rows: slice) -> "Predictions":
+        return Predictions(self.labels[rows], self.probabilities[rows], self.version)
+
+
+def v1_response(predictions: Predictions) -> dict:
     """``{"predictions": [{"label": ..., "probabilities": {class: p}}], "model_version": ...}``."""
-    probabilities = predictions[probability_columns()].to_numpy()
     return {
         "predictions": [
-            {"label": label, "probabilities": dict(zip(LABELS, map(float, row), strict=True))}
-            for label, row in zip(predictions["label"], probabilities, strict=True)
+            {"label": label, "probabilities": dict(zip(LABELS, row, strict=True))}
+            for label, row in zip(predictions.labels, predictions.probabilities.tolist(), strict=True)
         ],
-        "model_version": model_version,
+        "model_version": predictions.version,
     }
 
 
-def v2_response(
-    request: InferRequest, predictions: pd.DataFrame, model_name: str, model_version: str
-) -> InferResponse:
+def v2_response(request: InferRequest, predictions: Predictions, model_name: str) -> InferResponse:
     """Outputs ``label`` (BYTES [n]) and ``probabilities`` (FP32 [n, 3], columns in LABELS order)."""
-    probabilities = predictions[probability_columns()].to_numpy(dtype=np.float32)
-    labels = predictions["label"].tolist()  # plain str list: a numpy unicode array breaks kserve
+    probabilities = predictions.probabilities  # labels stay a str list: numpy unicode arrays break kserve
     return InferResponse(
         response_id=request.id or generate_uuid(),
         model_name=model_name,
-        model_version=model_version,
+        model_version=predictions.version,
         infer_outputs=[
-            InferOutput("label", [len(labels)], "BYTES", labels),
+            InferOutput("label", [len(predictions)], "BYTES", predictions.labels),
             InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
         ],
         parameters={"labels": ",".join(LABELS)},
