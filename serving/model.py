@@ -100,7 +100,7 @@ def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedMo
 class ServingOptions:
     """Batching, request limits, runtime and model lifecycle settings (see ``python -m serving --help``)."""
 
-    max_batch_size: int = 64
+    max_batch_size: int = 16
     max_wait_ms: float = 0.0
     limits: RequestLimits = field(default_factory=RequestLimits)
     reload_seconds: float = 0.0
