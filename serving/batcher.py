@@ -50,7 +50,7 @@ class AdaptiveBatcher:
     def __init__(
         self,
         predict_batch: Callable[[list[str]], Rows],
-        max_batch_size: int = 64,
+        max_batch_size: int = 16,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[BatchStats], None] = lambda stats: None,
     ):
