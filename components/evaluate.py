@@ -71,10 +71,13 @@ def _score_out_of_domain(model, ood: pd.DataFrame, folder: Path) -> dict[str, di
     return scores
 
 
-def _score_int8_variant(model_path: str, test: pd.DataFrame, truth: list[str]) -> dict[str, float]:
-    """Score the model's INT8 runtime (see components/transformer_model.py) on the test split: its
-    ``test_int8_*`` metrics and single-text latency. Empty for models without a ``runtime`` setting."""
-    if "runtime" not in (mlflow.pyfunc.load_model(model_path).model_config or {}):
+def _score_int8_variant(
+    model: mlflow.pyfunc.PyFuncModel, model_path: str, test: pd.DataFrame, truth: list[str]
+) -> dict[str, float]:
+    """Score the INT8 runtime of ``model`` (loaded from ``model_path``; see
+    components/transformer_model.py) on the test split: its ``test_int8_*`` metrics and single-text
+    latency. Empty for models without a ``runtime`` setting."""
+    if "runtime" not in (model.model_config or {}):
         return {}
     int8 = mlflow.pyfunc.load_model(model_path, model_config={"runtime": "int8"})
     metrics = classification_metrics(truth, int8.predict(test[["text"]])["label"].tolist())
@@ -106,7 +109,7 @@ def evaluate(
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     ood = pd.read_parquet(ood_path) if ood_path else pd.DataFrame()
-    int8_metrics = _score_int8_variant(local_model, test, truth)
+    int8_metrics = _score_int8_variant(model, local_model, test, truth)
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()} | int8_metrics)
         mlflow.log_metrics({

@@ -60,8 +60,7 @@ class AdaptiveBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.on_batch = on_batch
-        # One dedicated thread runs every model call: torch keeps one warm intra-op thread pool per
-        # calling thread, so a rotating pool of threads (asyncio.to_thread) would make calls slower.
+        # One dedicated thread runs every model call, so calls never overlap and stay on one thread.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._waiting: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
