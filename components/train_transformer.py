@@ -45,6 +45,28 @@ def _time_budget_callback(max_seconds: float):
     return TimeBudget()
 
 
+def _weighted_loss(labels: pd.Series, imbalance: str, label_smoothing: float):
+    """Cross-entropy for ``Trainer(compute_loss_func=...)``: with ``imbalance="class_weight"`` each class
+    weighs n / (k * n_class), scikit-learn's "balanced", so the minority class counts as much in the loss as
+    it does in macro recall."""
+    import torch
+
+    if imbalance not in ("class_weight", "none"):
+        raise ValueError(f"imbalance must be 'class_weight' or 'none', not {imbalance!r}")
+    counts = labels.value_counts().reindex(LABELS, fill_value=0).clip(lower=1).to_numpy()
+    weights = torch.tensor(len(labels) / (len(LABELS) * counts), dtype=torch.float32)
+    if imbalance == "none":
+        weights = torch.ones(len(LABELS))
+
+    def loss(outputs, targets, num_items_in_batch=None):
+        logits = outputs["logits"]
+        return torch.nn.functional.cross_entropy(
+            logits, targets, weight=weights.to(logits.device), label_smoothing=label_smoothing
+        )
+
+    return loss
+
+
 def _tokenized(frame: pd.DataFrame, tokenizer, max_length: int):
     import datasets
 
@@ -108,6 +130,7 @@ def train_transformer(
     eval_steps: int = 200,
     patience: int = 3,
     label_smoothing: float = 0.0,
+    imbalance: str = "class_weight",
     threads: int | None = None,
     seed: int = 42,
     run_params: str = "{}",
@@ -117,7 +140,8 @@ def train_transformer(
     Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
     ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
     at the last scheduled step: set ``max_steps`` to what fits the time budget so the decay completes.
-    ``label_smoothing`` softens the cross-entropy targets. Uses a GPU when one is present.
+    ``label_smoothing`` softens the cross-entropy targets; ``imbalance="class_weight"`` weighs classes
+    by inverse frequency ("none": unweighted). Uses a GPU when one is present.
     """
     import torch
     from transformers import (
@@ -148,7 +172,7 @@ def train_transformer(
             {"model_family": "transformer", "model_id": model_id, "model_source": source,
              "max_length": max_length, "batch_size": batch_size, "learning_rate": learning_rate,
              "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
-             "label_smoothing": label_smoothing,
+             "label_smoothing": label_smoothing, "imbalance": imbalance,
              "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
              "train_rows": len(train), "validation_rows": len(validation)}
         )  # fmt: skip
@@ -161,7 +185,6 @@ def train_transformer(
             max_steps=max_steps or -1,
             lr_scheduler_type="linear",
             warmup_steps=0.06,
-            label_smoothing_factor=label_smoothing,
             eval_strategy="steps",
             eval_steps=eval_steps,
             save_strategy="steps",
@@ -182,6 +205,7 @@ def train_transformer(
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_validation_scores,
+            compute_loss_func=_weighted_loss(train["label"], imbalance, label_smoothing),
             callbacks=[EarlyStoppingCallback(early_stopping_patience=patience), budget],
         )
         started = time.perf_counter()

@@ -36,6 +36,8 @@ class PipelineParams:
     transformer_eval_steps: int
     transformer_patience: int
     transformer_label_smoothing: float
+    transformer_imbalance: str
+    ensemble_weighting: str
     torch_threads: int
     experiment: str
     model_name: str

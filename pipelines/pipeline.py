@@ -50,6 +50,8 @@ def sentiment_pipeline(
     transformer_eval_steps: int,
     transformer_patience: int,
     transformer_label_smoothing: float,
+    transformer_imbalance: str,
+    ensemble_weighting: str,
     torch_threads: int,
     experiment: str,
     model_name: str,
@@ -94,12 +96,13 @@ def sentiment_pipeline(
         max_length=transformer_max_length, batch_size=transformer_batch_size,
         learning_rate=transformer_learning_rate, epochs=transformer_epochs, max_steps=transformer_max_steps,
         max_minutes=transformer_max_minutes, eval_steps=transformer_eval_steps, patience=transformer_patience,
-        label_smoothing=transformer_label_smoothing,
+        label_smoothing=transformer_label_smoothing, imbalance=transformer_imbalance,
         threads=torch_threads, seed=seed, run_params=run_params,
     )  # fmt: skip
     candidates["ensemble"] = ensemble(
         **{name: task.outputs["model"] for name, task in candidates.items()},
-        validation=validation, tracking_uri=tracking_uri, experiment=experiment, run_params=run_params,
+        validation=validation, tracking_uri=tracking_uri, experiment=experiment, weighting=ensemble_weighting,
+        metric=gate_metric, run_params=run_params,
     )  # fmt: skip
     evaluations = [
         evaluate(

@@ -145,6 +145,7 @@ def train_transformer(
     eval_steps: int,
     patience: int,
     label_smoothing: float,
+    imbalance: str,
     threads: int,
     seed: int,
     run_params: str,
@@ -162,8 +163,8 @@ def train_transformer(
         train.path, validation.path, tracking_uri, experiment, model_id=model_id,
         offline_fallback=offline_fallback, max_length=max_length, batch_size=batch_size,
         learning_rate=learning_rate, epochs=epochs, max_steps=max_steps or None, max_minutes=max_minutes,
-        eval_steps=eval_steps, patience=patience, label_smoothing=label_smoothing, threads=threads or None,
-        seed=seed, run_params=run_params,
+        eval_steps=eval_steps, patience=patience, label_smoothing=label_smoothing, imbalance=imbalance,
+        threads=threads or None, seed=seed, run_params=run_params,
     )  # fmt: skip
     record_candidate(result, "transformer", model, validation_metrics)
 
@@ -176,16 +177,19 @@ def ensemble(
     validation: Input[Dataset],
     tracking_uri: str,
     experiment: str,
+    weighting: str,
+    metric: str,
     run_params: str,
     model: Output[Model],
     validation_metrics: Output[Metrics],
 ):
-    """Soft-voting ensemble of the other candidates, logged to MLflow; the Model artifact points at it."""
+    """Soft-voting ensemble of the other candidates (``weighting``: tuned on ``metric`` or equal), logged to
+    MLflow; the Model artifact points at it."""
     from components.ensemble import ensemble as ensemble_model
     from pipelines.candidate_artifacts import record_candidate
 
     members = [m.metadata["model_uri"] for m in (svm_embeddings, svm_tfidf, transformer)]
-    result = ensemble_model(members, validation.path, tracking_uri, experiment, run_params)
+    result = ensemble_model(members, validation.path, tracking_uri, experiment, run_params, weighting, metric)
     record_candidate(result, "ensemble", model, validation_metrics)
 
 

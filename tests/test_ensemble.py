@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.ensemble import ensemble
-from components.labels import probability_columns
+from components.ensemble import ensemble, simplex_grid
+from components.labels import LABELS, probability_columns
+from components.sentiment_model import probabilities_frame
 from tests.helpers import sentiment_frame
-from tests.test_gate import CONSTANT, PARTIAL, PERFECT
+from tests.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel
 
 
 def log_member(model, tracking_uri: str) -> str:
@@ -29,7 +30,7 @@ def validation_path(tmp_path: Path) -> str:
 
 def test_ensemble_averages_its_members_probabilities(tracking_uri, validation_path) -> None:
     members = [log_member(model, tracking_uri) for model in (PERFECT, PARTIAL, CONSTANT)]
-    result = ensemble(members, validation_path, tracking_uri, "sentiment")
+    result = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="equal")
     texts = pd.DataFrame({"text": ["I hate my flight.", "I love the album!", "reading an article about it"]})
 
     answer = mlflow.pyfunc.load_model(result.model_uri).predict(texts)
@@ -45,3 +46,40 @@ def test_ensemble_averages_its_members_probabilities(tracking_uri, validation_pa
     assert run.data.metrics["validation_macro_recall"] == pytest.approx(
         result.validation_metrics["macro_recall"]
     )
+
+
+def test_tuned_weights_let_the_strong_member_outvote_two_weak_ones(tracking_uri, validation_path) -> None:
+    members = [log_member(model, tracking_uri) for model in (PERFECT, CONSTANT, CONSTANT)]
+    equal = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="equal")
+    tuned = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="tuned")
+    assert equal.validation_metrics["macro_recall"] == pytest.approx(1 / 3)  # two neutral votes win
+    assert tuned.validation_metrics["macro_recall"] == pytest.approx(1.0)
+    # the most even weights that score best: the perfect member needs more than half of the vote
+    assert mlflow.MlflowClient(tracking_uri).get_run(tuned.run_id).data.params["weights"] == "0.6,0.2,0.2"
+    texts = pd.DataFrame({"text": ["I hate my flight.", "I love the album!", "reading an article about it"]})
+    answer = mlflow.pyfunc.load_model(tuned.model_uri).predict(texts)
+    assert answer["label"].tolist() == ["negative", "positive", "neutral"]
+    np.testing.assert_allclose(answer[probability_columns()].sum(axis=1), 1.0)
+
+
+class Hesitant(KeywordModel):
+    """PERFECT's labels, held with 0.4 probability against 0.3 for each other class."""
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        one_hot = super().predict(context, model_input)[probability_columns()].to_numpy()
+        return probabilities_frame(list(LABELS), 0.3 + 0.1 * one_hot)
+
+
+def test_members_weighted_zero_are_left_out(tracking_uri, validation_path) -> None:
+    contrary = KeywordModel(positive=("hate", "terrible", "angry", "awful"), negative=("love", "amazing"))
+    members = [log_member(model, tracking_uri) for model in (Hesitant(), contrary)]
+    result = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="tuned")
+    params = mlflow.MlflowClient(tracking_uri).get_run(result.run_id).data.params
+    assert params["weights"] == "1" and params["members"] == members[0]  # any share of the contrary flips
+    assert result.validation_metrics["macro_recall"] == pytest.approx(1.0)
+
+
+def test_simplex_grid_covers_every_weighting_that_sums_to_one() -> None:
+    grid = simplex_grid(3, 0.1)
+    assert len(grid) == 66 and all(sum(weights) == pytest.approx(1.0) for weights in grid)
+    assert (0.6, 0.2, 0.2) in grid and (1.0, 0.0, 0.0) in grid

@@ -14,7 +14,7 @@ from components.evaluate import evaluate
 from components.gate import current_champion, gate
 from components.labels import probability_columns
 from components.train_svm import train_svm
-from components.train_transformer import train_transformer
+from components.train_transformer import _weighted_loss, train_transformer
 from serving.model import choose_runtime
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 
@@ -40,6 +40,7 @@ def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_u
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
     assert run.data.params["model_family"] == "transformer" and run.data.params["label_smoothing"] == "0.1"
+    assert run.data.params["imbalance"] == "class_weight"
     assert (
         run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
     )
@@ -66,6 +67,23 @@ def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_u
     int8_answer = int8.predict(pd.DataFrame({"text": texts}))
     assert int8_answer["label"].tolist() == answer["label"].tolist()
     np.testing.assert_allclose(int8_answer[probability_columns()], answer[probability_columns()], atol=0.1)
+
+
+def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
+    import torch
+
+    labels = pd.Series(["negative"] * 1 + ["neutral"] * 3 + ["positive"] * 6)
+    outputs = {"logits": torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])}
+    targets = torch.tensor([0, 2])  # negative (weight 10/3) and positive (weight 10/18)
+    per_text = torch.nn.functional.cross_entropy(outputs["logits"], targets, reduction="none")
+    weights = torch.tensor([10 / 3, 10 / 18])
+    weighted = _weighted_loss(labels, "class_weight", 0.0)(outputs, targets)
+    assert weighted.item() == pytest.approx(((weights * per_text).sum() / weights.sum()).item())
+    assert _weighted_loss(labels, "none", 0.0)(outputs, targets).item() == pytest.approx(
+        per_text.mean().item()
+    )
+    with pytest.raises(ValueError, match="imbalance"):
+        _weighted_loss(labels, "oversample", 0.0)
 
 
 def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
