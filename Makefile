@@ -1,8 +1,11 @@
 # Sentiment MLOps: `make pipeline-run` trains, gates and registers a model; `make test` checks it all.
+# The cluster targets (cluster-up ... cluster-down) bring the same pipeline and predictor up on kind or
+# minikube; see README "On a cluster".
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+TOOLS_VENV ?= .venv-tools
 MLOPS_HOME ?= $(CURDIR)/.mlops
 MLFLOW_TRACKING_URI ?= sqlite:///$(MLOPS_HOME)/mlflow.db
 TORCH_VERSION := 2.13.0
@@ -13,24 +16,51 @@ MAX_ROWS ?=
 HTTP_PORT ?= 8080
 GRPC_PORT ?= 8081
 
+# cluster
+CLUSTER ?= kind
+KIND_CLUSTER ?= sentiment-mlops
+TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+TRAIN_IMAGE ?= sentiment-mlops-train:$(TAG)
+SERVE_IMAGE ?= sentiment-mlops-serve:$(TAG)
+CERT_MANAGER_VERSION := v1.17.0
+GATEWAY_API_VERSION := v1.2.1
+ENVOY_GATEWAY_VERSION := v1.3.2
+KSERVE_VERSION := v0.20.0
+KFP_VERSION := 2.15.0
+KPS_VERSION := 79.0.0
+METRICS_SERVER_VERSION := 3.12.2
+PERCENT ?= 10
+BUILD := $(MLOPS_HOME)/cluster
+
 export MLFLOW_DISABLE_TELEMETRY := true
+export TRAIN_IMAGE SERVE_IMAGE
+
+# $(call require,tool,how to get it): fail with a clear message when a tool is missing.
+require = command -v $(1) >/dev/null 2>&1 || { echo "make $@: '$(1)' is not installed: $(2)" >&2; exit 1; }
+# Runs a command with MLflow port-forwarded to localhost:5000 (MLFLOW_TRACKING_URI points at it).
+with_mlflow = kubectl -n mlops port-forward svc/mlflow 5000:5000 >/dev/null & pf=$$!; sleep 3; \
+	MLFLOW_TRACKING_URI=http://localhost:5000 $(1); rc=$$?; kill $$pf; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile serve test test-slow lint format clean
+.PHONY: help install pipeline-run compile serve test test-slow lint format clean \
+	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback status \
+	predict cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-install: $(INSTALLED) ## create $(VENV) and install the project (CPU torch first)
+install: $(INSTALLED) ## create $(VENV) (the project, CPU torch first) and $(TOOLS_VENV) (checkov, hadolint)
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml requirements-tools.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(if $(DATA),--data $(DATA)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
 
@@ -57,3 +87,119 @@ format: install ## apply ruff's formatting and fixes
 
 clean: ## remove local run outputs (.mlops); keeps the venv
 	rm -rf $(MLOPS_HOME)
+
+# ---- cluster (kind or minikube); each target is safe to re-run ------------------------------------
+
+cluster-up: ## create the CLUSTER (kind|minikube) and install everything: cluster-infra, images, platform
+	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
+	@$(call require,helm,https://helm.sh/docs/intro/install/)
+	@$(call require,docker,https://docs.docker.com/engine/install/)
+ifeq ($(CLUSTER),kind)
+	@$(call require,kind,https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config cluster/kind-config.yaml
+	kubectl config use-context kind-$(KIND_CLUSTER)
+else
+	@$(call require,minikube,https://minikube.sigs.k8s.io/docs/start/)
+	minikube status >/dev/null 2>&1 || minikube start --cpus 6 --memory 14g --kubernetes-version v1.32.2
+	kubectl config use-context minikube
+endif
+	$(MAKE) cluster-infra images platform
+
+cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mode), KFP, kube-prometheus-stack, metrics-server
+	@$(call require,helm,https://helm.sh/docs/intro/install/)
+	helm repo add jetstack https://charts.jetstack.io --force-update
+	helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
+	helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server/ --force-update
+	helm upgrade --install cert-manager jetstack/cert-manager -n cert-manager --create-namespace \
+		--version $(CERT_MANAGER_VERSION) --set crds.enabled=true --wait
+	helm upgrade --install metrics-server metrics-server/metrics-server -n kube-system \
+		--version $(METRICS_SERVER_VERSION) --set 'args={--kubelet-insecure-tls}' --wait
+	kubectl apply --server-side -f \
+		https://github.com/kubernetes-sigs/gateway-api/releases/download/$(GATEWAY_API_VERSION)/standard-install.yaml
+	helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version $(ENVOY_GATEWAY_VERSION) \
+		-n envoy-gateway-system --create-namespace --wait
+	helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version $(KSERVE_VERSION) \
+		-n kserve --create-namespace --wait
+	kubectl apply -f cluster/gateway.yaml
+	helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources --version $(KSERVE_VERSION) \
+		-n kserve --set kserve.controller.deploymentMode=Standard \
+		--set kserve.controller.gateway.ingressGateway.enableGatewayApi=true \
+		--set kserve.controller.gateway.ingressGateway.kserveGateway=kserve/kserve-ingress-gateway --wait
+	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$(KFP_VERSION)"
+	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
+	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$(KFP_VERSION)"
+	helm upgrade --install kps prometheus-community/kube-prometheus-stack --version $(KPS_VERSION) \
+		-n monitoring --create-namespace \
+		--set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false \
+		--set prometheus.prometheusSpec.serviceMonitorSelectorNilUsesHelmValues=false \
+		--set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false --wait
+
+secrets: ## the MinIO credentials Secret in mlops and kubeflow (random password kept in .mlops/cluster)
+	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
+	@mkdir -p $(BUILD) && test -s $(BUILD)/minio-password || openssl rand -hex 24 > $(BUILD)/minio-password
+	@for ns in mlops kubeflow; do \
+		kubectl create namespace $$ns --dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
+		kubectl -n $$ns create secret generic minio-credentials --from-literal=AWS_ACCESS_KEY_ID=mlops \
+			--from-file=AWS_SECRET_ACCESS_KEY=$(BUILD)/minio-password --dry-run=client -o yaml | kubectl apply -f -; \
+	done
+	kubectl -n mlops annotate --overwrite secret minio-credentials \
+		serving.kserve.io/s3-endpoint=minio.mlops.svc.cluster.local:9000 serving.kserve.io/s3-usehttps=0 \
+		serving.kserve.io/s3-verifyssl=0 serving.kserve.io/s3-region=us-east-1
+
+images: ## build the train and serve images, tagged with the git commit, and load them into the cluster
+	@$(call require,docker,https://docs.docker.com/engine/install/)
+	docker build -f Dockerfile.train -t $(TRAIN_IMAGE) .
+	docker build -f Dockerfile.serve -t $(SERVE_IMAGE) .
+ifeq ($(CLUSTER),kind)
+	kind load docker-image $(TRAIN_IMAGE) $(SERVE_IMAGE) --name $(KIND_CLUSTER)
+else
+	minikube image load $(TRAIN_IMAGE) $(SERVE_IMAGE)
+endif
+
+platform: secrets ## apply manifests/overlays/CLUSTER (MinIO, MLflow, RBAC, PodMonitor, KFP's MinIO config) with TAG
+	@mkdir -p $(BUILD)/overlay
+	@printf 'resources: [../../../manifests/overlays/$(CLUSTER)]\nimages:\n- {name: sentiment-mlops-train, newTag: "$(TAG)"}\n' \
+		> $(BUILD)/overlay/kustomization.yaml
+	kubectl apply -k $(BUILD)/overlay
+	kubectl -n mlops wait --for=condition=Available --timeout=300s deployment/minio deployment/mlflow
+	kubectl -n mlops wait --for=condition=Complete --timeout=300s job/minio-buckets
+
+kfp-ui: ## port-forward the KFP UI/API to localhost:8088; then KFP_HOST=http://localhost:8088 make pipeline-run
+	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8088:80
+
+deploy: install ## serve the champion (pinned version) as InferenceService `sentiment`; replaces the serving version
+	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE))
+
+canary: install ## start the champion as a canary with PERCENT (default 10) of the traffic
+	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
+
+promote: install ## make the canary the serving version
+	$(PYTHON) -m components.deploy promote
+
+rollback: install ## drop the canary; the serving version takes all traffic again
+	$(PYTHON) -m components.deploy rollback
+
+status: install ## which versions serve with what share, readiness, pods and HPA
+	$(PYTHON) -m components.deploy status
+	kubectl -n mlops get pods,hpa -l app.kubernetes.io/name=sentiment-predictor
+
+predict: ## send one v1 and one v2 request through the Gateway (port-forwarded to localhost:8089)
+	@gw=$$(kubectl -n envoy-gateway-system get svc -o name \
+		-l gateway.envoyproxy.io/owning-gateway-name=kserve-ingress-gateway | head -1); \
+	test -n "$$gw" || { echo "make predict: no Envoy service for kserve-ingress-gateway" >&2; exit 1; }; \
+	kubectl -n envoy-gateway-system port-forward $$gw 8089:80 >/dev/null & pf=$$!; sleep 3; \
+	curl -sS -H 'Host: sentiment-mlops.example.com' -H 'Content-Type: application/json' \
+		localhost:8089/v1/models/sentiment:predict -d '{"instances": ["I love this!", "worst day ever"]}'; echo; \
+	curl -sS -H 'Host: sentiment-mlops.example.com' -H 'Content-Type: application/json' \
+		localhost:8089/v2/models/sentiment/infer \
+		-d '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy"]}]}'; echo; \
+	kill $$pf
+
+cluster-down: ## delete the kind cluster (or stop minikube)
+ifeq ($(CLUSTER),kind)
+	@$(call require,kind,https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
+	kind delete cluster --name $(KIND_CLUSTER)
+else
+	@$(call require,minikube,https://minikube.sigs.k8s.io/docs/start/)
+	minikube delete
+endif

@@ -48,6 +48,9 @@ class PipelineParams:
     gate_bootstrap_samples: int
     gate_ood_weight: float
     gate_int8_max_loss: float
+    deploy_namespace: str
+    deploy_canary_percent: int
+    serve_image: str
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":

@@ -1,10 +1,11 @@
 """The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
 (SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
-each (on the test split and the out-of-domain sets) -> gate."""
+each (on the test split and the out-of-domain sets) -> gate -> deploy."""
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
 from pipelines.steps import (
+    deploy,
     ensemble,
     evaluate,
     gate,
@@ -17,6 +18,22 @@ from pipelines.steps import (
 )
 
 PIPELINE_NAME = "sentiment-training"
+# On a cluster every step reads the MinIO credentials from this Secret and the S3 endpoint from this
+# ConfigMap (namespace kubeflow; manifests/kfp), for s3:// sources and MLflow's artifacts in MinIO.
+OBJECT_STORE_SECRET = "minio-credentials"
+OBJECT_STORE_CONFIG_MAP = "object-store"
+
+
+def with_object_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Expose the object store's credentials and endpoint to ``task`` as env (ignored by kfp.local)."""
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    kubernetes.use_secret_as_env(task, OBJECT_STORE_SECRET, secret_key_to_env={k: k for k in keys})
+    kubernetes.use_config_map_as_env(
+        task,
+        OBJECT_STORE_CONFIG_MAP,
+        config_map_key_to_env={"MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL"},
+    )
+    return task
 
 
 @dsl.pipeline(
@@ -62,12 +79,15 @@ def sentiment_pipeline(
     gate_bootstrap_samples: int,
     gate_ood_weight: float,
     gate_int8_max_loss: float,
+    deploy_namespace: str,
+    deploy_canary_percent: int,
+    serve_image: str,
     tracking_uri: str,
     run_params: str,
 ) -> str:
     """Parameters mirror ``params.yaml`` (see pipelines/params.py), plus where MLflow is
     (``tracking_uri``) and the whole parameter set as JSON (``run_params``) for the runs' lineage.
-    Returns the gate's decision as JSON.
+    Returns the gate's decision as JSON; the deploy step then serves the promoted version.
     """
     ingested = ingest(source=source, seed=seed, max_rows_per_split=max_rows_per_split)
     validated = validate(
@@ -80,9 +100,10 @@ def sentiment_pipeline(
         seed=seed,
     )
     train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
-    out_of_domain = prepare_out_of_domain(
+    prepared = prepare_out_of_domain(
         sources=ood_sources, max_rows=ood_max_rows, max_text_chars=max_text_chars, seed=seed
-    ).outputs["out_of_domain"]
+    )
+    out_of_domain = prepared.outputs["out_of_domain"]
     candidates = {}
     for featurizer in ("embeddings", "tfidf"):
         candidates[f"svm_{featurizer}"] = train_svm(
@@ -119,6 +140,12 @@ def sentiment_pipeline(
     )  # fmt: skip
     for evaluation in evaluations:
         gated.after(evaluation)
+    deployed = deploy(
+        decision=gated.output, model_name=model_name, namespace=deploy_namespace, serve_image=serve_image,
+        canary_percent=deploy_canary_percent,
+    )  # fmt: skip
+    for task in (ingested, validated, splits, prepared, *candidates.values(), *evaluations, gated, deployed):
+        with_object_store(task)
     return gated.output
 
 

@@ -140,7 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
     params = PipelineParams.load(
-        args.params, source=args.data, ood_sources=args.ood, max_rows_per_split=args.max_rows_per_split
+        args.params,
+        source=args.data,
+        ood_sources=args.ood,
+        max_rows_per_split=args.max_rows_per_split,
+        serve_image=os.environ.get("SERVE_IMAGE"),
     )
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ is pip-installed at run time; kfp.local's SubprocessRunner runs the same code in
 import os
 
 from kfp import dsl
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-TRAIN_IMAGE = os.environ.get("TRAIN_IMAGE", "sentiment-mlops-train:latest")
+TRAIN_IMAGE = os.environ.get("TRAIN_IMAGE", "sentiment-mlops-train:dev")
 component = dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 
 
@@ -270,3 +270,24 @@ def gate(
         ood_path=out_of_domain.path, ood_weight=ood_weight, int8_max_loss=int8_max_loss,
     )  # fmt: skip
     return json.dumps(asdict(result))
+
+
+@component
+def deploy(
+    decision: str,
+    model_name: str,
+    namespace: str,
+    serve_image: str,
+    canary_percent: int,
+    manifest: Output[Artifact],
+):
+    """Serve the version the gate promoted: create the InferenceService, or add it as a canary with
+    ``canary_percent`` of the traffic when one serves. Outside a cluster (kfp.local) it only writes the
+    manifest it would apply."""
+    import json
+
+    from components.deploy import ServingSettings, deploy_champion
+
+    settings = ServingSettings(name=model_name, namespace=namespace, image=serve_image)
+    outcome = deploy_champion(json.loads(decision), model_name, settings, canary_percent, manifest.path)
+    manifest.metadata.update({"outcome": outcome, "namespace": namespace})

@@ -25,10 +25,11 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     loaded = kfp.components.load_component_from_file(package)
     expected = {f.name for f in fields(PipelineParams)} | {"tracking_uri", "run_params"}
     assert set(loaded.component_spec.inputs) == expected
-    tasks = yaml.safe_load(Path(package).read_text())["root"]["dag"]["tasks"]
+    pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
         "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer", "ensemble",
-        "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate",
+        "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate", "deploy",
     }  # fmt: skip
     assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
 

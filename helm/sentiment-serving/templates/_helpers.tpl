@@ -1,0 +1,65 @@
+{{/* The predictor container; takes a dict with the root context (.root) and the model URI (.modelUri). */}}
+{{- define "sentiment-serving.container" -}}
+- name: kserve-container
+  image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  args:
+    - --model_name={{ .root.Values.modelName }}
+    - --http_port=8080
+    - --grpc_port=8081
+    - --workers=1
+    - --reload_interval_seconds=0
+  env:
+    - name: MODEL_URI
+      value: {{ .modelUri | quote }}
+    - name: MLFLOW_TRACKING_URI
+      value: {{ .root.Values.trackingUri | quote }}
+    - name: MLFLOW_S3_ENDPOINT_URL
+      value: {{ .root.Values.s3Endpoint | quote }}
+    - name: AWS_ACCESS_KEY_ID
+      valueFrom:
+        secretKeyRef: {name: {{ .root.Values.credentialsSecret }}, key: AWS_ACCESS_KEY_ID}
+    - name: AWS_SECRET_ACCESS_KEY
+      valueFrom:
+        secretKeyRef: {name: {{ .root.Values.credentialsSecret }}, key: AWS_SECRET_ACCESS_KEY}
+  ports:
+    - {name: http1, containerPort: 8080, protocol: TCP}
+    - {name: h2c, containerPort: 8081, protocol: TCP}
+  readinessProbe:
+    httpGet: {path: /v2/health/ready, port: 8080}
+    periodSeconds: 5
+    failureThreshold: 3
+  livenessProbe:
+    httpGet: {path: /v2/health/live, port: 8080}
+    initialDelaySeconds: 10
+    periodSeconds: 15
+  startupProbe:
+    httpGet: {path: /v2/health/live, port: 8080}
+    periodSeconds: 5
+    failureThreshold: 60
+  resources:
+    {{- toYaml .root.Values.resources | nindent 4 }}
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities:
+      drop: ["ALL"]
+  volumeMounts:
+    - {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* Pod-level settings shared by the stable and the canary predictor. */}}
+{{- define "sentiment-serving.pod" -}}
+serviceAccountName: {{ .Values.serviceAccount.name }}
+labels:
+  app.kubernetes.io/name: sentiment-predictor
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  runAsGroup: 10001
+  seccompProfile:
+    type: RuntimeDefault
+volumes:
+  - name: tmp
+    emptyDir: {}
+{{- end -}}
