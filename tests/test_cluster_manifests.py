@@ -288,3 +288,17 @@ def test_hadolint_passes_both_dockerfiles_and_fails_a_careless_one(tmp_path: Pat
     careless.write_text("FROM python:latest\nRUN pip install torch\nADD . /app\n")
     result = hadolint(careless)
     assert result.returncode != 0 and "DL3007" in result.stdout and "DL3013" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "missing"), [("cluster-up", "kubectl"), ("images", "docker"), ("cluster-down", "kind")]
+)
+def test_cluster_targets_name_the_missing_tool(target: str, missing: str) -> None:
+    """No cluster tool is on an empty PATH: each target stops at once and says which tool it needs."""
+    result = subprocess.run(
+        [shutil.which("make"), "--no-print-directory", target],
+        cwd=REPO, env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/tmp")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"make {target}: '{missing}' is not installed" in result.stderr

@@ -129,6 +129,10 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
     assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
     assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
+    # the deploy step, with no cluster, leaves the InferenceService it would create as its artifact
+    (manifest,) = (workdir / "kfp").glob("sentiment-training-*/deploy/manifest")
+    isvc = yaml.safe_load(manifest.read_text())
+    assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v1"
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:
