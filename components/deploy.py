@@ -141,6 +141,14 @@ def versioned_predictor(predictor: dict, model_uri: str, image: str) -> dict:
     return predictor
 
 
+def versioned_inference_service(settings: ServingSettings, model_uri: str) -> dict:
+    """The InferenceService serving one pinned version, its predictor named after it (what a rollout
+    creates)."""
+    body = inference_service(settings, model_uri)
+    body["spec"]["predictor"]["name"] = predictor_name(model_uri)
+    return body
+
+
 def canary_patch(current: dict, model_uri: str, image: str, percent: int) -> dict:
     """Merge patch that adds ``model_uri`` as the only canary, taking ``percent`` of the traffic. The
     canary has no autoscaling fields: KServe derives its replicas from its traffic share."""
@@ -205,9 +213,7 @@ def rollout(
     replace the serving version (0). Returns what was done: created, canary, replaced or unchanged."""
     current = services.get(settings.name, settings.namespace)
     if current is None:
-        body = inference_service(settings, model_uri)
-        body["spec"]["predictor"]["name"] = predictor_name(model_uri)
-        services.create(body)
+        services.create(versioned_inference_service(settings, model_uri))
         return "created"
     if served_model_uri(current["spec"]["predictor"]) == model_uri:
         return "unchanged"
@@ -246,8 +252,7 @@ def deploy_champion(
         Path(manifest_path).write_text(f"# not deployed: the gate kept the champion ({decision['reason']})\n")
         return "skipped"
     model_uri = f"models:/{model_name}/{decision['registered_version']}"
-    manifest = inference_service(settings, model_uri)
-    manifest["spec"]["predictor"]["name"] = predictor_name(model_uri)
+    manifest = versioned_inference_service(settings, model_uri)
     Path(manifest_path).write_text(yaml.safe_dump(manifest, sort_keys=False))
     if "KUBERNETES_SERVICE_HOST" not in os.environ:
         return "manifest"

@@ -113,11 +113,8 @@ def test_first_rollout_creates_the_inference_service(api) -> None:
     assert rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=10) == "created"
     assert api.calls() == [("GET", f"{COLLECTION}/sentiment"), ("POST", COLLECTION)]
     created = api.requests[1][3]
-    assert created == {
-        **inference_service(SETTINGS, "models:/sentiment/1"),
-        "spec": {"predictor": {**inference_service(SETTINGS, "models:/sentiment/1")["spec"]["predictor"],
-                               "name": "v1"}},
-    }  # fmt: skip
+    built = inference_service(SETTINGS, "models:/sentiment/1")
+    assert created == {**built, "spec": {"predictor": {**built["spec"]["predictor"], "name": "v1"}}}
     assert created["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert created["spec"]["predictor"]["containers"][0]["image"] == "sentiment-mlops-serve:abc123"
     assert container_env(created["spec"]["predictor"])["MODEL_URI"] == "models:/sentiment/1"
