@@ -21,7 +21,7 @@ AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """Where and how the predictor runs; the defaults match manifests/base and the Helm chart."""
+    """Where and how the predictor runs; the defaults match manifests/serving and the Helm chart."""
 
     name: str = "sentiment"
     namespace: str = "mlops"
@@ -71,7 +71,7 @@ def predictor_container(settings: ServingSettings, model_uri: str) -> dict:
 
 
 def inference_service(settings: ServingSettings, model_uri: str) -> dict:
-    """The whole InferenceService serving ``model_uri`` (what manifests/base/serving.yaml declares)."""
+    """The whole InferenceService serving ``model_uri`` (what manifests/serving declares)."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",

@@ -53,10 +53,10 @@ def _weighted_loss(labels: pd.Series, imbalance: str, label_smoothing: float):
 
     if imbalance not in ("class_weight", "none"):
         raise ValueError(f"imbalance must be 'class_weight' or 'none', not {imbalance!r}")
-    counts = labels.value_counts().reindex(LABELS, fill_value=0).clip(lower=1).to_numpy()
-    weights = torch.tensor(len(labels) / (len(LABELS) * counts), dtype=torch.float32)
-    if imbalance == "none":
-        weights = torch.ones(len(LABELS))
+    weights = torch.ones(len(LABELS))
+    if imbalance == "class_weight":
+        counts = labels.value_counts().reindex(LABELS, fill_value=0).clip(lower=1).to_numpy()
+        weights = torch.tensor(len(labels) / (len(LABELS) * counts), dtype=torch.float32)
 
     def loss(outputs, targets, num_items_in_batch=None):
         logits = outputs["logits"]
