@@ -11,6 +11,8 @@ from typing import IO
 import mlflow
 import pandas as pd
 
+from components.drift import REFERENCE_ARTIFACT, build_reference
+from components.labels import probability_columns
 from components.metrics import (
     classification_metrics,
     confusion_matrix_figure,
@@ -96,7 +98,8 @@ def evaluate(
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
-    size and the model card to the training run ``run_id``; also write the matrix PNG to ``confusion_png``.
+    size, the model card and the drift reference (components/drift.py) to the training run ``run_id``;
+    also write the matrix PNG to ``confusion_png``.
     With ``ood_path`` (see components/out_of_domain.py), also score each out-of-domain set
     (``ood_<domain>_*`` metrics and predictions). A model with an INT8 runtime also gets ``test_int8_*``.
     """
@@ -104,7 +107,11 @@ def evaluate(
     test = pd.read_parquet(test_path)
     local_model = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
     model = mlflow.pyfunc.load_model(local_model)
-    predicted, truth = model.predict(test[["text"]])["label"].tolist(), test["label"].tolist()
+    output = model.predict(test[["text"]])
+    predicted, truth = output["label"].tolist(), test["label"].tolist()
+    reference = build_reference(
+        test["text"].tolist(), predicted, output[probability_columns()].max(axis=1).tolist()
+    )
     metrics, matrix = classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
     digest = dataset_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
@@ -127,6 +134,7 @@ def evaluate(
         out_of_domain = _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else {}
         card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
         mlflow.log_text(card, MODEL_CARD_ARTIFACT)
+        mlflow.log_text(reference.to_json(), REFERENCE_ARTIFACT)
     if confusion_png is not None:
         figure.savefig(confusion_png, format="png")
     logger.info(

@@ -3,15 +3,14 @@ and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) 
 """
 
 import logging
-import os
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 
 from components.hub import hub_unreachable
 from components.labels import normalize_labels
+from components.object_store import download
 
 logger = logging.getLogger(__name__)
 
@@ -116,34 +115,6 @@ def _read_local(path: Path) -> pd.DataFrame:
     return _from_datasets(datasets.load_dataset(str(path)))
 
 
-def _download_s3(uri: str, target: Path) -> Path:
-    """Download an object, or every object under a prefix, with the endpoint and keys from the env."""
-    from minio import Minio
-
-    endpoint = urlparse(
-        os.environ.get("AWS_ENDPOINT_URL")
-        or os.environ.get("MLFLOW_S3_ENDPOINT_URL", "https://s3.amazonaws.com")
-    )
-    client = Minio(
-        endpoint.netloc,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        secure=endpoint.scheme == "https",
-    )
-    parsed = urlparse(uri)
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    objects = [o for o in client.list_objects(bucket, prefix=key, recursive=True) if not o.is_dir]
-    if not objects:
-        raise DataSourceError(f"nothing found at {uri} (endpoint {endpoint.geturl()})")
-    if len(objects) == 1 and objects[0].object_name == key:
-        destination = target / Path(key).name
-        client.fget_object(bucket, key, str(destination))
-        return destination
-    for obj in objects:
-        client.fget_object(bucket, obj.object_name, str(target / Path(obj.object_name).relative_to(key)))
-    return target
-
-
 def _read_hub(dataset_id: str) -> pd.DataFrame:
     """``owner/name`` or ``owner/name:config`` from the Hugging Face hub, through ``datasets``."""
     import datasets
@@ -169,7 +140,10 @@ def read_source(source: str) -> pd.DataFrame:
     """Read any supported source into columns text, label, split (split is null when it has none)."""
     if source.startswith("s3://"):
         with tempfile.TemporaryDirectory() as tmp:
-            return _read_local(_download_s3(source, Path(tmp)))
+            try:
+                return _read_local(download(source, Path(tmp)))
+            except FileNotFoundError as exc:
+                raise DataSourceError(str(exc)) from exc
     path = Path(source).expanduser()
     if path.exists():
         return _read_local(path)

@@ -74,6 +74,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=defaults.load_attempts,
         help="tries to load the model at start, with exponential backoff",
     )
+    monitoring = parser.add_argument_group("monitoring")
+    monitoring.add_argument(
+        "--drift_window",
+        type=int,
+        default=defaults.drift_window,
+        help="answered texts in the sliding window the drift gauges compare with the training reference",
+    )
+    monitoring.add_argument(
+        "--drift_min_texts",
+        type=int,
+        default=defaults.drift_min_texts,
+        help="no drift score until the window holds this many texts",
+    )
+    monitoring.add_argument(
+        "--prediction_log",
+        default=os.environ.get("PREDICTION_LOG", defaults.prediction_log),
+        help="folder or s3:// prefix for sampled predictions, read by the monitor step (env PREDICTION_LOG)",
+    )
+    monitoring.add_argument(
+        "--prediction_log_sample",
+        type=float,
+        default=defaults.prediction_log_sample,
+        help="share of answered texts to log",
+    )
     parser.set_defaults(model_name=os.environ.get("MODEL_NAME", "sentiment"))
     return parser.parse_args(argv)
 
@@ -86,6 +110,10 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         reload_seconds=args.reload_interval_seconds,
         load_attempts=args.load_attempts,
         runtime=args.runtime,
+        drift_window=args.drift_window,
+        drift_min_texts=args.drift_min_texts,
+        prediction_log=args.prediction_log,
+        prediction_log_sample=args.prediction_log_sample,
     )
 
 

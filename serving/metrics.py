@@ -3,10 +3,15 @@ them on ``/metrics`` next to its own ``request_*_seconds`` histograms. Base unit
 counters, units in the names.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from components.labels import LABELS
 from serving.batcher import BatchStats
+from serving.drift import DriftWindow
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -50,10 +55,49 @@ INPUT_LENGTH = Histogram(
 MODEL_INFO = Gauge(
     "sentiment_model_info", "The model being served (value 1).", ["name", "version", "flavour", "runtime"]
 )
+OFFLINE_SCORE = Gauge(
+    "sentiment_model_offline_score",
+    "The served version's scores from the pipeline (evaluate on the test split and out-of-domain sets).",
+    ["metric"],
+)
+PREDICTION_LOG_RECORDS = Counter(
+    "sentiment_prediction_log_records_total",
+    "Sampled predictions for the monitor step, by outcome (written, dropped when the log falls behind).",
+    ["outcome"],
+)
 MODEL_LOAD_SECONDS = Gauge("sentiment_model_load_duration_seconds", "Duration of the last model load.")
 MODEL_LOADS = Counter(
     "sentiment_model_loads_total", "Model load attempts (first load and reloads), by outcome.", ["outcome"]
 )
+
+
+class DriftCollector(Collector):
+    """``sentiment_drift_psi{feature}`` and the window's fill, computed from a DriftWindow at scrape time
+    (no series until the window holds enough answers and the model has a reference)."""
+
+    def __init__(self) -> None:
+        self.window: DriftWindow | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        psi = GaugeMetricFamily(
+            "sentiment_drift_psi",
+            "Population stability index of the last answered texts against the model's reference, by "
+            "feature (input_length, confidence, predicted_class); above 0.25 is a significant shift.",
+            labels=["feature"],
+        )
+        scores = self.window.scores() if self.window else None
+        for feature, value in (scores or {}).items():
+            psi.add_metric([feature], value)
+        yield psi
+        yield GaugeMetricFamily(
+            "sentiment_drift_window_texts",
+            "Answered texts in the drift window.",
+            value=len(self.window) if self.window else 0,
+        )
+
+
+DRIFT = DriftCollector()
+REGISTRY.register(DRIFT)
 
 
 def record_batch(stats: BatchStats) -> None:
@@ -72,11 +116,17 @@ def record_predictions(texts: list[str], labels: list[str], confidences: list[fl
         CONFIDENCE.observe(confidence)
 
 
-def record_model(name: str, version: str, flavour: str, runtime: str, load_seconds: float) -> None:
-    """Point the info gauge at the model now served and record how long it took to load."""
+def record_model(
+    name: str, version: str, flavour: str, runtime: str, load_seconds: float, offline: dict[str, float]
+) -> None:
+    """Point the info gauge at the model now served, record how long it took to load and its offline
+    scores."""
     MODEL_INFO.clear()
     MODEL_INFO.labels(name=name, version=version, flavour=flavour, runtime=runtime).set(1)
     MODEL_LOAD_SECONDS.set(load_seconds)
+    OFFLINE_SCORE.clear()
+    for metric, value in offline.items():
+        OFFLINE_SCORE.labels(metric=metric).set(value)
 
 
 def initialise(version: str) -> None:

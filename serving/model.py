@@ -6,6 +6,7 @@ new one is loaded and warmed up, then one reference swap switches over.
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from components.labels import LABELS
 from serving import metrics
 from serving.batcher import AdaptiveBatcher
+from serving.drift import DriftWindow, load_reference
 from serving.payload import (
     Predictions,
     RequestLimits,
@@ -29,6 +31,7 @@ from serving.payload import (
     v1_response,
     v2_response,
 )
+from serving.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,26 @@ def choose_runtime(pinned_uri: str, requested: str) -> str:
     return "fp32"
 
 
+# The pipeline's scores of a version that the predictor exports (sentiment_model_offline_score{metric}).
+OFFLINE_METRICS = re.compile(r"test_(macro_recall|macro_f1|accuracy)|ood_.+_macro_recall|gate_score_.+")
+
+
+def registry_run_id(pinned_uri: str) -> str | None:
+    """The run that logged a registered version (``models:/<name>/<version>``); None for other URIs."""
+    if not pinned_uri.startswith("models:/"):
+        return None
+    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
+    return mlflow.MlflowClient().get_model_version(name, version).run_id
+
+
+def offline_scores(run_id: str | None) -> dict[str, float]:
+    """The run's test, out-of-domain and gate scores (see OFFLINE_METRICS)."""
+    if run_id is None:
+        return {}
+    logged = mlflow.MlflowClient().get_run(run_id).data.metrics
+    return {name: value for name, value in logged.items() if OFFLINE_METRICS.fullmatch(name)}
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A loaded pyfunc model and what it is: registry version, family (svm, transformer, ensemble) and
@@ -98,7 +121,8 @@ def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedMo
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """Batching, request limits, runtime and model lifecycle settings (see ``python -m serving --help``)."""
+    """Batching, request limits, runtime, model lifecycle and monitoring settings (see
+    ``python -m serving --help``)."""
 
     max_batch_size: int = 16
     max_wait_ms: float = 0.0
@@ -107,6 +131,10 @@ class ServingOptions:
     load_attempts: int = 5
     load_backoff_seconds: float = 2.0
     runtime: str = "fp32"
+    drift_window: int = 1000
+    drift_min_texts: int = 200
+    prediction_log: str = ""
+    prediction_log_sample: float = 0.1
 
 
 class SentimentModel(Model):
@@ -119,6 +147,13 @@ class SentimentModel(Model):
         self.served: LoadedModel | None = None
         self.batcher = AdaptiveBatcher(
             self.predict_texts, options.max_batch_size, options.max_wait_ms, metrics.record_batch
+        )
+        self.drift = DriftWindow(options.drift_window, options.drift_min_texts)
+        metrics.DRIFT.window = self.drift
+        self.prediction_log = (
+            PredictionLog(options.prediction_log, options.prediction_log_sample)
+            if options.prediction_log
+            else None
         )
         self._reload_lock = threading.Lock()
         self._stopped = threading.Event()
@@ -155,9 +190,14 @@ class SentimentModel(Model):
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
         loaded = load_model(pinned_uri, version, self.options.runtime)
+        run_id = registry_run_id(pinned_uri)
+        reference, scores = load_reference(run_id), offline_scores(run_id)
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
+        self.drift.use_reference(reference)
         metrics.MODEL_LOADS.labels(outcome="success").inc()
-        metrics.record_model(self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds)
+        metrics.record_model(
+            self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds, scores
+        )
         metrics.initialise(loaded.version)
         logger.info(
             "serving %s version %s (%s, %s), loaded in %.1f s",
@@ -189,6 +229,8 @@ class SentimentModel(Model):
 
     def stop(self) -> None:
         self._stopped.set()
+        if self.prediction_log:
+            self.prediction_log.close()
         super().stop()
 
     def get_input_types(self) -> list[dict]:
@@ -222,6 +264,9 @@ class SentimentModel(Model):
         answer = await self.batcher.predict(texts)
         confidences = answer.probabilities.max(axis=1).tolist()
         metrics.record_predictions(texts, answer.labels, confidences, answer.version)
+        self.drift.add(texts, answer.labels, confidences)
+        if self.prediction_log:
+            self.prediction_log.record(texts, answer.labels, confidences, answer.version)
         return v2_response(payload, answer, self.name) if is_v2 else v1_response(answer)
 
     async def _count_grpc(self, payload: InferRequest) -> InferResponse:

@@ -80,6 +80,24 @@ def mlflow_server(tmp_path_factory) -> str:
         stop_process(process)
 
 
+@pytest.fixture
+def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
+    """A real S3 API (moto_server) on a free port, with credentials in the environment."""
+    port = free_port()
+    process = start_process(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path / "moto.log",
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
 SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 65536}
 
 

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +7,7 @@ from minio import Minio
 from components.ingest import DataSourceError, ingest, read_source
 from components.labels import LABELS
 from tests.conftest import shared_dataset
-from tests.helpers import free_port, sentiment_frame, start_process, stop_process, wait_for_http
+from tests.helpers import sentiment_frame
 
 
 def test_csv_with_signed_labels_and_other_column_names(tmp_path: Path) -> None:
@@ -75,24 +74,6 @@ def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
     assert ingest(str(source), str(first), max_rows_per_split=20, seed=7) == {"unsplit": 20}
     ingest(str(source), str(second), max_rows_per_split=20, seed=7)
     pd.testing.assert_frame_equal(pd.read_parquet(first), pd.read_parquet(second))
-
-
-@pytest.fixture
-def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
-    """A real S3 API (moto_server) on a free port, with credentials in the environment."""
-    port = free_port()
-    process = start_process(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        tmp_path / "moto.log",
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(process)
 
 
 def test_s3_object_and_prefix(s3_endpoint: str, tmp_path: Path) -> None:

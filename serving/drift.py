@@ -1,0 +1,62 @@
+"""Live drift: the last ``size`` answered texts (length, confidence, predicted class) compared with the
+served model's drift reference (components/drift.py), as PSI per feature. Scores are computed when
+Prometheus scrapes (``sentiment_drift_psi{feature}``), not on the request path."""
+
+import logging
+import threading
+from collections import deque
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from components.drift import REFERENCE_ARTIFACT, DriftReference, drift_scores
+
+logger = logging.getLogger(__name__)
+
+
+def load_reference(run_id: str | None) -> DriftReference | None:
+    """The drift reference evaluate logged with run ``run_id``; None (drift off, with a warning) when
+    there is no run or no reference."""
+    if run_id is None:
+        logger.warning("the served model has no registry run: drift gauges are off")
+        return None
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
+    except (MlflowException, OSError) as exc:
+        logger.warning("no drift reference in run %s (%s): drift gauges are off", run_id, exc)
+        return None
+    return DriftReference.from_json(text)
+
+
+class DriftWindow:
+    """A sliding window of the last ``size`` answers; scores once it holds ``min_texts``."""
+
+    def __init__(self, size: int, min_texts: int):
+        self.size, self.min_texts = size, min_texts
+        self._rows: deque[tuple[int, float, str]] = deque(maxlen=size)
+        self._reference: DriftReference | None = None
+        self._lock = threading.Lock()
+
+    def use_reference(self, reference: DriftReference | None) -> None:
+        """Compare with ``reference`` from now on (a new model version): the window starts empty."""
+        with self._lock:
+            self._reference = reference
+            self._rows.clear()
+
+    def add(self, texts: list[str], labels: list[str], confidences: list[float]) -> None:
+        with self._lock:
+            self._rows.extend(zip((len(t) for t in texts), confidences, labels, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def scores(self) -> dict[str, float] | None:
+        """PSI per feature of the window against the reference; None before ``min_texts`` answers or
+        without a reference."""
+        with self._lock:
+            if self._reference is None or len(self._rows) < self.min_texts:
+                return None
+            lengths, confidences, labels = zip(*self._rows, strict=True)
+            reference = self._reference
+        return drift_scores(reference, np.array(lengths, float), np.array(confidences, float), list(labels))

@@ -1,0 +1,99 @@
+"""Sampled prediction logging for the monitor step (components/monitor.py).
+
+The request path only samples and enqueues, never blocks: a bounded queue is drained by one background
+thread into JSON-lines part files (``predictions-<UTC time>-<host>-<n>.jsonl``) in a folder or under an
+``s3://`` prefix, one part per ``flush_rows`` records or ``flush_seconds``. When the queue is full the
+record is dropped and counted (``sentiment_prediction_log_records_total{outcome="dropped"}``).
+"""
+
+import json
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+from components.object_store import upload
+from serving.metrics import PREDICTION_LOG_RECORDS
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class PredictionLog:
+    """Log a ``sample_rate`` share of answers (time, model version, text, label, confidence)."""
+
+    def __init__(
+        self,
+        destination: str,
+        sample_rate: float,
+        flush_rows: int = 1000,
+        flush_seconds: float = 30.0,
+        queue_size: int = 10_000,
+    ):
+        self.destination, self.sample_rate = destination.rstrip("/"), sample_rate
+        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._random = random.Random()
+        self._parts = 0
+        if not destination.startswith("s3://"):
+            Path(destination).mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._drain, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def record(self, texts: list[str], labels: list[str], confidences: list[float], version: str) -> None:
+        """Enqueue a sample of one request's answers; never waits."""
+        now = time.time()
+        for text, label, confidence in zip(texts, labels, confidences, strict=True):
+            if self._random.random() >= self.sample_rate:
+                continue
+            row = {"time": now, "model_version": version, "text": text, "label": label,
+                   "confidence": round(confidence, 4)}  # fmt: skip
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                PREDICTION_LOG_RECORDS.labels(outcome="dropped").inc()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued and stop the writer thread."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+
+    def _drain(self) -> None:
+        rows: list[dict] = []
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                row = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                row = None
+            if row is _STOP:
+                self._write(rows)
+                return
+            if row is not None:
+                rows.append(row)
+            if len(rows) >= self.flush_rows or time.monotonic() >= deadline:
+                self._write(rows)
+                rows, deadline = [], time.monotonic() + self.flush_seconds
+
+    def _write(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        self._parts += 1
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"predictions-{stamp}-{socket.gethostname()}-{self._parts:06d}.jsonl"
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+        try:
+            if self.destination.startswith("s3://"):
+                upload(f"{self.destination}/{name}", data, "application/x-ndjson")
+            else:
+                partial = Path(self.destination) / f".{name}.partial"  # readers never see half a part
+                partial.write_bytes(data)
+                partial.rename(partial.with_name(name))
+            PREDICTION_LOG_RECORDS.labels(outcome="written").inc(len(rows))
+        except Exception:
+            logger.exception("writing %d logged predictions to %s failed", len(rows), self.destination)
+            PREDICTION_LOG_RECORDS.labels(outcome="dropped").inc(len(rows))
