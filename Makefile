@@ -14,6 +14,7 @@ DATA ?=
 OOD ?=
 MAX_ROWS ?=
 HTTP_PORT ?= 8080
+PREDICTIONS ?= $(MLOPS_HOME)/predictions
 GRPC_PORT ?= 8081
 
 # cluster
@@ -29,6 +30,7 @@ KSERVE_VERSION := v0.20.0
 KFP_VERSION := 2.15.0
 KPS_VERSION := 79.0.0
 METRICS_SERVER_VERSION := 3.12.2
+PUSHGATEWAY_CHART_VERSION := 3.2.0
 PERCENT ?= 10
 BUILD := $(MLOPS_HOME)/cluster
 
@@ -42,7 +44,7 @@ with_mlflow = kubectl -n mlops port-forward svc/mlflow 5000:5000 >/dev/null & pf
 	MLFLOW_TRACKING_URI=http://localhost:5000 $(1); rc=$$?; kill $$pf; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile serve test test-slow lint format clean \
+.PHONY: help install pipeline-run compile serve monitor dashboards test test-slow lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback status \
 	predict cluster-down
 
@@ -69,7 +71,13 @@ compile: install ## compile the pipeline to $(MLOPS_HOME)/sentiment_pipeline.yam
 
 serve: install ## serve the registered champion with the KServe model server on HTTP_PORT / GRPC_PORT
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PYTHON) -m serving \
-		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1
+		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS)
+
+monitor: install ## drift report (MLflow) for the champion from the predictions `make serve` logged (PREDICTIONS=folder|s3://..)
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS)
+
+dashboards: install ## regenerate the Grafana dashboards (manifests/base/dashboards/*.json) from monitoring/dashboards.py
+	$(PYTHON) -m monitoring.dashboards
 
 test: install ## run the test suite (slow tests excluded)
 	$(PYTHON) -m pytest
@@ -105,7 +113,7 @@ else
 endif
 	$(MAKE) cluster-infra images platform
 
-cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mode), KFP, kube-prometheus-stack, metrics-server
+cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mode), KFP, kube-prometheus-stack, Pushgateway, metrics-server
 	@$(call require,helm,https://helm.sh/docs/intro/install/)
 	helm repo add jetstack https://charts.jetstack.io --force-update
 	helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
@@ -132,7 +140,10 @@ cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mo
 		-n monitoring --create-namespace \
 		--set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false \
 		--set prometheus.prometheusSpec.serviceMonitorSelectorNilUsesHelmValues=false \
-		--set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false --wait
+		--set prometheus.prometheusSpec.ruleSelectorNilUsesHelmValues=false \
+		--set grafana.sidecar.dashboards.searchNamespace=ALL --wait
+	helm upgrade --install prometheus-pushgateway prometheus-community/prometheus-pushgateway \
+		--version $(PUSHGATEWAY_CHART_VERSION) -n monitoring --set serviceMonitor.enabled=true --wait
 
 secrets: ## the MinIO credentials Secret in mlops and kubeflow (random password kept in .mlops/cluster)
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)

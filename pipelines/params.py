@@ -48,6 +48,7 @@ class PipelineParams:
     gate_bootstrap_samples: int
     gate_ood_weight: float
     gate_int8_max_loss: float
+    pushgateway: str
     deploy_namespace: str
     deploy_canary_percent: int
     serve_image: str

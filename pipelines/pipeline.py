@@ -10,6 +10,7 @@ from pipelines.steps import (
     evaluate,
     gate,
     ingest,
+    monitor,
     prepare_out_of_domain,
     preprocess,
     train_svm,
@@ -18,6 +19,7 @@ from pipelines.steps import (
 )
 
 PIPELINE_NAME = "sentiment-training"
+MONITORING_PIPELINE_NAME = "sentiment-monitoring"
 # On a cluster every step reads the MinIO credentials from this Secret and the S3 endpoint from this
 # ConfigMap (namespace kubeflow; manifests/kfp), for s3:// sources and MLflow's artifacts in MinIO.
 OBJECT_STORE_SECRET = "minio-credentials"
@@ -79,6 +81,7 @@ def sentiment_pipeline(
     gate_bootstrap_samples: int,
     gate_ood_weight: float,
     gate_int8_max_loss: float,
+    pushgateway: str,
     deploy_namespace: str,
     deploy_canary_percent: int,
     serve_image: str,
@@ -136,7 +139,7 @@ def sentiment_pipeline(
         test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri, model_name=model_name,
         metric=gate_metric, min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
         bootstrap_samples=gate_bootstrap_samples, seed=seed, ood_weight=gate_ood_weight,
-        int8_max_loss=gate_int8_max_loss,
+        int8_max_loss=gate_int8_max_loss, pushgateway=pushgateway,
     )  # fmt: skip
     for evaluation in evaluations:
         gated.after(evaluation)
@@ -149,7 +152,23 @@ def sentiment_pipeline(
     return gated.output
 
 
-def compile_pipeline(package_path: str) -> str:
-    """Compile the pipeline to KFP IR YAML at ``package_path``."""
-    compiler.Compiler().compile(sentiment_pipeline, package_path)
+@dsl.pipeline(
+    name=MONITORING_PIPELINE_NAME,
+    description="Judge the served model's logged predictions against its reference; report drift to MLflow.",
+)
+def monitoring_pipeline(
+    predictions: str, model_uri: str, tracking_uri: str, threshold: float = 0.25, since_hours: float = 0.0
+) -> str:
+    """One monitor step (schedule it as a recurring run on the cluster); returns the drifted features."""
+    judged = monitor(
+        predictions=predictions, model_uri=model_uri, tracking_uri=tracking_uri, threshold=threshold,
+        since_hours=since_hours,
+    )  # fmt: skip
+    with_object_store(judged)
+    return judged.outputs["Output"]
+
+
+def compile_pipeline(package_path: str, pipeline=sentiment_pipeline) -> str:
+    """Compile ``pipeline`` (the training pipeline unless told) to KFP IR YAML at ``package_path``."""
+    compiler.Compiler().compile(pipeline, package_path)
     return package_path

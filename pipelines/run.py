@@ -3,6 +3,7 @@ definition through KFP's local runner (``kfp.local``, SubprocessRunner). Always 
 
     python -m pipelines.run [--data PATH|s3://...|HF_ID] [--ood SOURCE ...] [--max-rows-per-split N]
                             [--compile-only]
+    python -m pipelines.run --monitor PREDICTIONS     # the monitoring pipeline, on the prediction log
 """
 
 import argparse
@@ -13,15 +14,24 @@ import re
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
-from pipelines.pipeline import PIPELINE_NAME, compile_pipeline, sentiment_pipeline
+from pipelines.pipeline import (
+    MONITORING_PIPELINE_NAME,
+    PIPELINE_NAME,
+    compile_pipeline,
+    monitoring_pipeline,
+    sentiment_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
 # The in-cluster MLflow service the cluster manifests deploy; override with MLFLOW_TRACKING_URI.
 CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
+# The Pushgateway `make cluster-infra` installs; the gate pushes its decision there (Pipeline dashboard).
+CLUSTER_PUSHGATEWAY = "prometheus-pushgateway.monitoring.svc.cluster.local:9091"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where local runs keep KFP outputs, MLflow data and the compiled YAML",
     )
     parser.add_argument("--compile-only", action="store_true", help="only write the IR YAML")
+    parser.add_argument(
+        "--monitor",
+        metavar="PREDICTIONS",
+        help="instead of training, run the monitoring pipeline on the predictor's prediction log "
+        "(a folder or s3:// prefix) for the champion",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,8 +81,8 @@ def local_tracking_uri(workdir: Path, experiment: str) -> str:
     return uri
 
 
-def run_locally(params: PipelineParams, workdir: Path) -> dict:
-    """Run every step as a local subprocess with kfp.local; return the gate's decision."""
+def init_local_runner(workdir: Path) -> None:
+    """kfp.local's SubprocessRunner in this environment, with its outputs under ``workdir``."""
     from kfp import local
 
     tmp = workdir / "tmp"  # kfp.local leaves one temp dir per task: keep them out of /tmp
@@ -74,12 +90,42 @@ def run_locally(params: PipelineParams, workdir: Path) -> dict:
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = None
     os.environ.setdefault("TQDM_MININTERVAL", "10")  # progress bars become log lines: one per 10 s
-    tracking_uri = local_tracking_uri(workdir, params.experiment)
     # The SubprocessRunner warns that it ignores the steps' base image: this venv is that image's twin.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"))
+
+
+def run_locally(params: PipelineParams, workdir: Path) -> dict:
+    """Run every step as a local subprocess with kfp.local; return the gate's decision."""
+    init_local_runner(workdir)
+    tracking_uri = local_tracking_uri(workdir, params.experiment)
     task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
+
+
+def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host: str | None) -> str:
+    """Run the monitoring pipeline on the prediction log at ``predictions`` for the champion: on the cluster
+    (``host``) or locally; return what to tell the user."""
+    arguments = {"predictions": predictions, "model_uri": f"models:/{params.model_name}@champion"}
+    package = compile_pipeline(str(workdir / "monitoring_pipeline.yaml"), monitoring_pipeline)
+    if host:
+        import kfp
+
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+        run = kfp.Client(host=host).create_run_from_pipeline_package(
+            package,
+            arguments={**arguments, "tracking_uri": tracking_uri},
+            run_name=f"{MONITORING_PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
+            experiment_name=params.experiment,
+        )
+        return f"submitted monitoring run {run.run_id} to {host}"
+    from components.monitor import MONITOR_EXPERIMENT
+
+    init_local_runner(workdir)
+    tracking_uri = local_tracking_uri(workdir, MONITOR_EXPERIMENT)
+    drifted = json.loads(monitoring_pipeline(**arguments, tracking_uri=tracking_uri).outputs["Output"])
+    verdict = f"DRIFT in {', '.join(drifted)}" if drifted else "no drift"
+    return f"{verdict}; the report is in MLflow experiment '{MONITOR_EXPERIMENT}' at {tracking_uri}"
 
 
 def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> str:
@@ -87,6 +133,7 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     import kfp
 
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+    params = replace(params, pushgateway=params.pushgateway or CLUSTER_PUSHGATEWAY)
     client = kfp.Client(host=host)
     result = client.create_run_from_pipeline_package(
         package_path,
@@ -145,14 +192,18 @@ def main(argv: list[str] | None = None) -> None:
         ood_sources=args.ood,
         max_rows_per_split=args.max_rows_per_split,
         serve_image=os.environ.get("SERVE_IMAGE"),
+        pushgateway=os.environ.get("PUSHGATEWAY"),
     )
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    host = os.environ.get("KFP_HOST")
+    if args.monitor:
+        print(run_monitoring(args.monitor, params, workdir, host))
+        return
     package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"))
     logger.info("compiled %s", package)
     if args.compile_only:
         return
-    host = os.environ.get("KFP_HOST")
     if host:
         run_id = submit_to_cluster(host, package, params)
         print(f"submitted run {run_id} to {host}: follow it at {host.rstrip('/')}/#/runs/details/{run_id}")

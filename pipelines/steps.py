@@ -252,11 +252,12 @@ def gate(
     seed: int,
     ood_weight: float,
     int8_max_loss: float,
+    pushgateway: str,
 ) -> str:
     """Promote the best candidate to the registry's ``champion`` alias only if it beats the champion
     (margin and paired-bootstrap interval) on the test split, weighed with the out-of-domain sets by
     ``ood_weight``; and accept the winner's INT8 runtime if it loses at most ``int8_max_loss``. Returns
-    the decision as JSON."""
+    the decision as JSON, and pushes it to ``pushgateway`` when one is given."""
     import json
     from dataclasses import asdict
 
@@ -269,6 +270,12 @@ def gate(
         min_score=min_score, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
         ood_path=out_of_domain.path, ood_weight=ood_weight, int8_max_loss=int8_max_loss,
     )  # fmt: skip
+    if pushgateway:
+        from components.pipeline_metrics import push_gate_metrics
+
+        push_gate_metrics(
+            pushgateway, model_name, result, {m.metadata["run_id"]: m.metadata["family"] for m in models}
+        )
     return json.dumps(asdict(result))
 
 
@@ -291,3 +298,28 @@ def deploy(
     settings = ServingSettings(name=model_name, namespace=namespace, image=serve_image)
     outcome = deploy_champion(json.loads(decision), model_name, settings, canary_percent, manifest.path)
     manifest.metadata.update({"outcome": outcome, "namespace": namespace})
+
+
+@component
+def monitor(
+    predictions: str,
+    model_uri: str,
+    tracking_uri: str,
+    threshold: float,
+    since_hours: float,
+    report: Output[Markdown],
+    drift: Output[Metrics],
+) -> str:
+    """Compare the predictor's logged predictions (folder or s3:// prefix) with the reference of the version
+    ``model_uri`` names; the drift report goes to MLflow and to KFP. Returns the drifted features as JSON."""
+    import json
+
+    from components.monitor import monitor as monitor_drift
+
+    result = monitor_drift(predictions, model_uri, tracking_uri, threshold=threshold, since_hours=since_hours)
+    for feature, value in result.psi.items():
+        drift.log_metric(f"psi_{feature}", value)
+    drift.log_metric("rows", result.rows)
+    with open(report.path, "w") as page:
+        page.write(result.markdown())
+    return json.dumps(result.drifted)

@@ -39,6 +39,8 @@ class PredictionLog:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._random = random.Random()
         self._parts = 0
+        for outcome in ("written", "dropped"):
+            PREDICTION_LOG_RECORDS.labels(outcome=outcome)  # series at 0 from the start, for rate()
         if not destination.startswith("s3://"):
             Path(destination).mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._drain, name="prediction-log", daemon=True)

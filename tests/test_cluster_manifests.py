@@ -304,3 +304,15 @@ def test_cluster_targets_name_the_missing_tool(target: str, missing: str) -> Non
     )  # fmt: skip
     assert result.returncode != 0
     assert f"make {target}: '{missing}' is not installed" in result.stderr
+
+
+def test_both_pod_monitors_label_every_series_with_the_model(rendered) -> None:
+    """The dashboards' $model variable and every panel filter on the label this relabeling adds."""
+    relabel = {
+        "sourceLabels": ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"],
+        "targetLabel": "model",
+    }
+    monitors = [d for docs in rendered.values() for d in docs if d["kind"] == "PodMonitor"]
+    assert len(monitors) >= 2
+    for monitor in monitors:
+        assert relabel in monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
