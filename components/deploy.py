@@ -28,6 +28,7 @@ class ServingSettings:
     image: str = "sentiment-mlops-serve:dev"
     tracking_uri: str = "http://mlflow.mlops.svc.cluster.local:5000"
     s3_endpoint: str = "http://minio.mlops.svc.cluster.local:9000"
+    prediction_log: str = "s3://predictions/sentiment"
     credentials_secret: str = "minio-credentials"
     service_account: str = "sentiment-predictor"
     min_replicas: int = 1
@@ -55,6 +56,7 @@ def predictor_container(settings: ServingSettings, model_uri: str) -> dict:
             {"name": "MODEL_URI", "value": model_uri},
             {"name": "MLFLOW_TRACKING_URI", "value": settings.tracking_uri},
             {"name": "MLFLOW_S3_ENDPOINT_URL", "value": settings.s3_endpoint},
+            {"name": "PREDICTION_LOG", "value": settings.prediction_log},
             secret("AWS_ACCESS_KEY_ID"),
             secret("AWS_SECRET_ACCESS_KEY"),
         ],

@@ -168,3 +168,24 @@ def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_p
     log_predictions(tmp_path / "other", model, same, "999")
     with pytest.raises(MonitorError, match="no logged predictions"):
         monitor(str(tmp_path / "other"), "models:/sentiment@champion", champion_store)
+
+
+def test_monitoring_pipeline_runs_locally(champion_store: str, tmp_path: Path, monkeypatch) -> None:
+    """The same monitoring pipeline the cluster schedules, through kfp.local (``pipelines.run --monitor``)."""
+    from pipelines.params import PipelineParams
+    from pipelines.run import run_monitoring
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion_store)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # restored after the test; the runner points it elsewhere
+    mlflow.set_tracking_uri(champion_store)
+    champion = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion")
+    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()
+    log_predictions(tmp_path / "log", model, [f"{text} {LONG_RANT}" for text in texts * 5], champion.version)
+    (tmp_path / "work").mkdir()
+    message = run_monitoring(str(tmp_path / "log"), PipelineParams.load(), tmp_path / "work", None)
+    assert message.startswith("DRIFT in input_length"), message
+    runs = mlflow.search_runs(
+        experiment_names=["sentiment-monitoring"], filter_string="tags.drift = 'drifted'"
+    )
+    assert len(runs) >= 1

@@ -16,6 +16,8 @@
       value: {{ .root.Values.trackingUri | quote }}
     - name: MLFLOW_S3_ENDPOINT_URL
       value: {{ .root.Values.s3Endpoint | quote }}
+    - name: PREDICTION_LOG
+      value: {{ .root.Values.predictionLog | quote }}
     - name: AWS_ACCESS_KEY_ID
       valueFrom:
         secretKeyRef: {name: {{ .root.Values.credentialsSecret }}, key: AWS_ACCESS_KEY_ID}
