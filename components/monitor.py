@@ -136,7 +136,7 @@ def monitor(
 ) -> DriftReport:
     """Judge the predictions logged under ``predictions`` for the version ``model_uri`` names (the last
     ``since_hours`` only, if > 0) against its reference; log the report to MLflow and tag the version."""
-    use_tracking(tracking_uri)
+    use_tracking(tracking_uri, experiment)
     name, version, run_id = resolve_version(model_uri)
     try:
         reference = DriftReference.from_json(
@@ -159,7 +159,6 @@ def monitor(
         "confidence": float(ks_2samp(confidences, reference.confidence_sample).pvalue),
     }
     drifted = [feature for feature in FEATURES if psi[feature] > threshold]
-    use_tracking(tracking_uri, experiment)
     with mlflow.start_run(run_name=f"drift-{name}-v{version}") as run:
         mlflow.set_tags(
             {"model_name": name, "model_version": version, "drift": "drifted" if drifted else "stable"}

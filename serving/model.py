@@ -58,13 +58,21 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     return model_uri, "unversioned"
 
 
+def registered_version(pinned_uri: str):
+    """The registry's ModelVersion behind ``models:/<name>/<version>``; None for other URIs."""
+    if not pinned_uri.startswith("models:/"):
+        return None
+    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
+    return mlflow.MlflowClient().get_model_version(name, version)
+
+
 def choose_runtime(pinned_uri: str, requested: str) -> str:
     """``int8`` when it is requested and, for a registered version, the gate accepted it (version tag
     ``int8_accepted``); else ``fp32``, with a log line saying why."""
-    if requested == "fp32" or not pinned_uri.startswith("models:/"):
+    registered = registered_version(pinned_uri) if requested != "fp32" else None
+    if registered is None:
         return requested
-    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
-    accepted = mlflow.MlflowClient().get_model_version(name, version).tags.get("int8_accepted")
+    accepted = registered.tags.get("int8_accepted")
     if accepted == "true":
         return "int8"
     logger.warning(
@@ -77,14 +85,6 @@ def choose_runtime(pinned_uri: str, requested: str) -> str:
 
 # The pipeline's scores of a version that the predictor exports (sentiment_model_offline_score{metric}).
 OFFLINE_METRICS = re.compile(r"test_(macro_recall|macro_f1|accuracy)|ood_.+_macro_recall|gate_score_.+")
-
-
-def registry_run_id(pinned_uri: str) -> str | None:
-    """The run that logged a registered version (``models:/<name>/<version>``); None for other URIs."""
-    if not pinned_uri.startswith("models:/"):
-        return None
-    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
-    return mlflow.MlflowClient().get_model_version(name, version).run_id
 
 
 def offline_scores(run_id: str | None) -> dict[str, float]:
@@ -190,7 +190,8 @@ class SentimentModel(Model):
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
         loaded = load_model(pinned_uri, version, self.options.runtime)
-        run_id = registry_run_id(pinned_uri)
+        registered = registered_version(pinned_uri)
+        run_id = registered.run_id if registered else None
         reference, scores = load_reference(run_id), offline_scores(run_id)
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
         self.drift.use_reference(reference)
