@@ -76,8 +76,9 @@ def train_svm(
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
     ``featurizer`` is ``embeddings`` (the sentence encoder ``encoder_id``) or ``tfidf``. With ``trials`` > 0,
-    Optuna tunes C and the imbalance treatment on the validation ``metric`` (nested runs), replacing
-    ``c`` and ``imbalance``. Features are computed once, whatever the number of trials.
+    Optuna tunes C and the imbalance treatment on the validation ``metric`` (nested runs), starting from
+    ``c`` and ``imbalance`` and replacing them with the best. Features are computed once, whatever the
+    number of trials.
     ``run_params`` is the pipeline's whole parameter set (JSON), logged to the run for lineage.
     """
     if featurizer not in FEATURIZERS:
@@ -117,7 +118,10 @@ def train_svm(
             train_x, validation_x = vectorizer.transform(train_x), vectorizer.transform(validation_x)
         featurize_seconds = time.perf_counter() - started
         if trials:
-            best = tune_classifier(build, trials, metric, seed, train_x, train_y, validation_x, validation_y)
+            best = tune_classifier(
+                build, trials, metric, seed, train_x, train_y, validation_x, validation_y,
+                first={"C": c, "imbalance": imbalance},
+            )  # fmt: skip
             c, imbalance = best["C"], best["imbalance"]
         mlflow.log_params({"C": c, "imbalance": imbalance})
         model = fit_classifier(build, c, imbalance, seed, train_x, train_y)

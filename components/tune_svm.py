@@ -36,10 +36,11 @@ def fit_classifier(build, c: float, imbalance: str, seed: int, x, y: list[str]):
 
 
 def tune_classifier(
-    build, trials: int, metric: str, seed: int, train_x, train_y, validation_x, validation_y
+    build, trials: int, metric: str, seed: int, train_x, train_y, validation_x, validation_y, first: dict
 ) -> dict:
     """Search C (log-uniform 0.01-100) and the imbalance treatment for ``trials`` Optuna trials, each logged
-    as a run nested in the active one; return the best ``{"C": ..., "imbalance": ...}``."""
+    as a run nested in the active one; return the best ``{"C": ..., "imbalance": ...}``. The first trial is
+    ``first`` (the configured values), so the search never ends below them."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,6 +56,7 @@ def tune_classifier(
         return metrics[metric]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial(first)
     study.optimize(objective, n_trials=trials, show_progress_bar=True)
     logger.info(
         "best of %d trials: %s (validation %s %.4f)", trials, study.best_params, metric, study.best_value

@@ -78,14 +78,17 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
 
 def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, tracking_uri) -> None:
     result = train_svm(
-        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="tfidf", trials=3
-    )
+        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="tfidf", trials=3,
+        c=0.3, imbalance="oversample",
+    )  # fmt: skip
     client = mlflow.MlflowClient(tracking_uri)
     parent = client.get_run(result.run_id)
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
     )
     assert sorted(run.info.run_name for run in children) == ["trial-0", "trial-1", "trial-2"]
+    first = next(run for run in children if run.info.run_name == "trial-0")
+    assert first.data.params == {"C": "0.3", "imbalance": "oversample"}  # the search starts from the config
     best = max(children, key=lambda run: run.data.metrics["validation_macro_recall"])
     assert parent.data.params["imbalance"] in IMBALANCE_TREATMENTS
     assert best.data.metrics["validation_macro_recall"] == pytest.approx(
