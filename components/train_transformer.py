@@ -143,17 +143,19 @@ def train_transformer(
     patience: int = 3,
     label_smoothing: float = 0.0,
     imbalance: str = "class_weight",
+    length_grouping: bool = True,
     threads: int | None = None,
     seed: int = 42,
     run_params: str = "{}",
 ) -> TrainResult:
     """Fine-tune ``model_id`` on ``train_path``; keep the checkpoint with the best validation macro recall.
 
-    Training batches group texts of similar length (and evaluation runs in length order), so batches carry
-    little padding: on a CPU that fits about 1.4 times more steps into the same time. Training stops at the
-    first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
+    Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
     ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
     at the last scheduled step: set ``max_steps`` to what fits the time budget so the decay completes.
+    With ``length_grouping`` training batches group texts of similar length (evaluation always runs in
+    length order), so batches carry little padding: on a 2-core CPU a step takes a third less time
+    (``bench/transformer_batching.py``).
     ``label_smoothing`` softens the cross-entropy targets; ``imbalance="class_weight"`` weighs classes
     by inverse frequency ("none": unweighted). Uses a GPU when one is present.
     """
@@ -188,14 +190,14 @@ def train_transformer(
             {"model_family": "transformer", "model_id": model_id, "model_source": source,
              "max_length": max_length, "batch_size": batch_size, "learning_rate": learning_rate,
              "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
-             "label_smoothing": label_smoothing, "imbalance": imbalance,
+             "label_smoothing": label_smoothing, "imbalance": imbalance, "length_grouping": length_grouping,
              "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
              "train_rows": len(train), "validation_rows": len(validation)}
         )  # fmt: skip
         arguments = TrainingArguments(
             output_dir=str(Path(tmp) / "checkpoints"),
             per_device_train_batch_size=batch_size,
-            train_sampling_strategy="group_by_length",
+            train_sampling_strategy="group_by_length" if length_grouping else "random",
             per_device_eval_batch_size=batch_size * 2,
             learning_rate=learning_rate,
             num_train_epochs=epochs,

@@ -86,6 +86,19 @@ def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
         _weighted_loss(labels, "oversample", 0.0)
 
 
+def test_one_seed_trains_one_model(splits, tracking_uri) -> None:
+    """The new classification head is seeded too: two runs with one seed give the same probabilities."""
+    texts = pd.DataFrame({"text": ["I love it", "I hate it", "the shop opens at noon"]})
+
+    def probabilities() -> np.ndarray:
+        result = train_transformer(
+            splits["train"], splits["validation"], tracking_uri, "sentiment", max_steps=2, **TINY
+        )
+        return mlflow.pyfunc.load_model(result.model_uri).predict(texts)[probability_columns()].to_numpy()
+
+    np.testing.assert_array_equal(probabilities(), probabilities())
+
+
 def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
     result = train_transformer(
         splits["train"], splits["validation"], tracking_uri, "sentiment", epochs=50, max_minutes=0.001, **TINY
