@@ -140,7 +140,7 @@ def train_transformer(
     max_steps: int | None = None,
     max_minutes: float = 30.0,
     eval_steps: int = 200,
-    patience: int = 3,
+    patience: int = 5,
     label_smoothing: float = 0.0,
     imbalance: str = "class_weight",
     length_grouping: bool = True,
