@@ -22,6 +22,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from components.hub import resolve_model
 from components.ingest import read_source
+from components.text import normalize_text
 from components.train_transformer import train_transformer
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -36,9 +37,10 @@ def padded_tokens_per_text(lengths: list[int], order: list[int]) -> float:
 
 
 def padding(texts: list[str], seed: int) -> dict[str, float]:
-    """Tokens per text: unpadded, in random batches, and in length-grouped batches."""
+    """Tokens per text (normalised, as trained): unpadded, in random batches, in length-grouped batches."""
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MODEL_ID))
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+    encoded = tokenizer([normalize_text(t) for t in texts], truncation=True, max_length=MAX_LENGTH)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
     random_order = np.random.default_rng(seed).permutation(len(texts)).tolist()
     grouped_order = list(LengthGroupedSampler(BATCH_SIZE, lengths=lengths))
     return {
