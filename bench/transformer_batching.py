@@ -64,14 +64,14 @@ def main() -> None:
         validation = Path(tmp) / "validation.parquet"
         frame[frame["split"] == "train"][["text", "label"]].to_parquet(train)
         frame[frame["split"] == "validation"][["text", "label"]].head(200).to_parquet(validation)
-        seconds = {}
+        tracking_uri, seconds = f"sqlite:///{tmp}/mlflow.db", {}
         for grouped in (False, True):
             result = train_transformer(
-                str(train), str(validation), f"sqlite:///{tmp}/mlflow.db", "bench", model_id=MODEL_ID,
+                str(train), str(validation), tracking_uri, "bench", model_id=MODEL_ID,
                 batch_size=BATCH_SIZE, max_length=MAX_LENGTH, max_steps=args.steps, eval_steps=args.steps,
                 length_grouping=grouped,
             )  # fmt: skip
-            run = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db").get_run(result.run_id)
+            run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
             seconds["grouped_batches" if grouped else "random_batches"] = (
                 run.data.metrics["train_seconds"] / args.steps
             )
