@@ -62,10 +62,11 @@ class InferenceGuard:
                 )
             return await self.app(scope, _replay(body, receive), send_and_record)
         finally:
-            metrics.REQUESTS.labels(
-                protocol=protocol, model_version=self.model_version(), code=str(status["code"])
-            ).inc()
-            metrics.REQUEST_DURATION.labels(protocol=protocol).observe(time.perf_counter() - started)
+            version = self.model_version()
+            metrics.REQUESTS.labels(protocol=protocol, model_version=version, code=str(status["code"])).inc()
+            metrics.REQUEST_DURATION.labels(protocol=protocol, model_version=version).observe(
+                time.perf_counter() - started
+            )
 
     def _content_type_problem(self, scope, protocol: str) -> str | None:
         headers = dict(scope.get("headers", []))

@@ -22,8 +22,8 @@ REQUESTS = Counter(
 )
 REQUEST_DURATION = Histogram(
     "sentiment_request_duration_seconds",
-    "End-to-end inference request latency in the server, by protocol.",
-    ["protocol"],
+    "End-to-end inference request latency in the server, by protocol and serving model version.",
+    ["protocol", "model_version"],
     buckets=LATENCY_BUCKETS,
 )
 QUEUE_WAIT = Histogram(
@@ -44,7 +44,8 @@ PREDICTIONS = Counter(
 )
 CONFIDENCE = Histogram(
     "sentiment_prediction_confidence_ratio",
-    "Probability of the predicted class.",
+    "Probability of the predicted class, by model version.",
+    ["model_version"],
     buckets=(0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 INPUT_LENGTH = Histogram(
@@ -113,7 +114,7 @@ def record_predictions(texts: list[str], labels: list[str], confidences: list[fl
     for text, label, confidence in zip(texts, labels, confidences, strict=True):
         INPUT_LENGTH.observe(len(text))
         PREDICTIONS.labels(label=label, model_version=version).inc()
-        CONFIDENCE.observe(confidence)
+        CONFIDENCE.labels(model_version=version).observe(confidence)
 
 
 def record_model(

@@ -282,7 +282,9 @@ class SentimentModel(Model):
             raise
         finally:
             metrics.REQUESTS.labels(protocol="grpc", model_version=self.model_version, code=code).inc()
-            metrics.REQUEST_DURATION.labels(protocol="grpc").observe(time.perf_counter() - started)
+            metrics.REQUEST_DURATION.labels(protocol="grpc", model_version=self.model_version).observe(
+                time.perf_counter() - started
+            )
 
 
 class ReloadingRepository(ModelRepository):

@@ -173,11 +173,11 @@ def test_metrics_are_exposed_and_move_with_traffic(model_server) -> None:
     assert moved("sentiment_requests_total", protocol="v1", model_version="1", code="400") == 1
     assert moved("sentiment_requests_total", protocol="v2", model_version="1", code="200") == 1
     assert moved("sentiment_requests_total", protocol="grpc", model_version="1", code="OK") == 1
-    assert moved("sentiment_request_duration_seconds_count", protocol="v1") == 2
-    assert moved("sentiment_request_duration_seconds_count", protocol="grpc") == 1
+    assert moved("sentiment_request_duration_seconds_count", protocol="v1", model_version="1") == 2
+    assert moved("sentiment_request_duration_seconds_count", protocol="grpc", model_version="1") == 1
     predicted = sum(moved("sentiment_predictions_total", label=label, model_version="1") for label in LABELS)
     assert predicted == 6
-    assert moved("sentiment_prediction_confidence_ratio_count") == 6
+    assert moved("sentiment_prediction_confidence_ratio_count", model_version="1") == 6
     assert moved("sentiment_input_length_characters_count") == 6
     assert moved("sentiment_input_length_characters_sum") == sum(map(len, TEXTS)) + 26 + sum(
         map(len, TEXTS[:2])

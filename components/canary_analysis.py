@@ -1,0 +1,299 @@
+"""analyze: automated canary analysis. Reads Prometheus for the stable and the canary version of the
+InferenceService separately (every predictor series carries ``model_version``), runs the checks of
+components/canary_checks.py over a sliding window at an interval, and decides:
+
+- ``promote`` when every check passes, with enough traffic on both versions, for ``required_passes``
+  consecutive intervals;
+- ``rollback`` as soon as a check fails;
+- ``wait`` otherwise; at the timeout the verdict is ``on_timeout`` (rollback, promote or wait).
+
+The verdict and its evidence go to stdout (JSON), the canary version's registry tags, an MLflow run and
+the Pushgateway; then the CLI and the pipeline step promote or roll back (components/deploy.py).
+
+    python -m components.canary_analysis [--prometheus URL] [--once] [--no-apply]
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import httpx
+
+from components.canary_checks import FAIL, PASS, CheckResult, Thresholds, VersionEvidence, run_checks
+
+logger = logging.getLogger(__name__)
+
+PROMOTE, ROLLBACK, WAIT = "promote", "rollback", "wait"
+ANALYSIS_EXPERIMENT = "sentiment-canary"
+PUSH_JOB = "sentiment-canary"
+# Server-side failures: HTTP 5xx and the gRPC codes of a failing server (client errors are not the
+# version's fault).
+ERROR_CODES = "5..|INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS"
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Where the metrics are and how the analysis decides; built from params.yaml (``canary_*``)."""
+
+    prometheus_url: str
+    namespace: str
+    model: str
+    window: str
+    interval_seconds: float
+    timeout_seconds: float
+    required_passes: int
+    on_timeout: str
+    thresholds: Thresholds
+
+    @classmethod
+    def from_params(cls, params: dict, model: str) -> "AnalysisSettings":
+        """From the pipeline's parameter set (params.yaml as a dict)."""
+        return cls(
+            prometheus_url=params["prometheus_url"],
+            namespace=params["deploy_namespace"],
+            model=model,
+            window=params["canary_window"],
+            interval_seconds=params["canary_interval_seconds"],
+            timeout_seconds=params["canary_timeout_seconds"],
+            required_passes=params["canary_required_passes"],
+            on_timeout=params["canary_on_timeout"],
+            thresholds=Thresholds(
+                min_requests=params["canary_min_requests"],
+                alpha=params["canary_alpha"],
+                latency_max_ratio=params["canary_latency_max_ratio"],
+                latency_slack_seconds=params["canary_latency_slack_seconds"],
+                class_mix_min_shift=params["canary_class_mix_min_shift"],
+                confidence_max_drop=params["canary_confidence_max_drop"],
+            ),
+        )
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus did not answer a query (unreachable, or the query failed)."""
+
+
+class Prometheus:
+    """Instant queries against Prometheus' HTTP API."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        try:
+            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise PrometheusError(f"Prometheus at {self.url} did not answer {expr!r}: {exc}") from exc
+        if answer.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused {expr!r}: {answer.get('error')}")
+        return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
+
+
+def version_evidence(
+    prometheus: Prometheus, settings: AnalysisSettings, versions: tuple[str, ...]
+) -> dict[str, VersionEvidence]:
+    """Requests, 5xx, p99 latency, class counts and mean confidence per version over the window."""
+    selector = (
+        f'namespace="{settings.namespace}",model="{settings.model}",model_version=~"{"|".join(versions)}"'
+    )
+    window = settings.window
+
+    def by_version(expr: str, *labels: str) -> dict[tuple[str, ...], float]:
+        return {
+            tuple(metric.get(label, "") for label in ("model_version", *labels)): value
+            for metric, value in prometheus.query(expr)
+            if not math.isnan(value)
+        }
+
+    requests = by_version(
+        f"sum by (model_version) (increase(sentiment_requests_total{{{selector}}}[{window}]))"
+    )
+    errors = by_version(
+        f'sum by (model_version) (increase(sentiment_requests_total{{{selector},code=~"{ERROR_CODES}"}}'
+        f"[{window}]))"
+    )
+    p99 = by_version(
+        "histogram_quantile(0.99, sum by (le, model_version) "
+        f"(rate(sentiment_request_duration_seconds_bucket{{{selector}}}[{window}])))"
+    )
+    classes = by_version(
+        f"sum by (model_version, label) (increase(sentiment_predictions_total{{{selector}}}[{window}]))",
+        "label",
+    )
+    confidence = by_version(
+        f"sum by (model_version) (rate(sentiment_prediction_confidence_ratio_sum{{{selector}}}[{window}])) / "
+        f"sum by (model_version) (rate(sentiment_prediction_confidence_ratio_count{{{selector}}}[{window}]))"
+    )
+    return {
+        version: VersionEvidence(
+            version=version,
+            requests=round(requests.get((version,), 0.0)),
+            errors=round(errors.get((version,), 0.0)),
+            latency_p99_seconds=p99.get((version,)),
+            class_counts={label: round(n) for (v, label), n in classes.items() if v == version},
+            mean_confidence=confidence.get((version,)),
+        )
+        for version in versions
+    }
+
+
+@dataclass(frozen=True)
+class CanaryVerdict:
+    """The analysis' decision and the evidence of its last interval."""
+
+    decision: str
+    reason: str
+    model: str
+    stable_version: str
+    canary_version: str
+    intervals: int
+    consecutive_passes: int
+    checks: list[CheckResult]
+    evidence: dict[str, VersionEvidence] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def judge_interval(checks: list[CheckResult]) -> str:
+    """``fail`` if any check failed, ``pass`` if all passed, else ``insufficient``."""
+    outcomes = {check.outcome for check in checks}
+    if FAIL in outcomes:
+        return FAIL
+    return PASS if outcomes == {PASS} else "insufficient"
+
+
+def interval_decision(checks: list[CheckResult], passes: int, required_passes: int) -> tuple[str, str]:
+    """(decision, reason) after one interval that ends ``passes`` consecutive passing intervals."""
+    failed = [c for c in checks if c.outcome == FAIL]
+    if failed:
+        return ROLLBACK, "; ".join(f"{c.name} failed: {c.detail}" for c in failed)
+    if passes >= required_passes:
+        return PROMOTE, f"every check passed for {passes} consecutive intervals"
+    waiting = [c for c in checks if c.outcome != PASS]
+    return WAIT, "; ".join(f"{c.name}: {c.detail}" for c in waiting) or f"{passes} passing intervals so far"
+
+
+def analyze_canary(
+    prometheus: Prometheus,
+    settings: AnalysisSettings,
+    stable: str,
+    canary: str,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> CanaryVerdict:
+    """Judge ``canary`` against ``stable`` every ``interval_seconds`` until a verdict or the timeout."""
+    deadline = clock() + settings.timeout_seconds
+    passes = intervals = 0
+    while True:
+        evidence = version_evidence(prometheus, settings, (stable, canary))
+        checks = run_checks(evidence[stable], evidence[canary], settings.thresholds)
+        intervals += 1
+        passes = passes + 1 if judge_interval(checks) == PASS else 0
+        decision, reason = interval_decision(checks, passes, settings.required_passes)
+        logger.info(
+            "canary %s vs stable %s, interval %d: %s (%s)", canary, stable, intervals, decision,
+            "; ".join(f"{c.name} {c.outcome}" for c in checks),
+        )  # fmt: skip
+        timed_out = decision == WAIT and clock() + settings.interval_seconds > deadline
+        if timed_out:
+            decision = settings.on_timeout
+            reason = f"no verdict within {settings.timeout_seconds:.0f} s ({reason}); on timeout: {decision}"
+        if decision != WAIT or timed_out:
+            return CanaryVerdict(
+                decision, reason, settings.model, stable, canary, intervals, passes, checks, evidence
+            )
+        sleep(settings.interval_seconds)
+
+
+def verdict_metrics(verdict: CanaryVerdict) -> dict[str, float]:
+    """The evidence as flat MLflow metrics: per-version counts and per-check statistics and p-values."""
+    values = {}
+    for role, version in (("stable", verdict.stable_version), ("canary", verdict.canary_version)):
+        evidence = verdict.evidence.get(version)
+        if evidence:
+            values |= {f"{role}_requests": evidence.requests, f"{role}_errors": evidence.errors}
+    for check in verdict.checks:
+        if check.statistic is not None:
+            values[f"{check.name}_statistic"] = check.statistic
+        if check.p_value is not None:
+            values[f"{check.name}_p_value"] = check.p_value
+    return values | {"intervals": verdict.intervals, "consecutive_passes": verdict.consecutive_passes}
+
+
+def record_verdict(verdict: CanaryVerdict, tracking_uri: str | None, pushgateway: str) -> str | None:
+    """Log the verdict to an MLflow run (returns its id), tag the canary version in the registry, and push
+    it to ``pushgateway`` (host:port; "" skips). A failed push is logged, not raised."""
+    import mlflow
+
+    from components.tracking import use_tracking
+
+    run_id = None
+    if tracking_uri:
+        use_tracking(tracking_uri, ANALYSIS_EXPERIMENT)
+        name = f"canary-{verdict.model}-v{verdict.canary_version}-vs-v{verdict.stable_version}"
+        with mlflow.start_run(run_name=name) as run:
+            mlflow.set_tags(
+                {
+                    "model_name": verdict.model,
+                    "canary.verdict": verdict.decision,
+                    "canary_version": verdict.canary_version,
+                    "stable_version": verdict.stable_version,
+                }
+            )
+            mlflow.log_metrics(verdict_metrics(verdict))
+            mlflow.log_dict(verdict.as_dict(), "canary/verdict.json")
+            run_id = run.info.run_id
+        client = mlflow.MlflowClient()
+        tags = {
+            "canary.verdict": verdict.decision,
+            "canary.reason": verdict.reason[:4000],
+            "canary.stable_version": verdict.stable_version,
+            "canary.analysis_run": run_id,
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(verdict.model, verdict.canary_version, key, value)
+    if pushgateway:
+        push_verdict(pushgateway, verdict)
+    return run_id
+
+
+def push_verdict(gateway: str, verdict: CanaryVerdict) -> None:
+    """The verdict, each check's outcome and p-value, and the traffic per version, as gauges (job
+    ``sentiment-canary``, grouped by model: each analysis replaces the last one's values)."""
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    registry = CollectorRegistry()
+    Gauge(
+        "sentiment_canary_verdict",
+        "The last canary analysis' verdict (1 on the label that holds), by canary and stable version.",
+        ["verdict", "canary_version", "stable_version"],
+        registry=registry,
+    ).labels(verdict.decision, verdict.canary_version, verdict.stable_version).set(1)
+    passed = Gauge(
+        "sentiment_canary_check_passed",
+        "Each check of the last analysis: 1 pass, 0 fail, -1 insufficient traffic.",
+        ["check"],
+        registry=registry,
+    )
+    p_values = Gauge(
+        "sentiment_canary_check_p_value", "P-value of each statistical check.", ["check"], registry=registry
+    )
+    for check in verdict.checks:
+        passed.labels(check.name).set({PASS: 1, FAIL: 0}.get(check.outcome, -1))
+        if check.p_value is not None:
+            p_values.labels(check.name).set(check.p_value)
+    requests = Gauge(
+        "sentiment_canary_requests", "Requests in the analysis window, by role.", ["role"], registry=registry
+    )
+    for role, version in (("stable", verdict.stable_version), ("canary", verdict.canary_version)):
+        if version in verdict.evidence:
+            requests.labels(role).set(verdict.evidence[version].requests)
+    Gauge(
+        "sentiment_canary_last_analysis_timestamp_seconds", "When the last analysis ended.", registry=registry
+    ).set_to_current_time()
+    try:
+        push_to_gateway(gateway, job=PUSH_JOB, grouping_key={"model": verdict.model}, registry=registry)
+    except OSError as exc:
+        logger.warning("could not push the canary verdict to %s: %s", gateway, exc)
