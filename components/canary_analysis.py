@@ -13,11 +13,14 @@ the Pushgateway; then the CLI and the pipeline step promote or roll back (compon
     python -m components.canary_analysis [--prometheus URL] [--once] [--no-apply]
 """
 
+import argparse
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import httpx
 
@@ -35,7 +38,7 @@ ERROR_CODES = "5..|INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS"
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Where the metrics are and how the analysis decides; built from params.yaml (``canary_*``)."""
+    """Where the metrics are and how the analysis decides; built from params.yaml (``canary_analysis``)."""
 
     prometheus_url: str
     namespace: str
@@ -48,25 +51,19 @@ class AnalysisSettings:
     thresholds: Thresholds
 
     @classmethod
-    def from_params(cls, params: dict, model: str) -> "AnalysisSettings":
-        """From the pipeline's parameter set (params.yaml as a dict)."""
+    def from_config(cls, config: dict, namespace: str, model: str) -> "AnalysisSettings":
+        """From params.yaml's ``canary_analysis`` mapping."""
+        thresholds = Thresholds(**{f.name: config[f.name] for f in fields(Thresholds)})
         return cls(
-            prometheus_url=params["prometheus_url"],
-            namespace=params["deploy_namespace"],
+            prometheus_url=config["prometheus_url"],
+            namespace=namespace,
             model=model,
-            window=params["canary_window"],
-            interval_seconds=params["canary_interval_seconds"],
-            timeout_seconds=params["canary_timeout_seconds"],
-            required_passes=params["canary_required_passes"],
-            on_timeout=params["canary_on_timeout"],
-            thresholds=Thresholds(
-                min_requests=params["canary_min_requests"],
-                alpha=params["canary_alpha"],
-                latency_max_ratio=params["canary_latency_max_ratio"],
-                latency_slack_seconds=params["canary_latency_slack_seconds"],
-                class_mix_min_shift=params["canary_class_mix_min_shift"],
-                confidence_max_drop=params["canary_confidence_max_drop"],
-            ),
+            window=config["window"],
+            interval_seconds=float(config["interval_seconds"]),
+            timeout_seconds=float(config["timeout_seconds"]),
+            required_passes=int(config["required_passes"]),
+            on_timeout=config["on_timeout"],
+            thresholds=thresholds,
         )
 
 
@@ -297,3 +294,73 @@ def push_verdict(gateway: str, verdict: CanaryVerdict) -> None:
         push_to_gateway(gateway, job=PUSH_JOB, grouping_key={"model": verdict.model}, registry=registry)
     except OSError as exc:
         logger.warning("could not push the canary verdict to %s: %s", gateway, exc)
+
+
+def apply_verdict(verdict: CanaryVerdict, cluster, registry, serving) -> None:
+    """Promote or roll back the canary (components/deploy.py); ``wait`` leaves it as it is."""
+    from components.deploy import promote, rollback
+
+    if verdict.decision == PROMOTE:
+        promote(cluster, registry, serving)
+    elif verdict.decision == ROLLBACK:
+        rollback(cluster, registry, serving)
+
+
+def run_analysis(
+    settings: AnalysisSettings,
+    cluster,
+    registry,
+    serving,
+    tracking_uri: str | None,
+    pushgateway: str,
+    apply: bool = True,
+) -> CanaryVerdict:
+    """Analyse the InferenceService's canary against its stable version, record the verdict and (with
+    ``apply``) act on it. ``cluster``, ``registry`` and ``serving`` are components/deploy.py's."""
+    from components.deploy import DeployError, stable_and_canary
+
+    stable, canary = stable_and_canary(cluster.existing(serving))
+    if canary is None:
+        raise DeployError(f"{serving.namespace}/{serving.name} has no canary to analyse")
+    verdict = analyze_canary(Prometheus(settings.prometheus_url), settings, stable, canary)
+    record_verdict(verdict, tracking_uri, pushgateway)
+    if apply:
+        apply_verdict(verdict, cluster, registry, serving)
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> None:
+    from components.deploy import Cluster, Registry, load_kube_config
+    from components.inference_service import ServingSettings
+    from pipelines.params import PipelineParams
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    params = PipelineParams.load()
+    config = params.canary_analysis
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--name", default=params.model_name)
+    parser.add_argument("--namespace", default=params.deploy_namespace)
+    parser.add_argument("--prometheus", default=config["prometheus_url"])
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", params.pushgateway))
+    parser.add_argument("--once", action="store_true", help="judge one interval: promote, rollback or wait")
+    parser.add_argument("--no-apply", action="store_true", help="report the verdict, do not act on it")
+    args = parser.parse_args(argv)
+    settings = AnalysisSettings.from_config(
+        {**config, "prometheus_url": args.prometheus}, args.namespace, args.name
+    )
+    if args.once:
+        settings = replace(settings, required_passes=1, timeout_seconds=0.0, on_timeout=WAIT)
+    load_kube_config()
+    serving = ServingSettings(image="", name=args.name, namespace=args.namespace)
+    verdict = run_analysis(
+        settings, Cluster(), Registry(args.name), serving, args.tracking_uri, args.pushgateway,
+        apply=not args.no_apply,
+    )  # fmt: skip
+    print(json.dumps(verdict.as_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ class VersionEvidence:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a check fails; defaults in params.yaml (canary_*)."""
+    """When a check fails; the defaults are in params.yaml (``canary_analysis``)."""
 
     min_requests: int
     alpha: float

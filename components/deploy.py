@@ -1,249 +1,257 @@
-"""deploy: roll a registered model version out as a KServe InferenceService (Standard mode): create it
-when none exists, else start the new version as a canary next to the serving one (``spec.canary``), and
-promote or roll back that canary. Talks to the Kubernetes API with the official client; the pipeline's
-deploy step and `make deploy / canary / promote / rollback / status` both use it.
+"""deploy: roll a registered model version out as the KServe InferenceService and its traffic route, and
+keep the registry truthful about what serves.
 
-    python -m components.deploy rollout --model-uri models:/sentiment/3 --image sentiment-mlops-serve:abc
+- ``rollout``: publish the version's serving bundle (components/serving_bundle.py), then create the
+  InferenceService, or start the version as a canary with a share of the traffic, or replace the
+  serving version (through a canary that takes 100 % once Ready, so no request meets a deleted pod);
+- ``promote`` / ``rollback``: the canary takes all traffic / is removed.
+
+Every step waits for KServe to report the new predictor Ready before the route sends it traffic and
+before the registry alias ``production`` (what serves all traffic) or ``canary`` moves. ``champion`` is
+only the gate's; a failed deploy leaves every alias where it was.
+
+    python -m components.deploy rollout --model-uri models:/sentiment@champion --image <serve image>
     python -m components.deploy {promote,rollback,status} [--name sentiment] [--namespace mlops]
 """
 
 import argparse
-import copy
 import json
+import logging
 import os
 import re
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
-GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "autoScaling")
+from components.inference_service import (
+    GROUP,
+    PLURAL,
+    ROUTE_GROUP,
+    ROUTE_PLURAL,
+    ROUTE_VERSION,
+    VERSION,
+    ServingSettings,
+    canary_patch,
+    inference_service,
+    predictor_name,
+    promote_patch,
+    rollback_patch,
+    storage_uri_of,
+    traffic_route,
+    version_of,
+)
+from components.serving_bundle import bundle_uri, publish_bundle
+
+logger = logging.getLogger(__name__)
+
+PRODUCTION_ALIAS, CANARY_ALIAS = "production", "canary"
+READY_TIMEOUT_SECONDS = 900.0  # first pulls of the serve image on a laptop cluster take minutes
 
 
-@dataclass(frozen=True)
-class ServingSettings:
-    """Where and how the predictor runs; the defaults match manifests/serving and the Helm chart."""
-
-    name: str = "sentiment"
-    namespace: str = "mlops"
-    image: str = "sentiment-mlops-serve:dev"
-    tracking_uri: str = "http://mlflow.mlops.svc.cluster.local:5000"
-    s3_endpoint: str = "http://minio.mlops.svc.cluster.local:9000"
-    prediction_log: str = "s3://predictions/sentiment"
-    credentials_secret: str = "minio-credentials"
-    service_account: str = "sentiment-predictor"
-    min_replicas: int = 1
-    max_replicas: int = 4
-    scale_metric: str = "cpu"
-    scale_target: int = 70
+class DeployError(RuntimeError):
+    """The cluster did not reach the state asked for; the route and the registry aliases are unchanged."""
 
 
-def predictor_container(settings: ServingSettings, model_uri: str) -> dict:
-    """The kserve-container: the serve image on one worker, its model URI, MLflow and MinIO access."""
+class Cluster:
+    """The InferenceService and its HTTPRoute through the official Kubernetes client (get / create /
+    merge patch), and waiting for KServe's readiness."""
 
-    def secret(key: str) -> dict:
-        return {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.credentials_secret, "key": key}}}
-
-    def probe(path: str, **timing) -> dict:
-        return {"httpGet": {"path": path, "port": 8080}, **timing}
-
-    return {
-        "name": "kserve-container",
-        "image": settings.image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": [f"--model_name={settings.name}", "--http_port=8080", "--grpc_port=8081", "--workers=1",
-                 "--reload_interval_seconds=0"],
-        "env": [
-            {"name": "MODEL_URI", "value": model_uri},
-            {"name": "MLFLOW_TRACKING_URI", "value": settings.tracking_uri},
-            {"name": "MLFLOW_S3_ENDPOINT_URL", "value": settings.s3_endpoint},
-            {"name": "PREDICTION_LOG", "value": settings.prediction_log},
-            secret("AWS_ACCESS_KEY_ID"),
-            secret("AWS_SECRET_ACCESS_KEY"),
-        ],
-        "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"},
-                  {"name": "h2c", "containerPort": 8081, "protocol": "TCP"}],
-        "readinessProbe": probe("/v2/health/ready", periodSeconds=5, failureThreshold=3),
-        "livenessProbe": probe("/v2/health/live", initialDelaySeconds=10, periodSeconds=15),
-        "startupProbe": probe("/v2/health/live", periodSeconds=5, failureThreshold=60),
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }  # fmt: skip
-
-
-def inference_service(settings: ServingSettings, model_uri: str) -> dict:
-    """The whole InferenceService serving ``model_uri`` (what manifests/serving declares)."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceService",
-        "metadata": {
-            "name": settings.name,
-            "namespace": settings.namespace,
-            "annotations": {"serving.kserve.io/deploymentMode": "Standard",
-                            "serving.kserve.io/autoscalerClass": "hpa"},
-            "labels": {"app.kubernetes.io/name": "sentiment-predictor",
-                       "app.kubernetes.io/part-of": "sentiment-mlops"},
-        },
-        "spec": {
-            "predictor": {
-                "serviceAccountName": settings.service_account,
-                "minReplicas": settings.min_replicas,
-                "maxReplicas": settings.max_replicas,
-                "scaleMetric": settings.scale_metric,
-                "scaleTarget": settings.scale_target,
-                "labels": {"app.kubernetes.io/name": "sentiment-predictor"},
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [predictor_container(settings, model_uri)],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
-            }
-        },
-    }  # fmt: skip
-
-
-def served_model_uri(predictor: dict) -> str | None:
-    """The MODEL_URI a predictor spec serves."""
-    for env in predictor["containers"][0].get("env", []):
-        if env["name"] == "MODEL_URI":
-            return env.get("value")
-    return None
-
-
-def pinned_model_uri(model_uri: str) -> str:
-    """``models:/<name>@<alias>`` resolved to ``models:/<name>/<version>`` in MLflow's registry (a canary
-    and its stable predictor must each serve one fixed version); other URIs as they are."""
-    alias = re.fullmatch(r"models:/([^/@]+)@(.+)", model_uri)
-    if not alias:
-        return model_uri
-    import mlflow
-
-    version = mlflow.MlflowClient().get_model_version_by_alias(alias.group(1), alias.group(2)).version
-    return f"models:/{alias.group(1)}/{version}"
-
-
-def predictor_name(model_uri: str) -> str:
-    """A DNS-label name for the predictor serving ``model_uri``: models:/sentiment/3 -> v3."""
-    version = re.fullmatch(r"models:/[^/@]+/(\d+)", model_uri)
-    if not version:
-        raise ValueError(f"a rollout needs a pinned version (models:/<name>/<version>), not {model_uri!r}")
-    return f"v{version.group(1)}"
-
-
-def versioned_predictor(predictor: dict, model_uri: str, image: str) -> dict:
-    """A copy of ``predictor`` (pod, probes, resources, security) serving ``model_uri`` from ``image``,
-    named after the version."""
-    predictor = copy.deepcopy(predictor)
-    predictor["name"] = predictor_name(model_uri)
-    container = predictor["containers"][0]
-    container["image"] = image
-    container["env"] = [{"name": "MODEL_URI", "value": model_uri}] + [
-        e for e in container["env"] if e["name"] != "MODEL_URI"
-    ]
-    return predictor
-
-
-def versioned_inference_service(settings: ServingSettings, model_uri: str) -> dict:
-    """The InferenceService serving one pinned version, its predictor named after it (what a rollout
-    creates)."""
-    body = inference_service(settings, model_uri)
-    body["spec"]["predictor"]["name"] = predictor_name(model_uri)
-    return body
-
-
-def canary_patch(current: dict, model_uri: str, image: str, percent: int) -> dict:
-    """Merge patch that adds ``model_uri`` as the only canary, taking ``percent`` of the traffic. The
-    canary has no autoscaling fields: KServe derives its replicas from its traffic share."""
-    if not 0 < percent < 100:
-        raise ValueError(f"canary percent must be between 1 and 99, not {percent}")
-    predictor = versioned_predictor(current["spec"]["predictor"], model_uri, image)
-    canary = {k: v for k, v in predictor.items() if k not in AUTOSCALING_FIELDS}
-    return {"spec": {"canary": [{"trafficPercent": percent, "predictor": canary}]}}
-
-
-def promote_patch(current: dict) -> dict:
-    """Merge patch that makes the canary the serving predictor (keeping its autoscaling) and drops it."""
-    canaries = current["spec"].get("canary") or []
-    if not canaries:
-        raise ValueError(f"{current['metadata']['name']} has no canary to promote")
-    return {"spec": {"predictor": canaries[0]["predictor"], "canary": None}}
-
-
-def rollback_patch(current: dict) -> dict:
-    """Merge patch that removes the canary; the serving predictor takes all traffic again."""
-    if not current["spec"].get("canary"):
-        raise ValueError(f"{current['metadata']['name']} has no canary to roll back")
-    return {"spec": {"canary": None}}
-
-
-class InferenceServices:
-    """get / create / merge-patch of InferenceServices through the Kubernetes client."""
-
-    def __init__(self, api_client=None):
+    def __init__(self, api_client=None, poll_seconds: float = 2.0):
         from kubernetes import client
 
         self.api = client.CustomObjectsApi(api_client)
+        self.poll_seconds = poll_seconds
 
-    def get(self, name: str, namespace: str) -> dict | None:
+    def _get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict | None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            return self.api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return self.api.get_namespaced_custom_object(group, version, namespace, plural, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def create(self, body: dict) -> dict:
-        namespace = body["metadata"]["namespace"]
-        return self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    def inference_service(self, settings: ServingSettings) -> dict | None:
+        return self._get(GROUP, VERSION, PLURAL, settings.namespace, settings.name)
 
-    def patch(self, name: str, namespace: str, body: dict) -> dict:
-        return self.api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
-
-    def existing(self, name: str, namespace: str) -> dict:
-        current = self.get(name, namespace)
+    def existing(self, settings: ServingSettings) -> dict:
+        current = self.inference_service(settings)
         if current is None:
-            raise ValueError(f"no InferenceService {namespace}/{name}: deploy one first (make deploy)")
+            raise DeployError(f"no InferenceService {settings.namespace}/{settings.name}: deploy one first")
         return current
+
+    def create(self, body: dict) -> None:
+        self.api.create_namespaced_custom_object(GROUP, VERSION, body["metadata"]["namespace"], PLURAL, body)
+
+    def patch(self, settings: ServingSettings, body: dict) -> None:
+        self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, settings.namespace, PLURAL, settings.name, body
+        )
+
+    def route(self, settings: ServingSettings) -> dict | None:
+        return self._get(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL, settings.namespace, settings.name)
+
+    def apply_route(self, body: dict) -> None:
+        """Create the HTTPRoute, or replace its spec (a merge patch replaces lists whole)."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        if self._get(ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL, namespace, name) is None:
+            self.api.create_namespaced_custom_object(
+                ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, body
+            )
+        else:
+            self.api.patch_namespaced_custom_object(
+                ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, {"spec": body["spec"]}
+            )
+
+    def wait_ready(self, settings: ServingSettings, canary: str | None, timeout_seconds: float) -> dict:
+        """Wait until KServe reports the InferenceService Ready and, with ``canary``, that version's canary
+        predictor ready (``status.canaryStatuses``); without, no canary left. DeployError at the timeout."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            current = self.existing(settings)
+            if is_ready(current, canary):
+                return current
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"{settings.namespace}/{settings.name} not Ready "
+                    f"{'with canary ' + predictor_name(canary) + ' ' if canary else ''}after "
+                    f"{timeout_seconds:.0f} s: {json.dumps(current.get('status', {}).get('conditions', []))}"
+                )
+            time.sleep(self.poll_seconds)
+
+
+def is_ready(current: dict, canary: str | None) -> bool:
+    status = current.get("status", {})
+    conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+    canaries = {c["name"]: c.get("ready") for c in status.get("canaryStatuses") or []}
+    if conditions.get("Ready") != "True":
+        return False
+    if canary is None:
+        return not canaries
+    return conditions.get("CanaryPredictorReady") == "True" and canaries.get(predictor_name(canary)) is True
+
+
+class Registry:
+    """The registry aliases that say what serves: ``production`` (all traffic) and ``canary``."""
+
+    def __init__(self, model_name: str):
+        import mlflow
+
+        self.client, self.name = mlflow.MlflowClient(), model_name
+
+    def serving(self, version: str) -> None:
+        """``version`` takes all traffic: production -> it; no canary."""
+        self.client.set_registered_model_alias(self.name, PRODUCTION_ALIAS, version)
+        self.clear_canary()
+
+    def canary(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, CANARY_ALIAS, version)
+
+    def clear_canary(self) -> None:
+        if CANARY_ALIAS in self.client.get_registered_model(self.name).aliases:
+            self.client.delete_registered_model_alias(self.name, CANARY_ALIAS)
+
+
+def stable_and_canary(current: dict) -> tuple[str, str | None]:
+    """The versions of the stable predictor and of the canary (None without one)."""
+    canaries = current["spec"].get("canary") or []
+    return version_of(current["spec"]["predictor"]), (
+        version_of(canaries[0]["predictor"]) if canaries else None
+    )
 
 
 def rollout(
-    services: InferenceServices, settings: ServingSettings, model_uri: str, canary_percent: int
+    cluster: Cluster,
+    registry: Registry,
+    settings: ServingSettings,
+    version: str,
+    canary_percent: int,
+    timeout_seconds: float = READY_TIMEOUT_SECONDS,
 ) -> str:
-    """Serve ``model_uri``: create the InferenceService, or add it as a canary (``canary_percent`` > 0) or
-    replace the serving version (0). Returns what was done: created, canary, replaced or unchanged."""
-    current = services.get(settings.name, settings.namespace)
+    """Serve registry ``version``: create the InferenceService, or add it as a canary with
+    ``canary_percent`` of the traffic, or (0) replace the serving version. Returns created, canary,
+    replaced or unchanged."""
+    storage_uri = publish_bundle(settings.bundle_root, settings.name, version)
+    current = cluster.inference_service(settings)
     if current is None:
-        services.create(versioned_inference_service(settings, model_uri))
+        cluster.create(inference_service(settings, version, storage_uri))
+        cluster.wait_ready(settings, None, timeout_seconds)
+        cluster.apply_route(traffic_route(settings, version))
+        registry.serving(version)
         return "created"
-    if served_model_uri(current["spec"]["predictor"]) == model_uri:
+    stable, _ = stable_and_canary(current)
+    if stable == version:
         return "unchanged"
+    cluster.patch(settings, canary_patch(settings, version, storage_uri, canary_percent or 100))
+    cluster.wait_ready(settings, version, timeout_seconds)
     if canary_percent:
-        patch = canary_patch(current, model_uri, settings.image, canary_percent)
-        services.patch(settings.name, settings.namespace, patch)
+        cluster.apply_route(traffic_route(settings, stable, version, canary_percent))
+        registry.canary(version)
         return "canary"
-    predictor = versioned_predictor(current["spec"]["predictor"], model_uri, settings.image)
-    services.patch(settings.name, settings.namespace, {"spec": {"predictor": predictor, "canary": None}})
+    promote(cluster, registry, settings, timeout_seconds)
     return "replaced"
 
 
-def status(current: dict) -> dict:
-    """Which version serves, which is canary with what share, and the Ready condition."""
-    canaries = current["spec"].get("canary") or []
+def promote(
+    cluster: Cluster,
+    registry: Registry,
+    settings: ServingSettings,
+    timeout_seconds: float = READY_TIMEOUT_SECONDS,
+) -> str:
+    """The canary takes all traffic, then becomes the stable predictor (KServe deletes the old one's
+    Deployment and Service in the same reconcile, so the route moves first). Returns its version."""
+    current = cluster.existing(settings)
+    patch = promote_patch(current)
+    version = version_of(patch["spec"]["predictor"])
+    cluster.apply_route(traffic_route(settings, version))
+    cluster.patch(settings, patch)
+    cluster.wait_ready(settings, None, timeout_seconds)
+    registry.serving(version)
+    return version
+
+
+def rollback(
+    cluster: Cluster,
+    registry: Registry,
+    settings: ServingSettings,
+    timeout_seconds: float = READY_TIMEOUT_SECONDS,
+) -> str:
+    """The stable predictor takes all traffic again (route first), then the canary is removed. Returns
+    the stable version."""
+    current = cluster.existing(settings)
+    patch = rollback_patch(current)
+    stable, _ = stable_and_canary(current)
+    cluster.apply_route(traffic_route(settings, stable))
+    cluster.patch(settings, patch)
+    cluster.wait_ready(settings, None, timeout_seconds)
+    registry.serving(stable)
+    return stable
+
+
+def status(current: dict, route: dict | None) -> dict:
+    """Which version serves, which is canary with what share of the route, and the Ready condition."""
+    stable, canary = stable_and_canary(current)
+    weights = {
+        ref["name"]: ref.get("weight", 1)
+        for ref in (route or {"spec": {"rules": [{}]}})["spec"]["rules"][-1].get("backendRefs", [])
+    }
     conditions = {c["type"]: c["status"] for c in current.get("status", {}).get("conditions", [])}
+
+    def share(version: str) -> int:
+        return weights.get(f"{current['metadata']['name']}-{predictor_name(version)}-predictor", 0)
+
     return {
         "name": current["metadata"]["name"],
-        "serving": served_model_uri(current["spec"]["predictor"]),
-        "canary": [{"model_uri": served_model_uri(c["predictor"]), "percent": c["trafficPercent"]}
-                   for c in canaries],
+        "serving": {"version": stable, "storage_uri": storage_uri_of(current["spec"]["predictor"]),
+                    "percent": share(stable)},
+        "canary": {"version": canary, "percent": share(canary)} if canary else None,
         "ready": conditions.get("Ready", "Unknown"),
-        "url": current.get("status", {}).get("url"),
+        "host": (route or {}).get("spec", {}).get("hostnames", [None])[0],
     }  # fmt: skip
 
 
 def deploy_champion(
-    decision: dict, model_name: str, settings: ServingSettings, canary_percent: int, manifest_path: str
+    decision: dict, settings: ServingSettings, canary_percent: int, manifest_path: str
 ) -> str:
     """The pipeline's deploy step: when the gate promoted, serve the new version (a canary of
     ``canary_percent`` when one already serves). In a pod it calls the Kubernetes API; elsewhere (a local
@@ -253,13 +261,27 @@ def deploy_champion(
     if not decision["promoted"]:
         Path(manifest_path).write_text(f"# not deployed: the gate kept the champion ({decision['reason']})\n")
         return "skipped"
-    model_uri = f"models:/{model_name}/{decision['registered_version']}"
-    manifest = versioned_inference_service(settings, model_uri)
-    Path(manifest_path).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    version = str(decision["registered_version"])
+    storage_uri = bundle_uri(settings.bundle_root, settings.name, version)
+    manifests = [inference_service(settings, version, storage_uri), traffic_route(settings, version)]
+    Path(manifest_path).write_text(yaml.safe_dump_all(manifests, sort_keys=False))
     if "KUBERNETES_SERVICE_HOST" not in os.environ:
         return "manifest"
     load_kube_config()
-    return rollout(InferenceServices(), settings, model_uri, canary_percent)
+    return rollout(Cluster(), Registry(settings.name), settings, version, canary_percent)
+
+
+def pinned_version(model_uri: str) -> str:
+    """The registry version ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` names."""
+    import mlflow
+
+    alias = re.fullmatch(r"models:/([^/@]+)@(.+)", model_uri)
+    if alias:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(alias.group(1), alias.group(2)).version)
+    version = re.fullmatch(r"models:/[^/@]+/(\d+)", model_uri)
+    if not version:
+        raise ValueError(f"not a registry model URI (models:/<name>/<version> or @<alias>): {model_uri!r}")
+    return version.group(1)
 
 
 def load_kube_config() -> None:
@@ -273,33 +295,36 @@ def load_kube_config() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=("rollout", "promote", "rollback", "status"))
     parser.add_argument("--name", default=ServingSettings.name)
     parser.add_argument("--namespace", default=ServingSettings.namespace)
-    parser.add_argument("--image", default=ServingSettings.image)
+    parser.add_argument("--image", help="the serve image (rollout); make passes the one `make images` built")
     parser.add_argument(
         "--model-uri", help="models:/<name>/<version> or @<alias>, resolved in MLflow (rollout)"
     )
     parser.add_argument("--canary-percent", type=int, default=0, help="rollout as a canary with this share")
+    parser.add_argument(
+        "--timeout", type=float, default=READY_TIMEOUT_SECONDS, help="seconds to wait for Ready"
+    )
     args = parser.parse_args(argv)
+    if args.action == "rollout" and not (args.model_uri and args.image):
+        parser.error("rollout needs --model-uri and --image")
     load_kube_config()
-    services = InferenceServices()
-    settings = ServingSettings(name=args.name, namespace=args.namespace, image=args.image)
+    cluster, registry = Cluster(), Registry(args.name)
+    settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)
     if args.action == "rollout":
-        if not args.model_uri:
-            parser.error("rollout needs --model-uri")
-        model_uri = pinned_model_uri(args.model_uri)
-        print(f"{rollout(services, settings, model_uri, args.canary_percent)}: {model_uri}")
-        return
-    current = services.existing(args.name, args.namespace)
-    if args.action == "promote":
-        services.patch(args.name, args.namespace, promote_patch(current))
+        version = pinned_version(args.model_uri)
+        outcome = rollout(cluster, registry, settings, version, args.canary_percent, args.timeout)
+        print(f"{outcome}: version {version}")
+    elif args.action == "promote":
+        print(f"promoted: version {promote(cluster, registry, settings, args.timeout)}")
     elif args.action == "rollback":
-        services.patch(args.name, args.namespace, rollback_patch(current))
-    print(json.dumps(status(services.existing(args.name, args.namespace)), indent=2))
+        print(f"rolled back: version {rollback(cluster, registry, settings, args.timeout)} serves")
+    print(json.dumps(status(cluster.existing(settings), cluster.route(settings)), indent=2))
 
 
 if __name__ == "__main__":

@@ -52,3 +52,23 @@ def upload(uri: str, data: bytes, content_type: str = "application/octet-stream"
     """Write ``data`` as the object at ``uri``."""
     bucket, key = bucket_and_key(uri)
     s3_client().put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+
+def upload_file(path: Path, uri: str) -> None:
+    """Write the local file ``path`` as the object at ``uri``."""
+    bucket, key = bucket_and_key(uri)
+    s3_client().fput_object(bucket, key, str(path))
+
+
+def exists(uri: str) -> bool:
+    """True when the object at ``uri`` exists."""
+    from minio.error import S3Error
+
+    bucket, key = bucket_and_key(uri)
+    try:
+        s3_client().stat_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+            return False
+        raise
+    return True

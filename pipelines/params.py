@@ -52,6 +52,7 @@ class PipelineParams:
     deploy_namespace: str
     deploy_canary_percent: int
     serve_image: str
+    canary_analysis: dict
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":

@@ -1,10 +1,11 @@
 """The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
 (SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
-each (on the test split and the out-of-domain sets) -> gate -> deploy."""
+each (on the test split and the out-of-domain sets) -> gate -> deploy -> analyze (a canary, on a cluster)."""
 
 from kfp import compiler, dsl, kubernetes
 
 from pipelines.steps import (
+    analyze,
     deploy,
     ensemble,
     evaluate,
@@ -85,6 +86,7 @@ def sentiment_pipeline(
     deploy_namespace: str,
     deploy_canary_percent: int,
     serve_image: str,
+    canary_analysis: dict,
     tracking_uri: str,
     run_params: str,
 ) -> str:
@@ -145,9 +147,24 @@ def sentiment_pipeline(
         gated.after(evaluation)
     deployed = deploy(
         decision=gated.output, model_name=model_name, namespace=deploy_namespace, serve_image=serve_image,
-        canary_percent=deploy_canary_percent,
+        canary_percent=deploy_canary_percent, tracking_uri=tracking_uri,
     )  # fmt: skip
-    for task in (ingested, validated, splits, prepared, *candidates.values(), *evaluations, gated, deployed):
+    analyzed = analyze(
+        outcome=deployed.outputs["Output"], canary_analysis=canary_analysis, model_name=model_name,
+        namespace=deploy_namespace, tracking_uri=tracking_uri, pushgateway=pushgateway,
+    )  # fmt: skip
+    tasks = (
+        ingested,
+        validated,
+        splits,
+        prepared,
+        *candidates.values(),
+        *evaluations,
+        gated,
+        deployed,
+        analyzed,
+    )
+    for task in tasks:
         with_object_store(task)
     return gated.output
 

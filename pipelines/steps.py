@@ -286,18 +286,56 @@ def deploy(
     namespace: str,
     serve_image: str,
     canary_percent: int,
+    tracking_uri: str,
     manifest: Output[Artifact],
-):
+) -> str:
     """Serve the version the gate promoted: create the InferenceService, or add it as a canary with
-    ``canary_percent`` of the traffic when one serves. Outside a cluster (kfp.local) it only writes the
-    manifest it would apply."""
+    ``canary_percent`` of the traffic when one serves, each time waiting for it to be Ready before the
+    route and the ``production`` alias move. Outside a cluster (kfp.local) it only writes the manifests it
+    would apply. Returns the outcome (created, canary, replaced, unchanged, manifest, skipped)."""
     import json
 
-    from components.deploy import ServingSettings, deploy_champion
+    from components.deploy import deploy_champion
+    from components.inference_service import ServingSettings
+    from components.tracking import use_tracking
 
-    settings = ServingSettings(name=model_name, namespace=namespace, image=serve_image)
-    outcome = deploy_champion(json.loads(decision), model_name, settings, canary_percent, manifest.path)
+    use_tracking(tracking_uri)
+    settings = ServingSettings(image=serve_image, name=model_name, namespace=namespace)
+    outcome = deploy_champion(json.loads(decision), settings, canary_percent, manifest.path)
     manifest.metadata.update({"outcome": outcome, "namespace": namespace})
+    return outcome
+
+
+@component
+def analyze(
+    outcome: str,
+    canary_analysis: dict,
+    model_name: str,
+    namespace: str,
+    tracking_uri: str,
+    pushgateway: str,
+    verdict: Output[Metrics],
+) -> str:
+    """After a canary deploy: judge the canary against the stable version on Prometheus at an interval
+    until a verdict (promote, rollback) or the timeout, record it (registry tags, MLflow, Pushgateway) and
+    act on it. Any other deploy outcome (a first version, a local run) has nothing to judge. Returns the
+    verdict."""
+    if outcome != "canary":
+        return f"skipped: deploy outcome {outcome}"
+    from components.canary_analysis import AnalysisSettings, run_analysis
+    from components.deploy import Cluster, Registry, load_kube_config
+    from components.inference_service import ServingSettings
+
+    load_kube_config()
+    settings = AnalysisSettings.from_config(canary_analysis, namespace, model_name)
+    serving = ServingSettings(image="", name=model_name, namespace=namespace)
+    result = run_analysis(settings, Cluster(), Registry(model_name), serving, tracking_uri, pushgateway)
+    for check in result.checks:
+        if check.p_value is not None:
+            verdict.log_metric(f"{check.name}_p_value", check.p_value)
+    verdict.log_metric("intervals", result.intervals)
+    verdict.metadata.update({"decision": result.decision, "reason": result.reason})
+    return result.decision
 
 
 @component

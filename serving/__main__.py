@@ -1,4 +1,5 @@
-"""Start the predictor: ``python -m serving --model_name sentiment --model_uri models:/sentiment@champion``.
+"""Start the predictor: ``python -m serving --model_name sentiment --model_uri models:/sentiment@champion``
+(from the registry), or on a cluster from the serving bundle KServe downloaded (``STORAGE_URI``).
 
 Takes every kserve ModelServer flag (--http_port, --grpc_port, --workers, ...) plus the batching, limit
 and reload flags below. Keep --workers=1: the Prometheus metrics on /metrics are per worker, and so is
@@ -27,8 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(parents=[model_server.parser], description=__doc__)
     parser.add_argument(
         "--model_uri",
-        default=os.environ.get("MODEL_URI", "models:/sentiment@champion"),
-        help="MLflow model URI to serve (env MODEL_URI)",
+        default=os.environ.get("STORAGE_URI") or os.environ.get("MODEL_URI", "models:/sentiment@champion"),
+        help="what to serve: a serving bundle folder (env STORAGE_URI: KServe's storage initializer "
+        "downloads the bundle to /mnt/models and points STORAGE_URI there; no MLflow server needed) or an "
+        "MLflow model URI such as models:/sentiment@champion (env MODEL_URI)",
     )
     parser.add_argument(
         "--tracking_uri",

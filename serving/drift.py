@@ -2,31 +2,12 @@
 served model's drift reference (components/drift.py), as PSI per feature. Scores are computed when
 Prometheus scrapes (``sentiment_drift_psi{feature}``), not on the request path."""
 
-import logging
 import threading
 from collections import deque
 
-import mlflow
 import numpy as np
-from mlflow.exceptions import MlflowException
 
-from components.drift import REFERENCE_ARTIFACT, DriftReference, drift_scores
-
-logger = logging.getLogger(__name__)
-
-
-def load_reference(run_id: str | None) -> DriftReference | None:
-    """The drift reference evaluate logged with run ``run_id``; None (drift off, with a warning) when
-    there is no run or no reference."""
-    if run_id is None:
-        logger.warning("the served model has no registry run: drift gauges are off")
-        return None
-    try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
-    except (MlflowException, OSError) as exc:
-        logger.warning("no drift reference in run %s (%s): drift gauges are off", run_id, exc)
-        return None
-    return DriftReference.from_json(text)
+from components.drift import DriftReference, drift_scores
 
 
 class DriftWindow:

@@ -6,10 +6,10 @@ new one is loaded and warmed up, then one reference swap switches over.
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -19,10 +19,12 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
+from components.drift import DriftReference
 from components.labels import LABELS
+from components.serving_bundle import VersionDetails, is_bundle
 from serving import metrics
 from serving.batcher import AdaptiveBatcher
-from serving.drift import DriftWindow, load_reference
+from serving.drift import DriftWindow
 from serving.payload import (
     Predictions,
     RequestLimits,
@@ -42,7 +44,10 @@ class ChampionNotFound(RuntimeError):
 
 def pin_version(model_uri: str) -> tuple[str, str]:
     """Resolve ``models:/<name>@<alias>`` to (``models:/<name>/<version>``, version), so the loaded
-    model and the reported version cannot disagree. Other URIs are returned as they are."""
+    model and the reported version cannot disagree; a serving bundle folder reports the version it
+    holds. Other URIs are returned as they are."""
+    if is_bundle(model_uri):
+        return model_uri, VersionDetails.from_bundle(Path(model_uri)).version
     if model_uri.startswith("models:/") and "@" in model_uri:
         name, alias = model_uri.removeprefix("models:/").split("@", 1)
         try:
@@ -58,41 +63,39 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     return model_uri, "unversioned"
 
 
-def registered_version(pinned_uri: str):
-    """The registry's ModelVersion behind ``models:/<name>/<version>``; None for other URIs."""
-    if not pinned_uri.startswith("models:/"):
-        return None
-    name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
-    return mlflow.MlflowClient().get_model_version(name, version)
+def version_details(pinned_uri: str) -> VersionDetails | None:
+    """What is known of the version behind ``pinned_uri``: a bundle's ``serving.json``, or the registry's
+    record of ``models:/<name>/<version>``; None for other URIs."""
+    if is_bundle(pinned_uri):
+        return VersionDetails.from_bundle(Path(pinned_uri))
+    if pinned_uri.startswith("models:/"):
+        name, version = pinned_uri.removeprefix("models:/").rsplit("/", 1)
+        return VersionDetails.from_registry(name, version)
+    return None
 
 
-def choose_runtime(pinned_uri: str, requested: str) -> str:
-    """``int8`` when it is requested and, for a registered version, the gate accepted it (version tag
+def choose_runtime(details: VersionDetails | None, requested: str) -> str:
+    """``int8`` when it is requested and, for a known version, the gate accepted it (version tag
     ``int8_accepted``); else ``fp32``, with a log line saying why."""
-    registered = registered_version(pinned_uri) if requested != "fp32" else None
-    if registered is None:
+    if details is None or requested == "fp32":
         return requested
-    accepted = registered.tags.get("int8_accepted")
-    if accepted == "true":
+    if details.int8_accepted:
         return "int8"
     logger.warning(
-        "%s: the gate did not accept an INT8 runtime (int8_accepted=%s); serving it in fp32",
-        pinned_uri,
-        accepted,
+        "%s version %s: the gate did not accept an INT8 runtime (int8_accepted=%s); serving it in fp32",
+        details.name,
+        details.version,
+        details.int8_accepted,
     )
     return "fp32"
 
 
-# The pipeline's scores of a version that the predictor exports (sentiment_model_offline_score{metric}).
-OFFLINE_METRICS = re.compile(r"test_(macro_recall|macro_f1|accuracy)|ood_.+_macro_recall|gate_score_.+")
-
-
-def offline_scores(run_id: str | None) -> dict[str, float]:
-    """The run's test, out-of-domain and gate scores (see OFFLINE_METRICS)."""
-    if run_id is None:
-        return {}
-    logged = mlflow.MlflowClient().get_run(run_id).data.metrics
-    return {name: value for name, value in logged.items() if OFFLINE_METRICS.fullmatch(name)}
+def drift_reference(details: VersionDetails | None) -> DriftReference | None:
+    """The version's drift reference; None (drift gauges off, with a warning) when it has none."""
+    if details is None or details.drift_reference is None:
+        logger.warning("the served model has no drift reference: drift gauges are off")
+        return None
+    return DriftReference.from_json(details.drift_reference)
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,8 @@ class LoadedModel:
 
 
 def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedModel:
-    """Load (in ``runtime`` if the gate accepted it) and warm up, with one prediction, ``pinned_uri``."""
+    """Load (in ``runtime``) and warm up, with one prediction, ``pinned_uri``."""
     started = time.perf_counter()
-    runtime = choose_runtime(pinned_uri, runtime)
     config = {"runtime": runtime} if runtime != "fp32" else None
     model = mlflow.pyfunc.load_model(pinned_uri, model_config=config)
     model.predict(pd.DataFrame({"text": ["warming up"]}))
@@ -189,12 +191,11 @@ class SentimentModel(Model):
 
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
-        loaded = load_model(pinned_uri, version, self.options.runtime)
-        registered = registered_version(pinned_uri)
-        run_id = registered.run_id if registered else None
-        reference, scores = load_reference(run_id), offline_scores(run_id)
+        details = version_details(pinned_uri)
+        loaded = load_model(pinned_uri, version, choose_runtime(details, self.options.runtime))
+        scores = details.offline_scores if details else {}
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
-        self.drift.use_reference(reference)
+        self.drift.use_reference(drift_reference(details))
         metrics.MODEL_LOADS.labels(outcome="success").inc()
         metrics.record_model(
             self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds, scores

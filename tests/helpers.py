@@ -138,10 +138,14 @@ def stop_process(process: subprocess.Popen) -> None:
 
 
 def start_model_server(
-    tracking_uri: str, log_path: Path, model_name: str = "sentiment", extra_args: tuple[str, ...] = ()
+    tracking_uri: str,
+    log_path: Path,
+    model_name: str = "sentiment",
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ):
-    """Start ``python -m serving`` (plus ``extra_args``) on free ports; return (process, http_url,
-    grpc_address)."""
+    """Start ``python -m serving`` (plus ``extra_args`` and ``env``) on free ports; return (process,
+    http_url, grpc_address)."""
     http_port, grpc_port = free_port(), free_port()
     process = start_process(
         [
@@ -159,7 +163,7 @@ def start_model_server(
             *extra_args,
         ],
         log_path,
-        env={"MLFLOW_TRACKING_URI": tracking_uri},
+        env={"MLFLOW_TRACKING_URI": tracking_uri, **(env or {})},
     )
     url = f"http://127.0.0.1:{http_port}"
     try:

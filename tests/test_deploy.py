@@ -1,193 +1,187 @@
-"""The deploy step's calls to the Kubernetes API: create, canary, promote, roll back.
+"""The deploy step's calls to the Kubernetes API and the registry: create, canary, promote, roll back,
+replace, each waiting for KServe's Ready before traffic or an alias moves, against the stand-in API server
+(tests/kube_stand_in.py: KServe v0.20.0's admission rules and status) and a real MLflow registry."""
 
-No API server can run here, so an in-test HTTP stand-in plays one (the one mock in this project): it keeps
-InferenceServices in a dict, applies JSON merge patches (RFC 7386) as the API server does for
-``application/merge-patch+json``, and records every request. The client is the real ``kubernetes`` one,
-so the tests assert the exact paths, content types and bodies the real API would receive.
-"""
-
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
-from kubernetes import client
 
 from components.deploy import (
-    InferenceServices,
-    ServingSettings,
+    CANARY_ALIAS,
+    PRODUCTION_ALIAS,
+    Cluster,
+    DeployError,
+    Registry,
     deploy_champion,
-    inference_service,
-    promote_patch,
-    rollback_patch,
+    promote,
+    rollback,
     rollout,
-    served_model_uri,
     status,
 )
+from components.inference_service import ServingSettings, storage_uri_of
+from components.serving_bundle import BUNDLE_FILE
+from tests.kube_stand_in import StandInApiServer
 
-COLLECTION = "/apis/serving.kserve.io/v1beta1/namespaces/mlops/inferenceservices"
-SETTINGS = ServingSettings(image="sentiment-mlops-serve:abc123")
-
-
-def merge_patch(target, patch):
-    """RFC 7386: objects merge key by key, null deletes, anything else (lists too) replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
+ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
 
 
-class StandInApiServer:
-    """Just enough of the Kubernetes API for InferenceServices: GET, POST (create) and PATCH."""
+@pytest.fixture
+def registry_uri(champion_store: str, tmp_path: Path) -> str:
+    """A copy of the champion store with versions 2, 3 and 4 (the same model registered again)."""
+    shutil.copy(champion_store.removeprefix("sqlite:///"), tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    first = client.get_model_version("sentiment", "1")
+    for _ in range(3):
+        client.create_model_version("sentiment", first.source, run_id=first.run_id)
+    return uri
 
-    def __init__(self):
-        self.objects: dict[str, dict] = {}
-        self.requests: list[tuple[str, str, str | None, dict | None]] = []
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def answer(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def record(self) -> dict | None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                stand_in.requests.append((self.command, self.path, self.headers.get("Content-Type"), body))
-                return body
-
-            def do_GET(self):
-                self.record()
-                name = self.path.removeprefix(COLLECTION + "/")
-                if name in stand_in.objects:
-                    self.answer(200, stand_in.objects[name])
-                else:
-                    self.answer(404, {"kind": "Status", "reason": "NotFound", "code": 404})
-
-            def do_POST(self):
-                body = self.record()
-                stand_in.objects[body["metadata"]["name"]] = body
-                self.answer(201, body)
-
-            def do_PATCH(self):
-                body = self.record()
-                name = self.path.removeprefix(COLLECTION + "/")
-                stand_in.objects[name] = merge_patch(stand_in.objects[name], body)
-                self.answer(200, stand_in.objects[name])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        configuration = client.Configuration(host=f"http://127.0.0.1:{self.server.server_port}")
-        self.services = InferenceServices(client.ApiClient(configuration))
-
-    def calls(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path, _, _ in self.requests]
+@pytest.fixture
+def settings(tmp_path: Path) -> ServingSettings:
+    return ServingSettings(image="sentiment-mlops-serve:abc123", bundle_root=str(tmp_path / "bundles"))
 
 
 @pytest.fixture
 def api():
     stand_in = StandInApiServer()
     yield stand_in
-    stand_in.server.shutdown()
+    stand_in.stop()
 
 
-def container_env(predictor: dict) -> dict:
-    return {e["name"]: e.get("value") for e in predictor["containers"][0]["env"]}
+def cluster(api: StandInApiServer) -> Cluster:
+    return Cluster(api.api_client, poll_seconds=0.01)
 
 
-def test_first_rollout_creates_the_inference_service(api) -> None:
-    assert rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=10) == "created"
-    assert api.calls() == [("GET", f"{COLLECTION}/sentiment"), ("POST", COLLECTION)]
-    created = api.requests[1][3]
-    built = inference_service(SETTINGS, "models:/sentiment/1")
-    assert created == {**built, "spec": {"predictor": {**built["spec"]["predictor"], "name": "v1"}}}
-    assert created["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    assert created["spec"]["predictor"]["containers"][0]["image"] == "sentiment-mlops-serve:abc123"
-    assert container_env(created["spec"]["predictor"])["MODEL_URI"] == "models:/sentiment/1"
-    assert rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=10) == "unchanged"
-    assert api.calls()[2:] == [("GET", f"{COLLECTION}/sentiment")]
+def aliases(uri: str) -> dict[str, str]:
+    return {k: str(v) for k, v in mlflow.MlflowClient(uri).get_registered_model("sentiment").aliases.items()}
 
 
-def test_canary_then_promote(api) -> None:
-    rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=10)
-    assert rollout(api.services, SETTINGS, "models:/sentiment/2", canary_percent=10) == "canary"
-    method, path, content_type, body = api.requests[-1]
-    assert (method, path, content_type) == (
-        "PATCH",
-        f"{COLLECTION}/sentiment",
-        "application/merge-patch+json",
-    )
-    (canary,) = body["spec"]["canary"]
+def weights(route: dict) -> list[dict[str, int]]:
+    """Backend Service -> weight, per rule (gRPC, REST)."""
+    return [{ref["name"]: ref["weight"] for ref in rule["backendRefs"]} for rule in route["spec"]["rules"]]
+
+
+def test_first_rollout_publishes_the_bundle_creates_waits_then_routes(api, settings, registry_uri) -> None:
+    assert rollout(cluster(api), Registry("sentiment"), settings, "1", canary_percent=10) == "created"
+    assert api.calls() == [("GET", ISVC), ("POST", "inferenceservices"), ("GET", ISVC),
+                           ("GET", ROUTE), ("POST", "httproutes")]  # fmt: skip
+    isvc = api.isvc()
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["name"] == "v1" and isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == (
+        "cluster-local"
+    )  # KServe v0.20 writes no route of its own; ours splits traffic
+    assert storage_uri_of(predictor) == settings.bundle_root + "/sentiment/1"
+    assert (Path(settings.bundle_root) / "sentiment" / "1" / BUNDLE_FILE).is_file()
+    env = {e["name"] for e in predictor["containers"][0]["env"]}
+    assert "MLFLOW_TRACKING_URI" not in env and "MODEL_URI" not in env  # no MLflow needed to serve
+    route = api.route()
+    assert route["spec"]["hostnames"] == ["sentiment-mlops.example.com"]
+    assert weights(route) == [{"sentiment-v1-predictor": 100}] * 2
+    assert [ref["port"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]] == [8081, 80]
+    assert aliases(registry_uri)[PRODUCTION_ALIAS] == "1" and CANARY_ALIAS not in aliases(registry_uri)
+    assert rollout(cluster(api), Registry("sentiment"), settings, "1", canary_percent=10) == "unchanged"
+
+
+def test_canary_gets_its_share_only_once_ready_then_promote(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    assert rollout(cluster(api), registry, settings, "2", canary_percent=10) == "canary"
+    (canary,) = api.isvc()["spec"]["canary"]
     assert canary["trafficPercent"] == 10 and canary["predictor"]["name"] == "v2"
-    assert container_env(canary["predictor"])["MODEL_URI"] == "models:/sentiment/2"
     assert not {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"} & set(canary["predictor"])
-    assert list(body) == ["spec"] and list(body["spec"]) == ["canary"]  # the stable predictor is untouched
+    patch = next(
+        body for method, path, _, body in api.requests if method == "PATCH" and "inferenceservices" in path
+    )
+    assert list(patch["spec"]) == ["canary"]  # the stable predictor is untouched
+    assert weights(api.route()) == [{"sentiment-v1-predictor": 90, "sentiment-v2-predictor": 10}] * 2
+    assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1", CANARY_ALIAS: "2"}
+    shown = status(api.isvc(), api.route())
+    assert shown["serving"]["version"] == "1" and shown["serving"]["percent"] == 90
+    assert shown["canary"] == {"version": "2", "percent": 10}
 
-    live = api.objects["sentiment"]
-    assert status(live)["serving"] == "models:/sentiment/1"
-    assert status(live)["canary"] == [{"model_uri": "models:/sentiment/2", "percent": 10}]
-
-    api.services.patch("sentiment", "mlops", promote_patch(live))
-    method, path, content_type, body = api.requests[-1]
-    assert body["spec"]["canary"] is None and body["spec"]["predictor"]["name"] == "v2"
-    promoted = api.objects["sentiment"]["spec"]
-    assert "canary" not in promoted and promoted["predictor"]["name"] == "v2"
-    assert served_model_uri(promoted["predictor"]) == "models:/sentiment/2"
-    assert promoted["predictor"]["minReplicas"] == 1 and promoted["predictor"]["maxReplicas"] == 4  # kept
+    before = len(api.requests)
+    assert promote(cluster(api), registry, settings) == "2"
+    writes = [(m, p) for m, p in api.calls()[before:] if m != "GET"]
+    assert writes == [("PATCH", ROUTE), ("PATCH", ISVC)]  # traffic moves before KServe deletes v1's pods
+    spec = api.isvc()["spec"]
+    assert "canary" not in spec and spec["predictor"]["name"] == "v2"
+    assert spec["predictor"]["minReplicas"] == 1 and spec["predictor"]["maxReplicas"] == 4  # kept
+    assert weights(api.route()) == [{"sentiment-v2-predictor": 100}] * 2
+    assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "2"}
     with pytest.raises(ValueError, match="no canary"):
-        promote_patch(api.objects["sentiment"])
+        promote(cluster(api), registry, settings)
 
 
-def test_canary_then_rollback(api) -> None:
-    rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=10)
-    rollout(api.services, SETTINGS, "models:/sentiment/2", canary_percent=25)
-    api.services.patch("sentiment", "mlops", rollback_patch(api.objects["sentiment"]))
-    assert api.requests[-1][3] == {"spec": {"canary": None}}
-    spec = api.objects["sentiment"]["spec"]
-    assert "canary" not in spec and served_model_uri(spec["predictor"]) == "models:/sentiment/1"
+def test_canary_then_rollback(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    rollout(cluster(api), registry, settings, "2", canary_percent=25)
+    before = len(api.requests)
+    assert rollback(cluster(api), registry, settings) == "1"
+    writes = [(m, p) for m, p in api.calls()[before:] if m != "GET"]
+    assert writes == [("PATCH", ROUTE), ("PATCH", ISVC)]
+    assert "canary" not in api.isvc()["spec"] and api.isvc()["spec"]["predictor"]["name"] == "v1"
+    assert weights(api.route()) == [{"sentiment-v1-predictor": 100}] * 2
+    assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1"}
     with pytest.raises(ValueError, match="no canary"):
-        rollback_patch(api.objects["sentiment"])
+        rollback(cluster(api), registry, settings)
 
 
-def test_rollout_without_canary_replaces_the_serving_version(api) -> None:
-    rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=0)
-    assert rollout(api.services, SETTINGS, "models:/sentiment/3", canary_percent=0) == "replaced"
-    body = api.requests[-1][3]
-    assert body["spec"]["canary"] is None and body["spec"]["predictor"]["name"] == "v3"
-    assert served_model_uri(api.objects["sentiment"]["spec"]["predictor"]) == "models:/sentiment/3"
+def test_replace_goes_through_a_full_size_canary(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    before = len(api.requests)
+    assert rollout(cluster(api), registry, settings, "3", canary_percent=0) == "replaced"
+    writes = [(m, p, body) for m, p, _, body in api.requests[before:] if m != "GET"]
+    assert writes[0][2]["spec"]["canary"][0]["trafficPercent"] == 100  # sized as the stable one
+    assert [(m, p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1]) for m, p, _ in writes] == [
+        ("PATCH", ISVC), ("PATCH", ROUTE), ("PATCH", ISVC)
+    ]  # fmt: skip
+    assert api.isvc()["spec"]["predictor"]["name"] == "v3" and "canary" not in api.isvc()["spec"]
+    assert weights(api.route()) == [{"sentiment-v3-predictor": 100}] * 2
+    assert aliases(registry_uri)[PRODUCTION_ALIAS] == "3"
 
 
-def test_rollout_refuses_an_alias_and_a_bad_share(api) -> None:
-    with pytest.raises(ValueError, match="pinned version"):
-        rollout(api.services, SETTINGS, "models:/sentiment@champion", canary_percent=0)
-    rollout(api.services, SETTINGS, "models:/sentiment/1", canary_percent=0)
-    with pytest.raises(ValueError, match="between 1 and 99"):
-        rollout(api.services, SETTINGS, "models:/sentiment/2", canary_percent=100)
+def test_a_predictor_that_never_gets_ready_moves_neither_traffic_nor_aliases(settings, registry_uri) -> None:
+    healthy = StandInApiServer()
+    try:
+        rollout(cluster(healthy), Registry("sentiment"), settings, "1", canary_percent=0)
+        healthy.ready = False  # KServe now reports the new canary (and so the service) not ready
+        with pytest.raises(DeployError, match="not Ready with canary v2"):
+            rollout(
+                cluster(healthy), Registry("sentiment"), settings, "2", canary_percent=10, timeout_seconds=0.2
+            )
+        assert weights(healthy.route()) == [{"sentiment-v1-predictor": 100}] * 2
+        assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1"}
+    finally:
+        healthy.stop()
+    never = StandInApiServer(ready=False)
+    try:
+        with pytest.raises(DeployError, match="not Ready"):
+            rollout(
+                cluster(never), Registry("sentiment"), settings, "3", canary_percent=0, timeout_seconds=0.2
+            )
+        assert ("httproutes", "sentiment") not in never.objects
+        assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1"}
+    finally:
+        never.stop()
 
 
-def test_local_deploy_step_writes_the_manifest_it_would_apply(tmp_path: Path, monkeypatch) -> None:
+def test_local_deploy_step_writes_the_manifests_it_would_apply(tmp_path: Path, settings, monkeypatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     manifest = tmp_path / "manifest.yaml"
     decision = {"promoted": True, "registered_version": "7", "reason": "beats the champion"}
-    assert deploy_champion(decision, "sentiment", SETTINGS, 10, str(manifest)) == "manifest"
-    written = yaml.safe_load(manifest.read_text())
-    assert written["kind"] == "InferenceService" and written["spec"]["predictor"]["name"] == "v7"
-    assert served_model_uri(written["spec"]["predictor"]) == "models:/sentiment/7"
+    assert deploy_champion(decision, settings, 10, str(manifest)) == "manifest"
+    isvc, route = yaml.safe_load_all(manifest.read_text())
+    assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v7"
+    assert storage_uri_of(isvc["spec"]["predictor"]) == f"{settings.bundle_root}/sentiment/7"
+    assert route["kind"] == "HTTPRoute" and weights(route) == [{"sentiment-v7-predictor": 100}] * 2
 
     kept = {"promoted": False, "registered_version": None, "reason": "does not beat the champion"}
-    assert deploy_champion(kept, "sentiment", SETTINGS, 10, str(manifest)) == "skipped"
+    assert deploy_champion(kept, settings, 10, str(manifest)) == "skipped"
     assert "does not beat the champion" in manifest.read_text()

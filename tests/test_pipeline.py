@@ -30,7 +30,9 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     assert set(tasks) == {
         "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer", "ensemble",
         "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate", "deploy",
+        "analyze",
     }  # fmt: skip
+    assert tasks["analyze"]["dependentTasks"] == ["deploy"]
     assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
 
 
@@ -129,10 +131,12 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
     assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
     assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
-    # the deploy step, with no cluster, leaves the InferenceService it would create as its artifact
+    # the deploy step, with no cluster, leaves the InferenceService and route it would create as its
+    # artifact; the analyze step has no canary to judge
     (manifest,) = (workdir / "kfp").glob("sentiment-training-*/deploy/manifest")
-    isvc = yaml.safe_load(manifest.read_text())
+    isvc, route = yaml.safe_load_all(manifest.read_text())
     assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v1"
+    assert route["kind"] == "HTTPRoute"
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -13,6 +13,7 @@ from components import hub
 from components.evaluate import evaluate
 from components.gate import current_champion, gate
 from components.labels import probability_columns
+from components.serving_bundle import VersionDetails
 from components.train_svm import train_svm
 from components.train_transformer import _weighted_loss, train_transformer
 from serving.model import choose_runtime
@@ -159,7 +160,7 @@ def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_on
     assert taken.int8_loss == pytest.approx(metrics["test_macro_recall"] - metrics["test_int8_macro_recall"])
     assert taken.int8_accepted and champion.tags["int8_accepted"] == "true"
     assert client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"  # an SVM has none
-    assert choose_runtime("models:/sentiment/1", "int8") == "fp32"
+    assert choose_runtime(VersionDetails.from_registry("sentiment", "1"), "int8") == "fp32"
 
     # The predictor serves whichever family is champion, with the same answers; here in INT8.
     process, url, _ = start_model_server(
