@@ -43,7 +43,8 @@ def canary_errors(isvc: dict) -> list[str]:
     stable = spec["predictor"]
     if storage_uri(stable) is None and not stable.get("model"):  # line 193
         return [
-            "canary requires a stable predictor with a model (multi-model serving is not supported with canary)"
+            "canary requires a stable predictor with a model "
+            "(multi-model serving is not supported with canary)"
         ]
     names, total = set(), 0
     for i, canary in enumerate(canaries):

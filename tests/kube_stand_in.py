@@ -15,8 +15,7 @@ from kubernetes import client
 
 from tests.kserve_admission import admission_errors
 
-OBJECT_PATH = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
-                         r"(/(?P<name>[^/?]+))?")  # fmt: skip
+OBJECT_PATH = re.compile(r"^/apis/[^/]+/[^/]+/namespaces/[^/]+/(?P<plural>[^/]+)(/(?P<name>[^/?]+))?")
 WEBHOOK = 'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the request: '
 
 
@@ -69,8 +68,8 @@ class StandInApiServer:
                 self.wfile.write(data)
 
             def refuse(self, code: int, reason: str, message: str) -> None:
-                self.answer(code, {"kind": "Status", "status": "Failure", "reason": reason, "message": message,
-                                   "code": code})  # fmt: skip
+                status = {"kind": "Status", "status": "Failure", "reason": reason, "message": message}
+                self.answer(code, {**status, "code": code})
 
             def handle_request(self):
                 length = int(self.headers.get("Content-Length") or 0)
