@@ -1,8 +1,11 @@
 """The cluster path, checked offline with the real tools: kustomize (kubectl) builds every overlay, the
 Helm chart renders and lints with the real Helm engine (helm-python-sdk), every object validates against
 Kubernetes' schemas (kubernetes-validate) or its CRD's schema (../shared/schemas, strictly: unknown fields
-fail), the policy checkers platform teams run (checkov, hadolint) pass, and the compiled pipeline names the
-train image and the MinIO Secret for every step.
+fail; the HTTPRoute, whose CRD is not vendored, against Gateway API v1.5.1's field bounds), every
+InferenceService the project can produce passes KServe v0.20.0's admission rules (tests/kserve_admission.py)
+and every canary comes with its own weighted route, the chart installs next to `make platform`, the policy
+checkers platform teams run (checkov, hadolint) pass, and the compiled pipeline names the train image and
+the MinIO Secret for every step.
 """
 
 import json
@@ -16,7 +19,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.deploy import ServingSettings, inference_service
+from components.inference_service import (
+    ServingSettings,
+    canary_patch,
+    inference_service,
+    promote_patch,
+    rollback_patch,
+    traffic_route,
+)
+from tests.kserve_admission import admission_errors
+from tests.kube_stand_in import merge_patch
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO.parent / "shared" / "schemas"
@@ -36,10 +48,9 @@ CRD_FILES = {
         "PrometheusRule",
     ): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
 }
-CANARY_VALUES = {
-    "modelUri": "models:/sentiment/3",
-    "canary": {"percent": 10, "modelUri": "models:/sentiment/4"},
-}
+CHART_VALUES = {"image": {"tag": "0123456789ab"}, "version": "3"}
+CANARY_VALUES = {**CHART_VALUES, "canary": {"percent": 10, "version": "4"}}
+SETTINGS = ServingSettings(image="sentiment-mlops-serve:0123456789ab")
 LONG_RUNNING = {"Deployment", "InferenceService"}
 
 
@@ -94,7 +105,40 @@ def unknown_fields(value, schema: dict, path: str = "") -> list[str]:
     return []
 
 
+def route_errors(route: dict) -> list[str]:
+    """Gateway API v1.5.1's bounds on the HTTPRoute fields we set (apis/v1/httproute_types.go: hostnames,
+    rules, matches and backendRefs at most 16, parentRefs 32 (shared_types.go); weight 0-1,000,000
+    (shared_types.go BackendRef); port 1-65535 (object_reference_types.go))."""
+    spec, errors = route["spec"], []
+    if route["apiVersion"] != "gateway.networking.k8s.io/v1":
+        errors.append(f"apiVersion {route['apiVersion']}")
+    if set(spec) - {"parentRefs", "hostnames", "rules"}:
+        errors.append(f"unknown spec fields {set(spec) - {'parentRefs', 'hostnames', 'rules'}}")
+    if (
+        not 0 < len(spec["parentRefs"]) <= 32
+        or len(spec["hostnames"]) > 16
+        or not 0 < len(spec["rules"]) <= 16
+    ):
+        errors.append("parentRefs, hostnames or rules out of bounds")
+    for rule in spec["rules"]:
+        if (
+            set(rule) - {"matches", "backendRefs"}
+            or len(rule["matches"]) > 16
+            or len(rule["backendRefs"]) > 16
+        ):
+            errors.append(f"rule out of bounds: {rule}")
+        for ref in rule["backendRefs"]:
+            if set(ref) - {"kind", "name", "port", "weight"} or ref["kind"] != "Service":
+                errors.append(f"backendRef fields: {ref}")
+            if not 0 <= ref["weight"] <= 1_000_000 or not 1 <= ref["port"] <= 65535:
+                errors.append(f"backendRef out of bounds: {ref}")
+    return errors
+
+
 def validate(obj: dict) -> None:
+    if obj["kind"] == "HTTPRoute":
+        assert route_errors(obj) == [], obj
+        return
     schema = crd_schema(obj["apiVersion"], obj["kind"])
     if schema is None:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -115,16 +159,52 @@ def pods(obj: dict) -> list[dict]:
     return []
 
 
+def deploy_states() -> dict[str, list[dict]]:
+    """Every InferenceService (and its route) the deploy step leaves, transition by transition."""
+    uri = {v: f"{SETTINGS.bundle_root}/sentiment/{v}" for v in "345"}
+    created = inference_service(SETTINGS, "3", uri["3"])
+    canary = merge_patch(created, canary_patch(SETTINGS, "4", uri["4"], 10))
+    promoted = merge_patch(canary, promote_patch(canary))
+    rolled_back = merge_patch(canary, rollback_patch(canary))
+    replacing = merge_patch(promoted, canary_patch(SETTINGS, "5", uri["5"], 100))
+    replaced = merge_patch(replacing, promote_patch(replacing))
+    return {
+        "deploy-create": [created, traffic_route(SETTINGS, "3")],
+        "deploy-canary": [canary, traffic_route(SETTINGS, "3", "4", 10)],
+        "deploy-promote": [promoted, traffic_route(SETTINGS, "4")],
+        "deploy-rollback": [rolled_back, traffic_route(SETTINGS, "3")],
+        "deploy-replacing": [replacing, traffic_route(SETTINGS, "4")],
+        "deploy-replaced": [replaced, traffic_route(SETTINGS, "5")],
+    }
+
+
+TRANSITIONS = [
+    ("deploy-create", "deploy-canary"),
+    ("deploy-canary", "deploy-promote"),
+    ("deploy-canary", "deploy-rollback"),
+    ("deploy-promote", "deploy-replacing"),
+    ("deploy-replacing", "deploy-replaced"),
+    ("chart", "chart-canary"),
+]
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    """Every rendering users apply: both overlays, the InferenceService alone, the chart twice."""
+    """Every rendering users apply: both overlays, the chart (stable, canary, standalone) and every state
+    the deploy step leaves."""
     return {
         "kind": kustomize(REPO / "manifests/overlays/kind"),
         "minikube": kustomize(REPO / "manifests/overlays/minikube"),
-        "serving": kustomize(REPO / "manifests/serving"),
-        "chart": helm_render({}),
+        "chart": helm_render(CHART_VALUES),
         "chart-canary": helm_render(CANARY_VALUES),
+        "chart-standalone": helm_render({**CHART_VALUES, "standalone": True}),
+        **deploy_states(),
     }
+
+
+def only(objects: list[dict], kind: str) -> dict:
+    (found,) = [o for o in objects if o["kind"] == kind]
+    return found
 
 
 def test_every_rendering_validates_against_its_schema(rendered) -> None:
@@ -133,22 +213,87 @@ def test_every_rendering_validates_against_its_schema(rendered) -> None:
             validate(obj)
     kinds = {obj["kind"] for obj in rendered["kind"]}
     assert {"Deployment", "Job", "PodMonitor", "NetworkPolicy", "Role", "RoleBinding", "ConfigMap"} <= kinds
-    assert {obj["kind"] for obj in rendered["chart"]} == {
-        "InferenceService", "PodMonitor", "ServiceAccount", "NetworkPolicy",
+    assert {obj["kind"] for obj in rendered["chart"]} == {"InferenceService", "HTTPRoute"}
+    assert {obj["kind"] for obj in rendered["chart-standalone"]} == {
+        "InferenceService", "HTTPRoute", "PodMonitor", "ServiceAccount", "NetworkPolicy",
     }  # fmt: skip
 
 
-def test_schema_validation_catches_a_wrong_inference_service() -> None:
-    wrong = inference_service(ServingSettings(), "models:/sentiment/1")
+def test_schema_validation_catches_a_wrong_inference_service_and_route() -> None:
+    wrong = inference_service(SETTINGS, "1", "s3://mlflow/serving/sentiment/1")
     wrong["spec"]["predictor"]["scaleMetric"] = "gpu"  # not in the enum
     with pytest.raises(jsonschema.ValidationError):
         validate(wrong)
-    typo = inference_service(ServingSettings(), "models:/sentiment/1")
+    typo = inference_service(SETTINGS, "1", "s3://mlflow/serving/sentiment/1")
     typo["spec"]["predictor"]["maxReplica"] = 3  # the API server would drop it silently
     with pytest.raises(AssertionError, match="InferenceService"):
         validate(typo)
     with pytest.raises(kubernetes_validate.ValidationError):
         validate({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {}})
+    route = traffic_route(SETTINGS, "1", "2", 10)
+    route["spec"]["rules"][1]["backendRefs"][0]["weight"] = -1
+    assert route_errors(route) == [f"backendRef out of bounds: {route['spec']['rules'][1]['backendRefs'][0]}"]
+
+
+def test_every_inference_service_passes_kserve_v0_20_admission(rendered) -> None:
+    """What the webhook checks on create and on each update (the transitions the deploy step and a helm
+    upgrade make): stable storage URI for a canary and a rename, no canary autoscaling, traffic <= 100,
+    unique names, Standard mode. The project's earlier InferenceService (MODEL_URI, no STORAGE_URI) fails
+    here, as it failed on a real KServe."""
+    for name, objects in rendered.items():
+        if any(o["kind"] == "InferenceService" for o in objects):
+            assert admission_errors(None, only(objects, "InferenceService")) == [], name
+    for old, new in TRANSITIONS:
+        old_isvc, new_isvc = (only(rendered[n], "InferenceService") for n in (old, new))
+        assert admission_errors(old_isvc, new_isvc) == [], (old, new)
+    earlier = inference_service(SETTINGS, "3", "s3://mlflow/serving/sentiment/3")
+    container = earlier["spec"]["predictor"]["containers"][0]
+    container["env"] = [{"name": "MODEL_URI", "value": "models:/sentiment/3"}, *container["env"][1:]]
+    with_canary = merge_patch(earlier, canary_patch(SETTINGS, "4", "s3://mlflow/serving/sentiment/4", 10))
+    assert admission_errors(earlier, with_canary) == [
+        "canary requires a stable predictor with a model (multi-model serving is not supported with canary)"
+    ]
+
+
+def test_every_canary_ships_its_weighted_route(rendered) -> None:
+    """KServe v0.20.0's HTTPRoute reconciler writes one backend, the stable predictor's Service
+    (httproute_reconciler.go createRawPredictorHTTPRoute); weighted canaries (kserve#5912) are in no
+    release. So every InferenceService is cluster-local (no KServe route) and every rendering with a
+    canary carries our route, stable and canary weighted by the canary's share."""
+    for name, objects in rendered.items():
+        if not any(o["kind"] == "InferenceService" for o in objects):
+            continue
+        isvc, route = only(objects, "InferenceService"), only(objects, "HTTPRoute")
+        assert isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local", name
+        stable = f"sentiment-{isvc['spec']['predictor']['name']}-predictor"
+        for rule in route["spec"]["rules"]:
+            shares = {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+            assert sum(shares.values()) == 100 and stable in shares, name
+            for canary in isvc["spec"].get("canary", []):
+                if canary["trafficPercent"] < 100:  # 100 sizes a replacement; the route moves after Ready
+                    assert (
+                        shares[f"sentiment-{canary['predictor']['name']}-predictor"]
+                        == canary["trafficPercent"]
+                    )
+        assert route["spec"]["hostnames"] == ["sentiment-mlops.example.com"]
+    rest_rule = only(rendered["chart-canary"], "HTTPRoute")["spec"]["rules"][1]
+    assert rest_rule["backendRefs"] == [
+        {"kind": "Service", "name": "sentiment-v3-predictor", "port": 80, "weight": 90},
+        {"kind": "Service", "name": "sentiment-v4-predictor", "port": 80, "weight": 10},
+    ]
+
+
+def test_the_chart_installs_next_to_make_platform(rendered) -> None:
+    """`make platform` owns the predictor's ServiceAccount, PodMonitor and NetworkPolicy; the chart's
+    default rendering must not claim them (Helm refuses objects it does not own)."""
+    platform = {(o["kind"], o["metadata"]["name"]) for o in rendered["kind"]}
+    for name in ("chart", "chart-canary"):
+        assert not platform & {(o["kind"], o["metadata"]["name"]) for o in rendered[name]}, name
+    standalone = {(o["kind"], o["metadata"]["name"]) for o in rendered["chart-standalone"]}
+    assert platform & standalone == {
+        ("ServiceAccount", "sentiment-predictor"), ("PodMonitor", "sentiment-predictor"),
+        ("NetworkPolicy", "sentiment-predictor"),
+    }  # fmt: skip
 
 
 def test_workloads_are_pinned_non_root_limited_and_probed(rendered) -> None:
@@ -160,6 +305,8 @@ def test_workloads_are_pinned_non_root_limited_and_probed(rendered) -> None:
                 for container in pod["containers"]:
                     image = container["image"]
                     assert ":" in image and not image.endswith(":latest"), image
+                    if obj["kind"] == "InferenceService":  # the tag make images built, never a default
+                        assert image == SETTINGS.image, image
                     assert container["resources"]["limits"], container["name"]
                     assert container["securityContext"]["allowPrivilegeEscalation"] is False
                     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -167,36 +314,28 @@ def test_workloads_are_pinned_non_root_limited_and_probed(rendered) -> None:
                         assert container["readinessProbe"] and container["livenessProbe"], container["name"]
 
 
-def test_helm_chart_lints_and_a_canary_needs_its_version() -> None:
+def test_helm_chart_lints_and_refuses_missing_versions() -> None:
     import helm_python
 
-    for values in ({}, CANARY_VALUES):
+    for values in (CHART_VALUES, CANARY_VALUES):
         report = helm_python.lint(str(CHART), values, strict=True)
         assert report["errors"] == [] and not [m for m in report["messages"] if m["severity"] >= 2], report
-    with pytest.raises(helm_python.HelmError, match=r"canary\.modelUri"):
-        helm_render({"canary": {"percent": 10}})
+    with pytest.raises(helm_python.HelmError, match=r"image\.tag is required"):
+        helm_render({"version": "3"})
+    with pytest.raises(helm_python.HelmError, match="version is required"):
+        helm_render({"image": {"tag": "0123456789ab"}})
+    with pytest.raises(helm_python.HelmError, match=r"canary\.version"):
+        helm_render({**CHART_VALUES, "canary": {"percent": 10}})
 
 
-def test_helm_canary_splits_traffic_between_two_pinned_versions(rendered) -> None:
-    (isvc,) = [o for o in rendered["chart-canary"] if o["kind"] == "InferenceService"]
-    (canary,) = isvc["spec"]["canary"]
-    assert canary["trafficPercent"] == 10 and canary["predictor"]["name"] == "canary"
+def test_helm_and_the_deploy_step_describe_the_same_objects(rendered) -> None:
+    def comparable(obj: dict) -> dict:
+        return {"metadata": {k: obj["metadata"].get(k) for k in ("name", "annotations", "labels")},
+                "spec": obj["spec"]}  # fmt: skip
 
-    def model_uri(predictor: dict) -> str:
-        return next(e["value"] for e in predictor["containers"][0]["env"] if e["name"] == "MODEL_URI")
-
-    assert model_uri(isvc["spec"]["predictor"]) == "models:/sentiment/3"
-    assert model_uri(canary["predictor"]) == "models:/sentiment/4"
-
-
-def test_kustomize_helm_and_the_deploy_step_describe_the_same_inference_service(rendered) -> None:
-    def isvc(objects: list[dict]) -> dict:
-        (found,) = [o for o in objects if o["kind"] == "InferenceService"]
-        return {"metadata": {k: found["metadata"][k] for k in ("name", "annotations", "labels")},
-                "spec": found["spec"]}  # fmt: skip
-
-    built = inference_service(ServingSettings(), "models:/sentiment@champion")
-    assert isvc(rendered["serving"]) == isvc(rendered["chart"]) == isvc([built])
+    for chart, deployed in (("chart", "deploy-create"), ("chart-canary", "deploy-canary")):
+        for kind in ("InferenceService", "HTTPRoute"):
+            assert comparable(only(rendered[chart], kind)) == comparable(only(rendered[deployed], kind)), kind
 
 
 def test_compiled_pipeline_runs_every_step_in_the_train_image_with_the_minio_secret(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-{{/* The predictor container; takes a dict with the root context (.root) and the model URI (.modelUri). */}}
+{{/* The predictor container; takes a dict with the root context (.root) and the registry version (.version). */}}
 {{- define "sentiment-serving.container" -}}
 - name: kserve-container
-  image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
+  image: {{ include "sentiment-serving.image" .root | quote }}
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
   args:
     - --model_name={{ .root.Values.modelName }}
@@ -10,10 +10,8 @@
     - --workers=1
     - --reload_interval_seconds=0
   env:
-    - name: MODEL_URI
-      value: {{ .modelUri | quote }}
-    - name: MLFLOW_TRACKING_URI
-      value: {{ .root.Values.trackingUri | quote }}
+    - name: STORAGE_URI
+      value: {{ include "sentiment-serving.storageUri" (dict "root" .root "version" .version) | quote }}
     - name: MLFLOW_S3_ENDPOINT_URL
       value: {{ .root.Values.s3Endpoint | quote }}
     - name: PREDICTION_LOG
@@ -48,6 +46,24 @@
       drop: ["ALL"]
   volumeMounts:
     - {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/* The serving bundle of a version (.version), published by the deploy step (components/serving_bundle.py). */}}
+{{- define "sentiment-serving.storageUri" -}}
+{{ .root.Values.bundleRoot }}/{{ .root.Values.modelName }}/{{ .version }}
+{{- end -}}
+
+{{/* The image, whose tag must be the one `make images` built. */}}
+{{- define "sentiment-serving.image" -}}
+{{- if not .Values.image.tag }}
+{{- fail "image.tag is required: the tag `make images` built (git rev-parse --short=12 HEAD)" }}
+{{- end -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+
+{{/* A predictor's Service, as KServe names it (pkg/constants/constants.go PredictorServiceName). */}}
+{{- define "sentiment-serving.service" -}}
+{{ .root.Values.modelName }}-v{{ .version }}-predictor
 {{- end -}}
 
 {{/* Pod-level settings shared by the stable and the canary predictor. */}}
