@@ -179,12 +179,12 @@ def serving_dashboard() -> dict:
     replicas = [
         Query(
             'sum(kube_horizontalpodautoscaler_status_desired_replicas{namespace=~"$namespace", '
-            'horizontalpodautoscaler=~"$model-predictor.*"})',
+            'horizontalpodautoscaler=~"$model-(v[0-9]+-)?predictor"})',
             "desired (HPA)",
         ),
         Query(
             'sum(kube_deployment_status_replicas_available{namespace=~"$namespace", '
-            'deployment=~"$model-predictor.*"})',
+            'deployment=~"$model-(v[0-9]+-)?predictor"})',
             "available (Deployment)",
         ),
         Query(f"count(up{{{SEL}}} == 1)", "scraped and up"),
@@ -416,7 +416,8 @@ def pipeline_dashboard() -> dict:
     board = _board(
         "sentiment-pipeline",
         "Sentiment / Pipeline",
-        "The pipeline's last runs, pushed by the gate step to the Pushgateway: candidates and decisions.",
+        "The pipeline's last runs, pushed by the gate and analyze steps to the Pushgateway: candidates, "
+        "decisions and canary verdicts.",
         ("pipeline_model",),
     )
     return build(
@@ -483,6 +484,48 @@ def pipeline_dashboard() -> dict:
                     "{{family}} {{set}}",
                     instant=True,
                 ),
+                minimum=0,
+            )
+        )
+        .with_row(dashboard.Row("Canary analysis"))
+        .with_panel(
+            single(
+                "Canary verdict",
+                "What did the last canary analysis decide, for which canary against which stable version?",
+                "none",
+                Query(
+                    f"max by (verdict, canary_version, stable_version) (sentiment_canary_verdict{{{sel}}})",
+                    "{{verdict}}: v{{canary_version}} vs v{{stable_version}}",
+                    instant=True,
+                ),
+            )
+        )
+        .with_panel(
+            bars(
+                "Canary checks",
+                "Which checks passed (1), failed (0) or lacked traffic (-1)?",
+                "none",
+                Query(f"max by (check) (sentiment_canary_check_passed{{{sel}}})", "{{check}}", instant=True),
+                w=6,
+            )
+        )
+        .with_panel(
+            bars(
+                "Canary p-values",
+                "How strong was the evidence (below the analysis' alpha: significant)?",
+                "none",
+                Query(f"max by (check) (sentiment_canary_check_p_value{{{sel}}})", "{{check}}", instant=True),
+                w=6,
+                minimum=0,
+            )
+        )
+        .with_panel(
+            bars(
+                "Canary traffic in the window",
+                "How many requests did each version answer in the judged window?",
+                "none",
+                Query(f"max by (role) (sentiment_canary_requests{{{sel}}})", "{{role}}", instant=True),
+                w=6,
                 minimum=0,
             )
         )

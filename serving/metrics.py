@@ -131,6 +131,13 @@ def record_model(
 
 
 def initialise(version: str) -> None:
-    """Create the labelled series at 0, so dashboards and rate() see them before the first request."""
+    """Create the labelled series at 0, so dashboards, rate() and increase() see them before the first
+    request (a counter that appears at 3 loses those 3 to increase()): answers and server failures per
+    protocol, latency, confidence and the predicted classes of ``version``."""
+    for protocol, codes in (("v1", ("200", "500")), ("v2", ("200", "500")), ("grpc", ("OK", "INTERNAL"))):
+        REQUEST_DURATION.labels(protocol=protocol, model_version=version)
+        for code in codes:
+            REQUESTS.labels(protocol=protocol, model_version=version, code=code)
+    CONFIDENCE.labels(model_version=version)
     for label in LABELS:
         PREDICTIONS.labels(label=label, model_version=version)

@@ -6,6 +6,7 @@ new one is loaded and warmed up, then one reference swap switches over.
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,7 +61,8 @@ def pin_version(model_uri: str) -> tuple[str, str]:
                 "Run the pipeline first (make pipeline-run) so that the gate promotes a model."
             ) from exc
         return f"models:/{name}/{version}", str(version)
-    return model_uri, "unversioned"
+    pinned = re.fullmatch(r"models:/[^/@]+/(\d+)", model_uri)
+    return model_uri, pinned.group(1) if pinned else "unversioned"
 
 
 def version_details(pinned_uri: str) -> VersionDetails | None:

@@ -189,3 +189,43 @@ def scrape_metrics(url: str) -> dict[tuple[str, tuple], float]:
 def metric_value(samples: dict[tuple[str, tuple], float], sample: str, /, **labels: str) -> float:
     """One sample's value from :func:`scrape_metrics` (0 when the series does not exist yet)."""
     return samples.get((sample, tuple(sorted(labels.items()))), 0.0)
+
+
+def binary(name: str) -> str:
+    """A Debian package's program (prometheus, promtool, prometheus-pushgateway), or fail saying how."""
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(
+            f"{name} is not installed: `apt-get install prometheus prometheus-pushgateway` (.ci/run does)"
+        )
+    return path
+
+
+def start_pushgateway(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's prometheus-pushgateway on a free port; return (process, host:port)."""
+    address = f"127.0.0.1:{free_port()}"
+    process = start_process(
+        [binary("prometheus-pushgateway"), f"--web.listen-address={address}"], folder / "push.log"
+    )
+    wait_for_http(f"http://{address}/-/ready", process, timeout_s=30)
+    return process, address
+
+
+def start_prometheus(config: dict, folder: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's prometheus with ``config`` (written to ``folder``/prometheus.yml); return (process, URL)."""
+    import yaml
+
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{free_port()}"
+    process = start_process(
+        [binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={folder / 'tsdb'}",
+         f"--web.listen-address={url.removeprefix('http://')}"],
+        folder / "prometheus.log",
+    )  # fmt: skip
+    wait_for_http(f"{url}/-/ready", process, timeout_s=60)
+    return process, url

@@ -10,7 +10,6 @@ the two replica series the Serving dashboard reads, in kube-state-metrics' own n
 
 import json
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,17 +22,20 @@ import pandas as pd
 import pytest
 import yaml
 
+from components.canary_analysis import CanaryVerdict, push_verdict
+from components.canary_checks import CheckResult
 from components.drift import SIGNIFICANT_PSI
 from components.gate import GateDecision
 from components.pipeline_metrics import push_gate_metrics
 from monitoring.dashboards import DASHBOARDS
 from tests.helpers import (
     REPO,
+    binary,
     free_port,
     start_model_server,
-    start_process,
+    start_prometheus,
+    start_pushgateway,
     stop_process,
-    wait_for_http,
     write_splits,
 )
 
@@ -44,20 +46,11 @@ VARIABLES = {"$namespace": NAMESPACE, "$model": MODEL, "$version": ".*", "$__rat
 LONG_RANT = " and another thing that went wrong with it, which nobody at the company ever answered" * 4
 KUBE_STATE_METRICS = f"""\
 # TYPE kube_deployment_status_replicas_available gauge
-kube_deployment_status_replicas_available{{namespace="{NAMESPACE}",deployment="{MODEL}-predictor"}} 2
+kube_deployment_status_replicas_available{{namespace="{NAMESPACE}",deployment="{MODEL}-v1-predictor"}} 2
 # TYPE kube_horizontalpodautoscaler_status_desired_replicas gauge
 kube_horizontalpodautoscaler_status_desired_replicas{{namespace="{NAMESPACE}",\
-horizontalpodautoscaler="{MODEL}-predictor"}} 2
+horizontalpodautoscaler="{MODEL}-v1-predictor"}} 2
 """
-
-
-def binary(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        pytest.fail(
-            f"{name} is not installed: `apt-get install prometheus prometheus-pushgateway` (.ci/run does)"
-        )
-    return path
 
 
 class KubeStateMetricsStandIn(BaseHTTPRequestHandler):
@@ -71,6 +64,13 @@ class KubeStateMetricsStandIn(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+# A canary analysis' verdict as the analyze step pushes it (the Pipeline dashboard's canary panels).
+CANARY_VERDICT = CanaryVerdict(
+    "promote", "every check passed for 3 consecutive intervals", MODEL, "1", "2", 3, 3,
+    [CheckResult("errors", "pass", 0.0, 1.0, ""), CheckResult("class_mix", "pass", 1.2, 0.55, "")],
+)  # fmt: skip
 
 
 def scrape_config(predictor: str, pushgateway: str, kube_state_metrics: str) -> dict:
@@ -157,22 +157,15 @@ def observed(champion_store: str, tmp_path_factory):
                         str(root / "predictions"), "--prediction_log_sample", "1.0"),
         )  # fmt: skip
         processes.append(server)
-        push_port = free_port()
-        pushgateway = [binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{push_port}"]
-        processes.append(start_process(pushgateway, root / "push.log"))
-        wait_for_http(f"http://127.0.0.1:{push_port}/-/ready", processes[-1], timeout_s=30)
-        push_decision(champion_store, f"127.0.0.1:{push_port}")
+        push, push_address = start_pushgateway(root)
+        processes.append(push)
+        push_decision(champion_store, push_address)
+        push_verdict(push_address, CANARY_VERDICT)
+        targets = (url.removeprefix("http://"), push_address, f"127.0.0.1:{stand_in.server_port}")
+        prom, prom_url = start_prometheus(scrape_config(*targets), root)
+        processes.append(prom)
         config = root / "prometheus.yml"
-        targets = (url.removeprefix("http://"), f"127.0.0.1:{push_port}", f"127.0.0.1:{stand_in.server_port}")
-        config.write_text(yaml.safe_dump(scrape_config(*targets)))
-        prom_port = free_port()
-        processes.append(start_process(
-            [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={root / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            root / "prometheus.log",
-        ))  # fmt: skip
-        wait_for_http(f"http://127.0.0.1:{prom_port}/-/ready", processes[-1], timeout_s=60)
-        prometheus = Prometheus(f"http://127.0.0.1:{prom_port}")
+        prometheus = Prometheus(prom_url)
         prometheus.wait_for("up", lambda v: len(v) == 3 and all(x == 1 for x in v.values()))
 
         test_texts = pd.read_parquet(write_splits(root, seed=2)["test"])["text"].tolist()  # the reference's

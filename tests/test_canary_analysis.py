@@ -1,0 +1,208 @@
+"""The canary analysis proven with real parts: four real predictor processes serve four registered versions
+(the stable v1; an equally good v2; v3 calling every neutral text positive; v4 failing a quarter of its
+requests with 5xx, both test-only models from tests/canary_models.py), a load generator plays the Gateway
+(90 % stable / 10 % canary), a real Prometheus scrapes them all (labels as the PodMonitor sets them) and a
+real Pushgateway takes the verdicts. The analysis then decides against that Prometheus, and its Kubernetes
+calls go to the stand-in API server (tests/kube_stand_in.py):
+
+- too little canary traffic -> wait (no call);
+- the equal canary -> promote (route to 100 %, then the InferenceService patch);
+- the shifted class mix -> rollback; the 5xx canary -> rollback (route first, then the patch).
+
+The tests run in file order on one fleet: the wait case feeds v2 the little traffic the promote case
+then adds to.
+"""
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import mlflow
+import numpy as np
+import pytest
+
+from components.canary_analysis import (
+    PROMOTE,
+    ROLLBACK,
+    WAIT,
+    AnalysisSettings,
+    Prometheus,
+    run_analysis,
+)
+from components.canary_checks import FAIL, INSUFFICIENT, PASS
+from components.deploy import PRODUCTION_ALIAS, Cluster, Registry, rollout
+from components.inference_service import ServingSettings
+from pipelines.params import PipelineParams
+from tests import canary_models
+from tests.helpers import (
+    sentiment_frame,
+    start_model_server,
+    start_prometheus,
+    start_pushgateway,
+    stop_process,
+)
+from tests.kube_stand_in import StandInApiServer
+
+NAMESPACE, MODEL = "mlops", "sentiment"
+TEST_CONFIG = {"window": "10m", "interval_seconds": 1, "timeout_seconds": 5, "required_passes": 2,
+               "min_requests": 40, "on_timeout": "wait"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fleet(champion_store: str, tmp_path_factory):
+    """The registry (v1..v4), the four predictors, Prometheus and the Pushgateway; yields a dict of them."""
+    root = tmp_path_factory.mktemp("canary")
+    shutil.copy(champion_store.removeprefix("sqlite:///"), root / "mlflow.db")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    first = client.get_model_version(MODEL, "1")
+    client.create_model_version(MODEL, first.source, run_id=first.run_id)  # v2: the same model
+    mlflow.set_experiment(experiment_id=client.create_experiment("canary-models", (root / "art").as_uri()))
+    assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
+    assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
+
+    processes = []
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            started = list(pool.map(
+                lambda v: start_model_server(tracking_uri, root / f"predictor-v{v}.log",
+                                             extra_args=("--model_uri", f"models:/sentiment/{v}")),
+                "1234",
+            ))  # fmt: skip
+        processes += [process for process, _, _ in started]
+        urls = {version: url for version, (_, url, _) in zip("1234", started, strict=True)}
+        push, push_address = start_pushgateway(root)
+        processes.append(push)
+        labels = {"namespace": NAMESPACE, "model": MODEL}  # what the PodMonitor's relabeling adds
+        targets = [{"targets": [url.removeprefix("http://")], "labels": labels} for url in urls.values()]
+        pushed = {
+            "job_name": "pushgateway",
+            "honor_labels": True,
+            "static_configs": [{"targets": [push_address]}],
+        }
+        config = {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "mlops/sentiment-predictor", "static_configs": targets}, pushed],
+        }
+        prometheus_process, prometheus_url = start_prometheus(config, root)
+        processes.append(prometheus_process)
+        prometheus = Prometheus(prometheus_url)
+        wait_until(prometheus, "count(up == 1)", lambda value: value == 5)
+        yield {"root": root, "tracking_uri": tracking_uri, "urls": urls, "prometheus": prometheus,
+               "pushgateway": push_address}  # fmt: skip
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def wait_until(prometheus: Prometheus, expr: str, accept, timeout_s: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        values = [value for _, value in prometheus.query(expr)]
+        if values and accept(values[0]):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{expr} never satisfied the check")
+
+
+def send_traffic(fleet: dict, canary: str, requests: int, canary_every: int, seed: int) -> None:
+    """``requests`` single-text v1 requests, every ``canary_every``-th to the canary, the rest to v1, four at
+    a time (the Gateway's split); then wait until Prometheus has scraped them all."""
+    texts = np.random.default_rng(seed).choice(sentiment_frame()["text"].to_numpy(), size=requests).tolist()
+    targets = [fleet["urls"][canary if i % canary_every == 0 else "1"] for i in range(requests)]
+
+    def call(pair: tuple[str, str]) -> int:
+        url, text = pair
+        return httpx.post(
+            f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]}, timeout=30
+        ).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(call, zip(targets, texts, strict=True)))
+    assert set(codes) <= {200, 500}
+    for version in ("1", canary):
+        answered = sum(1 for t in targets if t == fleet["urls"][version])
+        wait_until(fleet["prometheus"], f'sum(sentiment_requests_total{{model_version="{version}"}})',
+                   lambda value, n=answered: value >= n)  # fmt: skip
+
+
+def judge(fleet: dict, canary: str) -> tuple[dict, list[tuple[str, str]]]:
+    """Deploy v1 with ``canary`` at 10 % on a stand-in cluster, run the analysis and act on it; return the
+    verdict, the Kubernetes writes it made and the stand-in."""
+    settings = AnalysisSettings.from_config(
+        {**PipelineParams.load().canary_analysis, **TEST_CONFIG, "prometheus_url": fleet["prometheus"].url},
+        NAMESPACE, MODEL,
+    )  # fmt: skip
+    serving = ServingSettings(image="sentiment-mlops-serve:test", bundle_root=str(fleet["root"] / "bundles"))
+    api = StandInApiServer()
+    cluster = Cluster(api.api_client, poll_seconds=0.01)
+    mlflow.set_tracking_uri(fleet["tracking_uri"])
+    registry = Registry(MODEL)
+    rollout(cluster, registry, serving, "1", canary_percent=0)
+    rollout(cluster, registry, serving, canary, canary_percent=10)
+    before = len(api.requests)
+    verdict = run_analysis(settings, cluster, registry, serving, fleet["tracking_uri"], fleet["pushgateway"])
+    writes = [(method, path.rsplit("/", 2)[-2]) for method, path in api.calls()[before:] if method != "GET"]
+    print(json.dumps(verdict.as_dict()))  # the proof's figures (pytest -s shows them)
+    api.stop()
+    return verdict.as_dict(), writes
+
+
+def checks(verdict: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in verdict["checks"]}
+
+
+def test_too_little_canary_traffic_waits(fleet) -> None:
+    send_traffic(fleet, "2", requests=250, canary_every=50, seed=1)
+    verdict, writes = judge(fleet, "2")
+    assert verdict["decision"] == WAIT and writes == [] and verdict["intervals"] >= 5
+    assert {c["outcome"] for c in verdict["checks"]} == {INSUFFICIENT}
+    assert verdict["evidence"]["2"]["requests"] < 40 <= verdict["evidence"]["1"]["requests"]
+    tags = mlflow.MlflowClient(fleet["tracking_uri"]).get_model_version(MODEL, "2").tags
+    assert tags["canary.verdict"] == WAIT and tags["canary.stable_version"] == "1"
+
+
+def test_an_equally_good_canary_is_promoted(fleet) -> None:
+    send_traffic(fleet, "2", requests=500, canary_every=10, seed=2)
+    verdict, writes = judge(fleet, "2")
+    assert verdict["decision"] == PROMOTE, verdict["reason"]
+    assert {c["outcome"] for c in verdict["checks"]} == {PASS} and verdict["consecutive_passes"] == 2
+    assert checks(verdict)["class_mix"]["p_value"] > 0.01
+    assert verdict["evidence"]["2"]["requests"] >= 40 and verdict["evidence"]["2"]["errors"] == 0
+    assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]  # route first, then promote
+    aliases = mlflow.MlflowClient(fleet["tracking_uri"]).get_registered_model(MODEL).aliases
+    assert str(aliases[PRODUCTION_ALIAS]) == "2" and str(aliases["champion"]) == "1"
+
+
+def test_a_canary_with_a_shifted_class_mix_is_rolled_back(fleet) -> None:
+    send_traffic(fleet, "3", requests=500, canary_every=10, seed=3)
+    verdict, writes = judge(fleet, "3")
+    assert verdict["decision"] == ROLLBACK and "class_mix failed" in verdict["reason"]
+    assert checks(verdict)["class_mix"]["outcome"] == FAIL and checks(verdict)["class_mix"]["p_value"] < 1e-6
+    assert checks(verdict)["errors"]["outcome"] == PASS
+    assert verdict["evidence"]["3"]["class_counts"]["neutral"] == 0
+    assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]  # route first, then remove
+    aliases = mlflow.MlflowClient(fleet["tracking_uri"]).get_registered_model(MODEL).aliases
+    assert str(aliases[PRODUCTION_ALIAS]) == "1" and "canary" not in aliases
+
+
+def test_a_canary_failing_requests_is_rolled_back(fleet) -> None:
+    send_traffic(fleet, "4", requests=500, canary_every=10, seed=4)
+    verdict, writes = judge(fleet, "4")
+    assert verdict["decision"] == ROLLBACK and "errors failed" in verdict["reason"]
+    errors = checks(verdict)["errors"]
+    assert errors["outcome"] == FAIL and errors["p_value"] < 1e-4 and errors["statistic"] > 0.1
+    assert verdict["evidence"]["4"]["errors"] >= 5 and verdict["evidence"]["1"]["errors"] == 0
+    assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]
+    tags = mlflow.MlflowClient(fleet["tracking_uri"]).get_model_version(MODEL, "4").tags
+    assert tags["canary.verdict"] == ROLLBACK and "errors failed" in tags["canary.reason"]
+    runs = mlflow.search_runs(experiment_names=["sentiment-canary"])
+    assert set(runs["tags.canary.verdict"]) == {WAIT, PROMOTE, ROLLBACK}
+    # the last verdict, through the Pushgateway, in Prometheus (the Pipeline dashboard's panels)
+    wait_until(fleet["prometheus"], 'sentiment_canary_verdict{verdict="rollback", canary_version="4"}',
+               lambda value: value == 1)  # fmt: skip
+    wait_until(fleet["prometheus"], 'sentiment_canary_check_passed{check="errors"}', lambda value: value == 0)
