@@ -24,10 +24,12 @@ TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 TRAIN_IMAGE ?= sentiment-mlops-train:$(TAG)
 SERVE_IMAGE ?= sentiment-mlops-serve:$(TAG)
 CERT_MANAGER_VERSION := v1.17.0
-GATEWAY_API_VERSION := v1.2.1
-ENVOY_GATEWAY_VERSION := v1.3.2
+# KServe v0.20.0 is tested upstream with Gateway API v1.5.1 and Envoy Gateway v1.8.1 (its hack/setup/
+# quick-install/kserve-deps.env); KFP 2.17.0 is the backend release of the kfp 2.17 SDK.
+GATEWAY_API_VERSION := v1.5.1
+ENVOY_GATEWAY_VERSION := v1.8.1
 KSERVE_VERSION := v0.20.0
-KFP_VERSION := 2.15.0
+KFP_VERSION := 2.17.0
 KPS_VERSION := 79.0.0
 METRICS_SERVER_VERSION := 3.12.2
 PUSHGATEWAY_CHART_VERSION := 3.2.0
@@ -39,13 +41,22 @@ export TRAIN_IMAGE SERVE_IMAGE
 
 # $(call require,tool,how to get it): fail with a clear message when a tool is missing.
 require = command -v $(1) >/dev/null 2>&1 || { echo "make $@: '$(1)' is not installed: $(2)" >&2; exit 1; }
-# Runs a command with MLflow port-forwarded to localhost:5000 (MLFLOW_TRACKING_URI points at it).
-with_mlflow = kubectl -n mlops port-forward svc/mlflow 5000:5000 >/dev/null & pf=$$!; sleep 3; \
-	MLFLOW_TRACKING_URI=http://localhost:5000 $(1); rc=$$?; kill $$pf; exit $$rc
+# $(call forward,namespace,service,local:remote): a port-forward in the background, stopped when the
+# recipe line ends (with_mlflow's trap).
+forward = kubectl -n $(1) port-forward $(2) $(3) >/dev/null & pids="$$pids $$!";
+# Runs a command with MLflow and MinIO port-forwarded to localhost:5000 and :9000 (MLFLOW_TRACKING_URI,
+# the S3 endpoint and the MinIO keys point at them): the deploy CLI reads the registry and publishes the
+# version's serving bundle to MinIO.
+with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,svc/minio,9000:9000) \
+	trap 'kill $$pids' EXIT; sleep 3; \
+	MLFLOW_TRACKING_URI=http://localhost:5000 MLFLOW_S3_ENDPOINT_URL=http://localhost:9000 \
+	AWS_ACCESS_KEY_ID=mlops AWS_SECRET_ACCESS_KEY=$$(cat $(BUILD)/minio-password) $(1)
+# Prometheus and the Pushgateway of kube-prometheus-stack, port-forwarded for make analyze.
+PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
 
 .DEFAULT_GOAL := help
 .PHONY: help install pipeline-run compile serve monitor dashboards test test-slow lint format clean \
-	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback status \
+	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
 	predict cluster-down
 
 help: ## list the targets
@@ -144,6 +155,8 @@ cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mo
 		--set grafana.sidecar.dashboards.searchNamespace=ALL --wait
 	helm upgrade --install prometheus-pushgateway prometheus-community/prometheus-pushgateway \
 		--version $(PUSHGATEWAY_CHART_VERSION) -n monitoring --set serviceMonitor.enabled=true --wait
+	# last: KFP's install above re-applies its own kfp-launcher (SeaweedFS); ours points at MinIO
+	kubectl apply -k manifests/kfp
 
 secrets: ## the MinIO credentials Secret in mlops and kubeflow (random password kept in .mlops/cluster)
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
@@ -178,19 +191,25 @@ platform: secrets ## apply manifests/overlays/CLUSTER (MinIO, MLflow, RBAC, PodM
 kfp-ui: ## port-forward the KFP UI/API to localhost:8088; then KFP_HOST=http://localhost:8088 make pipeline-run
 	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8088:80
 
-deploy: install ## serve the champion (pinned version) as InferenceService `sentiment`; replaces the serving version
+deploy: install ## serve the champion as InferenceService `sentiment` (create, or replace the serving version once the new one is Ready)
 	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE))
 
-canary: install ## start the champion as a canary with PERCENT (default 10) of the traffic
+canary: install ## start the champion as a canary with PERCENT (default 10) of the traffic, once Ready
 	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
 
-promote: install ## make the canary the serving version
-	$(PYTHON) -m components.deploy promote
+promote: install ## the canary takes all traffic and becomes the serving version (alias production)
+	@$(call with_mlflow,$(PYTHON) -m components.deploy promote)
 
 rollback: install ## drop the canary; the serving version takes all traffic again
-	$(PYTHON) -m components.deploy rollback
+	@$(call with_mlflow,$(PYTHON) -m components.deploy rollback)
 
-status: install ## which versions serve with what share, readiness, pods and HPA
+analyze: install ## canary analysis on Prometheus until promote, rollback or timeout, then act on it (ANALYZE_ARGS=--once|--no-apply)
+	@$(call forward,monitoring,$(PROMETHEUS_SVC),9090:9090) \
+	$(call forward,monitoring,svc/prometheus-pushgateway,9091:9091) \
+	$(call with_mlflow,PUSHGATEWAY=localhost:9091 $(PYTHON) -m components.canary_analysis \
+		--prometheus http://localhost:9090 $(ANALYZE_ARGS))
+
+status: install ## which versions serve with what share of the route, readiness, pods and HPA
 	$(PYTHON) -m components.deploy status
 	kubectl -n mlops get pods,hpa -l app.kubernetes.io/name=sentiment-predictor
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from components.canary_analysis import CanaryVerdict, push_verdict
-from components.canary_checks import CheckResult
+from components.canary_checks import CheckResult, VersionEvidence
 from components.drift import SIGNIFICANT_PSI
 from components.gate import GateDecision
 from components.pipeline_metrics import push_gate_metrics
@@ -70,6 +70,8 @@ class KubeStateMetricsStandIn(BaseHTTPRequestHandler):
 CANARY_VERDICT = CanaryVerdict(
     "promote", "every check passed for 3 consecutive intervals", MODEL, "1", "2", 3, 3,
     [CheckResult("errors", "pass", 0.0, 1.0, ""), CheckResult("class_mix", "pass", 1.2, 0.55, "")],
+    {v: VersionEvidence(v, n, 0, 0.05, {"negative": n // 2, "positive": n // 2}, 0.8)
+     for v, n in (("1", 900), ("2", 100))},
 )  # fmt: skip
 
 
