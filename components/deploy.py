@@ -179,9 +179,12 @@ def rollout(
         cluster.apply_route(traffic_route(settings, version))
         registry.serving(version)
         return "created"
-    stable, _ = stable_and_canary(current)
-    if stable == version:
+    stable, canary = stable_and_canary(current)
+    if version in (stable, canary):
         return "unchanged"
+    if canary:  # the old canary's pods go with the patch below: take its share away first
+        cluster.apply_route(traffic_route(settings, stable))
+        registry.clear_canary()
     cluster.patch(settings, canary_patch(settings, version, storage_uri, canary_percent or 100))
     cluster.wait_ready(settings, version, timeout_seconds)
     if canary_percent:
@@ -231,10 +234,8 @@ def rollback(
 def status(current: dict, route: dict | None) -> dict:
     """Which version serves, which is canary with what share of the route, and the Ready condition."""
     stable, canary = stable_and_canary(current)
-    weights = {
-        ref["name"]: ref.get("weight", 1)
-        for ref in (route or {"spec": {"rules": [{}]}})["spec"]["rules"][-1].get("backendRefs", [])
-    }
+    rest_rule = route["spec"]["rules"][-1] if route else {}
+    weights = {ref["name"]: ref.get("weight", 1) for ref in rest_rule.get("backendRefs", [])}
     conditions = {c["type"]: c["status"] for c in current.get("status", {}).get("conditions", [])}
 
     def share(version: str) -> int:
@@ -246,7 +247,7 @@ def status(current: dict, route: dict | None) -> dict:
                     "percent": share(stable)},
         "canary": {"version": canary, "percent": share(canary)} if canary else None,
         "ready": conditions.get("Ready", "Unknown"),
-        "host": (route or {}).get("spec", {}).get("hostnames", [None])[0],
+        "host": route["spec"]["hostnames"][0] if route else None,
     }  # fmt: skip
 
 

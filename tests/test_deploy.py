@@ -185,3 +185,18 @@ def test_local_deploy_step_writes_the_manifests_it_would_apply(tmp_path: Path, s
     kept = {"promoted": False, "registered_version": None, "reason": "does not beat the champion"}
     assert deploy_champion(kept, settings, 10, str(manifest)) == "skipped"
     assert "does not beat the champion" in manifest.read_text()
+
+
+def test_a_new_canary_takes_the_old_canarys_share_away_first(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    rollout(cluster(api), registry, settings, "2", canary_percent=10)
+    assert rollout(cluster(api), registry, settings, "2", canary_percent=10) == "unchanged"
+    before = len(api.requests)
+    assert rollout(cluster(api), registry, settings, "3", canary_percent=20) == "canary"
+    writes = [(m, p) for m, p in api.calls()[before:] if m != "GET"]
+    assert writes == [("PATCH", ROUTE), ("PATCH", ISVC), ("PATCH", ROUTE)]
+    first_route_patch = next(body for m, p, _, body in api.requests[before:] if m == "PATCH" and ROUTE in p)
+    assert weights(first_route_patch) == [{"sentiment-v1-predictor": 100}] * 2  # before v2's pods go
+    assert weights(api.route()) == [{"sentiment-v1-predictor": 80, "sentiment-v3-predictor": 20}] * 2
+    assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1", CANARY_ALIAS: "3"}
