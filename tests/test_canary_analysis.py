@@ -45,8 +45,11 @@ from tests.helpers import (
 from tests.kube_stand_in import StandInApiServer
 
 NAMESPACE, MODEL = "mlops", "sentiment"
+# Small and fast: 40 requests per version, 1 s intervals. The p99 of ~50 requests is their slowest one,
+# which one scheduling hiccup of four predictors on two cores moves by a whole histogram bucket (0.1 ->
+# 0.25 s), so the latency tolerance is wide here; tests/test_canary_checks.py tests the latency rule.
 TEST_CONFIG = {"window": "10m", "interval_seconds": 1, "timeout_seconds": 5, "required_passes": 2,
-               "min_requests": 40, "on_timeout": "wait"}  # fmt: skip
+               "min_requests": 40, "on_timeout": "wait", "latency_slack_seconds": 0.5}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
