@@ -48,7 +48,7 @@ forward = kubectl -n $(1) port-forward $(2) $(3) >/dev/null & pids="$$pids $$!";
 # the S3 endpoint and the MinIO keys point at them): the deploy CLI reads the registry and publishes the
 # version's serving bundle to MinIO.
 with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,svc/minio,9000:9000) \
-	trap 'kill $$pids' EXIT; sleep 3; \
+	trap 'kill $$pids 2>/dev/null' EXIT; trap 'exit 130' INT TERM; sleep 3; \
 	MLFLOW_TRACKING_URI=http://localhost:5000 MLFLOW_S3_ENDPOINT_URL=http://localhost:9000 \
 	AWS_ACCESS_KEY_ID=mlops AWS_SECRET_ACCESS_KEY=$$(cat $(BUILD)/minio-password) $(1)
 # Prometheus and the Pushgateway of kube-prometheus-stack, port-forwarded for make analyze.

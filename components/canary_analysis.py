@@ -24,7 +24,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import httpx
 
-from components.canary_checks import FAIL, PASS, CheckResult, Thresholds, VersionEvidence, run_checks
+from components.canary_checks import (
+    FAIL,
+    INSUFFICIENT,
+    PASS,
+    CheckResult,
+    Thresholds,
+    VersionEvidence,
+    run_checks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,22 @@ class AnalysisSettings:
             on_timeout=config["on_timeout"],
             thresholds=thresholds,
         )
+
+    def __post_init__(self) -> None:
+        if self.on_timeout not in (PROMOTE, ROLLBACK, WAIT):
+            raise ValueError(f"on_timeout must be promote, rollback or wait, not {self.on_timeout!r}")
+        if self.thresholds.min_requests < 1 or self.required_passes < 1 or self.interval_seconds <= 0:
+            raise ValueError("min_requests and required_passes must be >= 1, interval_seconds > 0")
+
+    @property
+    def looks(self) -> int:
+        """The most intervals one analysis judges."""
+        return int(self.timeout_seconds // self.interval_seconds) + 1
+
+    def per_look_thresholds(self) -> Thresholds:
+        """The thresholds with ``alpha`` split over every look and both statistical tests (Bonferroni),
+        so that ``alpha`` bounds the chance of rolling back an equal canary over the whole analysis."""
+        return replace(self.thresholds, alpha=self.thresholds.alpha / (2 * self.looks))
 
 
 class PrometheusError(RuntimeError):
@@ -158,7 +182,7 @@ def judge_interval(checks: list[CheckResult]) -> str:
     outcomes = {check.outcome for check in checks}
     if FAIL in outcomes:
         return FAIL
-    return PASS if outcomes == {PASS} else "insufficient"
+    return PASS if outcomes == {PASS} else INSUFFICIENT
 
 
 def interval_decision(checks: list[CheckResult], passes: int, required_passes: int) -> tuple[str, str]:
@@ -182,10 +206,15 @@ def analyze_canary(
 ) -> CanaryVerdict:
     """Judge ``canary`` against ``stable`` every ``interval_seconds`` until a verdict or the timeout."""
     deadline = clock() + settings.timeout_seconds
+    limits = settings.per_look_thresholds()
     passes = intervals = 0
     while True:
-        evidence = version_evidence(prometheus, settings, (stable, canary))
-        checks = run_checks(evidence[stable], evidence[canary], settings.thresholds)
+        try:
+            evidence = version_evidence(prometheus, settings, (stable, canary))
+            checks = run_checks(evidence[stable], evidence[canary], limits)
+        except PrometheusError as exc:  # one failed scrape of the evidence is one interval without it
+            logger.warning("%s", exc)
+            evidence, checks = {}, [CheckResult("prometheus", INSUFFICIENT, None, None, str(exc))]
         intervals += 1
         passes = passes + 1 if judge_interval(checks) == PASS else 0
         decision, reason = interval_decision(checks, passes, settings.required_passes)
@@ -301,9 +330,9 @@ def apply_verdict(verdict: CanaryVerdict, cluster, registry, serving) -> None:
     from components.deploy import promote, rollback
 
     if verdict.decision == PROMOTE:
-        promote(cluster, registry, serving)
+        promote(cluster, registry, serving, expected_canary=verdict.canary_version)
     elif verdict.decision == ROLLBACK:
-        rollback(cluster, registry, serving)
+        rollback(cluster, registry, serving, expected_canary=verdict.canary_version)
 
 
 def run_analysis(
@@ -324,8 +353,9 @@ def run_analysis(
         raise DeployError(f"{serving.namespace}/{serving.name} has no canary to analyse")
     verdict = analyze_canary(Prometheus(settings.prometheus_url), settings, stable, canary)
     record_verdict(verdict, tracking_uri, pushgateway)
-    if apply:
+    if apply and verdict.decision != WAIT:
         apply_verdict(verdict, cluster, registry, serving)
+        registry.client.set_model_version_tag(verdict.model, verdict.canary_version, "canary.applied", "true")
     return verdict
 
 
@@ -345,9 +375,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prometheus", default=config["prometheus_url"])
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", params.pushgateway))
-    parser.add_argument("--once", action="store_true", help="judge one interval: promote, rollback or wait")
+    parser.add_argument(
+        "--once", action="store_true", help="judge one interval and report (implies --no-apply)"
+    )
     parser.add_argument("--no-apply", action="store_true", help="report the verdict, do not act on it")
     args = parser.parse_args(argv)
+    if not args.tracking_uri:
+        parser.error("set MLFLOW_TRACKING_URI or --tracking-uri: the verdict goes to the registry")
     settings = AnalysisSettings.from_config(
         {**config, "prometheus_url": args.prometheus}, args.namespace, args.name
     )
@@ -356,8 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     load_kube_config()
     serving = ServingSettings(image="", name=args.name, namespace=args.namespace)
     verdict = run_analysis(
-        settings, Cluster(), Registry(args.name), serving, args.tracking_uri, args.pushgateway,
-        apply=not args.no_apply,
+        settings, Cluster(), Registry(args.name, args.tracking_uri), serving, args.tracking_uri,
+        args.pushgateway, apply=not (args.no_apply or args.once),
     )  # fmt: skip
     print(json.dumps(verdict.as_dict(), indent=2))
 

@@ -132,11 +132,16 @@ def check_confidence(stable: VersionEvidence, canary: VersionEvidence, max_drop:
 
 
 def run_checks(stable: VersionEvidence, canary: VersionEvidence, limits: Thresholds) -> list[CheckResult]:
-    """Every check; all insufficient while either version has fewer than ``min_requests`` requests."""
+    """Every check. While either version has fewer than ``min_requests`` requests every check is
+    insufficient, except a significant 5xx failure: a canary failing its first requests is rolled back
+    without waiting for more of them."""
     names = ("errors", "latency", "class_mix", "confidence")
     short = [v for v in (stable, canary) if v.requests < limits.min_requests]
     if short:
         detail = "; ".join(f"version {v.version}: {v.requests} requests" for v in short)
+        early = check_errors(stable, canary, limits.alpha) if stable.requests and canary.requests else None
+        if early and early.outcome == FAIL:
+            return [early]
         return [
             CheckResult(name, INSUFFICIENT, None, None, f"{detail} (< {limits.min_requests})")
             for name in names

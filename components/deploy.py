@@ -6,9 +6,11 @@ keep the registry truthful about what serves.
   serving version (through a canary that takes 100 % once Ready, so no request meets a deleted pod);
 - ``promote`` / ``rollback``: the canary takes all traffic / is removed.
 
-Every step waits for KServe to report the new predictor Ready before the route sends it traffic and
-before the registry alias ``production`` (what serves all traffic) or ``canary`` moves. ``champion`` is
-only the gate's; a failed deploy leaves every alias where it was.
+Every step waits for KServe to report the new predictor Ready before the route sends it traffic. The
+registry follows the route: ``production`` names the version the route sends all (or, during a canary,
+the rest of the) traffic to, ``canary`` the version it sends a share to, each moved right after the route
+is; ``champion`` is only the gate's. A deploy that fails leaves the route, and so the aliases, serving a
+Ready version.
 
     python -m components.deploy rollout --model-uri models:/sentiment@champion --image <serve image>
     python -m components.deploy {promote,rollback,status} [--name sentiment] [--namespace mlops]
@@ -48,7 +50,7 @@ READY_TIMEOUT_SECONDS = 900.0  # first pulls of the serve image on a laptop clus
 
 
 class DeployError(RuntimeError):
-    """The cluster did not reach the state asked for; the route and the registry aliases are unchanged."""
+    """The cluster did not reach the state asked for (or is not in the state an action expects)."""
 
 
 class Cluster:
@@ -134,10 +136,10 @@ def is_ready(current: dict, canary: str | None) -> bool:
 class Registry:
     """The registry aliases that say what serves: ``production`` (all traffic) and ``canary``."""
 
-    def __init__(self, model_name: str):
+    def __init__(self, model_name: str, tracking_uri: str | None = None):
         import mlflow
 
-        self.client, self.name = mlflow.MlflowClient(), model_name
+        self.client, self.name = mlflow.MlflowClient(tracking_uri), model_name
 
     def serving(self, version: str) -> None:
         """``version`` takes all traffic: production -> it; no canary."""
@@ -160,6 +162,12 @@ def stable_and_canary(current: dict) -> tuple[str, str | None]:
     )
 
 
+def canary_share(current: dict) -> int:
+    """The canary's ``trafficPercent`` (0 without one)."""
+    canaries = current["spec"].get("canary") or []
+    return canaries[0]["trafficPercent"] if canaries else 0
+
+
 def rollout(
     cluster: Cluster,
     registry: Registry,
@@ -169,8 +177,8 @@ def rollout(
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
 ) -> str:
     """Serve registry ``version``: create the InferenceService, or add it as a canary with
-    ``canary_percent`` of the traffic, or (0) replace the serving version. Returns created, canary,
-    replaced or unchanged."""
+    ``canary_percent`` of the traffic (a new share when it is the canary already), or (0) replace the
+    serving version. Returns created, canary, replaced or unchanged."""
     storage_uri = publish_bundle(settings.bundle_root, settings.name, version)
     current = cluster.inference_service(settings)
     if current is None:
@@ -180,9 +188,12 @@ def rollout(
         registry.serving(version)
         return "created"
     stable, canary = stable_and_canary(current)
-    if version in (stable, canary):
+    if version == stable or (version == canary and canary_percent == canary_share(current)):
         return "unchanged"
-    if canary:  # the old canary's pods go with the patch below: take its share away first
+    if version == canary and not canary_percent:
+        promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
+        return "replaced"
+    if canary and canary != version:  # the old canary's pods go with the patch below: take its share first
         cluster.apply_route(traffic_route(settings, stable))
         registry.clear_canary()
     cluster.patch(settings, canary_patch(settings, version, storage_uri, canary_percent or 100))
@@ -191,8 +202,19 @@ def rollout(
         cluster.apply_route(traffic_route(settings, stable, version, canary_percent))
         registry.canary(version)
         return "canary"
-    promote(cluster, registry, settings, timeout_seconds)
+    promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
     return "replaced"
+
+
+def _canary_to_act_on(current: dict, expected_canary: str | None) -> tuple[str, str]:
+    """(stable, canary) versions; DeployError when there is no canary or another one than expected (an
+    analysis' verdict is about one version)."""
+    stable, canary = stable_and_canary(current)
+    if canary is None:
+        raise DeployError(f"{current['metadata']['name']} has no canary")
+    if expected_canary is not None and canary != expected_canary:
+        raise DeployError(f"the canary is version {canary} now, not {expected_canary}: nothing done")
+    return stable, canary
 
 
 def promote(
@@ -200,16 +222,16 @@ def promote(
     registry: Registry,
     settings: ServingSettings,
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
+    expected_canary: str | None = None,
 ) -> str:
     """The canary takes all traffic, then becomes the stable predictor (KServe deletes the old one's
     Deployment and Service in the same reconcile, so the route moves first). Returns its version."""
     current = cluster.existing(settings)
-    patch = promote_patch(current)
-    version = version_of(patch["spec"]["predictor"])
+    _, version = _canary_to_act_on(current, expected_canary)
     cluster.apply_route(traffic_route(settings, version))
-    cluster.patch(settings, patch)
-    cluster.wait_ready(settings, None, timeout_seconds)
     registry.serving(version)
+    cluster.patch(settings, promote_patch(current))
+    cluster.wait_ready(settings, None, timeout_seconds)
     return version
 
 
@@ -218,24 +240,28 @@ def rollback(
     registry: Registry,
     settings: ServingSettings,
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
+    expected_canary: str | None = None,
 ) -> str:
     """The stable predictor takes all traffic again (route first), then the canary is removed. Returns
     the stable version."""
     current = cluster.existing(settings)
-    patch = rollback_patch(current)
-    stable, _ = stable_and_canary(current)
+    stable, _ = _canary_to_act_on(current, expected_canary)
     cluster.apply_route(traffic_route(settings, stable))
-    cluster.patch(settings, patch)
-    cluster.wait_ready(settings, None, timeout_seconds)
     registry.serving(stable)
+    cluster.patch(settings, rollback_patch(current))
+    cluster.wait_ready(settings, None, timeout_seconds)
     return stable
 
 
 def status(current: dict, route: dict | None) -> dict:
     """Which version serves, which is canary with what share of the route, and the Ready condition."""
     stable, canary = stable_and_canary(current)
-    rest_rule = route["spec"]["rules"][-1] if route else {}
-    weights = {ref["name"]: ref.get("weight", 1) for ref in rest_rule.get("backendRefs", [])}
+    rest = [
+        r
+        for r in (route or {"spec": {"rules": []}})["spec"]["rules"]
+        if r["matches"][0]["path"]["type"] == "PathPrefix"
+    ]
+    weights = {ref["name"]: ref.get("weight", 1) for rule in rest for ref in rule["backendRefs"]}
     conditions = {c["type"]: c["status"] for c in current.get("status", {}).get("conditions", [])}
 
     def share(version: str) -> int:
@@ -269,7 +295,11 @@ def deploy_champion(
     if "KUBERNETES_SERVICE_HOST" not in os.environ:
         return "manifest"
     load_kube_config()
-    return rollout(Cluster(), Registry(settings.name), settings, version, canary_percent)
+    cluster = Cluster()
+    outcome = rollout(cluster, Registry(settings.name), settings, version, canary_percent)
+    live = [cluster.existing(settings), cluster.route(settings)]  # what the cluster holds now
+    Path(manifest_path).write_text(yaml.safe_dump_all(live, sort_keys=False))
+    return outcome
 
 
 def pinned_version(model_uri: str) -> str:
@@ -315,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.action == "rollout" and not (args.model_uri and args.image):
         parser.error("rollout needs --model-uri and --image")
     load_kube_config()
-    cluster, registry = Cluster(), Registry(args.name)
+    cluster, registry = Cluster(), Registry(args.name, os.environ.get("MLFLOW_TRACKING_URI"))
     settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)
     if args.action == "rollout":
         version = pinned_version(args.model_uri)

@@ -329,7 +329,8 @@ def analyze(
     load_kube_config()
     settings = AnalysisSettings.from_config(canary_analysis, namespace, model_name)
     serving = ServingSettings(image="", name=model_name, namespace=namespace)
-    result = run_analysis(settings, Cluster(), Registry(model_name), serving, tracking_uri, pushgateway)
+    registry = Registry(model_name, tracking_uri)
+    result = run_analysis(settings, Cluster(), registry, serving, tracking_uri, pushgateway)
     for check in result.checks:
         if check.p_value is not None:
             verdict.log_metric(f"{check.name}_p_value", check.p_value)

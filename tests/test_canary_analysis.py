@@ -28,11 +28,12 @@ from components.canary_analysis import (
     WAIT,
     AnalysisSettings,
     Prometheus,
+    analyze_canary,
     run_analysis,
 )
 from components.canary_checks import FAIL, INSUFFICIENT, PASS
-from components.deploy import PRODUCTION_ALIAS, Cluster, Registry, rollout
-from components.inference_service import ServingSettings
+from components.deploy import PRODUCTION_ALIAS, Cluster, DeployError, Registry, rollout
+from components.inference_service import ServingSettings, inference_service
 from pipelines.params import PipelineParams
 from tests import canary_models
 from tests.helpers import (
@@ -209,3 +210,39 @@ def test_a_canary_failing_requests_is_rolled_back(fleet) -> None:
     wait_until(fleet["prometheus"], 'sentiment_canary_verdict{verdict="rollback", canary_version="4"}',
                lambda value: value == 1)  # fmt: skip
     wait_until(fleet["prometheus"], 'sentiment_canary_check_passed{check="errors"}', lambda value: value == 0)
+
+
+def quick_settings(prometheus_url: str, **overrides) -> AnalysisSettings:
+    config = {**PipelineParams.load().canary_analysis, **TEST_CONFIG, "prometheus_url": prometheus_url}
+    return AnalysisSettings.from_config({**config, **overrides}, NAMESPACE, MODEL)
+
+
+def test_an_unreachable_prometheus_is_an_interval_without_evidence() -> None:
+    settings = quick_settings("http://127.0.0.1:9", timeout_seconds=0, on_timeout="rollback")
+    verdict = analyze_canary(Prometheus(settings.prometheus_url), settings, "1", "2")
+    assert verdict.decision == ROLLBACK and verdict.intervals == 1  # the configured verdict on timeout
+    assert [(c.name, c.outcome) for c in verdict.checks] == [("prometheus", INSUFFICIENT)]
+    assert "did not answer" in verdict.reason
+
+
+def test_settings_are_checked_and_alpha_is_split_over_the_looks() -> None:
+    with pytest.raises(ValueError, match="on_timeout must be promote, rollback or wait"):
+        quick_settings("http://127.0.0.1:9", on_timeout="promte")
+    with pytest.raises(ValueError, match="min_requests"):
+        quick_settings("http://127.0.0.1:9", min_requests=0)
+    defaults = AnalysisSettings.from_config(PipelineParams.load().canary_analysis, NAMESPACE, MODEL)
+    assert defaults.looks == 7  # 1,800 s / 300 s + the first
+    assert defaults.per_look_thresholds().alpha == pytest.approx(defaults.thresholds.alpha / 14)
+
+
+def test_there_is_nothing_to_analyse_without_a_canary() -> None:
+    api = StandInApiServer()
+    try:
+        serving = ServingSettings(image="sentiment-mlops-serve:test", name="sentiment")
+        Cluster(api.api_client).create(inference_service(serving, "1", "s3://mlflow/serving/sentiment/1"))
+        with pytest.raises(DeployError, match="has no canary to analyse"):
+            run_analysis(
+                quick_settings("http://127.0.0.1:9"), Cluster(api.api_client), None, serving, None, ""
+            )
+    finally:
+        api.stop()

@@ -75,7 +75,13 @@ def test_confidence_drop() -> None:
 
 
 def test_too_little_traffic_on_either_version_is_insufficient_for_every_check() -> None:
-    results = run_checks(STABLE, evidence("2", requests=20, errors=20), LIMITS)
+    results = run_checks(STABLE, evidence("2", requests=20, errors=0), LIMITS)
     assert {r.outcome for r in results} == {INSUFFICIENT} and len(results) == 4
     assert "version 2: 20 requests (< 50)" in results[0].detail
+    assert {r.outcome for r in run_checks(STABLE, evidence("2", requests=0), LIMITS)} == {INSUFFICIENT}
+
+
+def test_a_canary_failing_its_first_requests_fails_before_min_requests() -> None:
+    (failed,) = run_checks(STABLE, evidence("2", requests=20, errors=20), LIMITS)
+    assert failed.name == "errors" and failed.outcome == FAIL and failed.p_value < 1e-20
     assert {r.outcome for r in run_checks(STABLE, evidence("2", requests=100), LIMITS)} == {PASS}

@@ -326,6 +326,8 @@ def test_helm_chart_lints_and_refuses_missing_versions() -> None:
         helm_render({"image": {"tag": "0123456789ab"}})
     with pytest.raises(helm_python.HelmError, match=r"canary\.version"):
         helm_render({**CHART_VALUES, "canary": {"percent": 10}})
+    with pytest.raises(helm_python.HelmError, match=r"canary\.percent must be 1-99"):
+        helm_render({**CHART_VALUES, "canary": {"percent": 100, "version": "4"}})
 
 
 def test_helm_and_the_deploy_step_describe_the_same_objects(rendered) -> None:

@@ -94,9 +94,8 @@ def test_canary_gets_its_share_only_once_ready_then_promote(api, settings, regis
     (canary,) = api.isvc()["spec"]["canary"]
     assert canary["trafficPercent"] == 10 and canary["predictor"]["name"] == "v2"
     assert not {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"} & set(canary["predictor"])
-    patch = next(
-        body for method, path, _, body in api.requests if method == "PATCH" and "inferenceservices" in path
-    )
+    _, _, content_type, patch = next(r for r in api.requests if r[0] == "PATCH" and ISVC in r[1])
+    assert content_type == "application/merge-patch+json"  # RFC 7386, as the stand-in applies it
     assert list(patch["spec"]) == ["canary"]  # the stable predictor is untouched
     assert weights(api.route()) == [{"sentiment-v1-predictor": 90, "sentiment-v2-predictor": 10}] * 2
     assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1", CANARY_ALIAS: "2"}
@@ -113,7 +112,7 @@ def test_canary_gets_its_share_only_once_ready_then_promote(api, settings, regis
     assert spec["predictor"]["minReplicas"] == 1 and spec["predictor"]["maxReplicas"] == 4  # kept
     assert weights(api.route()) == [{"sentiment-v2-predictor": 100}] * 2
     assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "2"}
-    with pytest.raises(ValueError, match="no canary"):
+    with pytest.raises(DeployError, match="no canary"):
         promote(cluster(api), registry, settings)
 
 
@@ -128,7 +127,7 @@ def test_canary_then_rollback(api, settings, registry_uri) -> None:
     assert "canary" not in api.isvc()["spec"] and api.isvc()["spec"]["predictor"]["name"] == "v1"
     assert weights(api.route()) == [{"sentiment-v1-predictor": 100}] * 2
     assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1"}
-    with pytest.raises(ValueError, match="no canary"):
+    with pytest.raises(DeployError, match="no canary"):
         rollback(cluster(api), registry, settings)
 
 
@@ -200,3 +199,43 @@ def test_a_new_canary_takes_the_old_canarys_share_away_first(api, settings, regi
     assert weights(first_route_patch) == [{"sentiment-v1-predictor": 100}] * 2  # before v2's pods go
     assert weights(api.route()) == [{"sentiment-v1-predictor": 80, "sentiment-v3-predictor": 20}] * 2
     assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1", CANARY_ALIAS: "3"}
+
+
+def test_the_canary_can_be_reweighed_or_made_the_serving_version(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    rollout(cluster(api), registry, settings, "2", canary_percent=10)
+    assert rollout(cluster(api), registry, settings, "2", canary_percent=50) == "canary"
+    assert api.isvc()["spec"]["canary"][0]["trafficPercent"] == 50
+    assert weights(api.route()) == [{"sentiment-v1-predictor": 50, "sentiment-v2-predictor": 50}] * 2
+    assert rollout(cluster(api), registry, settings, "2", canary_percent=0) == "replaced"
+    assert api.isvc()["spec"]["predictor"]["name"] == "v2" and "canary" not in api.isvc()["spec"]
+    assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "2"}
+
+
+def test_a_verdict_about_another_canary_changes_nothing(api, settings, registry_uri) -> None:
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0)
+    rollout(cluster(api), registry, settings, "3", canary_percent=10)  # v3 replaced v2 during the analysis
+    before = len(api.requests)
+    for action in (promote, rollback):
+        with pytest.raises(DeployError, match="the canary is version 3 now, not 2: nothing done"):
+            action(cluster(api), registry, settings, expected_canary="2")
+    assert [m for m, _ in api.calls()[before:]] == ["GET", "GET"]
+
+
+def test_a_promote_that_times_out_leaves_the_aliases_saying_what_the_route_serves(
+    settings, registry_uri
+) -> None:
+    api = StandInApiServer()
+    try:
+        registry = Registry("sentiment")
+        rollout(cluster(api), registry, settings, "1", canary_percent=0)
+        rollout(cluster(api), registry, settings, "2", canary_percent=10)
+        api.ready = False
+        with pytest.raises(DeployError, match="not Ready"):
+            promote(cluster(api), registry, settings, timeout_seconds=0.2)
+        assert weights(api.route()) == [{"sentiment-v2-predictor": 100}] * 2  # v2's pods serve it all
+        assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "2"}
+    finally:
+        api.stop()
