@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.canary_analysis import CanaryVerdict, push_verdict
 from components.canary_checks import CheckResult, VersionEvidence
+from components.canary_report import CanaryVerdict, push_verdict
 from components.drift import SIGNIFICANT_PSI
 from components.gate import GateDecision
 from components.pipeline_metrics import push_gate_metrics
