@@ -226,13 +226,7 @@ def promote(
 ) -> str:
     """The canary takes all traffic, then becomes the stable predictor (KServe deletes the old one's
     Deployment and Service in the same reconcile, so the route moves first). Returns its version."""
-    current = cluster.existing(settings)
-    _, version = _canary_to_act_on(current, expected_canary)
-    cluster.apply_route(traffic_route(settings, version))
-    registry.serving(version)
-    cluster.patch(settings, promote_patch(current))
-    cluster.wait_ready(settings, None, timeout_seconds)
-    return version
+    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, keep_canary=True)
 
 
 def rollback(
@@ -244,13 +238,26 @@ def rollback(
 ) -> str:
     """The stable predictor takes all traffic again (route first), then the canary is removed. Returns
     the stable version."""
+    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, keep_canary=False)
+
+
+def _end_canary(
+    cluster: Cluster,
+    registry: Registry,
+    settings: ServingSettings,
+    timeout_seconds: float,
+    expected_canary: str | None,
+    keep_canary: bool,
+) -> str:
+    """Route all traffic to the version that stays (the registry follows), then patch the canary away."""
     current = cluster.existing(settings)
-    stable, _ = _canary_to_act_on(current, expected_canary)
-    cluster.apply_route(traffic_route(settings, stable))
-    registry.serving(stable)
-    cluster.patch(settings, rollback_patch(current))
+    stable, canary = _canary_to_act_on(current, expected_canary)
+    kept = canary if keep_canary else stable
+    cluster.apply_route(traffic_route(settings, kept))
+    registry.serving(kept)
+    cluster.patch(settings, promote_patch(current) if keep_canary else rollback_patch(current))
     cluster.wait_ready(settings, None, timeout_seconds)
-    return stable
+    return kept
 
 
 def status(current: dict, route: dict | None) -> dict:
