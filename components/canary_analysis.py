@@ -200,9 +200,13 @@ def analyze_canary(
         passes = passes + 1 if judge_interval(checks) == PASS else 0
         decision, reason = interval_decision(checks, passes, settings.required_passes)
         logger.info(
-            "canary %s vs stable %s, interval %d: %s (%s)", canary, stable, intervals, decision,
+            "canary %s vs stable %s, interval %d: %s (%s)",
+            canary,
+            stable,
+            intervals,
+            decision,
             "; ".join(f"{c.name} {c.outcome}" for c in checks),
-        )  # fmt: skip
+        )
         timed_out = decision == WAIT and clock() + settings.interval_seconds > deadline
         if timed_out:
             decision = settings.on_timeout
@@ -279,9 +283,14 @@ def main(argv: list[str] | None = None) -> None:
     load_kube_config()
     serving = ServingSettings(image="", name=args.name, namespace=args.namespace)
     verdict = run_analysis(
-        settings, Cluster(), Registry(args.name, args.tracking_uri), serving, args.tracking_uri,
-        args.pushgateway, apply=not (args.no_apply or args.once),
-    )  # fmt: skip
+        settings,
+        Cluster(),
+        Registry(args.name, args.tracking_uri),
+        serving,
+        args.tracking_uri,
+        args.pushgateway,
+        apply=not (args.no_apply or args.once),
+    )
     print(json.dumps(verdict.as_dict(), indent=2))
 
 

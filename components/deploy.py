@@ -276,12 +276,15 @@ def status(current: dict, route: dict | None) -> dict:
 
     return {
         "name": current["metadata"]["name"],
-        "serving": {"version": stable, "storage_uri": storage_uri_of(current["spec"]["predictor"]),
-                    "percent": share(stable)},
+        "serving": {
+            "version": stable,
+            "storage_uri": storage_uri_of(current["spec"]["predictor"]),
+            "percent": share(stable),
+        },
         "canary": {"version": canary, "percent": share(canary)} if canary else None,
         "ready": conditions.get("Ready", "Unknown"),
         "host": route["spec"]["hostnames"][0] if route else None,
-    }  # fmt: skip
+    }
 
 
 def deploy_champion(

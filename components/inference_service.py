@@ -71,8 +71,13 @@ def predictor_container(settings: ServingSettings, storage_uri: str) -> dict:
         "name": "kserve-container",
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": [f"--model_name={settings.name}", "--http_port=8080", "--grpc_port=8081", "--workers=1",
-                 "--reload_interval_seconds=0"],
+        "args": [
+            f"--model_name={settings.name}",
+            "--http_port=8080",
+            "--grpc_port=8081",
+            "--workers=1",
+            "--reload_interval_seconds=0",
+        ],
         "env": [
             {"name": "STORAGE_URI", "value": storage_uri},
             {"name": "MLFLOW_S3_ENDPOINT_URL", "value": settings.s3_endpoint},
@@ -80,16 +85,21 @@ def predictor_container(settings: ServingSettings, storage_uri: str) -> dict:
             secret("AWS_ACCESS_KEY_ID"),
             secret("AWS_SECRET_ACCESS_KEY"),
         ],
-        "ports": [{"name": "http1", "containerPort": 8080, "protocol": "TCP"},
-                  {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http1", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": probe("/v2/health/ready", periodSeconds=5, failureThreshold=3),
         "livenessProbe": probe("/v2/health/live", initialDelaySeconds=10, periodSeconds=15),
         "startupProbe": probe("/v2/health/live", periodSeconds=5, failureThreshold=60),
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-    }  # fmt: skip
+    }
 
 
 def predictor(settings: ServingSettings, version: str, storage_uri: str) -> dict:
@@ -102,11 +112,15 @@ def predictor(settings: ServingSettings, version: str, storage_uri: str) -> dict
         "scaleMetric": settings.scale_metric,
         "scaleTarget": settings.scale_target,
         "labels": {"app.kubernetes.io/name": "sentiment-predictor"},
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [predictor_container(settings, storage_uri)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
-    }  # fmt: skip
+    }
 
 
 def inference_service(settings: ServingSettings, version: str, storage_uri: str) -> dict:
@@ -117,13 +131,18 @@ def inference_service(settings: ServingSettings, version: str, storage_uri: str)
         "metadata": {
             "name": settings.name,
             "namespace": settings.namespace,
-            "annotations": {"serving.kserve.io/deploymentMode": "Standard",
-                            "serving.kserve.io/autoscalerClass": "hpa"},
-            "labels": {"app.kubernetes.io/name": "sentiment-predictor",
-                       "app.kubernetes.io/part-of": "sentiment-mlops", **CLUSTER_LOCAL},
+            "annotations": {
+                "serving.kserve.io/deploymentMode": "Standard",
+                "serving.kserve.io/autoscalerClass": "hpa",
+            },
+            "labels": {
+                "app.kubernetes.io/name": "sentiment-predictor",
+                "app.kubernetes.io/part-of": "sentiment-mlops",
+                **CLUSTER_LOCAL,
+            },
         },
         "spec": {"predictor": predictor(settings, version, storage_uri)},
-    }  # fmt: skip
+    }
 
 
 def storage_uri_of(predictor_spec: dict) -> str | None:
@@ -181,8 +200,10 @@ def traffic_route(
 
     def backends(port: int) -> list[dict]:
         weights = [(stable, 100 - percent)] + ([(canary, percent)] if canary else [])
-        return [{"kind": "Service", "name": service_name(settings, v), "port": port, "weight": w}
-                for v, w in weights]  # fmt: skip
+        return [
+            {"kind": "Service", "name": service_name(settings, v), "port": port, "weight": w}
+            for v, w in weights
+        ]
 
     grpc = {
         "path": {"type": "RegularExpression", "value": r"^/inference\.GRPCInferenceService/.*$"},
@@ -192,15 +213,24 @@ def traffic_route(
     return {
         "apiVersion": f"{ROUTE_GROUP}/{ROUTE_VERSION}",
         "kind": "HTTPRoute",
-        "metadata": {"name": settings.name, "namespace": settings.namespace,
-                     "labels": {"app.kubernetes.io/part-of": "sentiment-mlops"}},
+        "metadata": {
+            "name": settings.name,
+            "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/part-of": "sentiment-mlops"},
+        },
         "spec": {
-            "parentRefs": [{"group": ROUTE_GROUP, "kind": "Gateway", "namespace": gateway_namespace,
-                            "name": gateway_name}],
+            "parentRefs": [
+                {
+                    "group": ROUTE_GROUP,
+                    "kind": "Gateway",
+                    "namespace": gateway_namespace,
+                    "name": gateway_name,
+                }
+            ],
             "hostnames": [settings.host],
             "rules": [
                 {"matches": [grpc], "backendRefs": backends(GRPC_PORT)},
                 {"matches": [rest], "backendRefs": backends(REST_PORT)},
             ],
         },
-    }  # fmt: skip
+    }

@@ -50,9 +50,13 @@ class VersionDetails:
             except (MlflowException, OSError):
                 reference = None
         return cls(
-            name, str(version), registered.run_id, None if accepted is None else accepted == "true", scores,
+            name,
+            str(version),
+            registered.run_id,
+            None if accepted is None else accepted == "true",
+            scores,
             reference,
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_bundle(cls, folder: Path) -> "VersionDetails":

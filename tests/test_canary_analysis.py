@@ -49,8 +49,15 @@ NAMESPACE, MODEL = "mlops", "sentiment"
 # Small and fast: 40 requests per version, 1 s intervals. The p99 of ~50 requests is their slowest one,
 # which one scheduling hiccup of four predictors on two cores moves by a whole histogram bucket (0.1 ->
 # 0.25 s), so the latency tolerance is wide here; tests/test_canary_checks.py tests the latency rule.
-TEST_CONFIG = {"window": "10m", "interval_seconds": 1, "timeout_seconds": 5, "required_passes": 2,
-               "min_requests": 40, "on_timeout": "wait", "latency_slack_seconds": 0.5}  # fmt: skip
+TEST_CONFIG = {
+    "window": "10m",
+    "interval_seconds": 1,
+    "timeout_seconds": 5,
+    "required_passes": 2,
+    "min_requests": 40,
+    "on_timeout": "wait",
+    "latency_slack_seconds": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +77,16 @@ def fleet(champion_store: str, tmp_path_factory):
     processes = []
     try:
         with ThreadPoolExecutor(4) as pool:
-            started = list(pool.map(
-                lambda v: start_model_server(tracking_uri, root / f"predictor-v{v}.log",
-                                             extra_args=("--model_uri", f"models:/sentiment/{v}")),
-                "1234",
-            ))  # fmt: skip
+            started = list(
+                pool.map(
+                    lambda v: start_model_server(
+                        tracking_uri,
+                        root / f"predictor-v{v}.log",
+                        extra_args=("--model_uri", f"models:/sentiment/{v}"),
+                    ),
+                    "1234",
+                )
+            )
         processes += [process for process, _, _ in started]
         urls = {version: url for version, (_, url, _) in zip("1234", started, strict=True)}
         push, push_address = start_pushgateway(root)
@@ -94,8 +106,13 @@ def fleet(champion_store: str, tmp_path_factory):
         processes.append(prometheus_process)
         prometheus = Prometheus(prometheus_url)
         wait_until(prometheus, "count(up == 1)", lambda value: value == 5)
-        yield {"root": root, "tracking_uri": tracking_uri, "urls": urls, "prometheus": prometheus,
-               "pushgateway": push_address}  # fmt: skip
+        yield {
+            "root": root,
+            "tracking_uri": tracking_uri,
+            "urls": urls,
+            "prometheus": prometheus,
+            "pushgateway": push_address,
+        }
     finally:
         for process in reversed(processes):
             stop_process(process)
@@ -130,8 +147,11 @@ def send_traffic(fleet: dict, canary: str, requests: int, canary_every: int, see
     assert set(codes) <= {200, 500}
     for version in ("1", canary):
         answered = sum(1 for t in targets if t == fleet["urls"][version])
-        wait_until(fleet["prometheus"], f'sum(sentiment_requests_total{{model_version="{version}"}})',
-                   lambda value, n=answered: value >= n)  # fmt: skip
+        wait_until(
+            fleet["prometheus"],
+            f'sum(sentiment_requests_total{{model_version="{version}"}})',
+            lambda value, n=answered: value >= n,
+        )
 
 
 def judge(fleet: dict, canary: str) -> tuple[dict, list[tuple[str, str]]]:
@@ -139,8 +159,9 @@ def judge(fleet: dict, canary: str) -> tuple[dict, list[tuple[str, str]]]:
     verdict, the Kubernetes writes it made and the stand-in."""
     settings = AnalysisSettings.from_config(
         {**PipelineParams.load().canary_analysis, **TEST_CONFIG, "prometheus_url": fleet["prometheus"].url},
-        NAMESPACE, MODEL,
-    )  # fmt: skip
+        NAMESPACE,
+        MODEL,
+    )
     serving = ServingSettings(image="sentiment-mlops-serve:test", bundle_root=str(fleet["root"] / "bundles"))
     api = StandInApiServer()
     cluster = Cluster(api.api_client, poll_seconds=0.01)
@@ -207,8 +228,11 @@ def test_a_canary_failing_requests_is_rolled_back(fleet) -> None:
     runs = mlflow.search_runs(experiment_names=["sentiment-canary"])
     assert set(runs["tags.canary.verdict"]) == {WAIT, PROMOTE, ROLLBACK}
     # the last verdict, through the Pushgateway, in Prometheus (the Pipeline dashboard's panels)
-    wait_until(fleet["prometheus"], 'sentiment_canary_verdict{verdict="rollback", canary_version="4"}',
-               lambda value: value == 1)  # fmt: skip
+    wait_until(
+        fleet["prometheus"],
+        'sentiment_canary_verdict{verdict="rollback", canary_version="4"}',
+        lambda value: value == 1,
+    )
     wait_until(fleet["prometheus"], 'sentiment_canary_check_passed{check="errors"}', lambda value: value == 0)
 
 

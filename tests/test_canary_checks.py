@@ -17,9 +17,13 @@ from components.canary_checks import (
 )
 
 LIMITS = Thresholds(
-    min_requests=50, alpha=0.01, latency_max_ratio=1.5, latency_slack_seconds=0.05,
-    class_mix_min_shift=0.05, confidence_max_drop=0.05,
-)  # fmt: skip
+    min_requests=50,
+    alpha=0.01,
+    latency_max_ratio=1.5,
+    latency_slack_seconds=0.05,
+    class_mix_min_shift=0.05,
+    confidence_max_drop=0.05,
+)
 MIX = {"negative": 300, "neutral": 400, "positive": 300}
 
 
@@ -56,8 +60,9 @@ def test_latency_needs_both_the_ratio_and_the_slack(p99, outcome) -> None:
 
 
 def test_class_mix_needs_significance_and_a_visible_shift() -> None:
-    same = check_class_mix(STABLE, evidence("2", requests=200, mix={"negative": 61, "neutral": 79,
-                                                                    "positive": 60}), 0.01, 0.05)  # fmt: skip
+    same = check_class_mix(
+        STABLE, evidence("2", requests=200, mix={"negative": 61, "neutral": 79, "positive": 60}), 0.01, 0.05
+    )
     assert same.outcome == PASS and same.p_value > 0.5
     shifted = check_class_mix(
         STABLE, evidence("2", mix={"negative": 100, "neutral": 200, "positive": 700}), 0.01, 0.05

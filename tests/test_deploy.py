@@ -68,8 +68,13 @@ def weights(route: dict) -> list[dict[str, int]]:
 
 def test_first_rollout_publishes_the_bundle_creates_waits_then_routes(api, settings, registry_uri) -> None:
     assert rollout(cluster(api), Registry("sentiment"), settings, "1", canary_percent=10) == "created"
-    assert api.calls() == [("GET", ISVC), ("POST", "inferenceservices"), ("GET", ISVC),
-                           ("GET", ROUTE), ("POST", "httproutes")]  # fmt: skip
+    assert api.calls() == [
+        ("GET", ISVC),
+        ("POST", "inferenceservices"),
+        ("GET", ISVC),
+        ("GET", ROUTE),
+        ("POST", "httproutes"),
+    ]
     isvc = api.isvc()
     predictor = isvc["spec"]["predictor"]
     assert predictor["name"] == "v1" and isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == (
@@ -139,8 +144,10 @@ def test_replace_goes_through_a_full_size_canary(api, settings, registry_uri) ->
     writes = [(m, p, body) for m, p, _, body in api.requests[before:] if m != "GET"]
     assert writes[0][2]["spec"]["canary"][0]["trafficPercent"] == 100  # sized as the stable one
     assert [(m, p.rsplit("/", 2)[-2] + "/" + p.rsplit("/", 1)[-1]) for m, p, _ in writes] == [
-        ("PATCH", ISVC), ("PATCH", ROUTE), ("PATCH", ISVC)
-    ]  # fmt: skip
+        ("PATCH", ISVC),
+        ("PATCH", ROUTE),
+        ("PATCH", ISVC),
+    ]
     assert api.isvc()["spec"]["predictor"]["name"] == "v3" and "canary" not in api.isvc()["spec"]
     assert weights(api.route()) == [{"sentiment-v3-predictor": 100}] * 2
     assert aliases(registry_uri)[PRODUCTION_ALIAS] == "3"

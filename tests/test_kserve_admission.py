@@ -41,36 +41,65 @@ def test_storage_uri_is_the_kserve_container_env() -> None:
 @pytest.mark.parametrize(
     ("what", "isvc", "message"),
     [
-        ("line 188: canaries need Standard mode",
-         changed(CANARY, "metadata", "annotations", "serving.kserve.io/deploymentMode", "Serverless"),
-         "canary is only supported in Standard deployment mode"),
-        ("line 193: the stable predictor needs a model",
-         changed(CANARY, "spec", "predictor", "containers", 0, "env", [{"name": "MODEL_URI", "value": "x"}]),
-         "canary requires a stable predictor with a model"),
-        ("line 203: a canary needs a name", changed(CANARY, "spec", "canary", 0, "predictor", "name", None),
-         "canary[0] predictor.name is required"),
-        ("line 207: canary names are unique",
-         changed(CANARY, "spec", "canary", [CANARY["spec"]["canary"][0]] * 2),
-         'canary predictor.name "v4" is duplicated'),
-        ("line 212: a canary is not the stable predictor",
-         changed(CANARY, "spec", "canary", 0, "predictor", "name", "v3"),
-         'canary predictor.name "v3" conflicts with stable predictor name'),
-        ("line 216: traffic 0-100", changed(CANARY, "spec", "canary", 0, "trafficPercent", 101),
-         'canary "v4" trafficPercent must be between 0 and 100, got 101'),
-        ("line 235: no autoscaling on a canary",
-         changed(CANARY, "spec", "canary", 0, "predictor", "maxReplicas", 3),
-         'canary "v4" must not set maxReplicas (canary uses fixed replicas)'),
-        ("line 249: canary minReplicas <= stable",
-         changed(CANARY, "spec", "canary", 0, "predictor", "minReplicas", 2),
-         'canary "v4" minReplicas (2) must not exceed stable predictor minReplicas (1)'),
-        ("line 261: total traffic <= 100",
-         changed(CANARY, "spec", "canary", [
-             CANARY["spec"]["canary"][0],
-             merge_patch(CANARY["spec"]["canary"][0], {"trafficPercent": 95, "predictor": {"name": "v5"}}),
-         ]),
-         "sum of canary trafficPercent values (105) must be <= 100"),
+        (
+            "line 188: canaries need Standard mode",
+            changed(CANARY, "metadata", "annotations", "serving.kserve.io/deploymentMode", "Serverless"),
+            "canary is only supported in Standard deployment mode",
+        ),
+        (
+            "line 193: the stable predictor needs a model",
+            changed(
+                CANARY, "spec", "predictor", "containers", 0, "env", [{"name": "MODEL_URI", "value": "x"}]
+            ),
+            "canary requires a stable predictor with a model",
+        ),
+        (
+            "line 203: a canary needs a name",
+            changed(CANARY, "spec", "canary", 0, "predictor", "name", None),
+            "canary[0] predictor.name is required",
+        ),
+        (
+            "line 207: canary names are unique",
+            changed(CANARY, "spec", "canary", [CANARY["spec"]["canary"][0]] * 2),
+            'canary predictor.name "v4" is duplicated',
+        ),
+        (
+            "line 212: a canary is not the stable predictor",
+            changed(CANARY, "spec", "canary", 0, "predictor", "name", "v3"),
+            'canary predictor.name "v3" conflicts with stable predictor name',
+        ),
+        (
+            "line 216: traffic 0-100",
+            changed(CANARY, "spec", "canary", 0, "trafficPercent", 101),
+            'canary "v4" trafficPercent must be between 0 and 100, got 101',
+        ),
+        (
+            "line 235: no autoscaling on a canary",
+            changed(CANARY, "spec", "canary", 0, "predictor", "maxReplicas", 3),
+            'canary "v4" must not set maxReplicas (canary uses fixed replicas)',
+        ),
+        (
+            "line 249: canary minReplicas <= stable",
+            changed(CANARY, "spec", "canary", 0, "predictor", "minReplicas", 2),
+            'canary "v4" minReplicas (2) must not exceed stable predictor minReplicas (1)',
+        ),
+        (
+            "line 261: total traffic <= 100",
+            changed(
+                CANARY,
+                "spec",
+                "canary",
+                [
+                    CANARY["spec"]["canary"][0],
+                    merge_patch(
+                        CANARY["spec"]["canary"][0], {"trafficPercent": 95, "predictor": {"name": "v5"}}
+                    ),
+                ],
+            ),
+            "sum of canary trafficPercent values (105) must be <= 100",
+        ),
     ],
-)  # fmt: skip
+)
 def test_canary_rules(what: str, isvc: dict, message: str) -> None:
     errors = admission_errors(None, isvc)
     assert errors and errors[0].startswith(message), what
