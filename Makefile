@@ -192,25 +192,25 @@ kfp-ui: ## port-forward the KFP UI/API to localhost:8088; then KFP_HOST=http://l
 	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8088:80
 
 deploy: install ## serve the champion as InferenceService `sentiment` (create, or replace the serving version once the new one is Ready)
-	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE))
+	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE))
 
 canary: install ## start the champion as a canary with PERCENT (default 10) of the traffic, once Ready
-	@$(call with_mlflow,$(PYTHON) -m components.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
+	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
 
 promote: install ## the canary takes all traffic and becomes the serving version (alias production)
-	@$(call with_mlflow,$(PYTHON) -m components.deploy promote)
+	@$(call with_mlflow,$(PYTHON) -m rollout.deploy promote)
 
 rollback: install ## drop the canary; the serving version takes all traffic again
-	@$(call with_mlflow,$(PYTHON) -m components.deploy rollback)
+	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollback)
 
 analyze: install ## canary analysis on Prometheus until promote, rollback or timeout, then act on it (ANALYZE_ARGS=--once|--no-apply)
 	@$(call forward,monitoring,$(PROMETHEUS_SVC),9090:9090) \
 	$(call forward,monitoring,svc/prometheus-pushgateway,9091:9091) \
-	$(call with_mlflow,PUSHGATEWAY=localhost:9091 $(PYTHON) -m components.canary_analysis \
+	$(call with_mlflow,PUSHGATEWAY=localhost:9091 $(PYTHON) -m rollout.canary_analysis \
 		--prometheus http://localhost:9090 $(ANALYZE_ARGS))
 
 status: install ## which versions serve with what share of the route, readiness, pods and HPA
-	$(PYTHON) -m components.deploy status
+	$(PYTHON) -m rollout.deploy status
 	kubectl -n mlops get pods,hpa -l app.kubernetes.io/name=sentiment-predictor
 
 predict: ## send one v1 and one v2 request through the Gateway (port-forwarded to localhost:8089)

@@ -10,7 +10,7 @@ driven over HTTP by a load generator in a second process (bench/load.py; one tex
 concurrency; then a soak run of our predictor at the highest concurrency, counting errors. Prints the
 tables and the ratios the serving targets are about, and writes everything to JSON.
 
-    python bench/serve.py --model svm=models:/sentiment/1 --model transformer=models:/sentiment/2 \
+    python bench/serve.py --model linear=models:/sentiment/1 --model transformer=models:/sentiment/2 \
         [--tracking-uri sqlite:///.mlops/mlflow.db] [--data ../shared/data/tweeteval_sentiment] \
         [--concurrency 1 8 32 64] [--seconds 10] [--soak-requests 10000] [--output bench/results/serve.json]
 """
@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.load import drive  # noqa: E402
 from components.ingest import read_source  # noqa: E402
-from components.onnx_runtime import INT8_FILE, export_int8, int8_session, session_logits  # noqa: E402
-from components.text import normalize_text  # noqa: E402
-from components.transformer_model import predict_probabilities, torch_logits  # noqa: E402
+from models.onnx_runtime import INT8_FILE, export_int8, int8_session, session_logits  # noqa: E402
+from core.text import normalize_text  # noqa: E402
+from models.transformer import predict_probabilities, torch_logits  # noqa: E402
 from tests.helpers import free_port, start_process, stop_process, wait_for_http  # noqa: E402
 
 V1 = "/v1/models/sentiment:predict"

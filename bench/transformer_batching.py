@@ -20,9 +20,9 @@ import numpy as np
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from components.hub import resolve_model
+from core.hub import resolve_model
 from components.ingest import read_source
-from components.text import normalize_text
+from core.text import normalize_text
 from components.train_transformer import train_transformer
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -12,27 +12,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import Model
 
-from components.labels import LABELS, probability_columns
-from components.metrics import classification_metrics
-from components.sentiment_model import probabilities_frame
-from components.tracking import use_tracking
-from components.train_svm import TrainResult
+from core.labels import LABELS, probability_columns
+from core.scores import classification_metrics
+from models.ensemble import log_ensemble_model
+from models.output import probabilities_frame
+from core.tracking import use_tracking
+from components.train_linear import TrainResult
 
 logger = logging.getLogger(__name__)
-
-SERVING_REQUIREMENTS = [
-    "torch==2.13.0", "transformers==5.24.0", "sentence-transformers==6.2.0", "scikit-learn==1.9.1",
-    "skops==0.16.0", "pandas==2.3.3", "mlflow==3.17.2",
-]  # fmt: skip
-
-
-def load_member(path: str, runtime: str) -> mlflow.pyfunc.PyFuncModel:
-    """Load a member model, in ``runtime`` when its config has that setting."""
-    config = Model.load(path).flavors["python_function"].get("config") or {}
-    return mlflow.pyfunc.load_model(path, model_config={"runtime": runtime} if "runtime" in config else None)
-
 
 def simplex_grid(size: int, step: float) -> list[tuple[float, ...]]:
     """Every weight vector of ``size`` multiples of ``step`` that sums to 1."""
@@ -54,24 +42,6 @@ def tune_weights(
         return round(score, 9), -float(np.abs(np.array(weights) - even).sum())
 
     return max(simplex_grid(len(probabilities), step), key=rank)
-
-
-class SoftVotingClassifier(mlflow.pyfunc.PythonModel):
-    """Averages its members' probability columns with ``weights``; answers like every other candidate."""
-
-    family = "ensemble"
-
-    def __init__(self, weights: list[float] | None = None):
-        self.weights = weights
-
-    def load_context(self, context) -> None:
-        runtime = (context.model_config or {}).get("runtime", "fp32")
-        names = sorted(name for name in context.artifacts if name.startswith("member_"))
-        self.members = [load_member(context.artifacts[name], runtime) for name in names]
-
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        frames = [member.predict(model_input)[probability_columns()].to_numpy() for member in self.members]
-        return probabilities_frame(list(LABELS), np.average(frames, axis=0, weights=self.weights))
 
 
 def ensemble(
@@ -119,7 +89,7 @@ def ensemble(
                             **{f"validation_{k}": v for k, v in metrics.items()}})  # fmt: skip
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=SoftVotingClassifier(kept_weights),
+            python_model=SoftVotingSentimentModel(kept_weights),
             artifacts=members,
             model_config={"runtime": "fp32"},
             code_paths=[str(Path(__file__).parent)],

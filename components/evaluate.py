@@ -11,15 +11,15 @@ from typing import IO
 import mlflow
 import pandas as pd
 
-from components.drift import REFERENCE_ARTIFACT, build_reference
-from components.labels import probability_columns
-from components.metrics import (
+from monitoring.drift import REFERENCE_ARTIFACT, build_reference
+from core.labels import probability_columns
+from core.scores import (
     classification_metrics,
     confusion_matrix_figure,
     label_confusion_matrix,
 )
-from components.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
-from components.tracking import use_tracking
+from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
+from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _score_int8_variant(
     model: mlflow.pyfunc.PyFuncModel, model_path: str, test: pd.DataFrame, truth: list[str]
 ) -> dict[str, float]:
     """Score the INT8 runtime of ``model`` (loaded from ``model_path``; see
-    components/transformer_model.py) on the test split: its ``test_int8_*`` metrics and single-text
+    models/transformer.py) on the test split: its ``test_int8_*`` metrics and single-text
     latency. Empty for models without a ``runtime`` setting."""
     if "runtime" not in (model.model_config or {}):
         return {}
@@ -98,9 +98,9 @@ def evaluate(
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
-    size, the model card and the drift reference (components/drift.py) to the training run ``run_id``;
+    size, the model card and the drift reference (monitoring/drift.py) to the training run ``run_id``;
     also write the matrix PNG to ``confusion_png``.
-    With ``ood_path`` (see components/out_of_domain.py), also score each out-of-domain set
+    With ``ood_path`` (see components/prepare_out_of_domain.py), also score each out-of-domain set
     (``ood_<domain>_*`` metrics and predictions). A model with an INT8 runtime also gets ``test_int8_*``.
     """
     use_tracking(tracking_uri)

@@ -32,9 +32,9 @@ from components.evaluate import (
     logged_predictions,
     predict_labels,
 )
-from components.metrics import PairedSet, paired_bootstrap
-from components.model_card import MODEL_CARD_ARTIFACT
-from components.tracking import use_tracking
+from core.scores import PairedSet, paired_bootstrap
+from core.model_card import MODEL_CARD_ARTIFACT
+from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 

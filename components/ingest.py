@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.hub import hub_unreachable
-from components.labels import normalize_labels
-from components.object_store import download
+from core.hub import hub_unreachable
+from core.labels import normalize_labels
+from core.object_store import download
 
 logger = logging.getLogger(__name__)
 

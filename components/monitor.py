@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from components.drift import (
+from monitoring.drift import (
     FEATURES,
     REFERENCE_ARTIFACT,
     SIGNIFICANT_PSI,
@@ -28,9 +28,9 @@ from components.drift import (
     class_mix,
     drift_scores,
 )
-from components.labels import LABELS
-from components.object_store import download
-from components.tracking import use_tracking
+from core.labels import LABELS
+from core.object_store import download
+from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 

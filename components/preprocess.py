@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from components.text import normalize_text
+from core.text import normalize_text
 
 logger = logging.getLogger(__name__)
 

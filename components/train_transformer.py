@@ -1,5 +1,5 @@
 """train_transformer: fine-tune a Hugging Face sequence classifier (DistilBERT by default; the bundled
-all-MiniLM-L6-v2 weights when no hub is reachable) on the SVM's split, within a step and wall-clock budget,
+all-MiniLM-L6-v2 weights when no hub is reachable) on the linear candidates' split, within a step and wall-clock budget,
 with early stopping on validation macro recall (TweetEval's metric), and log it to MLflow as a pyfunc
 model with its training curve.
 """
@@ -14,14 +14,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from components.hub import resolve_model
-from components.labels import LABELS
-from components.metrics import classification_metrics
-from components.onnx_runtime import export_int8
-from components.text import normalize_text
-from components.tracking import use_tracking
-from components.train_svm import TrainResult
-from components.transformer_model import log_transformer_model
+from core.hub import resolve_model
+from core.labels import LABELS
+from core.scores import classification_metrics
+from models.onnx_runtime import export_int8
+from core.text import normalize_text
+from core.tracking import use_tracking
+from components.train_linear import TrainResult
+from models.transformer import log_transformer_model
 
 logger = logging.getLogger(__name__)
 

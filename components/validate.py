@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from components.labels import LABELS
+from core.labels import LABELS
 
 logger = logging.getLogger(__name__)
 

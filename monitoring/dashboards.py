@@ -37,7 +37,7 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from components.drift import SIGNIFICANT_PSI
+from monitoring.drift import SIGNIFICANT_PSI
 
 OUTPUT = Path(__file__).resolve().parent.parent / "manifests" / "base" / "dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")

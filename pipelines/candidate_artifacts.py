@@ -1,7 +1,7 @@
 """What a training step records in KFP: a Model artifact pointing at the MLflow model, and its
 validation metrics. Imported inside the component bodies (the training image carries this package)."""
 
-from components.train_svm import TrainResult
+from components.train_linear import TrainResult
 
 
 def record_candidate(result: TrainResult, family: str, model, validation_metrics) -> None:

@@ -21,7 +21,7 @@ class PipelineParams:
     ood_max_rows: int
     encoder_id: str
     classifier: str
-    svm_trials: int
+    linear_trials: int
     c: float
     imbalance: str
     batch_size: int

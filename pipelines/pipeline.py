@@ -1,5 +1,5 @@
 """The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
-(SVM on embeddings, SVM on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
+(a linear classifier on embeddings and one on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
 each (on the test split and the out-of-domain sets) -> gate -> deploy -> analyze (a canary, on a cluster)."""
 
 from kfp import compiler, dsl, kubernetes
@@ -14,7 +14,7 @@ from pipelines.steps import (
     monitor,
     prepare_out_of_domain,
     preprocess,
-    train_svm,
+    train_linear,
     train_transformer,
     validate,
 )
@@ -55,7 +55,7 @@ def sentiment_pipeline(
     ood_max_rows: int,
     encoder_id: str,
     classifier: str,
-    svm_trials: int,
+    linear_trials: int,
     c: float,
     imbalance: str,
     batch_size: int,
@@ -111,11 +111,11 @@ def sentiment_pipeline(
     out_of_domain = prepared.outputs["out_of_domain"]
     candidates = {}
     for featurizer in ("embeddings", "tfidf"):
-        candidates[f"svm_{featurizer}"] = train_svm(
+        candidates[f"linear_{featurizer}"] = train_linear(
             train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
             featurizer=featurizer, encoder_id=encoder_id, classifier=classifier, c=c, imbalance=imbalance,
-            trials=svm_trials, metric=gate_metric, batch_size=batch_size, seed=seed, run_params=run_params,
-        ).set_display_name(f"train-svm-{featurizer}")  # fmt: skip
+            trials=linear_trials, metric=gate_metric, batch_size=batch_size, seed=seed, run_params=run_params,
+        ).set_display_name(f"train-linear-{featurizer}")  # fmt: skip
     candidates["transformer"] = train_transformer(
         train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
         model_id=transformer_model_id, offline_fallback=transformer_offline_fallback,

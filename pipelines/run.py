@@ -73,7 +73,7 @@ def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
 
 def local_tracking_uri(workdir: Path, experiment: str) -> str:
     """MLFLOW_TRACKING_URI if set; else a sqlite store and artifact folder under ``workdir``."""
-    from components.tracking import ensure_experiment
+    from core.tracking import ensure_experiment
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workdir / 'mlflow.db'}"
     artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (workdir / "mlartifacts").as_uri()
@@ -145,8 +145,8 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
 
 
 def candidate_name(params: dict) -> str:
-    """A short name for a training run from its logged params: svm-embeddings, svm-tfidf, transformer."""
-    return "svm-" + params["featurizer"] if params["model_family"] == "svm" else params["model_family"]
+    """A short name for a training run from its logged params: linear-embeddings, linear-tfidf, transformer."""
+    return "linear-" + params["featurizer"] if params["model_family"] == "linear" else params["model_family"]
 
 
 def summary(decision: dict, seconds: float) -> str:

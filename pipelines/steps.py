@@ -89,7 +89,7 @@ def prepare_out_of_domain(
         out_of_domain: The combined set.
         report: Rows kept and dropped (by reason) per domain.
     """
-    from components.out_of_domain import prepare_out_of_domain as prepare
+    from components.prepare_out_of_domain import prepare_out_of_domain as prepare
 
     for domain, counts in prepare(sources, out_of_domain.path, max_rows, max_text_chars, seed).items():
         for name, count in counts.items():
@@ -97,7 +97,7 @@ def prepare_out_of_domain(
 
 
 @component
-def train_svm(
+def train_linear(
     train: Input[Dataset],
     validation: Input[Dataset],
     tracking_uri: str,
@@ -117,15 +117,15 @@ def train_svm(
 ):
     """Embeddings or TF-IDF + linear classifier (C and imbalance tuned over ``trials`` Optuna trials, if any),
     logged to MLflow; the Model artifact points at it."""
-    from components.train_svm import train_svm as train_svm_model
+    from components.train_linear import train_linear as train_linear_model
     from pipelines.candidate_artifacts import record_candidate
 
-    result = train_svm_model(
+    result = train_linear_model(
         train.path, validation.path, tracking_uri, experiment, featurizer=featurizer, encoder_id=encoder_id,
         classifier=classifier, c=c, imbalance=imbalance, trials=trials, metric=metric, batch_size=batch_size,
         seed=seed, run_params=run_params,
     )  # fmt: skip
-    record_candidate(result, f"svm-{featurizer}", model, validation_metrics)
+    record_candidate(result, f"linear-{featurizer}", model, validation_metrics)
 
 
 @component
@@ -171,8 +171,8 @@ def train_transformer(
 
 @component
 def ensemble(
-    svm_embeddings: Input[Model],
-    svm_tfidf: Input[Model],
+    linear_embeddings: Input[Model],
+    linear_tfidf: Input[Model],
     transformer: Input[Model],
     validation: Input[Dataset],
     tracking_uri: str,
@@ -188,7 +188,7 @@ def ensemble(
     from components.ensemble import ensemble as ensemble_model
     from pipelines.candidate_artifacts import record_candidate
 
-    members = [m.metadata["model_uri"] for m in (svm_embeddings, svm_tfidf, transformer)]
+    members = [m.metadata["model_uri"] for m in (linear_embeddings, linear_tfidf, transformer)]
     result = ensemble_model(members, validation.path, tracking_uri, experiment, run_params, weighting, metric)
     record_candidate(result, "ensemble", model, validation_metrics)
 
@@ -210,7 +210,7 @@ def evaluate(
     import io
 
     from components.evaluate import evaluate as evaluate_model
-    from components.labels import LABELS
+    from core.labels import LABELS
 
     png = io.BytesIO()
     result = evaluate_model(
@@ -236,8 +236,8 @@ def evaluate(
 
 @component
 def gate(
-    svm_embeddings: Input[Model],
-    svm_tfidf: Input[Model],
+    linear_embeddings: Input[Model],
+    linear_tfidf: Input[Model],
     transformer: Input[Model],
     ensemble: Input[Model],
     test: Input[Dataset],
@@ -263,7 +263,7 @@ def gate(
 
     from components.gate import gate as gate_model
 
-    models = (svm_embeddings, svm_tfidf, transformer, ensemble)
+    models = (linear_embeddings, linear_tfidf, transformer, ensemble)
     candidates = [(m.metadata["run_id"], m.metadata["model_uri"]) for m in models]
     result = gate_model(
         candidates, test.path, tracking_uri, model_name, metric=metric, min_improvement=min_improvement,
@@ -271,7 +271,7 @@ def gate(
         ood_path=out_of_domain.path, ood_weight=ood_weight, int8_max_loss=int8_max_loss,
     )  # fmt: skip
     if pushgateway:
-        from components.pipeline_metrics import push_gate_metrics
+        from monitoring.pushgateway import push_gate_metrics
 
         push_gate_metrics(
             pushgateway, model_name, result, {m.metadata["run_id"]: m.metadata["family"] for m in models}
@@ -295,9 +295,9 @@ def deploy(
     would apply. Returns the outcome (created, canary, replaced, unchanged, manifest, skipped)."""
     import json
 
-    from components.deploy import deploy_champion
-    from components.inference_service import ServingSettings
-    from components.tracking import use_tracking
+    from rollout.deploy import deploy_champion
+    from rollout.inference_service import ServingSettings
+    from core.tracking import use_tracking
 
     use_tracking(tracking_uri)
     settings = ServingSettings(image=serve_image, name=model_name, namespace=namespace)
@@ -322,9 +322,9 @@ def analyze(
     verdict."""
     if outcome != "canary":
         return f"skipped: deploy outcome {outcome}"
-    from components.canary_analysis import AnalysisSettings, run_analysis
-    from components.deploy import Cluster, Registry, load_kube_config
-    from components.inference_service import ServingSettings
+    from rollout.canary_analysis import AnalysisSettings, run_analysis
+    from rollout.deploy import Cluster, Registry, load_kube_config
+    from rollout.inference_service import ServingSettings
 
     load_kube_config()
     settings = AnalysisSettings.from_config(canary_analysis, namespace, model_name)

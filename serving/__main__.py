@@ -16,7 +16,7 @@ from kserve import model_server
 from starlette.exceptions import HTTPException
 
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
-from serving.model import ChampionNotFound, ReloadingRepository, SentimentModel, ServingOptions
+from serving.predictor import ChampionNotFound, ReloadingRepository, SentimentPredictor, ServingOptions
 from serving.payload import RequestLimits
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         import mlflow
 
         mlflow.set_tracking_uri(args.tracking_uri)
-    model = SentimentModel(args.model_name, args.model_uri, serving_options(args))
+    model = SentimentPredictor(args.model_name, args.model_uri, serving_options(args))
     try:
         model.load()  # before the server listens: not ready until the model is loaded
     except ChampionNotFound as exc:

@@ -12,7 +12,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.utils.utils import generate_uuid
 
-from components.labels import LABELS, probability_columns
+from core.labels import LABELS, probability_columns
 
 
 @dataclass(frozen=True)

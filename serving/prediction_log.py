@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from components.object_store import upload
-from serving.metrics import PREDICTION_LOG_RECORDS
+from core.object_store import upload
+from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.tracking import ensure_experiment
+from core.tracking import ensure_experiment
 from tests.helpers import (
     SHARED_DATA,
     free_port,
@@ -103,17 +103,17 @@ SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 6
 
 @pytest.fixture(scope="session")
 def champion_store(tmp_path_factory) -> str:
-    """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_svm ->
+    """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_linear ->
     evaluate -> gate steps."""
     from components.evaluate import evaluate
     from components.gate import gate
-    from components.train_svm import train_svm
+    from components.train_linear import train_linear
 
     root = tmp_path_factory.mktemp("champion")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=2)
-    trained = train_svm(paths["train"], paths["validation"], uri, "sentiment")
+    trained = train_linear(paths["train"], paths["validation"], uri, "sentiment")
     evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
     assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted
     return uri

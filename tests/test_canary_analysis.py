@@ -22,7 +22,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from components.canary_analysis import (
+from rollout.canary_analysis import (
     PROMOTE,
     ROLLBACK,
     WAIT,
@@ -31,9 +31,9 @@ from components.canary_analysis import (
     analyze_canary,
     run_analysis,
 )
-from components.canary_checks import FAIL, INSUFFICIENT, PASS
-from components.deploy import PRODUCTION_ALIAS, Cluster, DeployError, Registry, rollout
-from components.inference_service import ServingSettings, inference_service
+from rollout.canary_checks import FAIL, INSUFFICIENT, PASS
+from rollout.deploy import PRODUCTION_ALIAS, Cluster, DeployError, Registry, rollout
+from rollout.inference_service import ServingSettings, inference_service
 from pipelines.params import PipelineParams
 from tests import canary_models
 from tests.helpers import (

@@ -3,7 +3,7 @@ waits while either version has too little traffic."""
 
 import pytest
 
-from components.canary_checks import (
+from rollout.canary_checks import (
     FAIL,
     INSUFFICIENT,
     PASS,

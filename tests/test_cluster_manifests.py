@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.inference_service import (
+from rollout.inference_service import (
     ServingSettings,
     canary_patch,
     inference_service,

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from components.deploy import (
+from rollout.deploy import (
     CANARY_ALIAS,
     PRODUCTION_ALIAS,
     Cluster,
@@ -21,8 +21,8 @@ from components.deploy import (
     rollout,
     status,
 )
-from components.inference_service import ServingSettings, storage_uri_of
-from components.serving_bundle import BUNDLE_FILE
+from rollout.inference_service import ServingSettings, storage_uri_of
+from models.bundle import BUNDLE_FILE
 from tests.kube_stand_in import StandInApiServer
 
 ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.drift import (
+from monitoring.drift import (
     REFERENCE_ARTIFACT,
     SIGNIFICANT_PSI,
     DriftReference,
@@ -20,8 +20,8 @@ from components.drift import (
     psi,
 )
 from components.monitor import MonitorError, monitor, read_prediction_log
-from serving.drift import DriftWindow
-from serving.metrics import PREDICTION_LOG_RECORDS
+from serving.drift_window import DriftWindow
+from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 from serving.prediction_log import PredictionLog
 from tests.helpers import write_splits
 

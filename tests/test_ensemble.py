@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from components.ensemble import ensemble, simplex_grid
-from components.labels import LABELS, probability_columns
-from components.sentiment_model import probabilities_frame
+from core.labels import LABELS, probability_columns
+from models.linear import probabilities_frame
 from tests.helpers import sentiment_frame
 from tests.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel
 

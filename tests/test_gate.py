@@ -9,9 +9,9 @@ import pytest
 
 from components.evaluate import evaluate
 from components.gate import GateError, current_champion, decide, gate
-from components.labels import LABELS
-from components.metrics import PairedSet, paired_bootstrap
-from components.sentiment_model import probabilities_frame, texts_of
+from core.labels import LABELS
+from core.scores import PairedSet, paired_bootstrap
+from models.linear import probabilities_frame, texts_of
 from tests.helpers import sentiment_frame
 
 

@@ -5,7 +5,7 @@ import pytest
 from minio import Minio
 
 from components.ingest import DataSourceError, ingest, read_source
-from components.labels import LABELS
+from core.labels import LABELS
 from tests.conftest import shared_dataset
 from tests.helpers import sentiment_frame
 

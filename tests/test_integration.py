@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.labels import LABELS, probability_columns
+from core.labels import LABELS, probability_columns
 from pipelines import run
 from tests.conftest import shared_dataset
 from tests.helpers import start_model_server, stop_process
@@ -33,7 +33,7 @@ def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: P
     # 400 tweets per split: too few for a good model, so the floor is set just above chance (1/3).
     run_pipeline(
         source, tmp_path, monkeypatch, mlflow_server, max_rows_per_split=400, min_score=0.34,
-        transformer_max_steps=20, transformer_eval_steps=10, svm_trials=2,
+        transformer_max_steps=20, transformer_eval_steps=10, linear_trials=2,
     )  # fmt: skip
 
     mlflow.set_tracking_uri(mlflow_server)

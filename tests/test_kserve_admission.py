@@ -7,8 +7,8 @@ from copy import deepcopy
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from components.deploy import Cluster
-from components.inference_service import ServingSettings, canary_patch, inference_service
+from rollout.deploy import Cluster
+from rollout.inference_service import ServingSettings, canary_patch, inference_service
 from tests.kserve_admission import admission_errors, storage_uri
 from tests.kube_stand_in import StandInApiServer, merge_patch
 

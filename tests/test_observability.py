@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.canary_checks import CheckResult, VersionEvidence
-from components.canary_report import CanaryVerdict, push_verdict
-from components.drift import SIGNIFICANT_PSI
+from rollout.canary_checks import CheckResult, VersionEvidence
+from rollout.canary_report import CanaryVerdict, push_verdict
+from monitoring.drift import SIGNIFICANT_PSI
 from components.gate import GateDecision
-from components.pipeline_metrics import push_gate_metrics
+from monitoring.pushgateway import push_gate_metrics
 from monitoring.dashboards import DASHBOARDS
 from tests.helpers import (
     REPO,
@@ -135,7 +135,7 @@ def push_decision(tracking_uri: str, pushgateway: str) -> None:
         champion_score=0.74, champion_version="1", interval=(0.03, 0.11), confidence=0.95,
         registered_version="2", int8_loss=None, int8_accepted=False,
     )  # fmt: skip
-    push_gate_metrics(pushgateway, MODEL, decision, {run_id: "svm-embeddings"})
+    push_gate_metrics(pushgateway, MODEL, decision, {run_id: "linear-embeddings"})
 
 
 def predict(url: str, texts: list[str]) -> None:
@@ -269,7 +269,7 @@ def test_drift_stays_low_until_the_inputs_shift_then_alerts(observed) -> None:
 
 def test_the_pipeline_metrics_came_through_the_pushgateway(observed) -> None:
     prometheus = observed[0]
-    assert prometheus.values('sentiment_pipeline_gate_promoted{model="sentiment", family="svm-embeddings"}')
+    assert prometheus.values('sentiment_pipeline_gate_promoted{model="sentiment", family="linear-embeddings"}')
     interval = prometheus.values('sentiment_pipeline_gate_gain_interval{model="sentiment"}')
     assert sorted(interval.values()) == [0.03, 0.11]
     assert list(prometheus.values('sentiment_pipeline_champion_version{model="sentiment"}').values()) == [2]

@@ -28,7 +28,7 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
     tasks = pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
-        "ingest", "validate", "preprocess", "train-svm", "train-svm-2", "train-transformer", "ensemble",
+        "ingest", "validate", "preprocess", "train-linear", "train-linear-2", "train-transformer", "ensemble",
         "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate", "deploy",
         "analyze",
     }  # fmt: skip
@@ -91,7 +91,7 @@ def write_params(tmp_path: Path, **changes) -> Path:
         "transformer_max_steps": 12,
         "transformer_eval_steps": 6,
         "transformer_batch_size": 16,
-        "svm_trials": 2,
+        "linear_trials": 2,
     }
     values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | budget | changes
     path = tmp_path / "params.yaml"
@@ -113,7 +113,7 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     run.main([*arguments, "--params", str(write_params(tmp_path)), "--workdir", str(workdir)])
 
     printed = capsys.readouterr().out
-    for name in ("svm-embeddings", "svm-tfidf", "transformer", "ensemble"):
+    for name in ("linear-embeddings", "linear-tfidf", "transformer", "ensemble"):
         assert f"{name:<16}{'test':<30}" in printed
     assert f"{'ensemble':<16}ood_reddit_sentiment" in printed
     weights = "test 0.75, ood_reddit_sentiment 0.125, ood_youtubecommentsdataset 0.125"

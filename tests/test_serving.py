@@ -16,8 +16,8 @@ from kserve import InferenceGRPCClient, InferInput, InferRequest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from components.labels import LABELS, probability_columns
-from components.tracking import ensure_experiment
+from core.labels import LABELS, probability_columns
+from core.tracking import ensure_experiment
 from tests.conftest import SERVER_LIMITS
 from tests.helpers import free_port, metric_value, scrape_metrics, sentiment_frame
 
@@ -152,7 +152,7 @@ def test_metrics_are_exposed_and_move_with_traffic(model_server) -> None:
     before = scrape_metrics(url)
     assert (
         metric_value(
-            before, "sentiment_model_info", name="sentiment", version="1", flavour="svm", runtime="fp32"
+            before, "sentiment_model_info", name="sentiment", version="1", flavour="linear", runtime="fp32"
         )
         == 1
     )

@@ -11,9 +11,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from components.drift import REFERENCE_ARTIFACT
-from components.object_store import s3_client
-from components.serving_bundle import BUNDLE_FILE, VersionDetails, publish_bundle
+from monitoring.drift import REFERENCE_ARTIFACT
+from core.object_store import s3_client
+from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
@@ -39,7 +39,7 @@ def test_a_bundle_carries_the_model_its_version_scores_and_drift_reference(publi
     details = VersionDetails.from_bundle(mounted)
     registered = mlflow.MlflowClient(champion_store).get_model_version("sentiment", "1")
     assert (details.name, details.version, details.run_id) == ("sentiment", "1", registered.run_id)
-    assert details.int8_accepted is False  # an SVM has no INT8 runtime; the gate recorded it
+    assert details.int8_accepted is False  # a linear model has no INT8 runtime; the gate recorded it
     assert details.offline_scores["test_macro_recall"] == pytest.approx(
         mlflow.MlflowClient(champion_store).get_run(registered.run_id).data.metrics["test_macro_recall"]
     )

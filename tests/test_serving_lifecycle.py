@@ -11,10 +11,10 @@ import httpx
 import mlflow
 import pytest
 
-from components.tracking import ensure_experiment
-from components.train_svm import train_svm
+from core.tracking import ensure_experiment
+from components.train_linear import train_linear
 from serving import metrics
-from serving.model import SentimentModel, ServingOptions
+from serving.predictor import SentimentPredictor, ServingOptions
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 
 V1 = "/v1/models/sentiment:predict"
@@ -28,7 +28,7 @@ def two_versions(tmp_path_factory) -> str:
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=3)
     for c in (1.0, 0.1):
-        trained = train_svm(paths["train"], paths["validation"], uri, "sentiment", featurizer="tfidf", c=c)
+        trained = train_linear(paths["train"], paths["validation"], uri, "sentiment", featurizer="tfidf", c=c)
         mlflow.register_model(trained.model_uri, "sentiment")
     mlflow.MlflowClient(uri).set_registered_model_alias("sentiment", "champion", "1")
     return uri
@@ -93,7 +93,7 @@ def test_polling_predictor_follows_the_alias_without_a_failed_request(two_versio
     assert set(on_request.answers) == {(200, "1")} and not on_request.errors
     samples = scrape_metrics(servers["polling"])
     assert metric_value(samples, "sentiment_model_loads_total", outcome="success") == 2
-    info = {"name": "sentiment", "flavour": "svm", "runtime": "fp32"}
+    info = {"name": "sentiment", "flavour": "linear", "runtime": "fp32"}
     assert metric_value(samples, "sentiment_model_info", version="2", **info) == 1
     assert metric_value(samples, "sentiment_model_info", version="1", **info) == 0
 
@@ -116,8 +116,8 @@ def test_loading_retries_with_backoff_then_fails_clearly(tmp_path, caplog) -> No
     """A model that cannot be loaded: ``load_attempts`` tries, a warning per retry, then the error."""
     failures = metrics.MODEL_LOADS.labels(outcome="failure")._value.get()
     options = ServingOptions(load_attempts=3, load_backoff_seconds=0.01)
-    model = SentimentModel("sentiment", str(tmp_path / "no-model-here"), options)
-    with caplog.at_level(logging.WARNING, logger="serving.model"), pytest.raises(Exception, match="no-model"):
+    model = SentimentPredictor("sentiment", str(tmp_path / "no-model-here"), options)
+    with caplog.at_level(logging.WARNING, logger="serving.predictor"), pytest.raises(Exception, match="no-model"):
         model.load()
     assert not model.ready
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]

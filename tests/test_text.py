@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from components.text import normalize_text
+from core.text import normalize_text
 from tests.conftest import shared_dataset
 
 

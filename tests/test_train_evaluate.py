@@ -1,4 +1,4 @@
-"""train_svm and evaluate on small real data, with the real encoder and a real MLflow store."""
+"""train_linear and evaluate on small real data, with the real encoder and a real MLflow store."""
 
 from pathlib import Path
 
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
-from components.labels import LABELS, probability_columns
-from components.train_svm import build_classifier, train_svm
-from components.tune_svm import IMBALANCE_TREATMENTS, oversample
+from core.labels import LABELS, probability_columns
+from components.train_linear import build_classifier, train_linear
+from components.tune_linear import IMBALANCE_TREATMENTS, oversample
 from tests.helpers import write_splits
 
 
@@ -20,10 +20,10 @@ def splits(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("featurizer", "classifier"), [("embeddings", "logreg"), ("tfidf", "linear_svc")])
-def test_train_svm_logs_a_model_that_serves_and_evaluates(
+def test_train_linear_logs_a_model_that_serves_and_evaluates(
     featurizer: str, classifier: str, splits, tracking_uri, tmp_path: Path
 ) -> None:
-    result = train_svm(
+    result = train_linear(
         splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer=featurizer,
         classifier=classifier, run_params='{"seed": 5}',
     )  # fmt: skip
@@ -63,7 +63,7 @@ def test_train_svm_logs_a_model_that_serves_and_evaluates(
     assert run.data.metrics["latency_ms_per_text"] > 0 and run.data.metrics["model_mb"] > 0
     card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
     assert card == evaluation.model_card
-    assert f"# Model card: svm-{featurizer}" in card and f"- classifier: `{classifier}`" in card
+    assert f"# Model card: linear-{featurizer}" in card and f"- classifier: `{classifier}`" in card
     assert "- rows: train 72, validation 36, test 36" in card
     matrix_rows = [line for line in card.splitlines() if line.startswith(tuple(f"| {x} |" for x in LABELS))]
     assert len(matrix_rows) == 6  # per-class metrics and confusion matrix, one row per class each
@@ -73,11 +73,11 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
     with pytest.raises(ValueError, match="classifier must be one of"):
         build_classifier("random_forest", 1.0, None, 0)
     with pytest.raises(ValueError, match="featurizer must be one of"):
-        train_svm(splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="bag_of_words")
+        train_linear(splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="bag_of_words")
 
 
 def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, tracking_uri) -> None:
-    result = train_svm(
+    result = train_linear(
         splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="tfidf", trials=3,
         c=0.3, imbalance="oversample",
     )  # fmt: skip

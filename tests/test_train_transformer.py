@@ -12,11 +12,11 @@ import pytest
 from components import hub
 from components.evaluate import evaluate
 from components.gate import current_champion, gate
-from components.labels import probability_columns
-from components.serving_bundle import VersionDetails
-from components.train_svm import train_svm
+from core.labels import probability_columns
+from models.bundle import VersionDetails
+from components.train_linear import train_linear
 from components.train_transformer import _weighted_loss, train_transformer
-from serving.model import choose_runtime
+from serving.predictor import choose_runtime
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 
 TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
@@ -123,13 +123,13 @@ def candidate(trained, test_path: str, tracking_uri: str) -> tuple[str, str]:
     return trained.run_id, trained.model_uri
 
 
-def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_one(
+def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_trained_one(
     splits, tracking_uri, tmp_path: Path
 ) -> None:
-    few = tmp_path / "few.parquet"  # two texts per class: a weak TF-IDF SVM champion
+    few = tmp_path / "few.parquet"  # two texts per class: a weak TF-IDF linear champion
     pd.read_parquet(splits["train"]).groupby("label").head(2).to_parquet(few)
-    svm = train_svm(str(few), splits["validation"], tracking_uri, "sentiment", featurizer="tfidf")
-    first = gate([candidate(svm, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment")
+    linear = train_linear(str(few), splits["validation"], tracking_uri, "sentiment", featurizer="tfidf")
+    first = gate([candidate(linear, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment")
     assert first.promoted
 
     starved = train_transformer(
@@ -137,7 +137,7 @@ def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_on
     )
     kept = gate([candidate(starved, splits["test"], tracking_uri)], splits["test"], tracking_uri, "sentiment")
     assert not kept.promoted and kept.candidate_score < kept.champion_score
-    assert current_champion(mlflow.MlflowClient(tracking_uri), "sentiment").run_id == svm.run_id
+    assert current_champion(mlflow.MlflowClient(tracking_uri), "sentiment").run_id == linear.run_id
 
     trained = train_transformer(
         splits["train"],
@@ -159,7 +159,7 @@ def test_gate_keeps_the_svm_against_a_starved_transformer_and_takes_a_trained_on
     metrics = client.get_run(trained.run_id).data.metrics
     assert taken.int8_loss == pytest.approx(metrics["test_macro_recall"] - metrics["test_int8_macro_recall"])
     assert taken.int8_accepted and champion.tags["int8_accepted"] == "true"
-    assert client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"  # an SVM has none
+    assert client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"  # a linear model has none
     assert choose_runtime(VersionDetails.from_registry("sentiment", "1"), "int8") == "fp32"
 
     # The predictor serves whichever family is champion, with the same answers; here in INT8.

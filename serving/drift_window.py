@@ -1,5 +1,5 @@
 """Live drift: the last ``size`` answered texts (length, confidence, predicted class) compared with the
-served model's drift reference (components/drift.py), as PSI per feature. Scores are computed when
+served model's drift reference (monitoring/drift.py), as PSI per feature. Scores are computed when
 Prometheus scrapes (``sentiment_drift_psi{feature}``), not on the request path."""
 
 import threading
@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from components.drift import DriftReference, drift_scores
+from monitoring.drift import DriftReference, drift_scores
 
 
 class DriftWindow:

@@ -1,4 +1,4 @@
-"""Hyper-parameter search for the SVM branch: C and the class-imbalance treatment (class weights, random
+"""Hyper-parameter search for the linear candidates: C and the class-imbalance treatment (class weights, random
 oversampling or nothing), tuned with Optuna on the validation split; every trial is a nested MLflow run."""
 
 import logging
@@ -6,7 +6,7 @@ import logging
 import mlflow
 import numpy as np
 
-from components.metrics import classification_metrics
+from core.scores import classification_metrics
 
 logger = logging.getLogger(__name__)
 

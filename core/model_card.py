@@ -6,7 +6,7 @@ import platform
 import statistics
 import time
 
-from components.labels import LABELS
+from core.labels import LABELS
 
 MODEL_CARD_ARTIFACT = "model_card.md"
 _DESCRIBED_PARAMS = (
@@ -51,7 +51,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     """Markdown for the candidate logged by ``run`` (an ``mlflow.entities.Run`` after evaluate)."""
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     family = params.get("model_family", "unknown")
-    name = f"{family}-{params['featurizer']}" if family == "svm" else family
+    name = f"{family}-{params['featurizer']}" if family == "linear" else family
     lines = [f"# Model card: {name}", "", f"MLflow run `{run.info.run_id}`.", "", "## Model", ""]
     lines += [f"- {key}: `{params[key]}`" for key in _DESCRIBED_PARAMS if key in params]
     steps = (

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from components.ingest import read_source
-from components.text import normalize_text
+from core.text import normalize_text
 from components.validate import find_bad_rows
 
 logger = logging.getLogger(__name__)

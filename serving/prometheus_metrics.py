@@ -9,9 +9,9 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from components.labels import LABELS
+from core.labels import LABELS
 from serving.batcher import BatchStats
-from serving.drift import DriftWindow
+from serving.drift_window import DriftWindow
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -1,6 +1,6 @@
 """analyze: automated canary analysis. Reads Prometheus for the stable and the canary version of the
 InferenceService separately (every predictor series carries ``model_version``), runs the checks of
-components/canary_checks.py over a sliding window at an interval, and decides:
+rollout/canary_checks.py over a sliding window at an interval, and decides:
 
 - ``promote`` when every check passes, with enough traffic on both versions, for ``required_passes``
   consecutive intervals;
@@ -8,10 +8,10 @@ components/canary_checks.py over a sliding window at an interval, and decides:
 - ``wait`` otherwise; at the timeout the verdict is ``on_timeout`` (rollback, promote or wait).
 
 The verdict and its evidence go to stdout (JSON), the canary version's registry tags, an MLflow run and
-the Pushgateway (components/canary_report.py); then the CLI and the pipeline step promote or roll back
-(components/deploy.py).
+the Pushgateway (rollout/canary_report.py); then the CLI and the pipeline step promote or roll back
+(rollout/deploy.py).
 
-    python -m components.canary_analysis [--prometheus URL] [--once] [--no-apply]
+    python -m rollout.canary_analysis [--prometheus URL] [--once] [--no-apply]
 """
 
 import argparse
@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 
 import httpx
 
-from components.canary_checks import (
+from rollout.canary_checks import (
     FAIL,
     INSUFFICIENT,
     PASS,
@@ -34,7 +34,7 @@ from components.canary_checks import (
     VersionEvidence,
     run_checks,
 )
-from components.canary_report import PROMOTE, ROLLBACK, WAIT, CanaryVerdict, record_verdict
+from rollout.canary_report import PROMOTE, ROLLBACK, WAIT, CanaryVerdict, record_verdict
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +219,8 @@ def analyze_canary(
 
 
 def apply_verdict(verdict: CanaryVerdict, cluster, registry, serving) -> None:
-    """Promote or roll back the canary (components/deploy.py); ``wait`` leaves it as it is."""
-    from components.deploy import promote, rollback
+    """Promote or roll back the canary (rollout/deploy.py); ``wait`` leaves it as it is."""
+    from rollout.deploy import promote, rollback
 
     if verdict.decision == PROMOTE:
         promote(cluster, registry, serving, expected_canary=verdict.canary_version)
@@ -238,8 +238,8 @@ def run_analysis(
     apply: bool = True,
 ) -> CanaryVerdict:
     """Analyse the InferenceService's canary against its stable version, record the verdict and (with
-    ``apply``) act on it. ``cluster``, ``registry`` and ``serving`` are components/deploy.py's."""
-    from components.deploy import DeployError, stable_and_canary
+    ``apply``) act on it. ``cluster``, ``registry`` and ``serving`` are rollout/deploy.py's."""
+    from rollout.deploy import DeployError, stable_and_canary
 
     stable, canary = stable_and_canary(cluster.existing(serving))
     if canary is None:
@@ -253,8 +253,8 @@ def run_analysis(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from components.deploy import Cluster, Registry, load_kube_config
-    from components.inference_service import ServingSettings
+    from rollout.deploy import Cluster, Registry, load_kube_config
+    from rollout.inference_service import ServingSettings
     from pipelines.params import PipelineParams
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

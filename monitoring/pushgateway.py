@@ -19,8 +19,8 @@ JOB = "sentiment-pipeline"
 def gate_registry(
     decision: GateDecision, families: dict[str, str], seconds: dict[str, float]
 ) -> CollectorRegistry:
-    """The decision as gauges; ``families`` maps each candidate's run id to its family (svm-embeddings,
-    svm-tfidf, transformer, ensemble), ``seconds`` maps it to its training time."""
+    """The decision as gauges; ``families`` maps each candidate's run id to its family (linear-embeddings,
+    linear-tfidf, transformer, ensemble), ``seconds`` maps it to its training time."""
     registry = CollectorRegistry()
     score = Gauge(
         "sentiment_pipeline_candidate_score",

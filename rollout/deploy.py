@@ -1,7 +1,7 @@
 """deploy: roll a registered model version out as the KServe InferenceService and its traffic route, and
 keep the registry truthful about what serves.
 
-- ``rollout``: publish the version's serving bundle (components/serving_bundle.py), then create the
+- ``rollout``: publish the version's serving bundle (models/bundle.py), then create the
   InferenceService, or start the version as a canary with a share of the traffic, or replace the
   serving version (through a canary that takes 100 % once Ready, so no request meets a deleted pod);
 - ``promote`` / ``rollback``: the canary takes all traffic / is removed.
@@ -12,8 +12,8 @@ the rest of the) traffic to, ``canary`` the version it sends a share to, each mo
 is; ``champion`` is only the gate's. A deploy that fails leaves the route, and so the aliases, serving a
 Ready version.
 
-    python -m components.deploy rollout --model-uri models:/sentiment@champion --image <serve image>
-    python -m components.deploy {promote,rollback,status} [--name sentiment] [--namespace mlops]
+    python -m rollout.deploy rollout --model-uri models:/sentiment@champion --image <serve image>
+    python -m rollout.deploy {promote,rollback,status} [--name sentiment] [--namespace mlops]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import re
 import time
 from pathlib import Path
 
-from components.inference_service import (
+from rollout.inference_service import (
     GROUP,
     PLURAL,
     ROUTE_GROUP,
@@ -41,7 +41,7 @@ from components.inference_service import (
     traffic_route,
     version_of,
 )
-from components.serving_bundle import bundle_uri, publish_bundle
+from models.bundle import bundle_uri, publish_bundle
 
 logger = logging.getLogger(__name__)
 

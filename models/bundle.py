@@ -36,7 +36,7 @@ class VersionDetails:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from components.drift import REFERENCE_ARTIFACT
+        from monitoring.drift import REFERENCE_ARTIFACT
 
         client = mlflow.MlflowClient()
         registered = client.get_model_version(name, version)
@@ -91,7 +91,7 @@ def publish_bundle(root: str, name: str, version: str) -> str:
 def _exists(uri: str) -> bool:
     if not uri.startswith("s3://"):
         return Path(uri).is_file()
-    from components.object_store import exists
+    from core.object_store import exists
 
     return exists(uri)
 
@@ -100,7 +100,7 @@ def _copy_folder(folder: Path, uri: str) -> None:
     """Copy ``folder`` to ``uri``, ``serving.json`` last, so that a bundle with it is complete."""
     files = sorted(folder.rglob("*"), key=lambda path: path.name == BUNDLE_FILE)
     if uri.startswith("s3://"):
-        from components.object_store import upload_file
+        from core.object_store import upload_file
 
         for path in files:
             if path.is_file():

@@ -1,4 +1,4 @@
-"""train_svm: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
+"""train_linear: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
 character n-grams) + a linear SVM or logistic regression, its C and class-imbalance treatment optionally
 tuned by Optuna, logged to MLflow as a self-contained pyfunc model.
 """
@@ -19,10 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from components.metrics import classification_metrics
-from components.sentiment_model import featurize, load_encoder, log_sentiment_model
-from components.tracking import use_tracking
-from components.tune_svm import fit_classifier, tune_classifier
+from core.scores import classification_metrics
+from models.linear import featurize, load_encoder, log_sentiment_model
+from core.tracking import use_tracking
+from components.tune_linear import fit_classifier, tune_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def tfidf_features() -> FeatureUnion:
     )
 
 
-def train_svm(
+def train_linear(
     train_path: str,
     validation_path: str,
     tracking_uri: str,
@@ -90,13 +90,13 @@ def train_svm(
     train_y, validation_y = train["label"].tolist(), validation["label"].tolist()
     use_tracking(tracking_uri, experiment)
     with (
-        mlflow.start_run(run_name=f"svm-{featurizer}-{classifier}") as run,
+        mlflow.start_run(run_name=f"linear-{featurizer}-{classifier}") as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
         mlflow.log_params(
             {
-                "model_family": "svm",
+                "model_family": "linear",
                 "featurizer": featurizer,
                 "encoder": encoder_id if featurizer == "embeddings" else "none",
                 "classifier": classifier,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from components.labels import LABELS
+from core.labels import LABELS
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str]) -> dict[str, float]:

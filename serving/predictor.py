@@ -20,12 +20,12 @@ from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
-from components.drift import DriftReference
-from components.labels import LABELS
-from components.serving_bundle import VersionDetails, is_bundle
+from monitoring.drift import DriftReference
+from core.labels import LABELS
+from models.bundle import VersionDetails, is_bundle
 from serving import metrics
 from serving.batcher import AdaptiveBatcher
-from serving.drift import DriftWindow
+from serving.drift_window import DriftWindow
 from serving.payload import (
     Predictions,
     RequestLimits,
@@ -102,7 +102,7 @@ def drift_reference(details: VersionDetails | None) -> DriftReference | None:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded pyfunc model and what it is: registry version, family (svm, transformer, ensemble) and
+    """A loaded pyfunc model and what it is: registry version, family (linear, transformer, ensemble) and
     runtime (fp32, int8)."""
 
     model: mlflow.pyfunc.PyFuncModel
@@ -141,7 +141,7 @@ class ServingOptions:
     prediction_log_sample: float = 0.1
 
 
-class SentimentModel(Model):
+class SentimentPredictor(Model):
     """A kserve.Model over the MLflow pyfunc sentiment model; ``ready`` once ``load`` succeeds."""
 
     def __init__(self, name: str, model_uri: str, options: ServingOptions = ServingOptions()):
@@ -292,11 +292,11 @@ class SentimentModel(Model):
 
 class ReloadingRepository(ModelRepository):
     """kserve's model repository, where ``POST /v2/repository/models/<name>/load`` (the Open Inference
-    Protocol's repository extension) makes a served SentimentModel move to the alias's current version."""
+    Protocol's repository extension) makes a served SentimentPredictor move to the alias's current version."""
 
     async def load(self, name: str) -> bool:
         model = self.get_model(name)
-        if not isinstance(model, SentimentModel):
+        if not isinstance(model, SentimentPredictor):
             raise InvalidInput(f"model {name!r} is not served here")
         await asyncio.to_thread(model.reload)
         return model.ready

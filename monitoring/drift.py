@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from components.labels import LABELS
+from core.labels import LABELS
 
 REFERENCE_ARTIFACT = "monitoring/drift_reference.json"
 FEATURES = ("input_length", "confidence", "predicted_class")

@@ -1,17 +1,16 @@
 """The transformer family's served model: a fine-tuned sequence classifier packaged as an MLflow pyfunc.
 
-It answers like the SVM family's model (:func:`components.sentiment_model.probabilities_frame`), so the
+It answers like the linear family's model (:func:`models.linear.probabilities_frame`), so the
 predictor serves either. Texts are normalised as in training, sorted by length and run in padded batches:
 one forward pass per batch, not one per text.
 
 The model config's ``runtime`` picks how it executes: ``fp32`` (torch, as trained; the GPU when there is
 one) or ``int8`` (ONNX Runtime on the INT8 export that training writes next to the weights, see
-components/onnx_runtime.py; CPU). The INT8 variant is the same logged model loaded with
+models/onnx_runtime.py; CPU). The INT8 variant is the same logged model loaded with
 ``model_config={"runtime": "int8"}``: evaluate scores it and the gate accepts it only if it loses at most
 ``gate_int8_max_loss`` of the metric.
 """
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,17 +19,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from components.onnx_runtime import int8_session, session_logits
-from components.sentiment_model import probabilities_frame, texts_of
-from components.text import normalize_text
-
-logger = logging.getLogger(__name__)
+from models.onnx_runtime import int8_session, session_logits
+from core.text import normalize_text
+from models.output import probabilities_frame, texts_of
+from models.packaging import log_sentiment_model
 
 RUNTIMES = ("fp32", "int8")
-SERVING_REQUIREMENTS = [
-    "torch==2.13.0", "transformers==5.24.0", "onnxruntime==1.32.0", "scipy==1.17.1", "pandas==2.3.3",
-    "mlflow==3.17.2",
-]  # fmt: skip
+REQUIREMENTS = ("transformers", "onnxruntime", "scipy")
 
 
 def predict_probabilities(
@@ -70,7 +65,7 @@ def torch_logits(model):
     return logits
 
 
-class TransformerClassifier(mlflow.pyfunc.PythonModel):
+class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
     """A Hugging Face sequence classifier; ``predict`` returns label + per-class probabilities."""
 
     family = "transformer"
@@ -105,20 +100,5 @@ class TransformerClassifier(mlflow.pyfunc.PythonModel):
 
 def log_transformer_model(model_dir: Path, max_length: int, batch_size: int) -> str:
     """Log a saved model+tokenizer folder as a pyfunc model in the active run; return its URI."""
-    from mlflow.models import infer_signature
-
-    from components.labels import LABELS
-
-    example = pd.DataFrame({"text": ["what a great day", "this is awful"]})
-    output = probabilities_frame(list(LABELS), np.full((2, len(LABELS)), 1.0 / len(LABELS)))
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=TransformerClassifier(),
-        artifacts={"model": str(model_dir)},
-        code_paths=[str(Path(__file__).parent)],
-        model_config={"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"},
-        signature=infer_signature(example, output),
-        pip_requirements=SERVING_REQUIREMENTS,
-    )
-    logger.info("logged model %s", info.model_uri)
-    return info.model_uri
+    config = {"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"}
+    return log_sentiment_model(TransformerSentimentModel(), {"model": str(model_dir)}, config, REQUIREMENTS)

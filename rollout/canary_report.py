@@ -5,7 +5,7 @@ Pipeline dashboard's canary panels)."""
 import logging
 from dataclasses import asdict, dataclass, field
 
-from components.canary_checks import FAIL, PASS, CheckResult, VersionEvidence
+from rollout.canary_checks import FAIL, PASS, CheckResult, VersionEvidence
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def record_verdict(verdict: CanaryVerdict, tracking_uri: str | None, pushgateway
     it to ``pushgateway`` (host:port; "" skips). A failed push is logged, not raised."""
     import mlflow
 
-    from components.tracking import use_tracking
+    from core.tracking import use_tracking
 
     run_id = None
     if tracking_uri:
