@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.load import drive  # noqa: E402
 from components.ingest import read_source  # noqa: E402
-from models.onnx_runtime import INT8_FILE, export_int8, int8_session, session_logits  # noqa: E402
 from core.text import normalize_text  # noqa: E402
+from models.onnx_runtime import INT8_FILE, export_int8, int8_session, session_logits  # noqa: E402
 from models.transformer import predict_probabilities, torch_logits  # noqa: E402
 from tests.helpers import free_port, start_process, stop_process, wait_for_http  # noqa: E402
 

@@ -20,10 +20,10 @@ import numpy as np
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from core.hub import resolve_model
 from components.ingest import read_source
-from core.text import normalize_text
 from components.train_transformer import train_transformer
+from core.hub import resolve_model
+from core.text import normalize_text
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/tweeteval_sentiment"

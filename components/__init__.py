@@ -1,1 +1,13 @@
-"""Plain, testable functions behind each pipeline step (one module per step)."""
+"""The pipeline's steps, one module each: a plain, typed function and the KFP component over it.
+
+Every component runs in the training image (``TRAIN_IMAGE``), which carries this repository's packages
+and kfp, so nothing is pip-installed at run time; kfp.local's SubprocessRunner runs the same code here.
+Each component's body imports what it calls, as KFP's lightweight components require.
+"""
+
+import os
+
+from kfp import dsl
+
+TRAIN_IMAGE = os.environ.get("TRAIN_IMAGE", "sentiment-mlops-train:dev")
+component = dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)

@@ -4,23 +4,43 @@ model that carries its members. Its ``runtime`` config (``fp32`` or ``int8``) pa
 that have one (the transformer)."""
 
 import itertools
-import json
 import logging
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
 import pandas as pd
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
+from components import component
+from components.candidate import TrainResult, candidate_run, finish_candidate
+from core.config import RunConfig
 from core.labels import LABELS, probability_columns
 from core.scores import classification_metrics
-from models.ensemble import log_ensemble_model
+from models.ensemble import SoftVotingSentimentModel, log_ensemble_model
 from models.output import probabilities_frame
-from core.tracking import use_tracking
-from components.train_linear import TrainResult
 
 logger = logging.getLogger(__name__)
+
+WEIGHT_STEP = 0.1
+WEIGHTINGS = ("tuned", "equal")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """params.yaml ``ensemble``: see the comments there."""
+
+    weighting: str
+
+
+@dataclass(frozen=True)
+class Member:
+    """A trained candidate: its logged model and its predictions on the validation split."""
+
+    model_uri: str
+    validation_predictions: pd.DataFrame
+
 
 def simplex_grid(size: int, step: float) -> list[tuple[float, ...]]:
     """Every weight vector of ``size`` multiples of ``step`` that sums to 1."""
@@ -29,9 +49,7 @@ def simplex_grid(size: int, step: float) -> list[tuple[float, ...]]:
     return [tuple(c / units for c in combo) for combo in combos if sum(combo) == units]
 
 
-def tune_weights(
-    probabilities: list[np.ndarray], truth: list[str], metric: str, step: float = 0.1
-) -> tuple[float, ...]:
+def tune_weights(probabilities: list[np.ndarray], truth: list[str], metric: str) -> tuple[float, ...]:
     """The grid weights whose weighted vote scores best on ``metric``; ties go to the most even weights."""
     stacked = np.stack(probabilities)
     even = np.full(len(probabilities), 1 / len(probabilities))
@@ -41,64 +59,106 @@ def tune_weights(
         score = classification_metrics(truth, [LABELS[i] for i in votes])[metric]
         return round(score, 9), -float(np.abs(np.array(weights) - even).sum())
 
-    return max(simplex_grid(len(probabilities), step), key=rank)
+    return max(simplex_grid(len(probabilities), WEIGHT_STEP), key=rank)
 
 
-def ensemble(
-    member_uris: list[str],
+def ensemble_model(
+    members: list[Member],
     validation_path: str,
+    config: EnsembleConfig,
+    run: RunConfig,
     tracking_uri: str,
-    experiment: str,
-    run_params: str = "{}",
-    weighting: str = "tuned",
-    metric: str = "macro_recall",
+    lineage: dict,
 ) -> TrainResult:
-    """Log the soft-voting ensemble of ``member_uris`` as a candidate and score it on validation.
+    """Log the soft-voting ensemble of ``members`` as a candidate, from the validation predictions they
+    made in training (no member runs again).
 
-    ``weighting="tuned"`` searches member weights in steps of 0.1 for the best validation ``metric`` (its
-    validation score is then in-sample; the gate scores it on the test split) and drops members whose
-    weight is 0; ``"equal"`` averages all members alike.
+    ``weighting="tuned"`` searches member weights in steps of 0.1 for the best validation ``run.metric``
+    (its validation score is then in-sample; the gate scores it on the test split) and drops members
+    whose weight is 0; ``"equal"`` averages all members alike.
     """
-    from mlflow.models import infer_signature
-
-    if weighting not in ("tuned", "equal"):
-        raise ValueError(f"weighting must be 'tuned' or 'equal', not {weighting!r}")
-    use_tracking(tracking_uri, experiment)
+    if config.weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {config.weighting!r}")
     validation = pd.read_parquet(validation_path)
+    for member in members:
+        given = member.validation_predictions[["text", "label"]]
+        if not given.reset_index(drop=True).equals(validation[["text", "label"]].reset_index(drop=True)):
+            raise ValueError(f"{member.model_uri}: its validation predictions are for other rows")
     truth = validation["label"].tolist()
-    with mlflow.start_run(run_name="ensemble") as run:
-        started = time.perf_counter()
-        paths = [mlflow.artifacts.download_artifacts(uri) for uri in member_uris]
-        probabilities = [
-            mlflow.pyfunc.load_model(path).predict(validation[["text"]])[probability_columns()].to_numpy()
-            for path in paths
-        ]
-        weights = tune_weights(probabilities, truth, metric) if weighting == "tuned" else None
-        kept = [i for i in range(len(paths)) if weights is None or weights[i] > 0]
-        kept_weights = [weights[i] for i in kept] if weights else None
-        members = {f"member_{n}": paths[i] for n, i in enumerate(kept)}
-        mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
-        mlflow.log_params({"model_family": "ensemble", "members": ",".join(member_uris[i] for i in kept),
-                           "voting": "soft", "weighting": weighting,
-                           "weights": ",".join(f"{w:g}" for w in kept_weights) if kept_weights else "equal",
-                           "train_rows": "n/a", "validation_rows": len(validation)})  # fmt: skip
+    probabilities = [m.validation_predictions[probability_columns()].to_numpy() for m in members]
+    started = time.perf_counter()
+    weights = tune_weights(probabilities, truth, run.metric) if config.weighting == "tuned" else None
+    kept = [i for i in range(len(members)) if weights is None or weights[i] > 0]
+    kept_weights = [weights[i] for i in kept] if weights else None
+    params = {
+        "model_family": "ensemble",
+        "members": ",".join(members[i].model_uri for i in kept),
+        "voting": "soft",
+        "weighting": config.weighting,
+        "weights": ",".join(f"{w:g}" for w in kept_weights) if kept_weights else "equal",
+        "train_rows": "n/a",
+        "validation_rows": len(validation),
+    }
+    with candidate_run(tracking_uri, run.experiment, "ensemble", lineage, params) as run_id:
+        paths = [mlflow.artifacts.download_artifacts(members[i].model_uri) for i in kept]
+        model_uri = log_ensemble_model(paths, kept_weights)
         votes = np.average([probabilities[i] for i in kept], axis=0, weights=kept_weights)
         output = probabilities_frame(list(LABELS), votes)
-        metrics = classification_metrics(truth, output["label"].tolist())
-        mlflow.log_metrics({"train_seconds": time.perf_counter() - started,
-                            **{f"validation_{k}": v for k, v in metrics.items()}})  # fmt: skip
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=SoftVotingSentimentModel(kept_weights),
-            artifacts=members,
-            model_config={"runtime": "fp32"},
-            code_paths=[str(Path(__file__).parent)],
-            signature=infer_signature(validation[["text"]].head(2), output.head(2)),
-            pip_requirements=SERVING_REQUIREMENTS,
-        )
-        mlflow.set_tag("model_uri", info.model_uri)
+        timings = {"train_seconds": time.perf_counter() - started}
+        result = finish_candidate(run_id, model_uri, validation, output, timings)
     logger.info(
         "ensemble of %d (weights %s): validation macro recall %.4f",
-        len(kept), kept_weights or "equal", metrics["macro_recall"],
-    )  # fmt: skip
-    return TrainResult(run.info.run_id, info.model_uri, metrics)
+        len(kept),
+        kept_weights or "equal",
+        result.validation_metrics["macro_recall"],
+    )
+    return result
+
+
+@component
+def ensemble(
+    linear_embeddings: Input[Model],
+    linear_embeddings_predictions: Input[Dataset],
+    linear_tfidf: Input[Model],
+    linear_tfidf_predictions: Input[Dataset],
+    transformer: Input[Model],
+    transformer_predictions: Input[Dataset],
+    validation: Input[Dataset],
+    config: dict,
+    run: dict,
+    tracking_uri: str,
+    lineage: str,
+    model: Output[Model],
+    validation_predictions: Output[Dataset],
+    validation_metrics: Output[Metrics],
+):
+    """Soft-voting ensemble of the other candidates (params.yaml ``ensemble``), logged to MLflow; the Model
+    artifact points at it."""
+    import json
+
+    import pandas as pd
+
+    from components.candidate import record_candidate
+    from components.ensemble import EnsembleConfig, Member, ensemble_model
+    from core.config import RunConfig, from_mapping
+
+    pairs = [
+        (linear_embeddings, linear_embeddings_predictions),
+        (linear_tfidf, linear_tfidf_predictions),
+        (transformer, transformer_predictions),
+    ]
+    members = [Member(m.metadata["model_uri"], pd.read_parquet(p.path)) for m, p in pairs]
+    result = ensemble_model(
+        members,
+        validation.path,
+        from_mapping(EnsembleConfig, config, "ensemble"),
+        from_mapping(RunConfig, run, "run"),
+        tracking_uri,
+        json.loads(lineage),
+    )
+    record_candidate(result, "ensemble", model, validation_predictions, validation_metrics)
+
+
+# The class path that the pickles of ensembles registered before models/ existed name (see
+# components/sentiment_model.py).
+SoftVotingClassifier = SoftVotingSentimentModel

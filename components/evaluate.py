@@ -10,16 +10,18 @@ from typing import IO
 
 import mlflow
 import pandas as pd
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from monitoring.drift import REFERENCE_ARTIFACT, build_reference
+from components import component
 from core.labels import probability_columns
+from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
 from core.scores import (
     classification_metrics,
     confusion_matrix_figure,
     label_confusion_matrix,
 )
-from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
 from core.tracking import use_tracking
+from monitoring.drift import REFERENCE_ARTIFACT, build_reference
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +33,23 @@ OOD_PREDICTIONS_ARTIFACT = "evaluation/ood_predictions.parquet"
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """An evaluated candidate as the gate sees it: its run, its model and what it predicted for every row
+    of every scored set (columns text, label, set (``test`` or ``ood_<domain>``), predicted)."""
+
+    run_id: str
+    model_uri: str
+    predictions: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, float]
     confusion_matrix: list[list[int]]
     test_digest: str
     model_card: str
     out_of_domain: dict[str, dict[str, float]]
+    candidate: Candidate
 
 
 def dataset_digest(test: pd.DataFrame) -> str:
@@ -45,19 +58,11 @@ def dataset_digest(test: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
 
-def predict_labels(model_uri: str, test: pd.DataFrame) -> list[str]:
-    """Load a model through MLflow (as serving does) and predict a label for each test text."""
-    return mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"].tolist()
-
-
-def logged_predictions(run_id: str, artifact: str = PREDICTIONS_ARTIFACT) -> pd.DataFrame:
-    """What evaluate predicted and logged for run ``run_id`` (text, label, [domain,] predicted), in the
-    order of the evaluated set."""
-    return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact))
-
-
-def _score_out_of_domain(model, ood: pd.DataFrame, folder: Path) -> dict[str, dict[str, float]]:
-    """Predict every out-of-domain text in one call, log per-domain metrics, tags and predictions."""
+def _score_out_of_domain(
+    model, ood: pd.DataFrame, folder: Path
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
+    """Predict every out-of-domain text in one call, log per-domain metrics, tags and predictions; return
+    the scores and the predictions."""
     predicted = ood.assign(predicted=model.predict(ood[["text"]])["label"].tolist())
     scores = {}
     for domain, rows in predicted.groupby("domain", sort=True):
@@ -70,7 +75,7 @@ def _score_out_of_domain(model, ood: pd.DataFrame, folder: Path) -> dict[str, di
     path = folder / Path(OOD_PREDICTIONS_ARTIFACT).name
     predicted.to_parquet(path, index=False)
     mlflow.log_artifact(str(path), "evaluation")
-    return scores
+    return scores, predicted
 
 
 def _score_int8_variant(
@@ -88,7 +93,7 @@ def _score_int8_variant(
     }
 
 
-def evaluate(
+def evaluate_model(
     run_id: str,
     model_uri: str,
     test_path: str,
@@ -128,10 +133,11 @@ def evaluate(
         report = Path(tmp) / "test_report.json"
         report.write_text(json.dumps({"metrics": metrics, "confusion_matrix": matrix}, indent=2))
         mlflow.log_artifact(str(report), "evaluation")
-        predictions = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
-        test[["text", "label"]].assign(predicted=predicted).to_parquet(predictions, index=False)
-        mlflow.log_artifact(str(predictions), "evaluation")
-        out_of_domain = _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else {}
+        test_predictions = test[["text", "label"]].assign(set="test", predicted=predicted)
+        path = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
+        test_predictions.drop(columns="set").to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), "evaluation")
+        out_of_domain, ood_predictions = _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else ({}, None)
         card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
         mlflow.log_text(card, MODEL_CARD_ARTIFACT)
         mlflow.log_text(reference.to_json(), REFERENCE_ARTIFACT)
@@ -145,4 +151,46 @@ def evaluate(
     )
     for domain, scores in out_of_domain.items():
         logger.info("out of domain, %s: macro recall %.4f", domain, scores["macro_recall"])
-    return Evaluation(metrics, matrix, digest, card, out_of_domain)
+    sets = [test_predictions]
+    if ood_predictions is not None:
+        sets.append(ood_predictions.assign(set="ood_" + ood_predictions["domain"]).drop(columns="domain"))
+    candidate = Candidate(run_id, model_uri, pd.concat(sets, ignore_index=True))
+    return Evaluation(metrics, matrix, digest, card, out_of_domain, candidate)
+
+
+@component
+def evaluate(
+    model: Input[Model],
+    test: Input[Dataset],
+    out_of_domain: Input[Dataset],
+    tracking_uri: str,
+    predictions: Output[Dataset],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    confusion_matrix: Output[HTML],
+    model_card: Output[Markdown],
+):
+    """Score the logged model on the test split and the out-of-domain sets; metrics and the model card go
+    to MLflow and to KFP, and every prediction to the gate (``predictions``)."""
+    import base64
+    import io
+
+    from components.evaluate import evaluate_model
+    from core.labels import LABELS
+
+    png = io.BytesIO()
+    run_id, model_uri = model.metadata["run_id"], model.metadata["model_uri"]
+    result = evaluate_model(run_id, model_uri, test.path, tracking_uri, png, out_of_domain.path)
+    result.candidate.predictions.to_parquet(predictions.path, index=False)
+    predictions.metadata.update({"run_id": run_id, "model_uri": model_uri, "family": model.metadata["family"]})
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
+    for domain, scores in result.out_of_domain.items():
+        for name, value in scores.items():
+            metrics.log_metric(f"ood_{domain}_{name}", value)
+    classification.log_confusion_matrix(list(LABELS), result.confusion_matrix)
+    image = base64.b64encode(png.getvalue()).decode("ascii")
+    with open(confusion_matrix.path, "w") as page:
+        page.write(f'<img alt="test confusion matrix" src="data:image/png;base64,{image}">')
+    with open(model_card.path, "w") as card:
+        card.write(result.model_card)

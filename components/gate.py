@@ -21,25 +21,17 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
+from kfp.dsl import Dataset, Input
 
-from components.evaluate import (
-    OOD_DIGEST_TAG,
-    OOD_PREDICTIONS_ARTIFACT,
-    PREDICTIONS_ARTIFACT,
-    TEST_DIGEST_TAG,
-    dataset_digest,
-    logged_predictions,
-    predict_labels,
-)
-from core.scores import PairedSet, paired_bootstrap
+from components import component
+from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, dataset_digest
+from core.config import RunConfig
 from core.model_card import MODEL_CARD_ARTIFACT
+from core.registry import CHAMPION_ALIAS, champion
+from core.scores import PairedSet, paired_bootstrap
 from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
-
-CHAMPION_ALIAS = "champion"
-
 
 class GateError(RuntimeError):
     """A candidate cannot be judged (e.g. it was not evaluated on this test set)."""
@@ -73,14 +65,6 @@ def int8_verdict(run, metric: str, max_loss: float) -> tuple[float | None, bool]
     return loss, loss <= max_loss
 
 
-def current_champion(client: mlflow.MlflowClient, model_name: str):
-    """The version the ``champion`` alias points at, or None when there is none yet."""
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
-
-
 def decide(
     candidate: float,
     champion: float | None,
@@ -107,13 +91,12 @@ def decide(
 @dataclass(frozen=True)
 class ScoredSet:
     """One evaluation set the score is made of: its name (``test`` or ``ood_<domain>``), weight, rows,
-    the run tag holding its digest, and the artifact holding each candidate's predictions for it."""
+    and the run tag holding its digest."""
 
     name: str
     weight: float
     rows: pd.DataFrame
     digest_tag: str
-    predictions_artifact: str
 
 
 def scored_sets(test: pd.DataFrame, ood: pd.DataFrame | None, ood_weight: float) -> list[ScoredSet]:
@@ -121,17 +104,9 @@ def scored_sets(test: pd.DataFrame, ood: pd.DataFrame | None, ood_weight: float)
     if not 0 <= ood_weight < 1:
         raise ValueError(f"ood_weight must be in [0, 1), got {ood_weight}")
     domains = sorted(ood["domain"].unique()) if ood is not None and len(ood) and ood_weight else []
-    test_set = ScoredSet(
-        "test", 1.0 - ood_weight if domains else 1.0, test, TEST_DIGEST_TAG, PREDICTIONS_ARTIFACT
-    )
+    test_set = ScoredSet("test", 1.0 - ood_weight if domains else 1.0, test, TEST_DIGEST_TAG)
     return [test_set] + [
-        ScoredSet(
-            f"ood_{d}",
-            ood_weight / len(domains),
-            ood[ood["domain"] == d],
-            OOD_DIGEST_TAG,
-            OOD_PREDICTIONS_ARTIFACT,
-        )
+        ScoredSet(f"ood_{d}", ood_weight / len(domains), ood[ood["domain"] == d], OOD_DIGEST_TAG)
         for d in domains
     ]
 
@@ -151,25 +126,22 @@ def _set_scores(
 
 
 def _champion_comparison(
-    run_id: str,
-    champion_uri: str,
-    sets: list[ScoredSet],
-    metric: str,
-    samples: int,
-    confidence: float,
-    seed: int,
+    candidate: Candidate, champion_uri: str, sets: list[ScoredSet], metric: str, config: "GateConfig", seed: int
 ) -> tuple[float, float, float]:
-    """Paired bootstrap of the weighted score difference, candidate minus champion, on every set."""
-    paired = []
+    """Paired bootstrap of the weighted score difference, candidate minus champion, on every set; the
+    champion is loaded once and predicts every set's rows in one call."""
+    rows = pd.concat([scored.rows[["text"]] for scored in sets], ignore_index=True)
+    predicted = mlflow.pyfunc.load_model(champion_uri).predict(rows)["label"].tolist()
+    paired, start = [], 0
     for scored in sets:
-        logged = logged_predictions(run_id, scored.predictions_artifact)
-        if "domain" in logged:
-            logged = logged[logged["domain"] == scored.name.removeprefix("ood_")]
-        champion = predict_labels(champion_uri, scored.rows)
-        paired.append(
-            PairedSet(scored.weight, scored.rows["label"].tolist(), logged["predicted"].tolist(), champion)
-        )
-    return paired_bootstrap(paired, metric, samples, confidence, seed)
+        mine = candidate.predictions[candidate.predictions["set"] == scored.name]
+        if mine["text"].tolist() != scored.rows["text"].tolist():
+            raise GateError(f"run {candidate.run_id}: its {scored.name} predictions are for other rows")
+        truth = scored.rows["label"].tolist()
+        champion_labels = predicted[start : start + len(scored.rows)]
+        paired.append(PairedSet(scored.weight, truth, mine["predicted"].tolist(), champion_labels))
+        start += len(scored.rows)
+    return paired_bootstrap(paired, metric, config.bootstrap_samples, config.confidence, seed)
 
 
 def _log_decision(decision: GateDecision) -> None:
@@ -192,48 +164,55 @@ def _log_decision(decision: GateDecision) -> None:
         mlflow.log_artifact(str(path), "gate")
 
 
-def gate(
-    candidates: list[tuple[str, str]],
+@dataclass(frozen=True)
+class GateConfig:
+    """params.yaml ``gate``: see the comments there."""
+
+    min_improvement: float
+    min_score: float
+    confidence: float
+    bootstrap_samples: int
+    ood_weight: float
+    int8_max_loss: float
+
+
+def gate_candidates(
+    candidates: list[Candidate],
     test_path: str,
+    ood_path: str | None,
+    config: GateConfig,
+    run: RunConfig,
     tracking_uri: str,
-    model_name: str,
-    metric: str = "macro_recall",
-    min_improvement: float = 0.0,
-    min_score: float = 0.4,
-    confidence: float = 0.95,
-    bootstrap_samples: int = 1000,
-    seed: int = 0,
-    ood_path: str | None = None,
-    ood_weight: float = 0.0,
-    int8_max_loss: float = 0.005,
 ) -> GateDecision:
-    """Judge ``candidates`` ((run id, model URI) pairs, each evaluated on ``test_path`` and ``ood_path``):
-    the best by the (weighted) ``metric`` is promoted if it wins against the champion (see :func:`decide`)."""
+    """Judge ``candidates`` (each evaluated on ``test_path`` and ``ood_path``): the best by the (weighted)
+    ``run.metric`` is promoted if it wins against the champion (see :func:`decide`)."""
     use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
+    metric, model_name = run.metric, run.model_name
     test, ood = pd.read_parquet(test_path), pd.read_parquet(ood_path) if ood_path else None
-    sets = scored_sets(test, ood, ood_weight)
+    sets = scored_sets(test, ood, config.ood_weight)
     digests = {
         TEST_DIGEST_TAG: dataset_digest(test),
         OOD_DIGEST_TAG: dataset_digest(ood) if ood is not None else None,
     }
-    set_scores = {run_id: _set_scores(client, run_id, metric, sets, digests) for run_id, _ in candidates}
+    set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
     scores = {run_id: sum(s.weight * parts[s.name] for s in sets) for run_id, parts in set_scores.items()}
-    run_id, model_uri = max(candidates, key=lambda c: scores[c[0]])
-    champion = current_champion(client, model_name)
+    best = max(candidates, key=lambda c: scores[c.run_id])
+    run_id = best.run_id
+    current = champion(model_name, client)
     champion_score = interval = None
-    if champion is not None:
-        champion_uri = f"models:/{model_name}/{champion.version}"
-        gain, low, high = _champion_comparison(
-            run_id, champion_uri, sets, metric, bootstrap_samples, confidence, seed
-        )
+    if current is not None:
+        champion_uri = f"models:/{model_name}/{current.version}"
+        gain, low, high = _champion_comparison(best, champion_uri, sets, metric, config, run.seed)
         champion_score, interval = scores[run_id] - gain, (low, high)
-    promoted, reason = decide(scores[run_id], champion_score, interval, min_improvement, min_score)
-    int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, int8_max_loss)
+    promoted, reason = decide(
+        scores[run_id], champion_score, interval, config.min_improvement, config.min_score
+    )
+    int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, config.int8_max_loss)
     registered = None
     if promoted:
         version = mlflow.register_model(
-            model_uri,
+            best.model_uri,
             model_name,
             tags={
                 "gate": "pending",
@@ -249,13 +228,67 @@ def gate(
         client.set_model_version_tag(model_name, version.version, "gate", "promoted")
         registered = str(version.version)
     decision = GateDecision(
-        promoted, reason, metric, {s.name: s.weight for s in sets}, run_id, scores[run_id], scores,
-        set_scores, champion_score,
-        str(champion.version) if champion else None, interval, confidence, registered, int8_loss,
-        int8_accepted,
-    )  # fmt: skip
+        promoted=promoted,
+        reason=reason,
+        metric=metric,
+        weights={s.name: s.weight for s in sets},
+        run_id=run_id,
+        candidate_score=scores[run_id],
+        candidate_scores=scores,
+        candidate_set_scores=set_scores,
+        champion_score=champion_score,
+        champion_version=str(current.version) if current else None,
+        interval=interval,
+        confidence=config.confidence,
+        registered_version=registered,
+        int8_loss=int8_loss,
+        int8_accepted=int8_accepted,
+    )
     _log_decision(decision)
     logger.info(
         "gate: %s run %s (%s); candidates %s", "PROMOTED" if promoted else "rejected", run_id, reason, scores
     )
     return decision
+
+
+@component
+def gate(
+    linear_embeddings: Input[Dataset],
+    linear_tfidf: Input[Dataset],
+    transformer: Input[Dataset],
+    ensemble: Input[Dataset],
+    test: Input[Dataset],
+    out_of_domain: Input[Dataset],
+    config: dict,
+    run: dict,
+    tracking_uri: str,
+) -> str:
+    """Promote the best candidate (by the predictions evaluate handed on) to the registry's ``champion``
+    alias only if it beats the champion (params.yaml ``gate``); record whether its INT8 runtime is
+    accepted. Returns the decision as JSON, and pushes it to the run's Pushgateway when there is one."""
+    import json
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from components.evaluate import Candidate
+    from components.gate import GateConfig, gate_candidates
+    from core.config import RunConfig, from_mapping
+    from monitoring.pushgateway import push_gate_metrics
+
+    evaluated = (linear_embeddings, linear_tfidf, transformer, ensemble)
+    candidates = [
+        Candidate(p.metadata["run_id"], p.metadata["model_uri"], pd.read_parquet(p.path)) for p in evaluated
+    ]
+    settings = from_mapping(RunConfig, run, "run")
+    result = gate_candidates(
+        candidates,
+        test.path,
+        out_of_domain.path,
+        from_mapping(GateConfig, config, "gate"),
+        settings,
+        tracking_uri,
+    )
+    families = {p.metadata["run_id"]: p.metadata["family"] for p in evaluated}
+    push_gate_metrics(settings.pushgateway, settings.model_name, result, families)
+    return json.dumps(asdict(result))

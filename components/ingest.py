@@ -4,10 +4,13 @@ and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) 
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from kfp.dsl import Dataset, Output
 
+from components import component
 from core.hub import hub_unreachable
 from core.labels import normalize_labels
 from core.object_store import download
@@ -152,15 +155,21 @@ def read_source(source: str) -> pd.DataFrame:
     return _read_hub(source)
 
 
-def ingest(
-    source: str, output_path: str, max_rows_per_split: int | None = None, seed: int = 42
-) -> dict[str, int]:
+@dataclass(frozen=True)
+class IngestConfig:
+    """params.yaml ``ingest``: see the comments there."""
+
+    source: str
+    max_rows_per_split: int
+
+
+def ingest_source(source: str, output_path: str, max_rows_per_split: int, seed: int) -> dict[str, int]:
     """Read ``source`` and write it as parquet to ``output_path``; return the row count per split.
 
-    ``max_rows_per_split`` keeps a seeded random sample of each split (for quick runs and tests).
+    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split (for quick runs and tests).
     """
     frame = read_source(source)
-    if max_rows_per_split is not None:
+    if max_rows_per_split:
         frame = (
             frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
             .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
@@ -170,3 +179,16 @@ def ingest(
     counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
     logger.info("ingested %d rows from %s: %s", len(frame), source, counts)
     return counts
+
+
+@component
+def ingest(config: dict, run: dict, dataset: Output[Dataset]):
+    """Read a local path, s3:// URI or Hugging Face id (params.yaml ``ingest``) into a text/label/split
+    parquet, ``dataset``."""
+    from components.ingest import IngestConfig, ingest_source
+    from core.config import RunConfig, from_mapping
+
+    settings = from_mapping(IngestConfig, config, "ingest")
+    seed = from_mapping(RunConfig, run, "run").seed
+    counts = ingest_source(settings.source, dataset.path, settings.max_rows_per_split, seed)
+    dataset.metadata.update({"source": settings.source, "rows": counts})

@@ -17,8 +17,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from kfp.dsl import Markdown, Metrics, Output
 from scipy.stats import ks_2samp
 
+from components import component
+from core.labels import LABELS
+from core.object_store import download
+from core.registry import resolve
+from core.tracking import use_tracking
 from monitoring.drift import (
     FEATURES,
     REFERENCE_ARTIFACT,
@@ -28,9 +34,6 @@ from monitoring.drift import (
     class_mix,
     drift_scores,
 )
-from core.labels import LABELS
-from core.object_store import download
-from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +91,6 @@ def read_prediction_log(source: str) -> pd.DataFrame:
         )
 
 
-def resolve_version(model_uri: str) -> tuple[str, str, str]:
-    """(name, version, run id) of ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
-    client = mlflow.MlflowClient()
-    spec = model_uri.removeprefix("models:/")
-    if "@" in spec:
-        name, alias = spec.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias)
-    else:
-        name, number = spec.rsplit("/", 1)
-        version = client.get_model_version(name, number)
-    return name, str(version.version), version.run_id
-
-
 def _comparison_figure(reference: DriftReference, lengths: np.ndarray, confidences: np.ndarray, labels):
     """Reference vs logged shares per bin, one panel per feature."""
     import matplotlib
@@ -126,18 +116,22 @@ def _comparison_figure(reference: DriftReference, lengths: np.ndarray, confidenc
     return fig
 
 
-def monitor(
-    predictions: str,
-    model_uri: str,
-    tracking_uri: str,
-    experiment: str = MONITOR_EXPERIMENT,
-    threshold: float = SIGNIFICANT_PSI,
-    since_hours: float = 0.0,
+@dataclass(frozen=True)
+class MonitorConfig:
+    """params.yaml ``monitor``: see the comments there (the PSI that counts as drift is
+    monitoring.drift.SIGNIFICANT_PSI, the dashboards' red line)."""
+
+    since_hours: float
+
+
+def monitor_predictions(
+    predictions: str, model_uri: str, tracking_uri: str, threshold: float, since_hours: float
 ) -> DriftReport:
     """Judge the predictions logged under ``predictions`` for the version ``model_uri`` names (the last
     ``since_hours`` only, if > 0) against its reference; log the report to MLflow and tag the version."""
-    use_tracking(tracking_uri, experiment)
-    name, version, run_id = resolve_version(model_uri)
+    use_tracking(tracking_uri, MONITOR_EXPERIMENT)
+    served = resolve(model_uri)
+    name, version, run_id = served.name, str(served.version), served.run_id
     try:
         reference = DriftReference.from_json(
             mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
@@ -194,10 +188,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=SIGNIFICANT_PSI, help="PSI that counts as drift")
     parser.add_argument("--since_hours", type=float, default=0.0, help="only the last N hours (0: all)")
     args = parser.parse_args(argv)
-    report = monitor(args.predictions, args.model, args.tracking_uri, threshold=args.threshold,
-                     since_hours=args.since_hours)  # fmt: skip
+    report = monitor_predictions(
+        args.predictions, args.model, args.tracking_uri, args.threshold, args.since_hours
+    )
     print(report.markdown())
     print(json.dumps({"drifted": report.drifted, "mlflow_run": report.run_id}))
+
+
+@component
+def monitor(
+    predictions: str,
+    model_uri: str,
+    config: dict,
+    tracking_uri: str,
+    report: Output[Markdown],
+    drift: Output[Metrics],
+) -> str:
+    """Compare the predictor's logged predictions (folder or s3:// prefix) with the reference of the version
+    ``model_uri`` names (params.yaml ``monitor``); the drift report goes to MLflow and to KFP. Returns the
+    drifted features as JSON."""
+    import json
+
+    from components.monitor import MonitorConfig, monitor_predictions
+    from core.config import from_mapping
+    from monitoring.drift import SIGNIFICANT_PSI
+
+    since_hours = from_mapping(MonitorConfig, config, "monitor").since_hours
+    result = monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, since_hours)
+    for feature, value in result.psi.items():
+        drift.log_metric(f"psi_{feature}", value)
+    drift.log_metric("rows", result.rows)
+    with open(report.path, "w") as page:
+        page.write(result.markdown())
+    return json.dumps(result.drifted)
 
 
 if __name__ == "__main__":

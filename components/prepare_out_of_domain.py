@@ -6,14 +6,17 @@ checks, its texts normalised the same way, and a stratified, seeded sample is ke
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from kfp.dsl import Dataset, Metrics, Output
 from sklearn.model_selection import train_test_split
 
+from components import component
 from components.ingest import read_source
-from core.text import normalize_text
 from components.validate import find_bad_rows
+from core.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,16 @@ def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return kept
 
 
-def prepare_out_of_domain(
-    sources: list[str], output_path: str, max_rows: int = 2000, max_text_chars: int = 5000, seed: int = 42
+@dataclass(frozen=True)
+class OutOfDomainConfig:
+    """params.yaml ``out_of_domain``: see the comments there."""
+
+    sources: list[str]
+    max_rows: int
+
+
+def prepare_sources(
+    sources: list[str], output_path: str, max_rows: int, max_text_chars: int, seed: int
 ) -> dict[str, dict[str, int]]:
     """Write every source's clean, sampled rows (columns text, label, domain) to one parquet file.
 
@@ -60,3 +71,24 @@ def prepare_out_of_domain(
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
     combined.astype("string").to_parquet(output_path, index=False)
     return report
+
+
+@component
+def prepare_out_of_domain(
+    config: dict, validate: dict, run: dict, out_of_domain: Output[Dataset], report: Output[Metrics]
+):
+    """Read, clean (with validate's text limit) and sample each out-of-domain source (params.yaml
+    ``out_of_domain``) into one text/label/domain parquet; ``report`` holds the rows kept and dropped
+    (by reason) per domain."""
+    from components.prepare_out_of_domain import OutOfDomainConfig, prepare_sources
+    from components.validate import ValidateConfig
+    from core.config import RunConfig, from_mapping
+
+    settings = from_mapping(OutOfDomainConfig, config, "out_of_domain")
+    max_text_chars = from_mapping(ValidateConfig, validate, "validate").max_text_chars
+    seed = from_mapping(RunConfig, run, "run").seed
+    for domain, counts in prepare_sources(
+        settings.sources, out_of_domain.path, settings.max_rows, max_text_chars, seed
+    ).items():
+        for name, count in counts.items():
+            report.log_metric(f"{domain}_{name}", count)

@@ -3,10 +3,13 @@ train/validation/test, keeping the source's own splits where it has them.
 """
 
 import logging
+from dataclasses import dataclass
 
 import pandas as pd
+from kfp.dsl import Dataset, Input, Metrics, Output
 from sklearn.model_selection import train_test_split
 
+from components import component
 from core.text import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -42,14 +45,22 @@ def split_frame(
     return {name: given[name].assign(split=name).reset_index(drop=True) for name in SPLITS}
 
 
-def preprocess(
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """params.yaml ``preprocess``: see the comments there."""
+
+    validation_fraction: float
+    test_fraction: float
+
+
+def preprocess_rows(
     clean_path: str,
     train_path: str,
     validation_path: str,
     test_path: str,
-    validation_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 42,
+    validation_fraction: float,
+    test_fraction: float,
+    seed: int,
 ) -> dict[str, int]:
     """Normalise the clean rows and write the three splits as parquet; return their sizes."""
     frame = pd.read_parquet(clean_path)
@@ -60,3 +71,31 @@ def preprocess(
     sizes = {name: len(split) for name, split in splits.items()}
     logger.info("split sizes: %s", sizes)
     return sizes
+
+
+@component
+def preprocess(
+    clean: Input[Dataset],
+    config: dict,
+    run: dict,
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    test: Output[Dataset],
+    split_sizes: Output[Metrics],
+):
+    """Normalise texts and split into train/validation/test (keeping the source's own splits)."""
+    from components.preprocess import PreprocessConfig, preprocess_rows
+    from core.config import RunConfig, from_mapping
+
+    settings = from_mapping(PreprocessConfig, config, "preprocess")
+    sizes = preprocess_rows(
+        clean.path,
+        train.path,
+        validation.path,
+        test.path,
+        settings.validation_fraction,
+        settings.test_fraction,
+        from_mapping(RunConfig, run, "run").seed,
+    )
+    for name, size in sizes.items():
+        split_sizes.log_metric(f"{name}_rows", size)

@@ -1,9 +1,9 @@
 """train_linear: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
-character n-grams) + a linear SVM or logistic regression, its C and class-imbalance treatment optionally
-tuned by Optuna, logged to MLflow as a self-contained pyfunc model.
+character n-grams) + logistic regression or a calibrated linear SVM, its C and class-imbalance treatment
+optionally tuned by Optuna (components/tune_linear.py), logged to MLflow as a self-contained pyfunc model
+(models/linear.py).
 """
 
-import json
 import logging
 import tempfile
 import time
@@ -13,16 +13,19 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from core.scores import classification_metrics
-from models.linear import featurize, load_encoder, log_sentiment_model
-from core.tracking import use_tracking
+from components import component
+from components.candidate import TrainResult, candidate_run, finish_candidate
 from components.tune_linear import fit_classifier, tune_classifier
+from core.config import RunConfig
+from models.linear import featurize, load_encoder, log_linear_model
+from models.output import probabilities_frame
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +34,18 @@ FEATURIZERS = ("embeddings", "tfidf")
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    model_uri: str
-    validation_metrics: dict[str, float]
+class LinearConfig:
+    """params.yaml ``train_linear``: see the comments there."""
+
+    encoder_id: str
+    classifier: str
+    trials: int
+    c: float
+    imbalance: str
+    batch_size: int
 
 
-def build_classifier(kind: str, c: float, class_weight: str | None, seed: int = 0):
+def build_classifier(kind: str, c: float, class_weight: str | None, seed: int):
     """A probabilistic linear classifier: logistic regression, or a calibrated linear SVM."""
     if kind == "logreg":
         return LogisticRegression(C=c, class_weight=class_weight, max_iter=2000, random_state=seed)
@@ -57,85 +65,103 @@ def tfidf_features() -> FeatureUnion:
     )
 
 
-def train_linear(
+def train_linear_model(
     train_path: str,
     validation_path: str,
+    featurizer: str,
+    config: LinearConfig,
+    run: RunConfig,
     tracking_uri: str,
-    experiment: str,
-    featurizer: str = "embeddings",
-    encoder_id: str = "all-MiniLM-L6-v2",
-    classifier: str = "logreg",
-    c: float = 1.0,
-    imbalance: str = "class_weight",
-    trials: int = 0,
-    metric: str = "macro_recall",
-    batch_size: int = 64,
-    seed: int = 42,
-    run_params: str = "{}",
+    lineage: dict,
 ) -> TrainResult:
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
-    ``featurizer`` is ``embeddings`` (the sentence encoder ``encoder_id``) or ``tfidf``. With ``trials`` > 0,
-    Optuna tunes C and the imbalance treatment on the validation ``metric`` (nested runs), starting from
-    ``c`` and ``imbalance`` and replacing them with the best. Features are computed once, whatever the
-    number of trials.
-    ``run_params`` is the pipeline's whole parameter set (JSON), logged to the run for lineage.
+    ``featurizer`` is ``embeddings`` (the sentence encoder ``config.encoder_id``) or ``tfidf``. With
+    ``config.trials`` > 0, Optuna tunes C and the imbalance treatment on the validation ``run.metric``
+    (nested runs), starting from ``config.c`` and ``config.imbalance``. Features are computed once,
+    whatever the number of trials. ``lineage`` (the pipeline's parameters) is logged to the run.
     """
     if featurizer not in FEATURIZERS:
         raise ValueError(f"featurizer must be one of {FEATURIZERS}, got {featurizer!r}")
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
-    build = partial(build_classifier, classifier, seed=seed)
+    if config.classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {config.classifier!r}")
+    build = partial(build_classifier, config.classifier, seed=run.seed)
     train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
     train_y, validation_y = train["label"].tolist(), validation["label"].tolist()
-    use_tracking(tracking_uri, experiment)
+    params = {
+        "model_family": "linear",
+        "featurizer": featurizer,
+        "encoder": config.encoder_id if featurizer == "embeddings" else "none",
+        "classifier": config.classifier,
+        "trials": config.trials,
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+    }
+    run_name = f"linear-{featurizer}-{config.classifier}"
     with (
-        mlflow.start_run(run_name=f"linear-{featurizer}-{classifier}") as run,
+        candidate_run(tracking_uri, run.experiment, run_name, lineage, params) as run_id,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
-        mlflow.log_params(
-            {
-                "model_family": "linear",
-                "featurizer": featurizer,
-                "encoder": encoder_id if featurizer == "embeddings" else "none",
-                "classifier": classifier,
-                "trials": trials,
-                "train_rows": len(train),
-                "validation_rows": len(validation),
-            }
-        )
         started = time.perf_counter()
-        logger.info(
-            "featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer
-        )
-        encoder = load_encoder(encoder_id) if featurizer == "embeddings" else None
-        train_x = featurize(encoder, train["text"].tolist(), batch_size, progress=True)
-        validation_x = featurize(encoder, validation["text"].tolist(), batch_size, progress=True)
+        logger.info("featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer)
+        encoder = load_encoder(config.encoder_id) if featurizer == "embeddings" else None
+        train_x = featurize(encoder, train["text"].tolist(), config.batch_size, progress=True)
+        validation_x = featurize(encoder, validation["text"].tolist(), config.batch_size, progress=True)
         vectorizer = None
         if encoder is None:
             vectorizer = tfidf_features().fit(train_x)
             train_x, validation_x = vectorizer.transform(train_x), vectorizer.transform(validation_x)
         featurize_seconds = time.perf_counter() - started
-        if trials:
-            best = tune_classifier(
-                build, trials, metric, seed, train_x, train_y, validation_x, validation_y,
-                first={"C": c, "imbalance": imbalance},
-            )  # fmt: skip
+        c, imbalance = config.c, config.imbalance
+        if config.trials:
+            first = {"C": c, "imbalance": imbalance}
+            data = (train_x, train_y, validation_x, validation_y)
+            best = tune_classifier(build, config.trials, run.metric, run.seed, *data, first=first)
             c, imbalance = best["C"], best["imbalance"]
-        mlflow.log_params({"C": c, "imbalance": imbalance})
-        model = fit_classifier(build, c, imbalance, seed, train_x, train_y)
-        metrics = classification_metrics(validation_y, model.predict(validation_x).tolist())
+        model = fit_classifier(build, c, imbalance, run.seed, train_x, train_y)
+        output = probabilities_frame(list(model.classes_), model.predict_proba(validation_x))
         if vectorizer is not None:
             model = Pipeline([("features", vectorizer), ("classifier", model)])
-        mlflow.log_metrics(
-            {
-                "featurize_seconds": featurize_seconds,
-                "train_seconds": time.perf_counter() - started,
-                **{f"validation_{k}": v for k, v in metrics.items()},
-            }
-        )
-        model_uri = log_sentiment_model(encoder, model, Path(tmp), batch_size)
-        mlflow.set_tag("model_uri", model_uri)
-    logger.info("validation macro recall %.4f, macro F1 %.4f", metrics["macro_recall"], metrics["macro_f1"])
-    return TrainResult(run.info.run_id, model_uri, metrics)
+        mlflow.log_params({"C": c, "imbalance": imbalance})
+        model_uri = log_linear_model(encoder, model, Path(tmp), config.batch_size)
+        timings = {"featurize_seconds": featurize_seconds, "train_seconds": time.perf_counter() - started}
+        result = finish_candidate(run_id, model_uri, validation, output, timings)
+    logger.info(
+        "validation macro recall %.4f, macro F1 %.4f",
+        result.validation_metrics["macro_recall"],
+        result.validation_metrics["macro_f1"],
+    )
+    return result
+
+
+@component
+def train_linear(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    featurizer: str,
+    config: dict,
+    run: dict,
+    tracking_uri: str,
+    lineage: str,
+    model: Output[Model],
+    validation_predictions: Output[Dataset],
+    validation_metrics: Output[Metrics],
+):
+    """Embeddings or TF-IDF + a linear classifier (params.yaml ``train_linear``), logged to MLflow; the
+    Model artifact points at it."""
+    import json
+
+    from components.candidate import record_candidate
+    from components.train_linear import LinearConfig, train_linear_model
+    from core.config import RunConfig, from_mapping
+
+    result = train_linear_model(
+        train.path,
+        validation.path,
+        featurizer,
+        from_mapping(LinearConfig, config, "train_linear"),
+        from_mapping(RunConfig, run, "run"),
+        tracking_uri,
+        json.loads(lineage),
+    )
+    record_candidate(result, f"linear-{featurizer}", model, validation_predictions, validation_metrics)

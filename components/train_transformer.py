@@ -4,23 +4,27 @@ with early stopping on validation macro recall (TweetEval's metric), and log it 
 model with its training curve.
 """
 
-import json
 import logging
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from scipy.special import softmax
 
+from components import component
+from components.candidate import TrainResult, candidate_run, finish_candidate
+from core.config import RunConfig
 from core.hub import resolve_model
 from core.labels import LABELS
 from core.scores import classification_metrics
-from models.onnx_runtime import export_int8
 from core.text import normalize_text
-from core.tracking import use_tracking
-from components.train_linear import TrainResult
+from models.onnx_runtime import export_int8
+from models.output import probabilities_frame
 from models.transformer import log_transformer_model
 
 logger = logging.getLogger(__name__)
@@ -74,7 +78,11 @@ def _tokenized(frame: pd.DataFrame, tokenizer, max_length: int, sort_by_length: 
 
     label_ids = {label: i for i, label in enumerate(LABELS)}
     data = datasets.Dataset.from_dict(
-        {"text": [normalize_text(t) for t in frame["text"]], "label": [label_ids[x] for x in frame["label"]]}
+        {
+            "text": [normalize_text(t) for t in frame["text"]],
+            "label": [label_ids[x] for x in frame["label"]],
+            "row": list(range(len(frame))),
+        }
     )
     data = data.map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length), batched=True
@@ -91,6 +99,13 @@ def _prediction_metrics(prediction) -> dict[str, float]:
         [LABELS[i] for i in prediction.label_ids],
         [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)],
     )
+
+
+def _in_row_order(prediction, rows: list[int]) -> np.ndarray:
+    """The class probabilities of a ``Trainer.predict`` result, back in the order of the frame's rows."""
+    probabilities = np.empty_like(prediction.predictions, dtype=np.float32)
+    probabilities[rows] = softmax(prediction.predictions, axis=-1)
+    return probabilities
 
 
 def _validation_scores(prediction) -> dict[str, float]:
@@ -126,29 +141,37 @@ def _log_training_curve(log_history: list[dict]) -> None:
     mlflow.log_figure(fig, "training/curve.png")
 
 
-def train_transformer(
+@dataclass(frozen=True)
+class TransformerConfig:
+    """params.yaml ``train_transformer``: see the comments there (0 for ``max_steps`` leaves the number of
+    steps to ``epochs``; 0 for ``threads`` leaves it to torch)."""
+
+    model_id: str
+    offline_fallback: str
+    max_length: int
+    batch_size: int
+    learning_rate: float
+    epochs: float
+    max_steps: int
+    max_minutes: float
+    eval_steps: int
+    patience: int
+    label_smoothing: float
+    imbalance: str
+    length_grouping: bool
+    threads: int
+
+
+def train_transformer_model(
     train_path: str,
     validation_path: str,
+    config: TransformerConfig,
+    run: RunConfig,
     tracking_uri: str,
-    experiment: str,
-    model_id: str = "distilbert-base-uncased",
-    offline_fallback: str = "all-MiniLM-L6-v2",
-    max_length: int = 64,
-    batch_size: int = 32,
-    learning_rate: float = 5e-5,
-    epochs: float = 1.0,
-    max_steps: int | None = None,
-    max_minutes: float = 30.0,
-    eval_steps: int = 200,
-    patience: int = 5,
-    label_smoothing: float = 0.0,
-    imbalance: str = "class_weight",
-    length_grouping: bool = True,
-    threads: int | None = None,
-    seed: int = 42,
-    run_params: str = "{}",
+    lineage: dict,
 ) -> TrainResult:
-    """Fine-tune ``model_id`` on ``train_path``; keep the checkpoint with the best validation macro recall.
+    """Fine-tune ``config.model_id`` on ``train_path``; keep the checkpoint with the best validation macro
+    recall.
 
     Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
     ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
@@ -170,11 +193,11 @@ def train_transformer(
         set_seed,
     )
 
-    if threads:
-        torch.set_num_threads(threads)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
-    set_seed(seed)  # before the new classification head is initialised, so that runs repeat
-    source = resolve_model(model_id, offline_fallback)
+    set_seed(run.seed)  # before the new classification head is initialised, so that runs repeat
+    source = resolve_model(config.model_id, config.offline_fallback)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(
         source,
@@ -182,69 +205,105 @@ def train_transformer(
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
-    budget = _time_budget_callback(max_minutes * 60)
-    use_tracking(tracking_uri, experiment)
-    with mlflow.start_run(run_name="transformer") as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params({f"pipeline.{k}": v for k, v in json.loads(run_params).items()})
-        mlflow.log_params(
-            {"model_family": "transformer", "model_id": model_id, "model_source": source,
-             "max_length": max_length, "batch_size": batch_size, "learning_rate": learning_rate,
-             "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes,
-             "label_smoothing": label_smoothing, "imbalance": imbalance, "length_grouping": length_grouping,
-             "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads(),
-             "train_rows": len(train), "validation_rows": len(validation)}
-        )  # fmt: skip
+    budget = _time_budget_callback(config.max_minutes * 60)
+    params = asdict(config) | {
+        "model_family": "transformer",
+        "model_source": source,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+    }
+    with (
+        candidate_run(tracking_uri, run.experiment, "transformer", lineage, params) as run_id,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         arguments = TrainingArguments(
             output_dir=str(Path(tmp) / "checkpoints"),
-            per_device_train_batch_size=batch_size,
-            train_sampling_strategy="group_by_length" if length_grouping else "random",
-            per_device_eval_batch_size=batch_size * 2,
-            learning_rate=learning_rate,
-            num_train_epochs=epochs,
-            max_steps=max_steps or -1,
+            per_device_train_batch_size=config.batch_size,
+            train_sampling_strategy="group_by_length" if config.length_grouping else "random",
+            per_device_eval_batch_size=config.batch_size * 2,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps or -1,
             lr_scheduler_type="linear",
             warmup_steps=0.06,
             eval_strategy="steps",
-            eval_steps=eval_steps,
+            eval_steps=config.eval_steps,
             save_strategy="steps",
-            save_steps=eval_steps,
+            save_steps=config.eval_steps,
             save_total_limit=2,
             save_only_model=True,
             load_best_model_at_end=True,
             metric_for_best_model="macro_recall",
-            logging_steps=max(1, eval_steps // 4),
+            logging_steps=max(1, config.eval_steps // 4),
             report_to="none",
-            seed=seed,
+            seed=run.seed,
         )
+        loss = _weighted_loss(train["label"], config.imbalance, config.label_smoothing)
         trainer = Trainer(
             model=model,
             args=arguments,
-            train_dataset=_tokenized(train, tokenizer, max_length),
-            eval_dataset=_tokenized(validation, tokenizer, max_length, sort_by_length=True),
+            train_dataset=_tokenized(train, tokenizer, config.max_length),
+            eval_dataset=_tokenized(validation, tokenizer, config.max_length, sort_by_length=True),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_validation_scores,
-            compute_loss_func=_weighted_loss(train["label"], imbalance, label_smoothing),
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=patience), budget],
+            compute_loss_func=loss,
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience), budget],
         )
         started = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - started
-        metrics = _prediction_metrics(trainer.predict(trainer.eval_dataset))
+        prediction = trainer.predict(trainer.eval_dataset)
+        probabilities = _in_row_order(prediction, trainer.eval_dataset["row"])
         stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
         mlflow.set_tag("stopped_by", stopped_by)
         _log_training_curve(trainer.state.log_history)
         model_dir = Path(tmp) / "model"
         trainer.save_model(str(model_dir))
-        mlflow.log_metrics(
-            {"train_seconds": train_seconds, "train_steps": trainer.state.global_step,
-             **{f"validation_{k}": v for k, v in metrics.items()}}
-        )  # fmt: skip
         export_int8(model_dir)  # the INT8 runtime's ONNX file, logged with the weights
-        model_uri = log_transformer_model(model_dir, max_length, batch_size)
-        mlflow.set_tag("model_uri", model_uri)
+        model_uri = log_transformer_model(model_dir, config.max_length, config.batch_size)
+        timings = {"train_seconds": train_seconds, "train_steps": trainer.state.global_step}
+        output = probabilities_frame(list(LABELS), probabilities)
+        result = finish_candidate(run_id, model_uri, validation, output, timings)
     logger.info(
         "transformer: %d steps in %.0f s (%s); validation macro recall %.4f, macro F1 %.4f",
-        trainer.state.global_step, train_seconds, stopped_by, metrics["macro_recall"], metrics["macro_f1"],
-    )  # fmt: skip
-    return TrainResult(run.info.run_id, model_uri, metrics)
+        trainer.state.global_step,
+        train_seconds,
+        stopped_by,
+        result.validation_metrics["macro_recall"],
+        result.validation_metrics["macro_f1"],
+    )
+    return result
+
+
+@component
+def train_transformer(
+    train: Input[Dataset],
+    validation: Input[Dataset],
+    config: dict,
+    run: dict,
+    tracking_uri: str,
+    lineage: str,
+    model: Output[Model],
+    validation_predictions: Output[Dataset],
+    validation_metrics: Output[Metrics],
+):
+    """Fine-tune a Hugging Face classifier within a budget (params.yaml ``train_transformer``), logged to
+    MLflow; the Model artifact points at it."""
+    import json
+
+    from components.candidate import record_candidate
+    from components.train_transformer import TransformerConfig, train_transformer_model
+    from core.config import RunConfig, from_mapping
+
+    result = train_transformer_model(
+        train.path,
+        validation.path,
+        from_mapping(TransformerConfig, config, "train_transformer"),
+        from_mapping(RunConfig, run, "run"),
+        tracking_uri,
+        json.loads(lineage),
+    )
+    record_candidate(result, "transformer", model, validation_predictions, validation_metrics)

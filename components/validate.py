@@ -4,7 +4,9 @@ import logging
 from dataclasses import dataclass
 
 import pandas as pd
+from kfp.dsl import Dataset, Input, Metrics, Output
 
+from components import component
 from core.labels import LABELS
 
 logger = logging.getLogger(__name__)
@@ -55,12 +57,20 @@ def find_bad_rows(frame: pd.DataFrame, max_text_chars: int) -> pd.Series:
     return reason
 
 
-def validate(
+@dataclass(frozen=True)
+class ValidateConfig:
+    """params.yaml ``validate``: see the comments there."""
+
+    max_bad_fraction: float
+    max_text_chars: int
+
+
+def validate_rows(
     input_path: str,
     clean_path: str,
     quarantine_path: str,
-    max_bad_fraction: float = 0.1,
-    max_text_chars: int = 5000,
+    max_bad_fraction: float,
+    max_text_chars: int,
 ) -> ValidationReport:
     """Split ``input_path`` into clean rows and quarantined rows (with a ``reason`` column).
 
@@ -90,3 +100,25 @@ def validate(
     if absent:
         raise ValidationError(f"class(es) {absent} have no clean rows; every class in {LABELS} is needed")
     return report
+
+
+@component
+def validate(
+    raw: Input[Dataset],
+    config: dict,
+    clean: Output[Dataset],
+    quarantine: Output[Dataset],
+    report: Output[Metrics],
+):
+    """Quarantine bad rows with their reasons; fail when too many are bad or a class is missing."""
+    from components.validate import ValidateConfig, validate_rows
+    from core.config import from_mapping
+
+    settings = from_mapping(ValidateConfig, config, "validate")
+    result = validate_rows(
+        raw.path, clean.path, quarantine.path, settings.max_bad_fraction, settings.max_text_chars
+    )
+    report.log_metric("rows_in", result.rows_in)
+    report.log_metric("rows_clean", result.rows_clean)
+    for reason, count in result.quarantined.items():
+        report.log_metric(f"quarantined_{reason}", count)

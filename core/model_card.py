@@ -63,7 +63,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
         f"- training time: {metrics.get('train_seconds', float('nan')):.0f} s{steps}",
         f"- model size: {metrics.get('model_mb', float('nan')):.1f} MB",
         "", "## Data", "",
-        f"- source: `{params.get('pipeline.source', 'unknown')}`",
+        f"- source: `{params.get('pipeline.ingest.source', 'unknown')}`",
         f"- rows: train {params.get('train_rows')}, validation {params.get('validation_rows')}, "
         f"test {tags.get('test_rows')}",
         f"- labels: {', '.join(LABELS)}",

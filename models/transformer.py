@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from models.onnx_runtime import int8_session, session_logits
 from core.text import normalize_text
+from models.onnx_runtime import int8_session, session_logits
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model
 

@@ -85,7 +85,9 @@ def push_gate_metrics(
 ) -> None:
     """Push the decision to ``gateway`` (host:port or URL), grouped by ``model_name``, with each candidate's
     ``train_seconds`` from its MLflow run. A failed push is logged, not raised: the registry already
-    holds the decision."""
+    holds the decision. An empty ``gateway`` (none configured) pushes nothing."""
+    if not gateway:
+        return
     client = mlflow.MlflowClient()
     seconds = {
         run_id: client.get_run(run_id).data.metrics.get("train_seconds", float("nan")) for run_id in families

@@ -1,69 +1,70 @@
-"""Typed view of ``params.yaml``: the pipeline's parameters, each default defined once (in the file)."""
+"""Typed view of ``params.yaml``: one section per step, each that step's config dataclass; every default
+is defined once, in the file."""
 
+import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import yaml
+
+from components.deploy import DeployConfig
+from components.ensemble import EnsembleConfig
+from components.gate import GateConfig
+from components.ingest import IngestConfig
+from components.monitor import MonitorConfig
+from components.prepare_out_of_domain import OutOfDomainConfig
+from components.preprocess import PreprocessConfig
+from components.train_linear import LinearConfig
+from components.train_transformer import TransformerConfig
+from components.validate import ValidateConfig
+from core.config import RunConfig, from_mapping
 
 DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent.parent / "params.yaml"
 
 
 @dataclass(frozen=True)
 class PipelineParams:
-    source: str
-    max_rows_per_split: int
-    seed: int
-    max_bad_fraction: float
-    max_text_chars: int
-    validation_fraction: float
-    test_fraction: float
-    ood_sources: list[str]
-    ood_max_rows: int
-    encoder_id: str
-    classifier: str
-    linear_trials: int
-    c: float
-    imbalance: str
-    batch_size: int
-    transformer_model_id: str
-    transformer_offline_fallback: str
-    transformer_max_length: int
-    transformer_batch_size: int
-    transformer_learning_rate: float
-    transformer_epochs: float
-    transformer_max_steps: int
-    transformer_max_minutes: float
-    transformer_eval_steps: int
-    transformer_patience: int
-    transformer_label_smoothing: float
-    transformer_imbalance: str
-    ensemble_weighting: str
-    torch_threads: int
-    experiment: str
-    model_name: str
-    gate_metric: str
-    min_improvement: float
-    min_score: float
-    gate_confidence: float
-    gate_bootstrap_samples: int
-    gate_ood_weight: float
-    gate_int8_max_loss: float
-    pushgateway: str
-    deploy_namespace: str
-    deploy_canary_percent: int
-    serve_image: str
-    canary_analysis: dict
+    run: RunConfig
+    ingest: IngestConfig
+    validate: ValidateConfig
+    preprocess: PreprocessConfig
+    out_of_domain: OutOfDomainConfig
+    train_linear: LinearConfig
+    train_transformer: TransformerConfig
+    ensemble: EnsembleConfig
+    gate: GateConfig
+    deploy: DeployConfig
+    canary_analysis: dict  # validated by rollout.canary_analysis.AnalysisSettings.from_config
+    monitor: MonitorConfig
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_PARAMS_FILE, **overrides) -> "PipelineParams":
-        """Read ``path``; unknown or missing keys are an error; non-None ``overrides`` win."""
+    def load(cls, path: Path = DEFAULT_PARAMS_FILE) -> "PipelineParams":
+        """Read ``path``; an unknown or missing section or key is an error."""
         values = yaml.safe_load(Path(path).read_text())
         names = {f.name for f in fields(cls)}
-        unknown, missing = set(values) - names, names - set(values)
-        if unknown or missing:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-        typed = {f.name: f.type(values[f.name]) for f in fields(cls)}
-        return replace(cls(**typed), **{k: v for k, v in overrides.items() if v is not None})
+        if set(values) != names:
+            unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+            raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}")
+        return cls(
+            **{
+                f.name: values[f.name] if f.type is dict else from_mapping(f.type, values[f.name], f"{path}: {f.name}")
+                for f in fields(cls)
+            }
+        )
+
+    def override(self, section: str, **values) -> "PipelineParams":
+        """A copy with the non-None ``values`` replacing those of ``section``."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return replace(self, **{section: replace(getattr(self, section), **given)}) if given else self
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def lineage(self) -> str:
+        """Every parameter as flat ``section.key`` names (JSON), logged to each candidate's MLflow run."""
+        flat = {
+            f"{section}.{key}": json.dumps(value) if isinstance(value, list | dict) else value
+            for section, values in self.as_dict().items()
+            for key, value in values.items()
+        }
+        return json.dumps(flat, sort_keys=True)

@@ -4,20 +4,18 @@ each (on the test split and the out-of-domain sets) -> gate -> deploy -> analyze
 
 from kfp import compiler, dsl, kubernetes
 
-from pipelines.steps import (
-    analyze,
-    deploy,
-    ensemble,
-    evaluate,
-    gate,
-    ingest,
-    monitor,
-    prepare_out_of_domain,
-    preprocess,
-    train_linear,
-    train_transformer,
-    validate,
-)
+from components.analyze import analyze
+from components.deploy import deploy
+from components.ensemble import ensemble
+from components.evaluate import evaluate
+from components.gate import gate
+from components.ingest import ingest
+from components.monitor import monitor
+from components.prepare_out_of_domain import prepare_out_of_domain
+from components.preprocess import preprocess
+from components.train_linear import train_linear
+from components.train_transformer import train_transformer
+from components.validate import validate
 
 PIPELINE_NAME = "sentiment-training"
 MONITORING_PIPELINE_NAME = "sentiment-monitoring"
@@ -44,122 +42,73 @@ def with_object_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
     description="Train sentiment classifiers of two families, evaluate them and gate the best into MLflow.",
 )
 def sentiment_pipeline(
-    source: str,
-    max_rows_per_split: int,
-    seed: int,
-    max_bad_fraction: float,
-    max_text_chars: int,
-    validation_fraction: float,
-    test_fraction: float,
-    ood_sources: list,
-    ood_max_rows: int,
-    encoder_id: str,
-    classifier: str,
-    linear_trials: int,
-    c: float,
-    imbalance: str,
-    batch_size: int,
-    transformer_model_id: str,
-    transformer_offline_fallback: str,
-    transformer_max_length: int,
-    transformer_batch_size: int,
-    transformer_learning_rate: float,
-    transformer_epochs: float,
-    transformer_max_steps: int,
-    transformer_max_minutes: float,
-    transformer_eval_steps: int,
-    transformer_patience: int,
-    transformer_label_smoothing: float,
-    transformer_imbalance: str,
-    ensemble_weighting: str,
-    torch_threads: int,
-    experiment: str,
-    model_name: str,
-    gate_metric: str,
-    min_improvement: float,
-    min_score: float,
-    gate_confidence: float,
-    gate_bootstrap_samples: int,
-    gate_ood_weight: float,
-    gate_int8_max_loss: float,
-    pushgateway: str,
-    deploy_namespace: str,
-    deploy_canary_percent: int,
-    serve_image: str,
-    canary_analysis: dict,
+    run: dict,
+    ingest_config: dict,
+    validate_config: dict,
+    preprocess_config: dict,
+    out_of_domain_config: dict,
+    train_linear_config: dict,
+    train_transformer_config: dict,
+    ensemble_config: dict,
+    gate_config: dict,
+    deploy_config: dict,
+    canary_analysis_config: dict,
     tracking_uri: str,
-    run_params: str,
+    lineage: str,
 ) -> str:
-    """Parameters mirror ``params.yaml`` (see pipelines/params.py), plus where MLflow is
-    (``tracking_uri``) and the whole parameter set as JSON (``run_params``) for the runs' lineage.
+    """One parameter per section of ``params.yaml`` (pipelines/params.py), plus where MLflow is
+    (``tracking_uri``) and every parameter as flat JSON (``lineage``), logged to each candidate's run.
     Returns the gate's decision as JSON; the deploy step then serves the promoted version.
     """
-    ingested = ingest(source=source, seed=seed, max_rows_per_split=max_rows_per_split)
-    validated = validate(
-        raw=ingested.outputs["dataset"], max_bad_fraction=max_bad_fraction, max_text_chars=max_text_chars
-    )
-    splits = preprocess(
-        clean=validated.outputs["clean"],
-        validation_fraction=validation_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
+    ingested = ingest(config=ingest_config, run=run)
+    validated = validate(raw=ingested.outputs["dataset"], config=validate_config)
+    splits = preprocess(clean=validated.outputs["clean"], config=preprocess_config, run=run)
     train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
-    prepared = prepare_out_of_domain(
-        sources=ood_sources, max_rows=ood_max_rows, max_text_chars=max_text_chars, seed=seed
-    )
+    prepared = prepare_out_of_domain(config=out_of_domain_config, validate=validate_config, run=run)
     out_of_domain = prepared.outputs["out_of_domain"]
+    shared = {"run": run, "tracking_uri": tracking_uri, "lineage": lineage}
     candidates = {}
     for featurizer in ("embeddings", "tfidf"):
         candidates[f"linear_{featurizer}"] = train_linear(
-            train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
-            featurizer=featurizer, encoder_id=encoder_id, classifier=classifier, c=c, imbalance=imbalance,
-            trials=linear_trials, metric=gate_metric, batch_size=batch_size, seed=seed, run_params=run_params,
-        ).set_display_name(f"train-linear-{featurizer}")  # fmt: skip
+            train=train, validation=validation, featurizer=featurizer, config=train_linear_config, **shared
+        ).set_display_name(f"train-linear-{featurizer}")
     candidates["transformer"] = train_transformer(
-        train=train, validation=validation, tracking_uri=tracking_uri, experiment=experiment,
-        model_id=transformer_model_id, offline_fallback=transformer_offline_fallback,
-        max_length=transformer_max_length, batch_size=transformer_batch_size,
-        learning_rate=transformer_learning_rate, epochs=transformer_epochs, max_steps=transformer_max_steps,
-        max_minutes=transformer_max_minutes, eval_steps=transformer_eval_steps, patience=transformer_patience,
-        label_smoothing=transformer_label_smoothing, imbalance=transformer_imbalance,
-        threads=torch_threads, seed=seed, run_params=run_params,
-    )  # fmt: skip
-    candidates["ensemble"] = ensemble(
-        **{name: task.outputs["model"] for name, task in candidates.items()},
-        validation=validation, tracking_uri=tracking_uri, experiment=experiment, weighting=ensemble_weighting,
-        metric=gate_metric, run_params=run_params,
-    )  # fmt: skip
-    evaluations = [
-        evaluate(
+        train=train, validation=validation, config=train_transformer_config, **shared
+    )
+    members = {}
+    for name, task in candidates.items():
+        members[name] = task.outputs["model"]
+        members[f"{name}_predictions"] = task.outputs["validation_predictions"]
+    candidates["ensemble"] = ensemble(**members, validation=validation, config=ensemble_config, **shared)
+    evaluations = {
+        name: evaluate(
             model=task.outputs["model"], test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri
         ).set_display_name(f"evaluate-{name.replace('_', '-')}")
         for name, task in candidates.items()
-    ]
+    }
     gated = gate(
-        **{name: task.outputs["model"] for name, task in candidates.items()},
-        test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri, model_name=model_name,
-        metric=gate_metric, min_improvement=min_improvement, min_score=min_score, confidence=gate_confidence,
-        bootstrap_samples=gate_bootstrap_samples, seed=seed, ood_weight=gate_ood_weight,
-        int8_max_loss=gate_int8_max_loss, pushgateway=pushgateway,
-    )  # fmt: skip
-    for evaluation in evaluations:
-        gated.after(evaluation)
-    deployed = deploy(
-        decision=gated.output, model_name=model_name, namespace=deploy_namespace, serve_image=serve_image,
-        canary_percent=deploy_canary_percent, tracking_uri=tracking_uri,
-    )  # fmt: skip
+        **{name: task.outputs["predictions"] for name, task in evaluations.items()},
+        test=test,
+        out_of_domain=out_of_domain,
+        config=gate_config,
+        run=run,
+        tracking_uri=tracking_uri,
+    )
+    deployed = deploy(decision=gated.output, config=deploy_config, run=run, tracking_uri=tracking_uri)
     analyzed = analyze(
-        outcome=deployed.outputs["Output"], canary_analysis=canary_analysis, model_name=model_name,
-        namespace=deploy_namespace, tracking_uri=tracking_uri, pushgateway=pushgateway,
-    )  # fmt: skip
+        outcome=deployed.outputs["Output"],
+        config=canary_analysis_config,
+        deploy=deploy_config,
+        run=run,
+        tracking_uri=tracking_uri,
+    )
     tasks = (
         ingested,
         validated,
         splits,
         prepared,
         *candidates.values(),
-        *evaluations,
+        *evaluations.values(),
         gated,
         deployed,
         analyzed,
@@ -173,14 +122,11 @@ def sentiment_pipeline(
     name=MONITORING_PIPELINE_NAME,
     description="Judge the served model's logged predictions against its reference; report drift to MLflow.",
 )
-def monitoring_pipeline(
-    predictions: str, model_uri: str, tracking_uri: str, threshold: float = 0.25, since_hours: float = 0.0
-) -> str:
+def monitoring_pipeline(predictions: str, model_uri: str, monitor_config: dict, tracking_uri: str) -> str:
     """One monitor step (schedule it as a recurring run on the cluster); returns the drifted features."""
     judged = monitor(
-        predictions=predictions, model_uri=model_uri, tracking_uri=tracking_uri, threshold=threshold,
-        since_hours=since_hours,
-    )  # fmt: skip
+        predictions=predictions, model_uri=model_uri, config=monitor_config, tracking_uri=tracking_uri
+    )
     with_object_store(judged)
     return judged.outputs["Output"]
 

@@ -14,9 +14,10 @@ import re
 import tempfile
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict
 from pathlib import Path
 
+from core.registry import CHAMPION_ALIAS
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import (
     MONITORING_PIPELINE_NAME,
@@ -64,10 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
+    """The pipeline's arguments: the ``run`` section, every other section as ``<section>_config``, where
+    MLflow is, and the flat lineage."""
+    sections = params.as_dict()
     return {
-        **params.as_dict(),
+        "run": sections.pop("run"),
+        **{f"{name}_config": values for name, values in sections.items() if name != "monitor"},
         "tracking_uri": tracking_uri,
-        "run_params": json.dumps(params.as_dict(), sort_keys=True),
+        "lineage": params.lineage(),
     }
 
 
@@ -98,7 +103,7 @@ def init_local_runner(workdir: Path) -> None:
 def run_locally(params: PipelineParams, workdir: Path) -> dict:
     """Run every step as a local subprocess with kfp.local; return the gate's decision."""
     init_local_runner(workdir)
-    tracking_uri = local_tracking_uri(workdir, params.experiment)
+    tracking_uri = local_tracking_uri(workdir, params.run.experiment)
     task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
 
@@ -106,7 +111,11 @@ def run_locally(params: PipelineParams, workdir: Path) -> dict:
 def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host: str | None) -> str:
     """Run the monitoring pipeline on the prediction log at ``predictions`` for the champion: on the cluster
     (``host``) or locally; return what to tell the user."""
-    arguments = {"predictions": predictions, "model_uri": f"models:/{params.model_name}@champion"}
+    arguments = {
+        "predictions": predictions,
+        "model_uri": f"models:/{params.run.model_name}@{CHAMPION_ALIAS}",
+        "monitor_config": asdict(params.monitor),
+    }
     package = compile_pipeline(str(workdir / "monitoring_pipeline.yaml"), monitoring_pipeline)
     if host:
         import kfp
@@ -116,7 +125,7 @@ def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host
             package,
             arguments={**arguments, "tracking_uri": tracking_uri},
             run_name=f"{MONITORING_PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
-            experiment_name=params.experiment,
+            experiment_name=params.run.experiment,
         )
         return f"submitted monitoring run {run.run_id} to {host}"
     from components.monitor import MONITOR_EXPERIMENT
@@ -133,13 +142,13 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     import kfp
 
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
-    params = replace(params, pushgateway=params.pushgateway or CLUSTER_PUSHGATEWAY)
+    params = params.override("run", pushgateway=params.run.pushgateway or CLUSTER_PUSHGATEWAY)
     client = kfp.Client(host=host)
     result = client.create_run_from_pipeline_package(
         package_path,
         arguments=pipeline_arguments(params, tracking_uri),
         run_name=f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
-        experiment_name=params.experiment,
+        experiment_name=params.run.experiment,
     )
     return result.run_id
 
@@ -162,7 +171,7 @@ def summary(decision: dict, seconds: float) -> str:
     model_name = None
     for run_id in decision["candidate_scores"]:
         run = client.get_run(run_id)
-        model_name = run.data.params["pipeline.model_name"]
+        model_name = run.data.params["pipeline.run.model_name"]
         domains = [d for d in run.data.tags.get("ood_domains", "").split(",") if d]
         for split in ["validation", "test", *(f"ood_{d}" for d in domains)]:
             values = "".join(f"{run.data.metrics[f'{split}_{n}']:>14.4f}" for n in names)
@@ -186,13 +195,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
-    params = PipelineParams.load(
-        args.params,
-        source=args.data,
-        ood_sources=args.ood,
-        max_rows_per_split=args.max_rows_per_split,
-        serve_image=os.environ.get("SERVE_IMAGE"),
-        pushgateway=os.environ.get("PUSHGATEWAY"),
+    params = (
+        PipelineParams.load(args.params)
+        .override("ingest", source=args.data, max_rows_per_split=args.max_rows_per_split)
+        .override("out_of_domain", sources=args.ood)
+        .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
+        .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))
     )
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

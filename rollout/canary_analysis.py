@@ -253,9 +253,9 @@ def run_analysis(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pipelines.params import PipelineParams
     from rollout.deploy import Cluster, Registry, load_kube_config
     from rollout.inference_service import ServingSettings
-    from pipelines.params import PipelineParams
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     params = PipelineParams.load()

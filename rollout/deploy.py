@@ -20,10 +20,11 @@ import argparse
 import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
+from core.registry import resolve
+from models.bundle import bundle_uri, publish_bundle
 from rollout.inference_service import (
     GROUP,
     PLURAL,
@@ -41,7 +42,6 @@ from rollout.inference_service import (
     traffic_route,
     version_of,
 )
-from models.bundle import bundle_uri, publish_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -312,19 +312,6 @@ def deploy_champion(
     return outcome
 
 
-def pinned_version(model_uri: str) -> str:
-    """The registry version ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` names."""
-    import mlflow
-
-    alias = re.fullmatch(r"models:/([^/@]+)@(.+)", model_uri)
-    if alias:
-        return str(mlflow.MlflowClient().get_model_version_by_alias(alias.group(1), alias.group(2)).version)
-    version = re.fullmatch(r"models:/[^/@]+/(\d+)", model_uri)
-    if not version:
-        raise ValueError(f"not a registry model URI (models:/<name>/<version> or @<alias>): {model_uri!r}")
-    return version.group(1)
-
-
 def load_kube_config() -> None:
     """In a pod: its ServiceAccount; elsewhere: the current kubectl context."""
     from kubernetes import config
@@ -358,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     cluster, registry = Cluster(), Registry(args.name, os.environ.get("MLFLOW_TRACKING_URI"))
     settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)
     if args.action == "rollout":
-        version = pinned_version(args.model_uri)
+        version = str(resolve(args.model_uri).version)
         outcome = rollout(cluster, registry, settings, version, args.canary_percent, args.timeout)
         print(f"{outcome}: version {version}")
     elif args.action == "promote":

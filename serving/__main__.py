@@ -16,8 +16,8 @@ from kserve import model_server
 from starlette.exceptions import HTTPException
 
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
-from serving.predictor import ChampionNotFound, ReloadingRepository, SentimentPredictor, ServingOptions
 from serving.payload import RequestLimits
+from serving.predictor import ChampionNotFound, ReloadingRepository, SentimentPredictor, ServingOptions
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from serving import metrics
+from serving import prometheus_metrics as metrics
 
 V1_PREDICT = re.compile(r"^/v1/models/[^/]+:predict$")
 V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")

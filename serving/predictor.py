@@ -6,7 +6,6 @@ new one is loaded and warmed up, then one reference swap switches over.
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,12 +17,12 @@ from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from mlflow.exceptions import MlflowException
 
-from monitoring.drift import DriftReference
 from core.labels import LABELS
+from core.registry import VersionNotFound, is_registry_uri, resolve
 from models.bundle import VersionDetails, is_bundle
-from serving import metrics
+from monitoring.drift import DriftReference
+from serving import prometheus_metrics as metrics
 from serving.batcher import AdaptiveBatcher
 from serving.drift_window import DriftWindow
 from serving.payload import (
@@ -49,20 +48,16 @@ def pin_version(model_uri: str) -> tuple[str, str]:
     holds. Other URIs are returned as they are."""
     if is_bundle(model_uri):
         return model_uri, VersionDetails.from_bundle(Path(model_uri)).version
-    if model_uri.startswith("models:/") and "@" in model_uri:
-        name, alias = model_uri.removeprefix("models:/").split("@", 1)
+    if is_registry_uri(model_uri):
         try:
-            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and "not found" not in exc.message.lower():
-                raise
+            version = resolve(model_uri).version
+        except VersionNotFound as exc:
             raise ChampionNotFound(
-                f"cannot resolve {model_uri} in the registry at {mlflow.get_tracking_uri()}: {exc.message}. "
-                "Run the pipeline first (make pipeline-run) so that the gate promotes a model."
+                f"{exc}. Run the pipeline first (make pipeline-run) so that the gate promotes a model."
             ) from exc
+        name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
         return f"models:/{name}/{version}", str(version)
-    pinned = re.fullmatch(r"models:/[^/@]+/(\d+)", model_uri)
-    return model_uri, pinned.group(1) if pinned else "unversioned"
+    return model_uri, "unversioned"
 
 
 def version_details(pinned_uri: str) -> VersionDetails | None:

@@ -22,6 +22,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from pipelines.params import PipelineParams
 from rollout.canary_analysis import (
     PROMOTE,
     ROLLBACK,
@@ -34,7 +35,6 @@ from rollout.canary_analysis import (
 from rollout.canary_checks import FAIL, INSUFFICIENT, PASS
 from rollout.deploy import PRODUCTION_ALIAS, Cluster, DeployError, Registry, rollout
 from rollout.inference_service import ServingSettings, inference_service
-from pipelines.params import PipelineParams
 from tests import canary_models
 from tests.helpers import (
     sentiment_frame,

@@ -9,6 +9,7 @@ import mlflow
 import pytest
 import yaml
 
+from models.bundle import BUNDLE_FILE
 from rollout.deploy import (
     CANARY_ALIAS,
     PRODUCTION_ALIAS,
@@ -22,7 +23,6 @@ from rollout.deploy import (
     status,
 )
 from rollout.inference_service import ServingSettings, storage_uri_of
-from models.bundle import BUNDLE_FILE
 from tests.kube_stand_in import StandInApiServer
 
 ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"

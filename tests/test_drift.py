@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.monitor import MonitorError, monitor, read_prediction_log
 from monitoring.drift import (
     REFERENCE_ARTIFACT,
     SIGNIFICANT_PSI,
@@ -19,10 +20,9 @@ from monitoring.drift import (
     drift_scores,
     psi,
 )
-from components.monitor import MonitorError, monitor, read_prediction_log
 from serving.drift_window import DriftWindow
-from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 from serving.prediction_log import PredictionLog
+from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 from tests.helpers import write_splits
 
 LONG_RANT = "this is a very long complaint that goes on and on about nothing in particular " * 4

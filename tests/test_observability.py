@@ -22,12 +22,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from components.gate import GateDecision
+from monitoring.dashboards import DASHBOARDS
+from monitoring.drift import SIGNIFICANT_PSI
+from monitoring.pushgateway import push_gate_metrics
 from rollout.canary_checks import CheckResult, VersionEvidence
 from rollout.canary_report import CanaryVerdict, push_verdict
-from monitoring.drift import SIGNIFICANT_PSI
-from components.gate import GateDecision
-from monitoring.pushgateway import push_gate_metrics
-from monitoring.dashboards import DASHBOARDS
 from tests.helpers import (
     REPO,
     binary,

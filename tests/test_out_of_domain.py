@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.labels import LABELS
 from components.prepare_out_of_domain import domain_name, prepare_out_of_domain
+from core.labels import LABELS
 from tests.conftest import shared_dataset
 from tests.helpers import write_comment_sets
 

@@ -11,9 +11,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from monitoring.drift import REFERENCE_ARTIFACT
 from core.object_store import s3_client
 from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
+from monitoring.drift import REFERENCE_ARTIFACT
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]

@@ -11,9 +11,9 @@ import httpx
 import mlflow
 import pytest
 
-from core.tracking import ensure_experiment
 from components.train_linear import train_linear
-from serving import metrics
+from core.tracking import ensure_experiment
+from serving import prometheus_metrics as metrics
 from serving.predictor import SentimentPredictor, ServingOptions
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
-from core.labels import LABELS, probability_columns
 from components.train_linear import build_classifier, train_linear
 from components.tune_linear import IMBALANCE_TREATMENTS, oversample
+from core.labels import LABELS, probability_columns
 from tests.helpers import write_splits
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import hub
 from components.evaluate import evaluate
 from components.gate import current_champion, gate
-from core.labels import probability_columns
-from models.bundle import VersionDetails
 from components.train_linear import train_linear
 from components.train_transformer import _weighted_loss, train_transformer
+from core import hub
+from core.labels import probability_columns
+from models.bundle import VersionDetails
 from serving.predictor import choose_runtime
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
 
