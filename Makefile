@@ -8,7 +8,8 @@ INSTALLED := $(VENV)/.installed
 TOOLS_VENV ?= .venv-tools
 MLOPS_HOME ?= $(CURDIR)/.mlops
 MLFLOW_TRACKING_URI ?= sqlite:///$(MLOPS_HOME)/mlflow.db
-TORCH_VERSION := 2.13.0
+TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)",$$/\1/p' pyproject.toml)
+UI_PORT ?= 5000
 TORCH_INDEX ?=
 DATA ?=
 OOD ?=
@@ -55,7 +56,7 @@ with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,sv
 PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile serve monitor dashboards test test-slow lint format clean \
+.PHONY: help install pipeline-run compile ui serve monitor dashboards test test-slow lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
 	predict cluster-down
 
@@ -67,7 +68,7 @@ install: $(INSTALLED) ## create $(VENV) (the project, CPU torch first) and $(TOO
 $(INSTALLED): pyproject.toml requirements-tools.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PYTHON) -m pip install --quiet $(TORCH_PIN) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
@@ -79,6 +80,9 @@ pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HO
 
 compile: install ## compile the pipeline to $(MLOPS_HOME)/sentiment_pipeline.yaml
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --compile-only
+
+ui: install ## the MLflow UI on the local store (runs, plots, model cards, the registry) at http://127.0.0.1:$(UI_PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(UI_PORT)
 
 serve: install ## serve the registered champion with the KServe model server on HTTP_PORT / GRPC_PORT
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PYTHON) -m serving \

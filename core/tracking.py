@@ -4,11 +4,16 @@ import os
 
 import mlflow
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+def _without_telemetry() -> None:
+    """MLflow sends usage telemetry unless told not to: this project never does (the Makefile and the
+    images set it too)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def use_tracking(tracking_uri: str, experiment: str | None = None) -> None:
     """Point MLflow at ``tracking_uri`` (and ``experiment``, created on first use)."""
+    _without_telemetry()
     mlflow.set_tracking_uri(tracking_uri)
     if experiment:
         mlflow.set_experiment(experiment)
@@ -16,6 +21,7 @@ def use_tracking(tracking_uri: str, experiment: str | None = None) -> None:
 
 def ensure_experiment(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:
     """Create ``experiment`` with ``artifact_location`` unless it exists; return its id."""
+    _without_telemetry()
     client = mlflow.MlflowClient(tracking_uri)
     existing = client.get_experiment_by_name(experiment)
     if existing:

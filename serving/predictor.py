@@ -148,7 +148,7 @@ class SentimentPredictor(Model):
             self.predict_texts, options.max_batch_size, options.max_wait_ms, metrics.record_batch
         )
         self.drift = DriftWindow(options.drift_window, options.drift_min_texts)
-        metrics.DRIFT.window = self.drift
+        metrics.watch_drift(self.drift)
         self.prediction_log = (
             PredictionLog(options.prediction_log, options.prediction_log_sample)
             if options.prediction_log

@@ -97,8 +97,14 @@ class DriftCollector(Collector):
         )
 
 
-DRIFT = DriftCollector()
-REGISTRY.register(DRIFT)
+_DRIFT = DriftCollector()
+
+
+def watch_drift(window: DriftWindow) -> None:
+    """Report ``window`` as ``sentiment_drift_*`` from now on; the first call registers the collector."""
+    if _DRIFT.window is None:
+        REGISTRY.register(_DRIFT)
+    _DRIFT.window = window
 
 
 def record_batch(stats: BatchStats) -> None:

@@ -10,6 +10,9 @@ from core.tracking import ensure_experiment
 from tests.helpers import (
     SHARED_DATA,
     free_port,
+    gate_config,
+    linear_config,
+    run_config,
     start_model_server,
     start_process,
     stop_process,
@@ -105,17 +108,20 @@ SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 6
 def champion_store(tmp_path_factory) -> str:
     """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_linear ->
     evaluate -> gate steps."""
-    from components.evaluate import evaluate
-    from components.gate import gate
-    from components.train_linear import train_linear
+    from components.evaluate import evaluate_model
+    from components.gate import gate_candidates
+    from components.train_linear import train_linear_model
 
     root = tmp_path_factory.mktemp("champion")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=2)
-    trained = train_linear(paths["train"], paths["validation"], uri, "sentiment")
-    evaluate(trained.run_id, trained.model_uri, paths["test"], uri)
-    assert gate([(trained.run_id, trained.model_uri)], paths["test"], uri, "sentiment").promoted
+    trained = train_linear_model(
+        paths["train"], paths["validation"], "embeddings", linear_config(), run_config(), uri, {}
+    )
+    evaluation = evaluate_model(trained.run_id, trained.model_uri, paths["test"], uri)
+    decision = gate_candidates([evaluation.candidate], paths["test"], None, gate_config(), run_config(seed=0), uri)
+    assert decision.promoted
     return uri
 
 

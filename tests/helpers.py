@@ -8,12 +8,55 @@ import sys
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import httpx
 import pandas as pd
+
+from components.gate import GateConfig
+from components.train_linear import LinearConfig
+from components.train_transformer import TransformerConfig
+from core.config import RunConfig
+from pipelines.params import PipelineParams
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 VENV_BIN = Path(sys.executable).parent
+
+PARAMS = PipelineParams.load()  # params.yaml
+
+
+def run_config(**changes) -> RunConfig:
+    """params.yaml's ``run`` section (experiment and model "sentiment", seed 42, macro_recall) with
+    ``changes``."""
+    return replace(PARAMS.run, **changes)
+
+
+def linear_config(**changes) -> LinearConfig:
+    """params.yaml's ``train_linear`` section with no Optuna trials (unless ``changes`` ask for some), then
+    ``changes``."""
+    return replace(PARAMS.train_linear, **{"trials": 0} | changes)
+
+
+def transformer_config(**changes) -> TransformerConfig:
+    """params.yaml's ``train_transformer`` section with a short schedule (learning rate 5e-5, 1 epoch, no
+    step limit, 30 minutes), then ``changes``."""
+    schedule = {"learning_rate": 5e-5, "epochs": 1.0, "max_steps": 0, "max_minutes": 30.0}
+    return replace(PARAMS.train_transformer, **schedule | changes)
+
+
+def gate_config(**changes) -> GateConfig:
+    """A gate with no margin, a floor of 0.4, no out-of-domain weight and the usual bootstrap (1,000
+    samples, 95 %) and INT8 tolerance (0.005), then ``changes``."""
+    rules = {
+        "min_improvement": 0.0,
+        "min_score": 0.4,
+        "confidence": 0.95,
+        "bootstrap_samples": 1000,
+        "ood_weight": 0.0,
+        "int8_max_loss": 0.005,
+    }
+    return GateConfig(**rules | changes)
 
 TOPICS = [
     "the new phone",

@@ -80,7 +80,11 @@ def test_protocol_of(method, path, expected):
 
 def test_body_at_the_limit_reaches_the_app_and_is_counted(client, version):
     body = "é" * (LIMIT // 2)  # 64 UTF-8 bytes
-    answer = client.post("/v1/models/sentiment:predict", content=body.encode(), headers={"content-type": "application/json; charset=utf-8"})  # fmt: skip
+    answer = client.post(
+        "/v1/models/sentiment:predict",
+        content=body.encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert answer.status_code == 200 and answer.json() == {"name": "sentiment", "body": body}
     assert requests_total("v1", version, "200") == 1
     count = REGISTRY.get_sample_value(
@@ -118,7 +122,9 @@ def test_other_routes_pass_through_untouched(client):
 
 
 def test_a_failing_app_is_counted_as_500(client, version):
-    answer = client.post("/v1/models/m:predict", content=b"boom", headers={"content-type": "Application/JSON"})
+    answer = client.post(
+        "/v1/models/m:predict", content=b"boom", headers={"content-type": "Application/JSON"}
+    )
     assert answer.status_code == 500
     assert requests_total("v1", version, "500") == 1
 

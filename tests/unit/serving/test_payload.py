@@ -105,8 +105,11 @@ def test_v2_response_has_label_and_probability_outputs():
     assert (response.id, response.model_name, response.model_version) == ("req-1", "sentiment", "3")
     label, probs = response.outputs
     assert (label.name, label.shape, label.datatype, label.data) == (
-        "label", [2], "BYTES", ["positive", "negative"]
-    )  # fmt: skip
+        "label",
+        [2],
+        "BYTES",
+        ["positive", "negative"],
+    )
     assert (probs.name, probs.shape, probs.datatype) == ("probabilities", [2, 3], "FP32")
     assert probs.data == pytest.approx([0.1, 0.2, 0.7, 0.7, 0.2, 0.1])
     assert response.parameters["labels"] == "negative,neutral,positive"

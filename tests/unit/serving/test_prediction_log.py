@@ -37,8 +37,9 @@ def test_close_writes_every_sampled_row_as_json_lines(tmp_path):
     assert PART.match(part.name).group(1) == "000001"
     rows = rows_of(part)
     assert [(r["text"], r["label"], r["confidence"], r["model_version"]) for r in rows] == [
-        ("I love it", "positive", 0.9123, "7"), ("ça va 😀", "neutral", 0.5, "7")
-    ]  # fmt: skip
+        ("I love it", "positive", 0.9123, "7"),
+        ("ça va 😀", "neutral", 0.5, "7"),
+    ]
     assert before <= rows[0]["time"] <= time.time()
     assert "ça va 😀" in part.read_text(encoding="utf-8")  # written as UTF-8, not \u escapes
     assert records("written") - written == 2

@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluate import evaluate
-from components.gate import GateError, current_champion, decide, gate
+from components.evaluate import Candidate, evaluate_model
+from components.gate import GateError, decide, gate_candidates
 from core.labels import LABELS
-from core.scores import PairedSet, paired_bootstrap
-from models.linear import probabilities_frame, texts_of
-from tests.helpers import sentiment_frame
+from core.registry import champion
+from models.output import probabilities_frame, texts_of
+from tests.helpers import gate_config, run_config, sentiment_frame
+
+GATE_RUN = run_config(seed=0)  # the bootstrap's seed
 
 
 class KeywordModel(mlflow.pyfunc.PythonModel):
@@ -64,24 +66,30 @@ def ood_path(tmp_path: Path) -> str:
 
 def candidate(
     model: mlflow.pyfunc.PythonModel, tracking_uri: str, test_path: str | None, ood_path: str | None = None
-) -> tuple:
-    """Log ``model`` in a run and (unless ``test_path`` is None) evaluate it like the pipeline does."""
+) -> Candidate:
+    """Log ``model`` in a run and (unless ``test_path`` is None: then it has no predictions) evaluate it
+    like the pipeline does."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("sentiment")
     with mlflow.start_run() as run:
         uri = mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[]).model_uri
     if test_path:
-        evaluate(run.info.run_id, uri, test_path, tracking_uri, ood_path=ood_path)
-    return run.info.run_id, uri
+        return evaluate_model(run.info.run_id, uri, test_path, tracking_uri, ood_path=ood_path).candidate
+    return Candidate(run.info.run_id, uri, pd.DataFrame())
+
+
+def gate(candidates: list[Candidate], test_path: str, tracking_uri: str, ood_path: str | None = None, **rules):
+    """The gate on ``candidates`` with :func:`tests.helpers.gate_config` and ``rules``."""
+    return gate_candidates(candidates, test_path, ood_path, gate_config(**rules), GATE_RUN, tracking_uri)
 
 
 def champion_version(tracking_uri: str) -> str | None:
-    version = current_champion(mlflow.MlflowClient(tracking_uri), "sentiment")
+    version = champion("sentiment", mlflow.MlflowClient(tracking_uri))
     return str(version.version) if version else None
 
 
 def promote(model, tracking_uri: str, test_path: str, **rules):
-    return gate([candidate(model, tracking_uri, test_path)], test_path, tracking_uri, "sentiment", **rules)
+    return gate([candidate(model, tracking_uri, test_path)], test_path, tracking_uri, **rules)
 
 
 @pytest.mark.parametrize(
@@ -157,27 +165,29 @@ def test_crash_between_register_and_alias_keeps_the_old_champion(
 
 def test_unevaluated_candidate_is_refused(tracking_uri, test_path) -> None:
     promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
-    run_id, uri = candidate(PERFECT, tracking_uri, test_path=None)
+    unevaluated = candidate(PERFECT, tracking_uri, test_path=None)
     with pytest.raises(GateError, match="evaluate it first"):
-        gate([(run_id, uri)], test_path, tracking_uri, "sentiment")
+        gate([unevaluated], test_path, tracking_uri)
     assert champion_version(tracking_uri) == "1"
 
 
 def test_candidate_evaluated_on_another_test_set_is_refused(tracking_uri, test_path, tmp_path: Path) -> None:
-    run_id, uri = candidate(PERFECT, tracking_uri, test_path)
+    evaluated = candidate(PERFECT, tracking_uri, test_path)
     other = tmp_path / "other_test.parquet"
     sentiment_frame().iloc[:60].to_parquet(other)
     with pytest.raises(GateError, match="no test_macro_recall for this data"):
-        gate([(run_id, uri)], str(other), tracking_uri, "sentiment")
+        gate([evaluated], str(other), tracking_uri)
     assert champion_version(tracking_uri) is None
 
 
 def test_best_of_several_candidates_is_chosen_and_every_score_recorded(tracking_uri, test_path) -> None:
     runs = [candidate(model, tracking_uri, test_path) for model in (PARTIAL, PERFECT, CONSTANT)]
-    decision = gate(runs, test_path, tracking_uri, "sentiment", min_score=0.5)
-    assert decision.promoted and decision.run_id == runs[1][0]
-    assert decision.candidate_scores == pytest.approx({runs[0][0]: 2 / 3, runs[1][0]: 1.0, runs[2][0]: 1 / 3})
-    run = mlflow.MlflowClient(tracking_uri).get_run(runs[1][0])
+    decision = gate(runs, test_path, tracking_uri, min_score=0.5)
+    assert decision.promoted and decision.run_id == runs[1].run_id
+    assert decision.candidate_scores == pytest.approx(
+        {runs[0].run_id: 2 / 3, runs[1].run_id: 1.0, runs[2].run_id: 1 / 3}
+    )
+    run = mlflow.MlflowClient(tracking_uri).get_run(runs[1].run_id)
     assert run.data.tags["gate.decision"] == "promoted"
 
 
@@ -190,32 +200,8 @@ def test_promotion_records_the_bootstrap_interval(tracking_uri, test_path) -> No
     assert metrics["gate_interval_low"] == pytest.approx(low)
 
 
-def test_paired_bootstrap_interval() -> None:
-    truth = ["negative", "neutral", "positive"] * 100
-    rng = np.random.default_rng(1)
-    noisy = [label if rng.random() < 0.7 else "neutral" for label in truth]
-    slightly_different = [t if i % 50 else "negative" for i, t in enumerate(noisy)]
-    assert paired_bootstrap([PairedSet(1.0, truth, noisy, noisy)], "macro_recall") == (0.0, 0.0, 0.0)
-    gain, low, high = paired_bootstrap([PairedSet(1.0, truth, truth, noisy)], "macro_f1", samples=500)
-    assert 0 < low < gain < high
-    gain, low, high = paired_bootstrap([PairedSet(1.0, truth, slightly_different, noisy)], "accuracy", 500)
-    assert low < 0 < high
-
-
-def test_paired_bootstrap_weighs_each_set() -> None:
-    """A clear gain on one set and a tie on another: the observed gain is the weighted sum, and the
-    weight scales the interval with it."""
-    truth = ["negative", "neutral", "positive"] * 100
-    worse = [t if i % 4 else "neutral" for i, t in enumerate(truth)]
-    gain_set, tie_set = PairedSet(0.25, truth, truth, worse), PairedSet(0.75, truth, worse, worse)
-    full_gain, full_low, _ = paired_bootstrap([PairedSet(1.0, truth, truth, worse)], "accuracy", 200)
-    gain, low, high = paired_bootstrap([gain_set, tie_set], "accuracy", 200)
-    assert gain == pytest.approx(0.25 * full_gain) and 0 < low < gain < high
-    assert low == pytest.approx(0.25 * full_low)
-
-
 def test_out_of_domain_scores_are_logged_and_carded(tracking_uri, test_path, ood_path) -> None:
-    run_id, _ = candidate(PERFECT, tracking_uri, test_path, ood_path)
+    run_id = candidate(PERFECT, tracking_uri, test_path, ood_path).run_id
     run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
     assert run.data.metrics["ood_reviews_macro_recall"] == pytest.approx(1 / 3)
     assert run.data.metrics["ood_reviews_rows"] == 18 and run.data.tags["ood_domains"] == "reviews"
@@ -230,14 +216,14 @@ def test_out_of_domain_weight_decides_between_candidates_and_against_the_champio
     model (0.5 * 2/3 + 0.5 * 1 vs 0.5 * 1 + 0.5 * 1/3), and then the champion PERFECT cannot take back."""
     perfect, broad = (candidate(m, tracking_uri, test_path, ood_path) for m in (PERFECT, BROAD))
     rules = {"ood_path": ood_path, "min_score": 0.5}
-    in_domain = gate([perfect, broad], test_path, tracking_uri, "sentiment", **rules | {"min_score": 1.1})
-    assert in_domain.run_id == perfect[0] and in_domain.weights == {"test": 1.0}
-    weighed = gate([perfect, broad], test_path, tracking_uri, "sentiment", ood_weight=0.5, **rules)
-    assert weighed.promoted and weighed.run_id == broad[0]
+    in_domain = gate([perfect, broad], test_path, tracking_uri, **rules | {"min_score": 1.1})
+    assert in_domain.run_id == perfect.run_id and in_domain.weights == {"test": 1.0}
+    weighed = gate([perfect, broad], test_path, tracking_uri, ood_weight=0.5, **rules)
+    assert weighed.promoted and weighed.run_id == broad.run_id
     assert weighed.weights == {"test": 0.5, "ood_reviews": 0.5}
-    assert weighed.candidate_set_scores[broad[0]] == pytest.approx({"test": 2 / 3, "ood_reviews": 1.0})
+    assert weighed.candidate_set_scores[broad.run_id] == pytest.approx({"test": 2 / 3, "ood_reviews": 1.0})
     assert weighed.candidate_score == pytest.approx(5 / 6)
-    challenge = gate([perfect], test_path, tracking_uri, "sentiment", ood_weight=0.5, **rules)
+    challenge = gate([perfect], test_path, tracking_uri, ood_weight=0.5, **rules)
     assert not challenge.promoted and challenge.champion_score == pytest.approx(5 / 6)
     assert champion_version(tracking_uri) == weighed.registered_version
 
@@ -245,4 +231,4 @@ def test_out_of_domain_weight_decides_between_candidates_and_against_the_champio
 def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, test_path, ood_path) -> None:
     run = candidate(PERFECT, tracking_uri, test_path)  # evaluated without the out-of-domain set
     with pytest.raises(GateError, match="no ood_reviews_macro_recall for this data"):
-        gate([run], test_path, tracking_uri, "sentiment", ood_path=ood_path, ood_weight=0.25)
+        gate([run], test_path, tracking_uri, ood_path=ood_path, ood_weight=0.25)
