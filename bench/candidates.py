@@ -52,7 +52,9 @@ def candidate_rows(client: mlflow.MlflowClient, decision: dict, columns: tuple) 
     for run_id, score in decision["candidate_scores"].items():
         run = client.get_run(run_id)
         params = run.data.params
-        name = f"linear-{params['featurizer']}" if params["model_family"] == "linear" else params["model_family"]
+        name = (
+            f"linear-{params['featurizer']}" if params["model_family"] == "linear" else params["model_family"]
+        )
         values = {k: run.data.metrics.get(k) for k, _ in columns} | {"gate_score": score}
         rows.append({"candidate": name, "run_id": run_id, **values})
     return rows

@@ -78,8 +78,12 @@ def in_process(predict, texts: list[str]) -> dict:
     predict(texts[:8])  # warm up
     by_batch = {b: round(texts_per_second(predict, texts, b), 1) for b in BATCH_SIZES}
     best = max(by_batch, key=by_batch.get)
-    return {"texts_per_second": by_batch, "best_batch_size": best, "best_texts_per_second": by_batch[best],
-            "single_text": single_text_ms(predict, texts)}  # fmt: skip
+    return {
+        "texts_per_second": by_batch,
+        "best_batch_size": best,
+        "best_texts_per_second": by_batch[best],
+        "single_text": single_text_ms(predict, texts),
+    }
 
 
 def transformer_runtimes(model_uri: str, texts: list[str]) -> dict | None:
@@ -126,8 +130,19 @@ def start_server(kind: str, model_uri: str, tracking_uri: str, log_dir: Path):
         args = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"]
         health, path, body = "/health", "/predict", "plain"
     else:
-        args = [sys.executable, "-m", "serving", "--model_uri", model_uri, "--http_port", str(port),
-                "--grpc_port", str(free_port()), "--workers", "1"]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model_uri",
+            model_uri,
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(free_port()),
+            "--workers",
+            "1",
+        ]
         args += ["--max_batch_size", "1"] if kind == "no_batching" else []
         health, path, body = "/v2/health/ready", V1, "v1"
     process = start_process(args, log_dir / f"{kind}.log", env=env)
@@ -188,9 +203,10 @@ def print_table(name: str, result: dict, concurrency: list[int]) -> None:
     print(f"{'':16s}{header}\n{'':16s}" + "".join(f"{'req/s  p50  p99 ms':>24s}" for _ in concurrency))
     for kind in ("batching", "no_batching", "plain_fastapi"):
         cells = [result[kind][f"c{c}"] for c in concurrency]
-        print(f"{kind:16s}" + "".join(
-            f"{c['throughput_rps']:>10.0f}{c['p50_ms']:>7.0f}{c['p99_ms']:>7.0f}" for c in cells
-        ))  # fmt: skip
+        print(
+            f"{kind:16s}"
+            + "".join(f"{c['throughput_rps']:>10.0f}{c['p50_ms']:>7.0f}{c['p99_ms']:>7.0f}" for c in cells)
+        )
     if "soak" in result["batching"]:
         soak = result["batching"]["soak"]
         print(f"soak at c={max(concurrency)}: {soak['requests']} requests, {soak['errors']} errors")
@@ -222,9 +238,12 @@ def main() -> None:
         for name, model_uri in (spec.split("=", 1) for spec in args.model):
             print(f"{name} ({model_uri}): in process", flush=True)
             model = mlflow.pyfunc.load_model(model_uri)
-            result = {"model_uri": model_uri, "in_process": in_process(
-                lambda batch, model=model: model.predict(pd.DataFrame({"text": batch})), texts
-            )}  # fmt: skip
+            result = {
+                "model_uri": model_uri,
+                "in_process": in_process(
+                    lambda batch, model=model: model.predict(pd.DataFrame({"text": batch})), texts
+                ),
+            }
             del model
             result["runtimes"] = transformer_runtimes(model_uri, texts)
             for kind in ("batching", "no_batching", "plain_fastapi"):

@@ -67,10 +67,17 @@ def main() -> None:
         tracking_uri, seconds = f"sqlite:///{tmp}/mlflow.db", {}
         for grouped in (False, True):
             result = train_transformer(
-                str(train), str(validation), tracking_uri, "bench", model_id=MODEL_ID,
-                batch_size=BATCH_SIZE, max_length=MAX_LENGTH, max_steps=args.steps, eval_steps=args.steps,
+                str(train),
+                str(validation),
+                tracking_uri,
+                "bench",
+                model_id=MODEL_ID,
+                batch_size=BATCH_SIZE,
+                max_length=MAX_LENGTH,
+                max_steps=args.steps,
+                eval_steps=args.steps,
                 length_grouping=grouped,
-            )  # fmt: skip
+            )
             run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
             seconds["grouped_batches" if grouped else "random_batches"] = (
                 run.data.metrics["train_seconds"] / args.steps

@@ -124,10 +124,13 @@ def evaluate_model(
     int8_metrics = _score_int8_variant(model, local_model, test, truth)
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()} | int8_metrics)
-        mlflow.log_metrics({
-            "latency_ms_per_text": single_text_latency_ms(model, test["text"].tolist()),
-            "model_mb": sum(f.stat().st_size for f in Path(local_model).rglob("*") if f.is_file()) / 2**20,
-        })  # fmt: skip
+        mlflow.log_metrics(
+            {
+                "latency_ms_per_text": single_text_latency_ms(model, test["text"].tolist()),
+                "model_mb": sum(f.stat().st_size for f in Path(local_model).rglob("*") if f.is_file())
+                / 2**20,
+            }
+        )
         mlflow.set_tags({TEST_DIGEST_TAG: digest, "test_rows": str(len(test))})
         mlflow.log_figure(figure, "evaluation/confusion_matrix_test.png")
         report = Path(tmp) / "test_report.json"
@@ -137,7 +140,9 @@ def evaluate_model(
         path = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
         test_predictions.drop(columns="set").to_parquet(path, index=False)
         mlflow.log_artifact(str(path), "evaluation")
-        out_of_domain, ood_predictions = _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else ({}, None)
+        out_of_domain, ood_predictions = (
+            _score_out_of_domain(model, ood, Path(tmp)) if len(ood) else ({}, None)
+        )
         card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
         mlflow.log_text(card, MODEL_CARD_ARTIFACT)
         mlflow.log_text(reference.to_json(), REFERENCE_ARTIFACT)
@@ -182,7 +187,9 @@ def evaluate(
     run_id, model_uri = model.metadata["run_id"], model.metadata["model_uri"]
     result = evaluate_model(run_id, model_uri, test.path, tracking_uri, png, out_of_domain.path)
     result.candidate.predictions.to_parquet(predictions.path, index=False)
-    predictions.metadata.update({"run_id": run_id, "model_uri": model_uri, "family": model.metadata["family"]})
+    predictions.metadata.update(
+        {"run_id": run_id, "model_uri": model_uri, "family": model.metadata["family"]}
+    )
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     for domain, scores in result.out_of_domain.items():

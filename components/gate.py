@@ -33,6 +33,7 @@ from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)
 
+
 class GateError(RuntimeError):
     """A candidate cannot be judged (e.g. it was not evaluated on this test set)."""
 
@@ -126,7 +127,12 @@ def _set_scores(
 
 
 def _champion_comparison(
-    candidate: Candidate, champion_uri: str, sets: list[ScoredSet], metric: str, config: "GateConfig", seed: int
+    candidate: Candidate,
+    champion_uri: str,
+    sets: list[ScoredSet],
+    metric: str,
+    config: "GateConfig",
+    seed: int,
 ) -> tuple[float, float, float]:
     """Paired bootstrap of the weighted score difference, candidate minus champion, on every set; the
     champion is loaded once and predicts every set's rows in one call."""

@@ -164,9 +164,17 @@ def monitor_predictions(
             | {f"ks_pvalue_{k}": v for k, v in ks.items()}
         )
         report = DriftReport(
-            name, version, len(logged), psi, ks, dict(zip(LABELS, class_mix(labels).tolist(), strict=True)),
-            reference.class_shares, threshold, drifted, run.info.run_id,
-        )  # fmt: skip
+            name,
+            version,
+            len(logged),
+            psi,
+            ks,
+            dict(zip(LABELS, class_mix(labels).tolist(), strict=True)),
+            reference.class_shares,
+            threshold,
+            drifted,
+            run.info.run_id,
+        )
         mlflow.log_dict(asdict(report), "drift/drift_report.json")
         mlflow.log_text(report.markdown(), "drift/drift_report.md")
         mlflow.log_figure(_comparison_figure(reference, lengths, confidences, labels), "drift/shares.png")

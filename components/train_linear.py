@@ -103,7 +103,9 @@ def train_linear_model(
         tempfile.TemporaryDirectory() as tmp,
     ):
         started = time.perf_counter()
-        logger.info("featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer)
+        logger.info(
+            "featurising %d train and %d validation texts (%s)", len(train), len(validation), featurizer
+        )
         encoder = load_encoder(config.encoder_id) if featurizer == "embeddings" else None
         train_x = featurize(encoder, train["text"].tolist(), config.batch_size, progress=True)
         validation_x = featurize(encoder, validation["text"].tolist(), config.batch_size, progress=True)

@@ -1,7 +1,7 @@
 """train_transformer: fine-tune a Hugging Face sequence classifier (DistilBERT by default; the bundled
-all-MiniLM-L6-v2 weights when no hub is reachable) on the linear candidates' split, within a step and wall-clock budget,
-with early stopping on validation macro recall (TweetEval's metric), and log it to MLflow as a pyfunc
-model with its training curve.
+all-MiniLM-L6-v2 weights when no hub is reachable) on the linear candidates' split, within a step and
+wall-clock budget, with early stopping on validation macro recall (TweetEval's metric), and log it to
+MLflow as a pyfunc model with its training curve.
 """
 
 import logging

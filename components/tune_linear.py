@@ -1,5 +1,6 @@
-"""Hyper-parameter search for the linear candidates: C and the class-imbalance treatment (class weights, random
-oversampling or nothing), tuned with Optuna on the validation split; every trial is a nested MLflow run."""
+"""Hyper-parameter search for the linear candidates: C and the class-imbalance treatment (class weights,
+random oversampling or nothing), tuned with Optuna on the validation split; each trial is a nested MLflow
+run."""
 
 import logging
 

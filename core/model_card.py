@@ -10,10 +10,24 @@ from core.labels import LABELS
 
 MODEL_CARD_ARTIFACT = "model_card.md"
 _DESCRIBED_PARAMS = (
-    "featurizer", "encoder", "classifier", "trials", "C", "imbalance", "model_id", "model_source",
-    "max_length", "batch_size", "learning_rate", "epochs", "max_steps", "max_minutes", "label_smoothing",
-    "device", "members",
-)  # fmt: skip
+    "featurizer",
+    "encoder",
+    "classifier",
+    "trials",
+    "C",
+    "imbalance",
+    "model_id",
+    "model_source",
+    "max_length",
+    "batch_size",
+    "learning_rate",
+    "epochs",
+    "max_steps",
+    "max_minutes",
+    "label_smoothing",
+    "device",
+    "members",
+)
 
 
 def single_text_latency_ms(model, texts: list[str], repeats: int = 20) -> float:
@@ -62,14 +76,19 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     lines += [
         f"- training time: {metrics.get('train_seconds', float('nan')):.0f} s{steps}",
         f"- model size: {metrics.get('model_mb', float('nan')):.1f} MB",
-        "", "## Data", "",
+        "",
+        "## Data",
+        "",
         f"- source: `{params.get('pipeline.ingest.source', 'unknown')}`",
         f"- rows: train {params.get('train_rows')}, validation {params.get('validation_rows')}, "
         f"test {tags.get('test_rows')}",
         f"- labels: {', '.join(LABELS)}",
-        "", "## Metrics", "",
-        _row(["split", "macro recall", "macro F1", "accuracy"]), _row(["---"] * 4),
-    ]  # fmt: skip
+        "",
+        "## Metrics",
+        "",
+        _row(["split", "macro recall", "macro F1", "accuracy"]),
+        _row(["---"] * 4),
+    ]
     for split in ("validation", "test"):
         values = [metrics.get(f"{split}_{m}") for m in ("macro_recall", "macro_f1", "accuracy")]
         lines.append(_row([split] + [f"{v:.4f}" if v is not None else "n/a" for v in values]))
@@ -83,9 +102,11 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     lines += [_row([label, *row]) for label, row in zip(LABELS, confusion_matrix, strict=True)]
     lines += _out_of_domain_lines(metrics, tags)
     lines += [
-        "", "## Inference", "",
+        "",
+        "## Inference",
+        "",
         f"- latency per single text: {metrics.get('latency_ms_per_text', float('nan')):.1f} ms (median, "
         f"served through the MLflow pyfunc model on {platform.machine()} with {os.cpu_count()} cores)",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)

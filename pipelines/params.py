@@ -47,7 +47,9 @@ class PipelineParams:
             raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}")
         return cls(
             **{
-                f.name: values[f.name] if f.type is dict else from_mapping(f.type, values[f.name], f"{path}: {f.name}")
+                f.name: values[f.name]
+                if f.type is dict
+                else from_mapping(f.type, values[f.name], f"{path}: {f.name}")
                 for f in fields(cls)
             }
         )

@@ -1,6 +1,7 @@
-"""The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel
-(a linear classifier on embeddings and one on TF-IDF, fine-tuned transformer) and their soft-voting ensemble -> evaluate
-each (on the test split and the out-of-domain sets) -> gate -> deploy -> analyze (a canary, on a cluster)."""
+"""The training pipeline: ingest -> validate -> preprocess -> three candidates trained in parallel (a
+linear classifier on sentence embeddings, one on TF-IDF n-grams, a fine-tuned transformer) and their
+soft-voting ensemble -> evaluate each (on the test split and the out-of-domain sets) -> gate -> deploy
+-> analyze (a canary, on a cluster)."""
 
 from kfp import compiler, dsl, kubernetes
 

@@ -154,7 +154,8 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
 
 
 def candidate_name(params: dict) -> str:
-    """A short name for a training run from its logged params: linear-embeddings, linear-tfidf, transformer."""
+    """A short name for a training run from its logged params: linear-embeddings, linear-tfidf,
+    transformer, ensemble."""
     return "linear-" + params["featurizer"] if params["model_family"] == "linear" else params["model_family"]
 
 

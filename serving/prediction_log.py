@@ -52,8 +52,13 @@ class PredictionLog:
         for text, label, confidence in zip(texts, labels, confidences, strict=True):
             if self._random.random() >= self.sample_rate:
                 continue
-            row = {"time": now, "model_version": version, "text": text, "label": label,
-                   "confidence": round(confidence, 4)}  # fmt: skip
+            row = {
+                "time": now,
+                "model_version": version,
+                "text": text,
+                "label": label,
+                "confidence": round(confidence, 4),
+            }
             try:
                 self._queue.put_nowait(row)
             except queue.Full:

@@ -177,8 +177,12 @@ class SentimentPredictor(Model):
                     raise
                 logger.warning(
                     "loading %s failed (attempt %d of %d: %s); retrying in %.0f s",
-                    self.model_uri, attempt, self.options.load_attempts, exc, delay,
-                )  # fmt: skip
+                    self.model_uri,
+                    attempt,
+                    self.options.load_attempts,
+                    exc,
+                    delay,
+                )
                 time.sleep(delay)
                 delay *= 2
         self.ready = True
@@ -200,8 +204,12 @@ class SentimentPredictor(Model):
         metrics.initialise(loaded.version)
         logger.info(
             "serving %s version %s (%s, %s), loaded in %.1f s",
-            self.name, loaded.version, loaded.family, loaded.runtime, loaded.load_seconds,
-        )  # fmt: skip
+            self.name,
+            loaded.version,
+            loaded.family,
+            loaded.runtime,
+            loaded.load_seconds,
+        )
 
     def reload(self) -> bool:
         """Serve the version the alias points at now, if it is another one; True when it switched.

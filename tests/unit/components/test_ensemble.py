@@ -7,18 +7,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.ensemble import ensemble, simplex_grid
+from components.ensemble import EnsembleConfig, Member, ensemble_model, simplex_grid
 from core.labels import LABELS, probability_columns
-from models.linear import probabilities_frame
-from tests.helpers import sentiment_frame
-from tests.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel
+from models.output import probabilities_frame
+from tests.helpers import run_config, sentiment_frame
+from tests.unit.components.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel
 
 
-def log_member(model, tracking_uri: str) -> str:
+def log_member(model, tracking_uri: str, validation_path: str) -> Member:
+    """Log ``model`` and hand it on as a training step does: with its predictions on the validation split."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("sentiment")
     with mlflow.start_run():
-        return mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[]).model_uri
+        uri = mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[]).model_uri
+    validation = pd.read_parquet(validation_path)
+    output = mlflow.pyfunc.load_model(uri).predict(validation[["text"]])
+    predictions = pd.concat(
+        [validation[["text", "label"]].reset_index(drop=True), output.rename(columns={"label": "predicted"})],
+        axis=1,
+    )
+    return Member(uri, predictions)
+
+
+def ensemble(members: list[Member], validation_path: str, tracking_uri: str, weighting: str):
+    """The ensemble step (params.yaml's ``run`` section: its metric is macro_recall)."""
+    return ensemble_model(members, validation_path, EnsembleConfig(weighting), run_config(), tracking_uri, {})
 
 
 @pytest.fixture
@@ -29,29 +42,34 @@ def validation_path(tmp_path: Path) -> str:
 
 
 def test_ensemble_averages_its_members_probabilities(tracking_uri, validation_path) -> None:
-    members = [log_member(model, tracking_uri) for model in (PERFECT, PARTIAL, CONSTANT)]
-    result = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="equal")
+    members = [log_member(model, tracking_uri, validation_path) for model in (PERFECT, PARTIAL, CONSTANT)]
+    result = ensemble(members, validation_path, tracking_uri, weighting="equal")
     texts = pd.DataFrame({"text": ["I hate my flight.", "I love the album!", "reading an article about it"]})
 
     answer = mlflow.pyfunc.load_model(result.model_uri).predict(texts)
     expected = np.mean(
-        [mlflow.pyfunc.load_model(uri).predict(texts)[probability_columns()].to_numpy() for uri in members],
+        [
+            mlflow.pyfunc.load_model(m.model_uri).predict(texts)[probability_columns()].to_numpy()
+            for m in members
+        ],
         axis=0,
     )
     np.testing.assert_allclose(answer[probability_columns()].to_numpy(), expected)
     # negative: 1 of 3 votes vs 2 of 3 for neutral; positive: 2 of 3 votes
     assert answer["label"].tolist() == ["neutral", "positive", "neutral"]
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
-    assert run.data.params["model_family"] == "ensemble" and run.data.params["members"] == ",".join(members)
+    assert run.data.params["model_family"] == "ensemble" and run.data.params["members"] == ",".join(
+        m.model_uri for m in members
+    )
     assert run.data.metrics["validation_macro_recall"] == pytest.approx(
         result.validation_metrics["macro_recall"]
     )
 
 
 def test_tuned_weights_let_the_strong_member_outvote_two_weak_ones(tracking_uri, validation_path) -> None:
-    members = [log_member(model, tracking_uri) for model in (PERFECT, CONSTANT, CONSTANT)]
-    equal = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="equal")
-    tuned = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="tuned")
+    members = [log_member(model, tracking_uri, validation_path) for model in (PERFECT, CONSTANT, CONSTANT)]
+    equal = ensemble(members, validation_path, tracking_uri, weighting="equal")
+    tuned = ensemble(members, validation_path, tracking_uri, weighting="tuned")
     assert equal.validation_metrics["macro_recall"] == pytest.approx(1 / 3)  # two neutral votes win
     assert tuned.validation_metrics["macro_recall"] == pytest.approx(1.0)
     # the most even weights that score best: the perfect member needs more than half of the vote
@@ -72,10 +90,10 @@ class Hesitant(KeywordModel):
 
 def test_members_weighted_zero_are_left_out(tracking_uri, validation_path) -> None:
     contrary = KeywordModel(positive=("hate", "terrible", "angry", "awful"), negative=("love", "amazing"))
-    members = [log_member(model, tracking_uri) for model in (Hesitant(), contrary)]
-    result = ensemble(members, validation_path, tracking_uri, "sentiment", weighting="tuned")
+    members = [log_member(model, tracking_uri, validation_path) for model in (Hesitant(), contrary)]
+    result = ensemble(members, validation_path, tracking_uri, weighting="tuned")
     params = mlflow.MlflowClient(tracking_uri).get_run(result.run_id).data.params
-    assert params["weights"] == "1" and params["members"] == members[0]  # any share of the contrary flips
+    assert params["weights"] == "1" and params["members"] == members[0].model_uri  # any share of the contrary flips
     assert result.validation_metrics["macro_recall"] == pytest.approx(1.0)
 
 
