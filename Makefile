@@ -1,6 +1,6 @@
 # Sentiment MLOps: `make pipeline-run` trains, gates and registers a model; `make test` checks it all.
 # The cluster targets (cluster-up ... cluster-down) bring the same pipeline and predictor up on kind or
-# minikube; see README "On a cluster".
+# minikube; see docs/cluster.md.
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python

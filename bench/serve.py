@@ -173,7 +173,7 @@ def served(kind: str, model_uri: str, tracking_uri: str, texts: list[str], args,
 
 
 def ratios(result: dict, concurrency: list[int]) -> dict:
-    """The figures the serving targets are about (see README, "Serving benchmark")."""
+    """The figures the serving targets are about (see docs/results.md, "Serving benchmark")."""
     a, b, d = result["in_process"], result["batching"], result["plain_fastapi"]
     c32, c1 = f"c{32 if 32 in concurrency else max(concurrency)}", f"c{min(concurrency)}"
     out = {
