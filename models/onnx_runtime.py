@@ -1,7 +1,7 @@
 """The transformer's optimised runtime: the fine-tuned classifier exported to ONNX and quantised to INT8
 (ONNX Runtime dynamic quantisation: per-channel INT8 weights, activations quantised on the fly).
 
-Chosen by measurement on a 2-core AVX2 CPU (fine-tuned MiniLM, TweetEval validation, see docs/results.md): torch
+Chosen by measurement on a 2-core AVX2 CPU (fine-tuned MiniLM, TweetEval validation, docs/results.md): torch
 dynamic INT8 of the Linear layers is 1.4x faster but loses 2.6 points of macro recall (1.3 per-channel);
 ONNX Runtime INT8 with 7-bit weights (``reduce_range``, advised for CPUs without VNNI) is about 1.5x
 faster and loses about 0.1 point.

@@ -1,5 +1,6 @@
 """train_linear and evaluate on small real data, with the real encoder and a real MLflow store."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -7,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate
-from components.train_linear import build_classifier, train_linear
+from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate_model
+from components.train_linear import build_classifier, train_linear_model
 from components.tune_linear import IMBALANCE_TREATMENTS, oversample
 from core.labels import LABELS, probability_columns
-from tests.helpers import write_splits
+from tests.helpers import PARAMS, linear_config, run_config, write_splits
 
 
 @pytest.fixture
@@ -23,16 +24,17 @@ def splits(tmp_path: Path) -> dict[str, str]:
 def test_train_linear_logs_a_model_that_serves_and_evaluates(
     featurizer: str, classifier: str, splits, tracking_uri, tmp_path: Path
 ) -> None:
-    result = train_linear(
-        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer=featurizer,
-        classifier=classifier, run_params='{"seed": 5}',
-    )  # fmt: skip
+    lineage = json.loads(PARAMS.override("run", seed=5).lineage())
+    config = linear_config(classifier=classifier)
+    result = train_linear_model(
+        splits["train"], splits["validation"], featurizer, config, run_config(), tracking_uri, lineage
+    )
     assert result.validation_metrics["macro_recall"] > 0.8
 
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
     assert (run.data.params["featurizer"], run.data.params["classifier"]) == (featurizer, classifier)
-    assert run.data.params["pipeline.seed"] == "5"
+    assert run.data.params["pipeline.run.seed"] == "5"
     assert run.data.params["train_rows"] == "72"
     assert run.data.metrics["validation_macro_recall"] == pytest.approx(
         result.validation_metrics["macro_recall"]
@@ -46,7 +48,7 @@ def test_train_linear_logs_a_model_that_serves_and_evaluates(
     assert answer[probability_columns()].sum(axis=1).round(6).eq(1).all()
 
     png = tmp_path / "cm.png"
-    evaluation = evaluate(result.run_id, result.model_uri, splits["test"], tracking_uri, str(png))
+    evaluation = evaluate_model(result.run_id, result.model_uri, splits["test"], tracking_uri, str(png))
     test = pd.read_parquet(splits["test"])
     assert sum(map(sum, evaluation.confusion_matrix)) == len(test) == 36
     assert evaluation.metrics["macro_recall"] > 0.8
@@ -73,14 +75,16 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
     with pytest.raises(ValueError, match="classifier must be one of"):
         build_classifier("random_forest", 1.0, None, 0)
     with pytest.raises(ValueError, match="featurizer must be one of"):
-        train_linear(splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="bag_of_words")
+        train_linear_model(
+            splits["train"], splits["validation"], "bag_of_words", linear_config(), run_config(), tracking_uri, {}
+        )
 
 
 def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, tracking_uri) -> None:
-    result = train_linear(
-        splits["train"], splits["validation"], tracking_uri, "sentiment", featurizer="tfidf", trials=3,
-        c=0.3, imbalance="oversample",
-    )  # fmt: skip
+    config = linear_config(trials=3, c=0.3, imbalance="oversample")
+    result = train_linear_model(
+        splits["train"], splits["validation"], "tfidf", config, run_config(), tracking_uri, {}
+    )
     client = mlflow.MlflowClient(tracking_uri)
     parent = client.get_run(result.run_id)
     children = client.search_runs(
