@@ -120,7 +120,9 @@ def champion_store(tmp_path_factory) -> str:
         paths["train"], paths["validation"], "embeddings", linear_config(), run_config(), uri, {}
     )
     evaluation = evaluate_model(trained.run_id, trained.model_uri, paths["test"], uri)
-    decision = gate_candidates([evaluation.candidate], paths["test"], None, gate_config(), run_config(seed=0), uri)
+    decision = gate_candidates(
+        [evaluation.candidate], paths["test"], None, gate_config(), run_config(seed=0), uri
+    )
     assert decision.promoted
     return uri
 

@@ -6,9 +6,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -17,7 +16,7 @@ from components.gate import GateConfig
 from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from core.config import RunConfig
-from pipelines.params import PipelineParams
+from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -45,6 +44,18 @@ def transformer_config(**changes) -> TransformerConfig:
     return replace(PARAMS.train_transformer, **schedule | changes)
 
 
+def write_params(path: Path, **sections: dict) -> Path:
+    """Write params.yaml to ``path`` with the values in ``sections`` (section name -> {key: value}) replacing
+    those of the file; return ``path``."""
+    import yaml
+
+    values = yaml.safe_load(DEFAULT_PARAMS_FILE.read_text())
+    for section, changes in sections.items():
+        values[section] = values[section] | changes
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
 def gate_config(**changes) -> GateConfig:
     """A gate with no margin, a floor of 0.4, no out-of-domain weight and the usual bootstrap (1,000
     samples, 95 %) and INT8 tolerance (0.005), then ``changes``."""
@@ -57,6 +68,7 @@ def gate_config(**changes) -> GateConfig:
         "int8_max_loss": 0.005,
     }
     return GateConfig(**rules | changes)
+
 
 TOPICS = [
     "the new phone",

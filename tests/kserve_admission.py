@@ -3,7 +3,7 @@ version `make cluster-infra` installs (kserve/kserve tag v0.20.0), with the upst
 tests refuse what the real webhook would refuse. Each rule names its source lines.
 
 No API server or webhook can run here; tests/kube_stand_in.py applies these rules to every create and
-patch, as the webhook would, and each rule has its own test in tests/test_kserve_admission.py.
+patch, as the webhook would, and each rule has its own test in tests/cluster/test_kserve_admission.py.
 """
 
 VALIDATION = "pkg/apis/serving/v1beta1/inference_service_validation.go@v0.20.0"

@@ -27,10 +27,10 @@ from rollout.inference_service import (
     rollback_patch,
     traffic_route,
 )
+from tests.helpers import REPO
 from tests.kserve_admission import admission_errors
 from tests.kube_stand_in import merge_patch
 
-REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO.parent / "shared" / "schemas"
 CHART = REPO / "helm" / "sentiment-serving"
 TOOLS = REPO / ".venv-tools" / "bin"
@@ -341,8 +341,8 @@ def test_helm_and_the_deploy_step_describe_the_same_objects(rendered) -> None:
 
 
 def test_compiled_pipeline_runs_every_step_in_the_train_image_with_the_minio_secret(tmp_path: Path) -> None:
+    from components import TRAIN_IMAGE
     from pipelines.pipeline import OBJECT_STORE_SECRET, compile_pipeline
-    from pipelines.steps import TRAIN_IMAGE
 
     pipeline_spec, platform_spec = yaml.safe_load_all(
         Path(compile_pipeline(str(tmp_path / "p.yaml"))).read_text()

@@ -48,7 +48,8 @@ from tests.kube_stand_in import StandInApiServer
 NAMESPACE, MODEL = "mlops", "sentiment"
 # Small and fast: 40 requests per version, 1 s intervals. The p99 of ~50 requests is their slowest one,
 # which one scheduling hiccup of four predictors on two cores moves by a whole histogram bucket (0.1 ->
-# 0.25 s), so the latency tolerance is wide here; tests/test_canary_checks.py tests the latency rule.
+# 0.25 s), so the latency tolerance is wide here; tests/unit/rollout/test_canary_checks.py tests the
+# latency rule.
 TEST_CONFIG = {
     "window": "10m",
     "interval_seconds": 1,

@@ -9,22 +9,19 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from core.labels import LABELS, probability_columns
 from pipelines import run
 from tests.conftest import shared_dataset
-from tests.helpers import start_model_server, stop_process
+from tests.helpers import start_model_server, stop_process, write_params
 
 
-def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, **params) -> None:
+def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, **sections: dict) -> None:
     monkeypatch.delenv("KFP_HOST", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    values = yaml.safe_load(Path(run.DEFAULT_PARAMS_FILE).read_text()) | params
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(values))
+    params_file = write_params(tmp_path / "params.yaml", **sections)
     run.main(["--data", str(source), "--params", str(params_file), "--workdir", str(tmp_path / "mlops")])
 
 
@@ -32,9 +29,15 @@ def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: P
     source = shared_dataset("tweeteval_sentiment")
     # 400 tweets per split: too few for a good model, so the floor is set just above chance (1/3).
     run_pipeline(
-        source, tmp_path, monkeypatch, mlflow_server, max_rows_per_split=400, min_score=0.34,
-        transformer_max_steps=20, transformer_eval_steps=10, linear_trials=2,
-    )  # fmt: skip
+        source,
+        tmp_path,
+        monkeypatch,
+        mlflow_server,
+        ingest={"max_rows_per_split": 400},
+        gate={"min_score": 0.34},
+        train_transformer={"max_steps": 20, "eval_steps": 10},
+        train_linear={"trials": 2},
+    )
 
     mlflow.set_tracking_uri(mlflow_server)
     client = mlflow.MlflowClient()
@@ -75,7 +78,11 @@ def test_full_tweeteval_pipeline_meets_the_svm_baseline(
     """All 45,615 training tweets and the default budgets (about 50 minutes here): the candidate the gate
     chooses must reach the published TweetEval SVM baseline (macro recall 0.629) on the held-out test."""
     run_pipeline(
-        shared_dataset("tweeteval_sentiment"), tmp_path, monkeypatch, mlflow_server, experiment="full"
+        shared_dataset("tweeteval_sentiment"),
+        tmp_path,
+        monkeypatch,
+        mlflow_server,
+        run={"experiment": "full"},
     )
     client = mlflow.MlflowClient(mlflow_server)
     experiment_id = client.get_experiment_by_name("full").experiment_id

@@ -269,7 +269,9 @@ def test_drift_stays_low_until_the_inputs_shift_then_alerts(observed) -> None:
 
 def test_the_pipeline_metrics_came_through_the_pushgateway(observed) -> None:
     prometheus = observed[0]
-    assert prometheus.values('sentiment_pipeline_gate_promoted{model="sentiment", family="linear-embeddings"}')
+    assert prometheus.values(
+        'sentiment_pipeline_gate_promoted{model="sentiment", family="linear-embeddings"}'
+    )
     interval = prometheus.values('sentiment_pipeline_gate_gain_interval{model="sentiment"}')
     assert sorted(interval.values()) == [0.03, 0.11]
     assert list(prometheus.values('sentiment_pipeline_champion_version{model="sentiment"}').values()) == [2]

@@ -11,11 +11,19 @@ import httpx
 import mlflow
 import pytest
 
-from components.train_linear import train_linear
+from components.train_linear import train_linear_model
 from core.tracking import ensure_experiment
 from serving import prometheus_metrics as metrics
 from serving.predictor import SentimentPredictor, ServingOptions
-from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process, write_splits
+from tests.helpers import (
+    linear_config,
+    metric_value,
+    run_config,
+    scrape_metrics,
+    start_model_server,
+    stop_process,
+    write_splits,
+)
 
 V1 = "/v1/models/sentiment:predict"
 
@@ -28,7 +36,10 @@ def two_versions(tmp_path_factory) -> str:
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=3)
     for c in (1.0, 0.1):
-        trained = train_linear(paths["train"], paths["validation"], uri, "sentiment", featurizer="tfidf", c=c)
+        config = linear_config(c=c)
+        trained = train_linear_model(
+            paths["train"], paths["validation"], "tfidf", config, run_config(), uri, {}
+        )
         mlflow.register_model(trained.model_uri, "sentiment")
     mlflow.MlflowClient(uri).set_registered_model_alias("sentiment", "champion", "1")
     return uri
@@ -117,7 +128,10 @@ def test_loading_retries_with_backoff_then_fails_clearly(tmp_path, caplog) -> No
     failures = metrics.MODEL_LOADS.labels(outcome="failure")._value.get()
     options = ServingOptions(load_attempts=3, load_backoff_seconds=0.01)
     model = SentimentPredictor("sentiment", str(tmp_path / "no-model-here"), options)
-    with caplog.at_level(logging.WARNING, logger="serving.predictor"), pytest.raises(Exception, match="no-model"):
+    with (
+        caplog.at_level(logging.WARNING, logger="serving.predictor"),
+        pytest.raises(Exception, match="no-model"),
+    ):
         model.load()
     assert not model.ready
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]

@@ -93,7 +93,9 @@ def test_members_weighted_zero_are_left_out(tracking_uri, validation_path) -> No
     members = [log_member(model, tracking_uri, validation_path) for model in (Hesitant(), contrary)]
     result = ensemble(members, validation_path, tracking_uri, weighting="tuned")
     params = mlflow.MlflowClient(tracking_uri).get_run(result.run_id).data.params
-    assert params["weights"] == "1" and params["members"] == members[0].model_uri  # any share of the contrary flips
+    assert (
+        params["weights"] == "1" and params["members"] == members[0].model_uri
+    )  # any share of the contrary flips
     assert result.validation_metrics["macro_recall"] == pytest.approx(1.0)
 
 

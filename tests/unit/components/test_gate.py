@@ -78,7 +78,9 @@ def candidate(
     return Candidate(run.info.run_id, uri, pd.DataFrame())
 
 
-def gate(candidates: list[Candidate], test_path: str, tracking_uri: str, ood_path: str | None = None, **rules):
+def gate(
+    candidates: list[Candidate], test_path: str, tracking_uri: str, ood_path: str | None = None, **rules
+):
     """The gate on ``candidates`` with :func:`tests.helpers.gate_config` and ``rules``."""
     return gate_candidates(candidates, test_path, ood_path, gate_config(**rules), GATE_RUN, tracking_uri)
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from minio import Minio
 
-from components.ingest import DataSourceError, ingest, read_source
+from components.ingest import DataSourceError, ingest_source, read_source
 from core.labels import LABELS
 from tests.conftest import shared_dataset
 from tests.helpers import sentiment_frame
@@ -71,8 +71,8 @@ def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
     source = tmp_path / "all.csv"
     sentiment_frame().to_csv(source, index=False)
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    assert ingest(str(source), str(first), max_rows_per_split=20, seed=7) == {"unsplit": 20}
-    ingest(str(source), str(second), max_rows_per_split=20, seed=7)
+    assert ingest_source(str(source), str(first), max_rows_per_split=20, seed=7) == {"unsplit": 20}
+    ingest_source(str(source), str(second), max_rows_per_split=20, seed=7)
     pd.testing.assert_frame_equal(pd.read_parquet(first), pd.read_parquet(second))
 
 

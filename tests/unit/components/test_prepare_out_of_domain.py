@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.prepare_out_of_domain import domain_name, prepare_out_of_domain
+from components.prepare_out_of_domain import domain_name, prepare_sources
 from core.labels import LABELS
 from tests.conftest import shared_dataset
 from tests.helpers import write_comment_sets
@@ -14,7 +14,9 @@ from tests.helpers import write_comment_sets
 
 def test_sources_become_one_clean_labelled_frame_by_domain(tmp_path: Path) -> None:
     output = tmp_path / "ood.parquet"
-    report = prepare_out_of_domain(write_comment_sets(tmp_path), str(output), max_rows=12, seed=3)
+    report = prepare_sources(
+        write_comment_sets(tmp_path), str(output), max_rows=12, max_text_chars=5000, seed=3
+    )
     assert report == {
         "reddit_sentiment": {"rows": 12, "dropped_missing_text": 1, "dropped_duplicate_text": 1},
         "youtubecommentsdataset": {"rows": 12},
@@ -28,14 +30,20 @@ def test_sources_become_one_clean_labelled_frame_by_domain(tmp_path: Path) -> No
 
 def test_no_sources_give_an_empty_set(tmp_path: Path) -> None:
     output = tmp_path / "ood.parquet"
-    assert prepare_out_of_domain([], str(output)) == {}
+    assert prepare_sources([], str(output), max_rows=2000, max_text_chars=5000, seed=42) == {}
     assert pd.read_parquet(output).empty
 
 
 def test_two_sources_with_one_name_are_refused(tmp_path: Path) -> None:
     sources = write_comment_sets(tmp_path)
     with pytest.raises(ValueError, match="both named 'reddit_sentiment'"):
-        prepare_out_of_domain([sources[0], sources[0] + "/"], str(tmp_path / "ood.parquet"))
+        prepare_sources(
+            [sources[0], sources[0] + "/"],
+            str(tmp_path / "ood.parquet"),
+            max_rows=2000,
+            max_text_chars=5000,
+            seed=42,
+        )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +63,9 @@ def test_real_reddit_and_youtube_comment_sets(tmp_path: Path) -> None:
         str(shared_dataset("reddit_sentiment")),
         str(shared_dataset("youtube_comments_sentiment/YoutubeCommentsDataSet.csv")),
     ]
-    report = prepare_out_of_domain(sources, str(tmp_path / "ood.parquet"), max_rows=600, seed=1)
+    report = prepare_sources(
+        sources, str(tmp_path / "ood.parquet"), max_rows=600, max_text_chars=5000, seed=1
+    )
     # The shared README counts 220 empty Reddit texts, plus one literal "nan" that the folder's CSV
     # reader (datasets) reads as missing, and 44 empty YouTube comments.
     assert report["reddit_sentiment"]["dropped_missing_text"] == 221

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.preprocess import preprocess, split_frame
+from components.preprocess import preprocess_rows, split_frame
 from tests.helpers import sentiment_frame
 
 
@@ -48,7 +48,7 @@ def test_preprocess_writes_normalised_splits(tmp_path: Path) -> None:
     frame.loc[0, "text"] = "@bob loves it https://t.co/x &amp; more"
     frame.to_parquet(tmp_path / "clean.parquet")
     paths = [str(tmp_path / f"{name}.parquet") for name in ("train", "validation", "test")]
-    sizes = preprocess(str(tmp_path / "clean.parquet"), *paths, 0.25, 0.25, seed=3)
+    sizes = preprocess_rows(str(tmp_path / "clean.parquet"), *paths, 0.25, 0.25, seed=3)
     assert sizes == {"train": 72, "validation": 36, "test": 36}
     texts = pd.concat(pd.read_parquet(p) for p in paths)["text"].tolist()
     assert "@user loves it http & more" in texts

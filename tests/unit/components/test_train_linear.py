@@ -76,7 +76,13 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
         build_classifier("random_forest", 1.0, None, 0)
     with pytest.raises(ValueError, match="featurizer must be one of"):
         train_linear_model(
-            splits["train"], splits["validation"], "bag_of_words", linear_config(), run_config(), tracking_uri, {}
+            splits["train"],
+            splits["validation"],
+            "bag_of_words",
+            linear_config(),
+            run_config(),
+            tracking_uri,
+            {},
         )
 
 

@@ -3,13 +3,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.validate import REASONS, ValidationError, validate
+from components.validate import REASONS, ValidationError, validate_rows
 
 
 def write(tmp_path: Path, rows: list[tuple]) -> str:
     path = tmp_path / "raw.parquet"
     pd.DataFrame(rows, columns=["text", "label", "split"]).astype("string").to_parquet(path)
     return str(path)
+
+
+def outputs(tmp_path: Path) -> tuple[str, str]:
+    """Where the clean rows and the quarantine go."""
+    return str(tmp_path / "c.parquet"), str(tmp_path / "q.parquet")
 
 
 GOOD = [(f"text number {i}", label, None) for i, label in enumerate(["negative", "neutral", "positive"] * 10)]
@@ -27,7 +32,7 @@ BAD = [
 
 def test_bad_rows_are_quarantined_with_counts_per_reason(tmp_path: Path) -> None:
     clean, quarantine = tmp_path / "clean.parquet", tmp_path / "quarantine.parquet"
-    report = validate(
+    report = validate_rows(
         write(tmp_path, GOOD + BAD), str(clean), str(quarantine), max_bad_fraction=0.3, max_text_chars=50
     )
     assert report.quarantined == {
@@ -48,7 +53,7 @@ def test_bad_rows_are_quarantined_with_counts_per_reason(tmp_path: Path) -> None
 def test_too_many_bad_rows_fail_but_the_quarantine_is_kept(tmp_path: Path) -> None:
     quarantine = tmp_path / "quarantine.parquet"
     with pytest.raises(ValidationError, match=r"21\.1% of rows are bad \(limit 10\.0%\)"):
-        validate(
+        validate_rows(
             write(tmp_path, GOOD + BAD),
             str(tmp_path / "clean.parquet"),
             str(quarantine),
@@ -61,11 +66,11 @@ def test_too_many_bad_rows_fail_but_the_quarantine_is_kept(tmp_path: Path) -> No
 def test_a_missing_class_fails(tmp_path: Path) -> None:
     rows = [row for row in GOOD if row[1] != "neutral"]
     with pytest.raises(ValidationError, match=r"\['neutral'\] have no clean rows"):
-        validate(write(tmp_path, rows), str(tmp_path / "c.parquet"), str(tmp_path / "q.parquet"))
+        validate_rows(write(tmp_path, rows), *outputs(tmp_path), max_bad_fraction=0.1, max_text_chars=5000)
 
 
 def test_schema_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "raw.parquet"
     pd.DataFrame({"body": ["a"], "label": ["positive"]}).to_parquet(path)
     with pytest.raises(ValidationError, match=r"missing columns \['split', 'text'\]"):
-        validate(str(path), str(tmp_path / "c.parquet"), str(tmp_path / "q.parquet"))
+        validate_rows(str(path), *outputs(tmp_path), max_bad_fraction=0.1, max_text_chars=5000)

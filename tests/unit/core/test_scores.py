@@ -28,5 +28,3 @@ def test_paired_bootstrap_weighs_each_set() -> None:
     gain, low, high = paired_bootstrap([gain_set, tie_set], "accuracy", 200)
     assert gain == pytest.approx(0.25 * full_gain) and 0 < low < gain < high
     assert low == pytest.approx(0.25 * full_low)
-
-

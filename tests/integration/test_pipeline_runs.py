@@ -1,0 +1,81 @@
+"""Whole pipelines through kfp.local: the training pipeline (``python -m pipelines.run``) into a sqlite
+MLflow, and the monitoring pipeline on a champion's prediction log."""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import yaml
+
+from pipelines import run
+from tests.helpers import sentiment_frame, write_comment_sets, write_params, write_splits
+from tests.unit.components.test_monitor import LONG_RANT, log_predictions
+
+# The transformer gets a few steps and the linear models two trials: these tests check wiring, not scores.
+BUDGET = {
+    "train_transformer": {"max_steps": 12, "eval_steps": 6, "batch_size": 16},
+    "train_linear": {"trials": 2},
+}
+
+
+def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`python -m pipelines.run` with no KFP_HOST: every step under kfp.local, into a sqlite MLflow."""
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    source = tmp_path / "data.csv"
+    sentiment_frame().to_csv(source, index=False)
+    workdir = tmp_path / "mlops"
+    reddit, youtube = write_comment_sets(tmp_path)
+    arguments = ["--data", str(source), "--ood", reddit, "--ood", youtube]
+    params = write_params(tmp_path / "params.yaml", **BUDGET)
+    run.main([*arguments, "--params", str(params), "--workdir", str(workdir)])
+
+    printed = capsys.readouterr().out
+    for name in ("linear-embeddings", "linear-tfidf", "transformer", "ensemble"):
+        assert f"{name:<16}{'test':<30}" in printed
+    assert f"{'ensemble':<16}ood_reddit_sentiment" in printed
+    weights = "test 0.75, ood_reddit_sentiment 0.125, ood_youtubecommentsdataset 0.125"
+    assert f"weighted by set ({weights})" in printed
+    assert "gate: PROMOTED to champion: first model" in printed
+    assert "serve it: make serve" in printed
+    assert (workdir / "sentiment_pipeline.yaml").exists()
+    client = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    run_data = client.get_run(champion.run_id).data
+    assert run_data.metrics["test_macro_recall"] > 0.8
+    assert run_data.params["pipeline.ingest.source"] == str(source)
+    assert run_data.tags["gate.decision"] == "promoted"
+    assert list((workdir / "mlartifacts").iterdir())  # artifacts stay under the work dir
+    cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
+    assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
+    assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
+    # the deploy step, with no cluster, leaves the InferenceService and route it would create as its
+    # artifact; the analyze step has no canary to judge
+    (manifest,) = (workdir / "kfp").glob("sentiment-training-*/deploy/manifest")
+    isvc, route = yaml.safe_load_all(manifest.read_text())
+    assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v1"
+    assert route["kind"] == "HTTPRoute"
+
+
+def test_monitoring_pipeline_runs_locally(champion_store: str, tmp_path: Path, monkeypatch) -> None:
+    """The same monitoring pipeline the cluster schedules, through kfp.local (``pipelines.run --monitor``)."""
+    from pipelines.params import PipelineParams
+    from pipelines.run import run_monitoring
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion_store)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # restored after the test; the runner points it elsewhere
+    mlflow.set_tracking_uri(champion_store)
+    champion = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion")
+    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()
+    log_predictions(tmp_path / "log", model, [f"{text} {LONG_RANT}" for text in texts * 5], champion.version)
+    (tmp_path / "work").mkdir()
+    message = run_monitoring(str(tmp_path / "log"), PipelineParams.load(), tmp_path / "work", None)
+    assert message.startswith("DRIFT in input_length"), message
+    runs = mlflow.search_runs(
+        experiment_names=["sentiment-monitoring"], filter_string="tags.drift = 'drifted'"
+    )
+    assert len(runs) >= 1

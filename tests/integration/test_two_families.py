@@ -1,0 +1,98 @@
+"""The gate choosing between the two families (a TF-IDF linear model and a fine-tuned transformer, trained by
+the real steps on small real data), then the real predictor serving the transformer champion in INT8."""
+
+from pathlib import Path
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+
+from components.evaluate import Candidate, evaluate_model
+from components.gate import gate_candidates
+from components.train_linear import train_linear_model
+from core import registry
+from models.bundle import VersionDetails
+from serving.predictor import choose_runtime
+from tests.helpers import (
+    gate_config,
+    linear_config,
+    metric_value,
+    run_config,
+    scrape_metrics,
+    start_model_server,
+    stop_process,
+    write_splits,
+)
+from tests.unit.components.test_train_transformer import TINY, train_transformer
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> dict[str, str]:
+    return write_splits(tmp_path, seed=2)
+
+
+def candidate(trained, test_path: str, tracking_uri: str) -> Candidate:
+    return evaluate_model(trained.run_id, trained.model_uri, test_path, tracking_uri).candidate
+
+
+def gate(candidates: list[Candidate], test_path: str, tracking_uri: str, **rules):
+    return gate_candidates(
+        candidates, test_path, None, gate_config(**rules), run_config(seed=0), tracking_uri
+    )
+
+
+def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_trained_one(
+    splits, tracking_uri, tmp_path: Path
+) -> None:
+    few = tmp_path / "few.parquet"  # two texts per class: a weak TF-IDF linear champion
+    pd.read_parquet(splits["train"]).groupby("label").head(2).to_parquet(few)
+    linear = train_linear_model(
+        str(few), splits["validation"], "tfidf", linear_config(), run_config(), tracking_uri, {}
+    )
+    first = gate([candidate(linear, splits["test"], tracking_uri)], splits["test"], tracking_uri)
+    assert first.promoted
+
+    starved = train_transformer(splits["train"], splits["validation"], tracking_uri, max_steps=1, **TINY)
+    kept = gate([candidate(starved, splits["test"], tracking_uri)], splits["test"], tracking_uri)
+    assert not kept.promoted and kept.candidate_score < kept.champion_score
+    assert registry.champion("sentiment", mlflow.MlflowClient(tracking_uri)).run_id == linear.run_id
+
+    trained = train_transformer(
+        splits["train"],
+        splits["validation"],
+        tracking_uri,
+        max_steps=24,
+        label_smoothing=0.1,
+        **TINY,
+    )
+    taken = gate(  # any INT8 loss is accepted here, so that the predictor's INT8 path runs below
+        [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, int8_max_loss=1.0
+    )
+    assert taken.promoted and taken.interval[0] > 0
+    client = mlflow.MlflowClient(tracking_uri)
+    champion = registry.champion("sentiment", client)
+    assert champion.run_id == trained.run_id and str(champion.version) == "2"
+    metrics = client.get_run(trained.run_id).data.metrics
+    assert taken.int8_loss == pytest.approx(metrics["test_macro_recall"] - metrics["test_int8_macro_recall"])
+    assert taken.int8_accepted and champion.tags["int8_accepted"] == "true"
+    assert (
+        client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"
+    )  # a linear model has none
+    assert choose_runtime(VersionDetails.from_registry("sentiment", "1"), "int8") == "fp32"
+
+    # The predictor serves whichever family is champion, with the same answers; here in INT8.
+    process, url, _ = start_model_server(
+        tracking_uri, tmp_path / "server.log", extra_args=("--runtime", "int8")
+    )
+    try:
+        texts = ["I love the album!", "I hate my flight."]
+        body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        served = scrape_metrics(url)
+    finally:
+        stop_process(process)
+    expected = mlflow.pyfunc.load_model(trained.model_uri).predict(pd.DataFrame({"text": texts}))
+    assert body["model_version"] == "2"
+    assert [p["label"] for p in body["predictions"]] == expected["label"].tolist() == ["positive", "negative"]
+    info = {"name": "sentiment", "version": "2", "flavour": "transformer", "runtime": "int8"}
+    assert metric_value(served, "sentiment_model_info", **info) == 1

@@ -1,0 +1,113 @@
+"""The monitor step: the sampled prediction log the predictor writes (to a folder and to a real S3 API) read
+back, and the drift report against a champion trained by the real steps."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.monitor import MonitorError, monitor_predictions, read_prediction_log
+from monitoring.drift import REFERENCE_ARTIFACT, SIGNIFICANT_PSI, DriftReference
+from serving.prediction_log import PredictionLog
+from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
+from tests.helpers import write_splits
+
+LONG_RANT = "this is a very long complaint that goes on and on about nothing in particular " * 4
+
+
+def monitor(predictions: str, model_uri: str, tracking_uri: str):
+    """The monitor step with the dashboards' PSI threshold, over the whole log."""
+    return monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, since_hours=0.0)
+
+
+def logged_counts() -> dict[str, float]:
+    return {o: PREDICTION_LOG_RECORDS.labels(outcome=o)._value.get() for o in ("written", "dropped")}
+
+
+def test_prediction_log_writes_a_sample_in_parts(tmp_path: Path) -> None:
+    log = PredictionLog(str(tmp_path / "log"), sample_rate=1.0, flush_rows=40, flush_seconds=60)
+    texts = [f"text {i}" for i in range(100)]
+    log.record(texts, ["positive"] * 100, [0.9] * 100, "3")
+    log.close()
+    parts = sorted((tmp_path / "log").glob("predictions-*.jsonl"))
+    assert len(parts) == 3  # 40 + 40 + the 20 written at close
+    logged = read_prediction_log(str(tmp_path / "log"))
+    assert logged["text"].tolist() == texts and set(logged["model_version"].astype(str)) == {"3"}
+    none = PredictionLog(str(tmp_path / "none"), sample_rate=0.0)
+    none.record(texts, ["positive"] * 100, [0.9] * 100, "3")
+    none.close()
+    assert not list((tmp_path / "none").iterdir())
+
+
+def test_prediction_log_never_blocks_a_request(tmp_path: Path, monkeypatch) -> None:
+    """A stuck writer: the request path drops (and counts) what does not fit, and returns at once."""
+    release = threading.Event()
+    monkeypatch.setattr(PredictionLog, "_write", lambda self, rows: release.wait(30))
+    log = PredictionLog(str(tmp_path), sample_rate=1.0, flush_rows=1, queue_size=5)
+    before = logged_counts()["dropped"]
+    started = time.perf_counter()
+    log.record([f"t{i}" for i in range(50)], ["neutral"] * 50, [0.5] * 50, "1")
+    assert time.perf_counter() - started < 0.5
+    assert logged_counts()["dropped"] - before >= 40
+    release.set()
+    log.close()
+
+
+def test_prediction_log_to_s3(s3_endpoint: str) -> None:
+    from minio import Minio
+
+    Minio(s3_endpoint, access_key="testing", secret_key="testing", secure=False).make_bucket("predictions")
+    log = PredictionLog("s3://predictions/sentiment/", sample_rate=1.0)
+    log.record(["good", "bad"], ["positive", "negative"], [0.8, 0.7], "2")
+    log.close()
+    logged = read_prediction_log("s3://predictions/sentiment")
+    assert logged[["text", "label", "confidence"]].values.tolist() == [
+        ["good", "positive", 0.8], ["bad", "negative", 0.7]
+    ]  # fmt: skip
+
+
+def log_predictions(folder: Path, model, texts: list[str], version: str) -> None:
+    output = model.predict(pd.DataFrame({"text": texts}))
+    log = PredictionLog(str(folder), sample_rate=1.0)
+    confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
+    log.record(texts, output["label"].tolist(), confidences, version)
+    log.close()
+
+
+def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_path: Path) -> None:
+    mlflow.set_tracking_uri(champion_store)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    reference = DriftReference.from_json(
+        mlflow.artifacts.load_text(f"runs:/{champion.run_id}/{REFERENCE_ARTIFACT}")
+    )
+    assert reference.rows == 36  # evaluate profiled the test split
+    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    rng = np.random.default_rng(3)
+    test_texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()  # the fixture's
+    same = rng.choice(test_texts, size=400).tolist()  # same distribution as the reference
+    log_predictions(tmp_path / "same", model, same, champion.version)
+    stable = monitor(str(tmp_path / "same"), "models:/sentiment@champion", champion_store)
+    assert stable.rows == 400 and stable.drifted == []
+    assert client.get_model_version("sentiment", champion.version).tags["drift"] == "stable"
+    shifted = [f"{text} {LONG_RANT}" for text in same]
+    log_predictions(tmp_path / "shifted", model, shifted, champion.version)
+    drifted = monitor(str(tmp_path / "shifted"), f"models:/sentiment/{champion.version}", champion_store)
+    assert "input_length" in drifted.drifted and drifted.psi["input_length"] > SIGNIFICANT_PSI
+    assert drifted.ks_pvalues["input_length"] < 1e-6
+    run = client.get_run(drifted.run_id)
+    assert run.data.tags["drift"] == "drifted" and run.data.metrics["psi_input_length"] > SIGNIFICANT_PSI
+    assert (
+        json.loads(mlflow.artifacts.load_text(f"runs:/{drifted.run_id}/drift/drift_report.json"))["rows"]
+        == 400
+    )
+    assert "**drifted**" in mlflow.artifacts.load_text(f"runs:/{drifted.run_id}/drift/drift_report.md")
+    assert client.get_model_version("sentiment", champion.version).tags["drift"] == "drifted"
+    log_predictions(tmp_path / "other", model, same, "999")
+    with pytest.raises(MonitorError, match="no logged predictions"):
+        monitor(str(tmp_path / "other"), "models:/sentiment@champion", champion_store)
