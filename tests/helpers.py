@@ -278,9 +278,13 @@ def start_prometheus(config: dict, folder: Path) -> tuple[subprocess.Popen, str]
     path.write_text(yaml.safe_dump(config))
     url = f"http://127.0.0.1:{free_port()}"
     process = start_process(
-        [binary("prometheus"), f"--config.file={path}", f"--storage.tsdb.path={folder / 'tsdb'}",
-         f"--web.listen-address={url.removeprefix('http://')}"],
+        [
+            binary("prometheus"),
+            f"--config.file={path}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address={url.removeprefix('http://')}",
+        ],
         folder / "prometheus.log",
-    )  # fmt: skip
+    )
     wait_for_http(f"{url}/-/ready", process, timeout_s=60)
     return process, url

@@ -215,8 +215,12 @@ def test_every_rendering_validates_against_its_schema(rendered) -> None:
     assert {"Deployment", "Job", "PodMonitor", "NetworkPolicy", "Role", "RoleBinding", "ConfigMap"} <= kinds
     assert {obj["kind"] for obj in rendered["chart"]} == {"InferenceService", "HTTPRoute"}
     assert {obj["kind"] for obj in rendered["chart-standalone"]} == {
-        "InferenceService", "HTTPRoute", "PodMonitor", "ServiceAccount", "NetworkPolicy",
-    }  # fmt: skip
+        "InferenceService",
+        "HTTPRoute",
+        "PodMonitor",
+        "ServiceAccount",
+        "NetworkPolicy",
+    }
 
 
 def test_schema_validation_catches_a_wrong_inference_service_and_route() -> None:
@@ -291,9 +295,10 @@ def test_the_chart_installs_next_to_make_platform(rendered) -> None:
         assert not platform & {(o["kind"], o["metadata"]["name"]) for o in rendered[name]}, name
     standalone = {(o["kind"], o["metadata"]["name"]) for o in rendered["chart-standalone"]}
     assert platform & standalone == {
-        ("ServiceAccount", "sentiment-predictor"), ("PodMonitor", "sentiment-predictor"),
+        ("ServiceAccount", "sentiment-predictor"),
+        ("PodMonitor", "sentiment-predictor"),
         ("NetworkPolicy", "sentiment-predictor"),
-    }  # fmt: skip
+    }
 
 
 def test_workloads_are_pinned_non_root_limited_and_probed(rendered) -> None:
@@ -332,8 +337,10 @@ def test_helm_chart_lints_and_refuses_missing_versions() -> None:
 
 def test_helm_and_the_deploy_step_describe_the_same_objects(rendered) -> None:
     def comparable(obj: dict) -> dict:
-        return {"metadata": {k: obj["metadata"].get(k) for k in ("name", "annotations", "labels")},
-                "spec": obj["spec"]}  # fmt: skip
+        return {
+            "metadata": {k: obj["metadata"].get(k) for k in ("name", "annotations", "labels")},
+            "spec": obj["spec"],
+        }
 
     for chart, deployed in (("chart", "deploy-create"), ("chart-canary", "deploy-canary")):
         for kind in ("InferenceService", "HTTPRoute"):
@@ -369,11 +376,23 @@ def tool(name: str) -> str:
 def checkov(*paths: Path) -> dict:
     """Run checkov with the committed skip list; return {'passed': n, 'failed': [check ids]}."""
     result = subprocess.run(
-        [tool("checkov"), "--config-file", str(REPO / ".checkov.yaml"), "--skip-download", "--output", "json",
-         "--quiet",
-         "--framework", "kubernetes", "dockerfile", *[a for p in paths for a in ("--file", str(p))]],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            tool("checkov"),
+            "--config-file",
+            str(REPO / ".checkov.yaml"),
+            "--skip-download",
+            "--output",
+            "json",
+            "--quiet",
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+            *[a for p in paths for a in ("--file", str(p))],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     reports = json.loads(result.stdout) if result.stdout.strip() else []
     reports = reports if isinstance(reports, list) else [reports]
     failed = [
@@ -403,12 +422,21 @@ def test_checkov_passes_the_manifests_the_chart_and_the_dockerfiles(rendered, tm
 
 def test_checkov_fails_a_careless_deployment(tmp_path: Path) -> None:
     careless = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "careless", "namespace": "mlops"},
-        "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {
-            "metadata": {"labels": {"app": "x"}},
-            "spec": {"containers": [{"name": "x", "image": "python:latest",
-                                     "securityContext": {"privileged": True}}]}}},
-    }  # fmt: skip
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "careless", "namespace": "mlops"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {
+                    "containers": [
+                        {"name": "x", "image": "python:latest", "securityContext": {"privileged": True}}
+                    ]
+                },
+            },
+        },
+    }
     failed = " ".join(checkov(write_yaml(tmp_path / "careless.yaml", [careless]))["failed"])
     for check in (
         "CKV_K8S_14",
@@ -440,9 +468,12 @@ def test_cluster_targets_name_the_missing_tool(target: str, missing: str) -> Non
     """No cluster tool is on an empty PATH: each target stops at once and says which tool it needs."""
     result = subprocess.run(
         [shutil.which("make"), "--no-print-directory", target],
-        cwd=REPO, env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/tmp")},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/tmp")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert f"make {target}: '{missing}' is not installed" in result.stderr
 

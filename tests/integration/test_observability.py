@@ -68,11 +68,19 @@ class KubeStateMetricsStandIn(BaseHTTPRequestHandler):
 
 # A canary analysis' verdict as the analyze step pushes it (the Pipeline dashboard's canary panels).
 CANARY_VERDICT = CanaryVerdict(
-    "promote", "every check passed for 3 consecutive intervals", MODEL, "1", "2", 3, 3,
+    "promote",
+    "every check passed for 3 consecutive intervals",
+    MODEL,
+    "1",
+    "2",
+    3,
+    3,
     [CheckResult("errors", "pass", 0.0, 1.0, ""), CheckResult("class_mix", "pass", 1.2, 0.55, "")],
-    {v: VersionEvidence(v, n, 0, 0.05, {"negative": n // 2, "positive": n // 2}, 0.8)
-     for v, n in (("1", 900), ("2", 100))},
-)  # fmt: skip
+    {
+        v: VersionEvidence(v, n, 0, 0.05, {"negative": n // 2, "positive": n // 2}, 0.8)
+        for v, n in (("1", 900), ("2", 100))
+    },
+)
 
 
 def scrape_config(predictor: str, pushgateway: str, kube_state_metrics: str) -> dict:
@@ -129,12 +137,22 @@ def push_decision(tracking_uri: str, pushgateway: str) -> None:
     mlflow.set_tracking_uri(tracking_uri)
     run_id = mlflow.MlflowClient().get_model_version_by_alias(MODEL, "champion").run_id
     decision = GateDecision(
-        promoted=True, reason="beat the champion", metric="macro_recall", weights={"test": 1.0},
+        promoted=True,
+        reason="beat the champion",
+        metric="macro_recall",
+        weights={"test": 1.0},
         run_id=run_id,
-        candidate_score=0.81, candidate_scores={run_id: 0.81}, candidate_set_scores={run_id: {"test": 0.81}},
-        champion_score=0.74, champion_version="1", interval=(0.03, 0.11), confidence=0.95,
-        registered_version="2", int8_loss=None, int8_accepted=False,
-    )  # fmt: skip
+        candidate_score=0.81,
+        candidate_scores={run_id: 0.81},
+        candidate_set_scores={run_id: {"test": 0.81}},
+        champion_score=0.74,
+        champion_version="1",
+        interval=(0.03, 0.11),
+        confidence=0.95,
+        registered_version="2",
+        int8_loss=None,
+        int8_accepted=False,
+    )
     push_gate_metrics(pushgateway, MODEL, decision, {run_id: "linear-embeddings"})
 
 
@@ -154,10 +172,19 @@ def observed(champion_store: str, tmp_path_factory):
     threading.Thread(target=stand_in.serve_forever, daemon=True).start()
     try:
         server, url, _ = start_model_server(
-            champion_store, root / "predictor.log",
-            extra_args=("--drift_window", "300", "--drift_min_texts", "100", "--prediction_log",
-                        str(root / "predictions"), "--prediction_log_sample", "1.0"),
-        )  # fmt: skip
+            champion_store,
+            root / "predictor.log",
+            extra_args=(
+                "--drift_window",
+                "300",
+                "--drift_min_texts",
+                "100",
+                "--prediction_log",
+                str(root / "predictions"),
+                "--prediction_log_sample",
+                "1.0",
+            ),
+        )
         processes.append(server)
         push, push_address = start_pushgateway(root)
         processes.append(push)

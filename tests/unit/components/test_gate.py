@@ -56,9 +56,12 @@ def ood_path(tmp_path: Path) -> str:
     rows = [
         row
         for topic in topics
-        for row in ((f"a superb {topic}", "positive"), (f"a dreadful {topic}", "negative"),
-                    (f"{topic} opens on monday", "neutral"))
-    ]  # fmt: skip
+        for row in (
+            (f"a superb {topic}", "positive"),
+            (f"a dreadful {topic}", "negative"),
+            (f"{topic} opens on monday", "neutral"),
+        )
+    ]
     path = tmp_path / "ood.parquet"
     pd.DataFrame(rows, columns=["text", "label"]).assign(domain="reviews").to_parquet(path)
     return str(path)

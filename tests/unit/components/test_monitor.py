@@ -67,8 +67,9 @@ def test_prediction_log_to_s3(s3_endpoint: str) -> None:
     log.close()
     logged = read_prediction_log("s3://predictions/sentiment")
     assert logged[["text", "label", "confidence"]].values.tolist() == [
-        ["good", "positive", 0.8], ["bad", "negative", 0.7]
-    ]  # fmt: skip
+        ["good", "positive", 0.8],
+        ["bad", "negative", 0.7],
+    ]
 
 
 def log_predictions(folder: Path, model, texts: list[str], version: str) -> None:

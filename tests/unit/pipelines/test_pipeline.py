@@ -31,10 +31,22 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
     tasks = pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == {
-        "ingest", "validate", "preprocess", "train-linear", "train-linear-2", "train-transformer", "ensemble",
-        "prepare-out-of-domain", "evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate", "deploy",
+        "ingest",
+        "validate",
+        "preprocess",
+        "train-linear",
+        "train-linear-2",
+        "train-transformer",
+        "ensemble",
+        "prepare-out-of-domain",
+        "evaluate",
+        "evaluate-2",
+        "evaluate-3",
+        "evaluate-4",
+        "gate",
+        "deploy",
         "analyze",
-    }  # fmt: skip
+    }
     assert tasks["analyze"]["dependentTasks"] == ["deploy"]
     assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
 
