@@ -255,6 +255,7 @@ def train_transformer_model(
         started = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - started
+        trainer.args.train_sampling_strategy = "random"  # else predict() takes a length-grouped shuffle too
         prediction = trainer.predict(trainer.eval_dataset)
         probabilities = _in_row_order(prediction, trainer.eval_dataset["row"])
         stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
