@@ -29,7 +29,7 @@ def load_encoder(model_id: str):
     return SentenceTransformer(resolve_model(model_id), device=device)
 
 
-def embed_texts(encoder, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+def embed_texts(encoder, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
     """Normalise and encode texts in batches; the one featurisation used by training and serving."""
     normalized = [normalize_text(t) for t in texts]
     return encoder.encode(
@@ -41,7 +41,7 @@ def embed_texts(encoder, texts: list[str], batch_size: int = 64, progress: bool 
     )
 
 
-def featurize(encoder, texts: list[str], batch_size: int = 64, progress: bool = False):
+def featurize(encoder, texts: list[str], batch_size: int, progress: bool = False):
     """Embeddings when there is an encoder; else the normalised texts (a TF-IDF pipeline vectorises them)."""
     if encoder is not None:
         return embed_texts(encoder, texts, batch_size, progress)

@@ -50,13 +50,12 @@ def pin_version(model_uri: str) -> tuple[str, str]:
         return model_uri, VersionDetails.from_bundle(Path(model_uri)).version
     if is_registry_uri(model_uri):
         try:
-            version = resolve(model_uri).version
+            version = resolve(model_uri)
         except VersionNotFound as exc:
             raise ChampionNotFound(
                 f"{exc}. Run the pipeline first (make pipeline-run) so that the gate promotes a model."
             ) from exc
-        name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
-        return f"models:/{name}/{version}", str(version)
+        return f"models:/{version.name}/{version.version}", str(version.version)
     return model_uri, "unversioned"
 
 
