@@ -39,6 +39,18 @@ class GateError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    """params.yaml ``gate``: see the comments there."""
+
+    min_improvement: float
+    min_score: float
+    confidence: float
+    bootstrap_samples: int
+    ood_weight: float
+    int8_max_loss: float
+
+
+@dataclass(frozen=True)
 class GateDecision:
     promoted: bool
     reason: str
@@ -131,7 +143,7 @@ def _champion_comparison(
     champion_uri: str,
     sets: list[ScoredSet],
     metric: str,
-    config: "GateConfig",
+    config: GateConfig,
     seed: int,
 ) -> tuple[float, float, float]:
     """Paired bootstrap of the weighted score difference, candidate minus champion, on every set; the
@@ -168,18 +180,6 @@ def _log_decision(decision: GateDecision) -> None:
         path = Path(tmp) / "gate_decision.json"
         path.write_text(json.dumps(asdict(decision), indent=2))
         mlflow.log_artifact(str(path), "gate")
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """params.yaml ``gate``: see the comments there."""
-
-    min_improvement: float
-    min_score: float
-    confidence: float
-    bootstrap_samples: int
-    ood_weight: float
-    int8_max_loss: float
 
 
 def gate_candidates(
