@@ -78,8 +78,8 @@ def metric_on_samples(
         return hits.sum(axis=1) / samples.shape[1]
     support, predicted_count = confusion.sum(axis=2), confusion.sum(axis=1)
     recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
-    if metric == "macro_recall":
-        return recall.mean(axis=1)
+    if metric == "macro_recall":  # over the classes present in each resample's truth
+        return recall.sum(axis=1) / np.maximum((support > 0).sum(axis=1), 1)
     if metric == "macro_f1":
         precision = np.divide(hits, predicted_count, out=np.zeros_like(hits), where=predicted_count > 0)
         total = precision + recall
@@ -129,3 +129,32 @@ def paired_bootstrap(
     tail = (1 - confidence) / 2
     low, high = np.quantile(differences, [tail, 1 - tail])
     return observed, float(low), float(high)
+
+
+@dataclass(frozen=True)
+class ScoreInterval:
+    """A metric on some labelled answers, with its bootstrap percentile interval."""
+
+    value: float
+    lower: float
+    upper: float
+    rows: int
+
+
+def score_interval(
+    truth: list[str],
+    predicted: list[str],
+    metric: str,
+    samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ScoreInterval:
+    """``metric`` of ``predicted`` against ``truth`` and its two-sided ``confidence`` bootstrap interval
+    (rows resampled with replacement; macro recall averages the classes present in each resample)."""
+    ids = {label: i for i, label in enumerate(LABELS)}
+    y, p = (np.array([ids[x] for x in labels]) for labels in (truth, predicted))
+    value = float(metric_on_samples(y, p, np.arange(len(y))[None, :], metric)[0])
+    index = np.random.default_rng(seed).integers(0, len(y), size=(samples, len(y)))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(metric_on_samples(y, p, index, metric), [tail, 1 - tail])
+    return ScoreInterval(value, float(low), float(high), len(y))

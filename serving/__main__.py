@@ -11,8 +11,10 @@ import logging
 import os
 
 import kserve
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from kserve import model_server
+from kserve.errors import InvalidInput, ModelNotFound
 from starlette.exceptions import HTTPException
 
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
@@ -99,7 +101,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prediction_log_sample",
         type=float,
         default=defaults.prediction_log_sample,
-        help="share of answered texts to log",
+        help="share of answered texts to log (the feedback log beside it keeps every labelled answer)",
+    )
+    feedback = parser.add_argument_group("live labels (POST /v1/models/<name>:feedback)")
+    feedback.add_argument(
+        "--remembered_answers",
+        type=int,
+        default=defaults.remembered_answers,
+        help="recent answers kept in memory, so that feedback can name them by id or text",
+    )
+    feedback.add_argument(
+        "--quality_window",
+        type=int,
+        default=defaults.quality_window,
+        help="last labelled answers per version that the live-quality gauges score",
+    )
+    feedback.add_argument(
+        "--quality_min_labels",
+        type=int,
+        default=defaults.quality_min_labels,
+        help="no live-quality score for a version with fewer labelled answers",
     )
     parser.set_defaults(model_name=os.environ.get("MODEL_NAME", "sentiment"))
     return parser.parse_args(argv)
@@ -117,7 +138,26 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         drift_min_texts=args.drift_min_texts,
         prediction_log=args.prediction_log,
         prediction_log_sample=args.prediction_log_sample,
+        remembered_answers=args.remembered_answers,
+        quality_window=args.quality_window,
+        quality_min_labels=args.quality_min_labels,
     )
+
+
+def add_feedback_route(app, model: SentimentPredictor) -> None:
+    """``POST /v1/models/<name>:feedback``: a JSON list of ``{"id"|"text": ..., "label": ...}``; answers
+    ``{"accepted": n, ...}``, 400 with a message for a bad body, 404 for another model's name."""
+
+    async def feedback(model_name: str, request: Request) -> dict:
+        if model_name != model.name:
+            raise ModelNotFound(model_name)
+        try:
+            payload = await request.json()
+        except ValueError as exc:
+            raise InvalidInput(f"the feedback body is not valid JSON: {exc}") from exc
+        return model.feedback(payload)
+
+    app.add_api_route("/v1/models/{model_name}:feedback", feedback, methods=["POST"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     except ChampionNotFound as exc:
         logger.error("%s", exc)
         raise SystemExit(1) from exc
+    add_feedback_route(model_server.app, model)
     model_server.app.add_exception_handler(RequestValidationError, invalid_body_handler)
     model_server.app.add_exception_handler(HTTPException, http_error_handler)
     model_server.app.add_middleware(

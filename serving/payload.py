@@ -107,26 +107,38 @@ class Predictions:
         return Predictions(self.labels[rows], self.probabilities[rows], self.version)
 
 
-def v1_response(predictions: Predictions) -> dict:
-    """``{"predictions": [{"label": ..., "probabilities": {class: p}}], "model_version": ...}``."""
+def answer_ids(request_id: str | None, count: int) -> list[str]:
+    """An id per answered text, for feedback: a v2 request's id when it holds one text, ``<id>-<i>`` for
+    the i-th of several; a fresh id per text of a v1 request (``request_id`` None)."""
+    if request_id is None:
+        return [generate_uuid() for _ in range(count)]
+    return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
+
+
+def v1_response(predictions: Predictions, ids: list[str]) -> dict:
+    """``{"predictions": [{"id": ..., "label": ..., "probabilities": {class: p}}], "model_version": ...}``."""
     return {
         "predictions": [
-            {"label": label, "probabilities": dict(zip(LABELS, row, strict=True))}
-            for label, row in zip(predictions.labels, predictions.probabilities.tolist(), strict=True)
+            {"id": answer_id, "label": label, "probabilities": dict(zip(LABELS, row, strict=True))}
+            for answer_id, label, row in zip(
+                ids, predictions.labels, predictions.probabilities.tolist(), strict=True
+            )
         ],
         "model_version": predictions.version,
     }
 
 
-def v2_response(request: InferRequest, predictions: Predictions, model_name: str) -> InferResponse:
-    """Outputs ``label`` (BYTES [n]) and ``probabilities`` (FP32 [n, 3], columns in LABELS order)."""
+def v2_response(predictions: Predictions, model_name: str, response_id: str, ids: list[str]) -> InferResponse:
+    """Outputs ``label`` (BYTES [n]), ``probabilities`` (FP32 [n, 3], columns in LABELS order) and ``id``
+    (BYTES [n], each answer's id for feedback)."""
     probabilities = predictions.probabilities  # labels stay a str list: numpy unicode arrays break kserve
     return InferResponse(
-        response_id=request.id or generate_uuid(),
+        response_id=response_id,
         model_name=model_name,
         model_version=predictions.version,
         infer_outputs=[
             InferOutput("label", [len(predictions)], "BYTES", predictions.labels),
+            InferOutput("id", [len(predictions)], "BYTES", ids),
             InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
         ],
         parameters={"labels": ",".join(LABELS)},

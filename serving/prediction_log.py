@@ -1,9 +1,10 @@
-"""Sampled prediction logging for the monitor step (components/monitor.py).
+"""Sampled prediction logging and the feedback log, for the monitor step (components/monitor.py).
 
-The request path only samples and enqueues, never blocks: a bounded queue is drained by one background
-thread into JSON-lines part files (``predictions-<UTC time>-<host>-<n>.jsonl``) in a folder or under an
-``s3://`` prefix, one part per ``flush_rows`` records or ``flush_seconds``. When the queue is full the
-record is dropped and counted (``sentiment_prediction_log_records_total{outcome="dropped"}``).
+The request path only enqueues, never blocks: a bounded queue is drained by one background thread into
+JSON-lines part files (``<prefix>-<UTC time>-<host>-<n>.jsonl``; prefix ``predictions`` or ``feedback``)
+in a folder or under an ``s3://`` prefix, one part per ``flush_rows`` records or ``flush_seconds``. When
+the queue is full the record is dropped and counted (``sentiment_prediction_log_records_total`` or
+``sentiment_feedback_log_records_total``, ``outcome="dropped"``).
 """
 
 import json
@@ -15,54 +16,45 @@ import threading
 import time
 from pathlib import Path
 
+from prometheus_client import Counter
+
 from core.object_store import upload
-from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
+from serving.prometheus_metrics import FEEDBACK_LOG_RECORDS, PREDICTION_LOG_RECORDS
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
 
 
-class PredictionLog:
-    """Log a ``sample_rate`` share of answers (time, model version, text, label, confidence)."""
+class JsonLinesLog:
+    """Write enqueued records (dicts) as ``<prefix>-*.jsonl`` parts under ``destination``."""
 
     def __init__(
         self,
         destination: str,
-        sample_rate: float,
+        prefix: str,
+        counter: Counter,
         flush_rows: int = 1000,
         flush_seconds: float = 30.0,
         queue_size: int = 10_000,
     ):
-        self.destination, self.sample_rate = destination.rstrip("/"), sample_rate
+        self.destination, self.prefix, self.counter = destination.rstrip("/"), prefix, counter
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._random = random.Random()
         self._parts = 0
         for outcome in ("written", "dropped"):
-            PREDICTION_LOG_RECORDS.labels(outcome=outcome)  # series at 0 from the start, for rate()
+            counter.labels(outcome=outcome)  # series at 0 from the start, for rate()
         if not destination.startswith("s3://"):
             Path(destination).mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._drain, name="prediction-log", daemon=True)
+        self._thread = threading.Thread(target=self._drain, name=f"{prefix}-log", daemon=True)
         self._thread.start()
 
-    def record(self, texts: list[str], labels: list[str], confidences: list[float], version: str) -> None:
-        """Enqueue a sample of one request's answers; never waits."""
-        now = time.time()
-        for text, label, confidence in zip(texts, labels, confidences, strict=True):
-            if self._random.random() >= self.sample_rate:
-                continue
-            row = {
-                "time": now,
-                "model_version": version,
-                "text": text,
-                "label": label,
-                "confidence": round(confidence, 4),
-            }
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                PREDICTION_LOG_RECORDS.labels(outcome="dropped").inc()
+    def enqueue(self, row: dict) -> None:
+        """Queue one record for the writer thread; never waits (a full queue drops it, counted)."""
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self.counter.labels(outcome="dropped").inc()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is queued and stop the writer thread."""
@@ -91,7 +83,7 @@ class PredictionLog:
             return
         self._parts += 1
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"predictions-{stamp}-{socket.gethostname()}-{self._parts:06d}.jsonl"
+        name = f"{self.prefix}-{stamp}-{socket.gethostname()}-{self._parts:06d}.jsonl"
         data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
         try:
             if self.destination.startswith("s3://"):
@@ -100,7 +92,39 @@ class PredictionLog:
                 partial = Path(self.destination) / f".{name}.partial"  # readers never see half a part
                 partial.write_bytes(data)
                 partial.rename(partial.with_name(name))
-            PREDICTION_LOG_RECORDS.labels(outcome="written").inc(len(rows))
+            self.counter.labels(outcome="written").inc(len(rows))
         except Exception:
-            logger.exception("writing %d logged predictions to %s failed", len(rows), self.destination)
-            PREDICTION_LOG_RECORDS.labels(outcome="dropped").inc(len(rows))
+            logger.exception("writing %d %s records to %s failed", len(rows), self.prefix, self.destination)
+            self.counter.labels(outcome="dropped").inc(len(rows))
+
+
+class PredictionLog(JsonLinesLog):
+    """Log a ``sample_rate`` share of answers (time, id, model version, text, label, confidence)."""
+
+    def __init__(self, destination: str, sample_rate: float, **writer):
+        super().__init__(destination, "predictions", PREDICTION_LOG_RECORDS, **writer)
+        self.sample_rate = sample_rate
+        self._random = random.Random()
+
+    def record(
+        self, texts: list[str], labels: list[str], confidences: list[float], version: str, ids: list[str]
+    ) -> None:
+        """Enqueue a sample of one request's answers (``ids``: the ids they carry); never waits."""
+        now = time.time()
+        for answer_id, text, label, confidence in zip(ids, texts, labels, confidences, strict=True):
+            if self._random.random() < self.sample_rate:
+                self.enqueue(
+                    {
+                        "time": now,
+                        "id": answer_id,
+                        "model_version": version,
+                        "text": text,
+                        "label": label,
+                        "confidence": round(confidence, 4),
+                    }
+                )
+
+
+def feedback_log(destination: str, **writer) -> JsonLinesLog:
+    """The feedback log (every labelled answer, serving/feedback.py) beside the prediction log."""
+    return JsonLinesLog(destination, "feedback", FEEDBACK_LOG_RECORDS, **writer)

@@ -17,6 +17,7 @@ from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.model_repository import ModelRepository
 from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.utils.utils import generate_uuid
 
 from core.labels import LABELS
 from core.registry import VersionNotFound, is_registry_uri, resolve
@@ -25,15 +26,18 @@ from monitoring.drift import DriftReference
 from serving import prometheus_metrics as metrics
 from serving.batcher import AdaptiveBatcher
 from serving.drift_window import DriftWindow
+from serving.feedback import Answer, RecentAnswers, join_feedback
+from serving.live_quality import LiveQuality
 from serving.payload import (
     Predictions,
     RequestLimits,
+    answer_ids,
     texts_from_v1,
     texts_from_v2,
     v1_response,
     v2_response,
 )
-from serving.prediction_log import PredictionLog
+from serving.prediction_log import PredictionLog, feedback_log
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +137,9 @@ class ServingOptions:
     drift_min_texts: int = 200
     prediction_log: str = ""
     prediction_log_sample: float = 0.1
+    remembered_answers: int = 100_000
+    quality_window: int = 1000
+    quality_min_labels: int = 50
 
 
 class SentimentPredictor(Model):
@@ -153,6 +160,10 @@ class SentimentPredictor(Model):
             if options.prediction_log
             else None
         )
+        self.feedback_log = feedback_log(options.prediction_log) if options.prediction_log else None
+        self.answers = RecentAnswers(options.remembered_answers)
+        self.quality = LiveQuality(options.quality_window, options.quality_min_labels)
+        metrics.watch_live_quality(self.quality)
         self._reload_lock = threading.Lock()
         self._stopped = threading.Event()
 
@@ -235,8 +246,9 @@ class SentimentPredictor(Model):
 
     def stop(self) -> None:
         self._stopped.set()
-        if self.prediction_log:
-            self.prediction_log.close()
+        for log in (self.prediction_log, self.feedback_log):
+            if log:
+                log.close()
         super().stop()
 
     def get_input_types(self) -> list[dict]:
@@ -245,6 +257,7 @@ class SentimentPredictor(Model):
     def get_output_types(self) -> list[dict]:
         return [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "id", "datatype": "BYTES", "shape": [-1]},
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
         ]
 
@@ -268,12 +281,40 @@ class SentimentPredictor(Model):
         is_v2 = isinstance(payload, InferRequest)
         texts = texts_from_v2(payload, limits) if is_v2 else texts_from_v1(payload, limits)
         answer = await self.batcher.predict(texts)
+        request_id = (payload.id or generate_uuid()) if is_v2 else None
+        ids = answer_ids(request_id, len(texts))
         confidences = answer.probabilities.max(axis=1).tolist()
         metrics.record_predictions(texts, answer.labels, confidences, answer.version)
         self.drift.add(texts, answer.labels, confidences)
+        now = time.time()
+        self.answers.add(
+            [
+                Answer(i, text, label, confidence, answer.version, now)
+                for i, text, label, confidence in zip(ids, texts, answer.labels, confidences, strict=True)
+            ]
+        )
         if self.prediction_log:
-            self.prediction_log.record(texts, answer.labels, confidences, answer.version)
-        return v2_response(payload, answer, self.name) if is_v2 else v1_response(answer)
+            self.prediction_log.record(texts, answer.labels, confidences, answer.version, ids)
+        if is_v2:
+            return v2_response(answer, self.name, request_id, ids)
+        return v1_response(answer, ids)
+
+    def feedback(self, payload: object) -> dict:
+        """Join the labels in ``payload`` (serving/feedback.py) to their answers: each counts in its
+        version's live quality and goes to the feedback log (never waited for). InvalidInput (400) for a
+        bad body, and then nothing is kept."""
+        try:
+            labelled = join_feedback(payload, self.answers, self.options.limits.max_instances)
+        except InvalidInput:
+            refused = len(payload) if isinstance(payload, list) else 1
+            metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(refused)
+            raise
+        for row in labelled:
+            self.quality.add(row.model_version, row.id, row.label, row.predicted)
+            if self.feedback_log:
+                self.feedback_log.enqueue(row.as_record())
+        metrics.FEEDBACK_ROWS.labels(outcome="accepted").inc(len(labelled))
+        return {"accepted": len(labelled), "feedback_log": self.options.prediction_log or None}
 
     async def _count_grpc(self, payload: InferRequest) -> InferResponse:
         """gRPC requests bypass the HTTP middleware: count and time them here."""

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from core.labels import LABELS
 from serving.batcher import BatchStats
 from serving.drift_window import DriftWindow
+from serving.live_quality import LiveQuality
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -66,6 +67,16 @@ PREDICTION_LOG_RECORDS = Counter(
     "Sampled predictions for the monitor step, by outcome (written, dropped when the log falls behind).",
     ["outcome"],
 )
+FEEDBACK_LOG_RECORDS = Counter(
+    "sentiment_feedback_log_records_total",
+    "Labelled answers for the feedback log, by outcome (written, dropped when the log falls behind).",
+    ["outcome"],
+)
+FEEDBACK_ROWS = Counter(
+    "sentiment_feedback_rows_total",
+    "Feedback rows (live labels) by outcome: accepted, or refused with their request (4xx).",
+    ["outcome"],
+)
 MODEL_LOAD_SECONDS = Gauge("sentiment_model_load_duration_seconds", "Duration of the last model load.")
 MODEL_LOADS = Counter(
     "sentiment_model_loads_total", "Model load attempts (first load and reloads), by outcome.", ["outcome"]
@@ -107,6 +118,47 @@ def watch_drift(window: DriftWindow) -> None:
     _DRIFT.window = window
 
 
+class LiveQualityCollector(Collector):
+    """``sentiment_live_quality_ratio{model_version, metric, statistic}`` (statistic: value, lower, upper
+    of the 95 % interval) and ``sentiment_live_labelled_texts{model_version}``, from a LiveQuality window
+    at scrape time."""
+
+    def __init__(self) -> None:
+        self.quality: LiveQuality | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        quality = GaugeMetricFamily(
+            "sentiment_live_quality_ratio",
+            "Live quality of each model version on its last labelled answers (feedback): macro recall and "
+            "accuracy (statistic=value) with their 95 % bootstrap interval (lower, upper).",
+            labels=["model_version", "metric", "statistic"],
+        )
+        labelled = GaugeMetricFamily(
+            "sentiment_live_labelled_texts",
+            "Labelled answers in the live-quality window, by model version.",
+            labels=["model_version"],
+        )
+        if self.quality is not None:
+            for version, scores in self.quality.scores().items():
+                for metric, score in scores.items():
+                    for statistic in ("value", "lower", "upper"):
+                        quality.add_metric([version, metric, statistic], getattr(score, statistic))
+            for version, count in self.quality.labelled().items():
+                labelled.add_metric([version], count)
+        yield quality
+        yield labelled
+
+
+_LIVE_QUALITY = LiveQualityCollector()
+
+
+def watch_live_quality(quality: LiveQuality) -> None:
+    """Report ``quality`` as ``sentiment_live_*`` from now on; the first call registers the collector."""
+    if _LIVE_QUALITY.quality is None:
+        REGISTRY.register(_LIVE_QUALITY)
+    _LIVE_QUALITY.quality = quality
+
+
 def record_batch(stats: BatchStats) -> None:
     """Observe one batched model call."""
     BATCH_SIZE.observe(stats.texts)
@@ -145,5 +197,7 @@ def initialise(version: str) -> None:
         for code in codes:
             REQUESTS.labels(protocol=protocol, model_version=version, code=code)
     CONFIDENCE.labels(model_version=version)
+    for outcome in ("accepted", "refused"):
+        FEEDBACK_ROWS.labels(outcome=outcome)
     for label in LABELS:
         PREDICTIONS.labels(label=label, model_version=version)

@@ -288,3 +288,8 @@ def start_prometheus(config: dict, folder: Path) -> tuple[subprocess.Popen, str]
     )
     wait_for_http(f"{url}/-/ready", process, timeout_s=60)
     return process, url
+
+
+def numbered(texts: list[str]) -> list[str]:
+    """Answer ids for ``texts`` (``id-0``, ``id-1``, ...), as the predictor would give them."""
+    return [f"id-{i}" for i in range(len(texts))]

@@ -15,7 +15,7 @@ from components.monitor import MonitorError, monitor_predictions, read_predictio
 from monitoring.drift import REFERENCE_ARTIFACT, SIGNIFICANT_PSI, DriftReference
 from serving.prediction_log import PredictionLog
 from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
-from tests.helpers import write_splits
+from tests.helpers import numbered, write_splits
 
 LONG_RANT = "this is a very long complaint that goes on and on about nothing in particular " * 4
 
@@ -32,14 +32,14 @@ def logged_counts() -> dict[str, float]:
 def test_prediction_log_writes_a_sample_in_parts(tmp_path: Path) -> None:
     log = PredictionLog(str(tmp_path / "log"), sample_rate=1.0, flush_rows=40, flush_seconds=60)
     texts = [f"text {i}" for i in range(100)]
-    log.record(texts, ["positive"] * 100, [0.9] * 100, "3")
+    log.record(texts, ["positive"] * 100, [0.9] * 100, "3", ids=numbered(texts))
     log.close()
     parts = sorted((tmp_path / "log").glob("predictions-*.jsonl"))
     assert len(parts) == 3  # 40 + 40 + the 20 written at close
     logged = read_prediction_log(str(tmp_path / "log"))
     assert logged["text"].tolist() == texts and set(logged["model_version"].astype(str)) == {"3"}
     none = PredictionLog(str(tmp_path / "none"), sample_rate=0.0)
-    none.record(texts, ["positive"] * 100, [0.9] * 100, "3")
+    none.record(texts, ["positive"] * 100, [0.9] * 100, "3", ids=numbered(texts))
     none.close()
     assert not list((tmp_path / "none").iterdir())
 
@@ -51,7 +51,13 @@ def test_prediction_log_never_blocks_a_request(tmp_path: Path, monkeypatch) -> N
     log = PredictionLog(str(tmp_path), sample_rate=1.0, flush_rows=1, queue_size=5)
     before = logged_counts()["dropped"]
     started = time.perf_counter()
-    log.record([f"t{i}" for i in range(50)], ["neutral"] * 50, [0.5] * 50, "1")
+    log.record(
+        [f"t{i}" for i in range(50)],
+        ["neutral"] * 50,
+        [0.5] * 50,
+        "1",
+        ids=numbered([f"t{i}" for i in range(50)]),
+    )
     assert time.perf_counter() - started < 0.5
     assert logged_counts()["dropped"] - before >= 40
     release.set()
@@ -63,7 +69,7 @@ def test_prediction_log_to_s3(s3_endpoint: str) -> None:
 
     Minio(s3_endpoint, access_key="testing", secret_key="testing", secure=False).make_bucket("predictions")
     log = PredictionLog("s3://predictions/sentiment/", sample_rate=1.0)
-    log.record(["good", "bad"], ["positive", "negative"], [0.8, 0.7], "2")
+    log.record(["good", "bad"], ["positive", "negative"], [0.8, 0.7], "2", ids=numbered(["good", "bad"]))
     log.close()
     logged = read_prediction_log("s3://predictions/sentiment")
     assert logged[["text", "label", "confidence"]].values.tolist() == [
@@ -76,7 +82,7 @@ def log_predictions(folder: Path, model, texts: list[str], version: str) -> None
     output = model.predict(pd.DataFrame({"text": texts}))
     log = PredictionLog(str(folder), sample_rate=1.0)
     confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
-    log.record(texts, output["label"].tolist(), confidences, version)
+    log.record(texts, output["label"].tolist(), confidences, version, ids=numbered(texts))
     log.close()
 
 

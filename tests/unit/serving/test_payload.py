@@ -6,7 +6,15 @@ import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from serving.payload import Predictions, RequestLimits, texts_from_v1, texts_from_v2, v1_response, v2_response
+from serving.payload import (
+    Predictions,
+    RequestLimits,
+    answer_ids,
+    texts_from_v1,
+    texts_from_v2,
+    v1_response,
+    v2_response,
+)
 
 SMALL = RequestLimits(max_instances=2, max_text_chars=5)
 
@@ -91,30 +99,34 @@ def test_predictions_from_frame_and_slicing():
     np.testing.assert_allclose(second.probabilities[0], [0.7, 0.2, 0.1])
 
 
-def test_v1_response_maps_probabilities_to_labels():
-    answer = v1_response(predictions())
+def test_v1_response_maps_probabilities_to_labels_and_carries_ids():
+    answer = v1_response(predictions(), ["a1", "a2"])
     assert answer["model_version"] == "3"
     assert [p["label"] for p in answer["predictions"]] == ["positive", "negative"]
+    assert [p["id"] for p in answer["predictions"]] == ["a1", "a2"]
     assert answer["predictions"][1]["probabilities"] == pytest.approx(
         {"negative": 0.7, "neutral": 0.2, "positive": 0.1}
     )
 
 
-def test_v2_response_has_label_and_probability_outputs():
-    response = v2_response(v2_request([2], ["a", "b"]), predictions(), "sentiment")
+def test_v2_response_has_label_probability_and_id_outputs():
+    response = v2_response(predictions(), "sentiment", "req-1", answer_ids("req-1", 2))
     assert (response.id, response.model_name, response.model_version) == ("req-1", "sentiment", "3")
-    label, probs = response.outputs
+    label, ids, probs = response.outputs
     assert (label.name, label.shape, label.datatype, label.data) == (
         "label",
         [2],
         "BYTES",
         ["positive", "negative"],
     )
+    assert (ids.name, ids.datatype, ids.data) == ("id", "BYTES", ["req-1-0", "req-1-1"])
     assert (probs.name, probs.shape, probs.datatype) == ("probabilities", [2, 3], "FP32")
     assert probs.data == pytest.approx([0.1, 0.2, 0.7, 0.7, 0.2, 0.1])
     assert response.parameters["labels"] == "negative,neutral,positive"
 
 
-def test_v2_response_generates_an_id_when_the_request_has_none():
-    response = v2_response(v2_request([2], ["a", "b"], request_id=None), predictions(), "m")
-    assert isinstance(response.id, str) and len(response.id) >= 8
+def test_answer_ids():
+    assert answer_ids("req-7", 1) == ["req-7"]
+    assert answer_ids("req-7", 3) == ["req-7-0", "req-7-1", "req-7-2"]
+    fresh = answer_ids(None, 3)
+    assert len(set(fresh)) == 3 and all(len(i) >= 8 for i in fresh)

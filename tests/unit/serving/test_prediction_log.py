@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from core.object_store import download, s3_client
 from serving.prediction_log import PredictionLog
+from tests.helpers import numbered
 
 PART = re.compile(rf"^predictions-\d{{8}}T\d{{6}}Z-{re.escape(socket.gethostname())}-(\d{{6}})\.jsonl$")
 
@@ -31,7 +32,13 @@ def test_close_writes_every_sampled_row_as_json_lines(tmp_path):
     written = records("written")
     log = PredictionLog(str(tmp_path / "log") + "/", sample_rate=1.0)
     before = time.time()
-    log.record(["I love it", "ça va 😀"], ["positive", "neutral"], [0.912345, 0.5], version="7")
+    log.record(
+        ["I love it", "ça va 😀"],
+        ["positive", "neutral"],
+        [0.912345, 0.5],
+        version="7",
+        ids=numbered(["I love it", "ça va 😀"]),
+    )
     log.close()
     (part,) = parts(tmp_path / "log")
     assert PART.match(part.name).group(1) == "000001"
@@ -47,7 +54,13 @@ def test_close_writes_every_sampled_row_as_json_lines(tmp_path):
 
 def test_a_part_per_flush_rows_and_no_partial_files(tmp_path):
     log = PredictionLog(str(tmp_path), sample_rate=1.0, flush_rows=2)
-    log.record([f"t{i}" for i in range(5)], ["neutral"] * 5, [0.4] * 5, version="1")
+    log.record(
+        [f"t{i}" for i in range(5)],
+        ["neutral"] * 5,
+        [0.4] * 5,
+        version="1",
+        ids=numbered([f"t{i}" for i in range(5)]),
+    )
     log.close()
     files = parts(tmp_path)
     assert [PART.match(p.name).group(1) for p in files] == ["000001", "000002", "000003"]
@@ -56,7 +69,7 @@ def test_a_part_per_flush_rows_and_no_partial_files(tmp_path):
 
 def test_flush_seconds_writes_a_part_without_close(tmp_path):
     log = PredictionLog(str(tmp_path), sample_rate=1.0, flush_seconds=0.2)
-    log.record(["soon"], ["positive"], [0.9], version="2")
+    log.record(["soon"], ["positive"], [0.9], version="2", ids=numbered(["soon"]))
     deadline = time.monotonic() + 10
     while not list(tmp_path.glob("*.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -68,14 +81,20 @@ def test_flush_seconds_writes_a_part_without_close(tmp_path):
 
 def test_sample_rate_zero_writes_nothing(tmp_path):
     log = PredictionLog(str(tmp_path), sample_rate=0.0)
-    log.record(["a"] * 50, ["neutral"] * 50, [0.5] * 50, version="1")
+    log.record(["a"] * 50, ["neutral"] * 50, [0.5] * 50, version="1", ids=numbered(["a"] * 50))
     log.close()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_partial_sampling_keeps_a_share(tmp_path):
     log = PredictionLog(str(tmp_path), sample_rate=0.5)
-    log.record([str(i) for i in range(2000)], ["neutral"] * 2000, [0.5] * 2000, version="1")
+    log.record(
+        [str(i) for i in range(2000)],
+        ["neutral"] * 2000,
+        [0.5] * 2000,
+        version="1",
+        ids=numbered([str(i) for i in range(2000)]),
+    )
     log.close()
     assert 800 < sum(len(rows_of(p)) for p in parts(tmp_path)) < 1200
 
@@ -83,7 +102,7 @@ def test_partial_sampling_keeps_a_share(tmp_path):
 def test_mismatched_lists_are_an_error(tmp_path):
     log = PredictionLog(str(tmp_path), sample_rate=1.0)
     with pytest.raises(ValueError):
-        log.record(["a", "b"], ["neutral"], [0.5, 0.5], version="1")
+        log.record(["a", "b"], ["neutral"], [0.5, 0.5], version="1", ids=numbered(["a", "b"]))
     log.close()
 
 
@@ -93,7 +112,7 @@ def test_full_queue_drops_and_counts(tmp_path):
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1.0)  # the writer thread cannot drain between two puts
     try:
-        log.record(["x"] * 500, ["neutral"] * 500, [0.5] * 500, version="1")
+        log.record(["x"] * 500, ["neutral"] * 500, [0.5] * 500, version="1", ids=numbered(["x"] * 500))
     finally:
         sys.setswitchinterval(interval)
     log.close()
@@ -106,7 +125,7 @@ def test_a_failed_write_counts_the_rows_as_dropped(tmp_path):
     dropped = records("dropped")
     log = PredictionLog(str(tmp_path / "gone"), sample_rate=1.0)
     (tmp_path / "gone").rmdir()
-    log.record(["a", "b", "c"], ["neutral"] * 3, [0.5] * 3, version="1")
+    log.record(["a", "b", "c"], ["neutral"] * 3, [0.5] * 3, version="1", ids=numbered(["a", "b", "c"]))
     log.close()
     assert records("dropped") - dropped == 3
 
@@ -114,7 +133,7 @@ def test_a_failed_write_counts_the_rows_as_dropped(tmp_path):
 def test_s3_destination_uploads_parts(s3_endpoint, tmp_path):
     s3_client().make_bucket("logs")
     log = PredictionLog("s3://logs/predictions/", sample_rate=1.0)
-    log.record(["über"], ["positive"], [0.75], version="4")
+    log.record(["über"], ["positive"], [0.75], version="4", ids=numbered(["über"]))
     log.close()
     (tmp_path / "got").mkdir()
     (part,) = download("s3://logs/predictions", tmp_path / "got").iterdir()

@@ -60,7 +60,11 @@ def test_health_readiness_and_metadata_over_rest(model_server) -> None:
     assert httpx.get(f"{url}/v1/models/unknown").status_code == 404
     metadata = httpx.get(f"{url}/v2/models/sentiment").json()
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-    assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {"label": [-1], "probabilities": [-1, 3]}
+    assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {
+        "label": [-1],
+        "id": [-1],
+        "probabilities": [-1, 3],
+    }
 
 
 def test_readiness_and_metadata_over_grpc(model_server) -> None:
@@ -72,7 +76,7 @@ def test_readiness_and_metadata_over_grpc(model_server) -> None:
         assert stub.ModelReady(pb.ModelReadyRequest(name="sentiment")).ready
         metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="sentiment"))
     assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [("text", "BYTES", [-1])]
-    assert [t.name for t in metadata.outputs] == ["label", "probabilities"]
+    assert [t.name for t in metadata.outputs] == ["label", "id", "probabilities"]
 
 
 def test_v1_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
@@ -84,7 +88,9 @@ def test_v1_answers_match_the_registered_model(model_server, expected: pd.DataFr
     served = np.array([[p["probabilities"][label] for label in LABELS] for p in body["predictions"]])
     np.testing.assert_allclose(served, expected[probability_columns()].to_numpy(), atol=1e-6)
     as_objects = httpx.post(f"{url}{V1}", json={"instances": [{"text": t} for t in TEXTS]}).json()
+    ids = [p.pop("id") for p in body["predictions"]] + [p.pop("id") for p in as_objects["predictions"]]
     assert as_objects["predictions"] == body["predictions"]
+    assert len(set(ids)) == 2 * len(TEXTS)  # every answer has its own id, for feedback
 
 
 def test_v2_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
@@ -281,3 +287,76 @@ def test_server_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "sentiment" in result.stderr and "champion" in result.stderr
+
+
+FEEDBACK = "/v1/models/sentiment:feedback"
+
+
+def test_feedback_on_answer_ids_moves_the_live_quality_gauges(model_server, champion) -> None:
+    """Label 30 answers (v1 ids, v2 ids and by text): the gauges equal the metrics computed here."""
+    url, _ = model_server
+    frame = sentiment_frame().sample(n=30, random_state=5)
+    texts, truth = frame["text"].tolist(), frame["label"].tolist()
+    v1 = httpx.post(f"{url}{V1}", json={"instances": texts[:15]}).json()["predictions"]
+    feedback = [{"id": p["id"], "label": t} for p, t in zip(v1, truth[:15], strict=True)]
+    body = {
+        "id": "client-req-9",
+        "inputs": [{"name": "text", "shape": [10], "datatype": "BYTES", "data": texts[15:25]}],
+    }
+    v2 = {o["name"]: o["data"] for o in httpx.post(f"{url}{V2}", json=body).json()["outputs"]}
+    assert v2["id"] == [f"client-req-9-{i}" for i in range(10)]
+    feedback += [{"id": i, "label": t} for i, t in zip(v2["id"], truth[15:25], strict=True)]
+    for text in texts[25:]:
+        httpx.post(f"{url}{V1}", json={"instances": [text]}).raise_for_status()
+    feedback += [{"text": x, "label": t} for x, t in zip(texts[25:], truth[25:], strict=True)]
+    before = scrape_metrics(url)
+    for start in (0, 16):
+        response = httpx.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16])
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": len(feedback[start : start + 16]), "feedback_log": None}
+    after = scrape_metrics(url)
+    predicted = champion.predict(pd.DataFrame({"text": texts}))["label"].tolist()
+    accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    # the first labels this server gets (no other test posts feedback): the window is exactly these 30
+    assert metric_value(after, "sentiment_live_labelled_texts", model_version="1") == 30
+    live = {
+        statistic: metric_value(
+            after, "sentiment_live_quality_ratio", model_version="1", metric="accuracy", statistic=statistic
+        )
+        for statistic in ("value", "lower", "upper")
+    }
+    assert live["value"] == pytest.approx(accuracy)
+    assert live["lower"] <= live["value"] <= live["upper"]
+    accepted = metric_value(after, "sentiment_feedback_rows_total", outcome="accepted")
+    assert accepted - metric_value(before, "sentiment_feedback_rows_total", outcome="accepted") == 30
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ([{"id": "no-such-answer", "label": "positive"}], 400, "unknown id 'no-such-answer'"),
+        ([{"text": TEXTS[0], "label": "happy"}], 400, "label 'happy' is not one of"),
+        (
+            [{"text": TEXTS[0], "label": "positive"}] * 17,
+            400,
+            "17 feedback rows in one request; the limit is 16",
+        ),
+        ({"label": "positive"}, 400, "non-empty JSON list"),
+        (b"[{not json", 400, "not valid JSON"),
+    ],
+)
+def test_bad_feedback_gets_4xx_with_a_message(model_server, body, status: int, message: str) -> None:
+    url, _ = model_server
+    httpx.post(f"{url}{V1}", json={"instances": [TEXTS[0]]}).raise_for_status()
+    if isinstance(body, bytes):
+        response = httpx.post(f"{url}{FEEDBACK}", content=body, headers={"content-type": "application/json"})
+    else:
+        response = httpx.post(f"{url}{FEEDBACK}", json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_feedback_for_another_model_is_404(model_server) -> None:
+    url, _ = model_server
+    response = httpx.post(f"{url}/v1/models/other:feedback", json=[{"id": "x", "label": "positive"}])
+    assert response.status_code == 404, response.text
