@@ -368,6 +368,35 @@ def model_dashboard() -> dict:
                 *quantiles("sentiment_input_length_characters", 0.5, 0.95),
             )
         )
+        .with_row(dashboard.Row("Live quality (labels posted to :feedback)"))
+        .with_panel(
+            series(
+                "Live macro recall with its 95 % interval, and the offline test score",
+                "Do live labels confirm the pipeline's score? The alert fires when the upper bound falls "
+                "below the offline score minus 0.05.",
+                "percentunit",
+                Query(
+                    "max by (model_version, statistic) "
+                    f'(sentiment_live_quality_ratio{{{VSEL}, metric="macro_recall"}})',
+                    "v{{model_version}} {{statistic}}",
+                ),
+                Query(
+                    f'max(sentiment_model_offline_score{{{SEL}, metric="test_macro_recall"}})', "offline test"
+                ),
+            )
+        )
+        .with_panel(
+            single(
+                "Labelled answers in the live window",
+                "How many live labels the live-quality scores rest on, per version (per pod, summed)",
+                "short",
+                Query(
+                    f"sum by (model_version) (sentiment_live_labelled_texts{{{VSEL}}})",
+                    "v{{model_version}}",
+                    instant=True,
+                ),
+            )
+        )
         .with_row(dashboard.Row("Offline quality and monitoring"))
         .with_panel(
             bars(

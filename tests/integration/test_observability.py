@@ -156,9 +156,23 @@ def push_decision(tracking_uri: str, pushgateway: str) -> None:
     push_gate_metrics(pushgateway, MODEL, decision, {run_id: "linear-embeddings"})
 
 
-def predict(url: str, texts: list[str]) -> None:
+def predict(url: str, texts: list[str]) -> list[str]:
+    """Send ``texts`` 10 per request; return their answers' ids."""
+    ids = []
     for start in range(0, len(texts), 10):
         answer = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": texts[start : start + 10]})
+        assert answer.status_code == 200, answer.text
+        ids += [p["id"] for p in answer.json()["predictions"]]
+    return ids
+
+
+def post_feedback(url: str, ids: list[str], labels: list[str]) -> None:
+    for start in range(0, len(ids), 100):
+        rows = [
+            {"id": i, "label": x}
+            for i, x in zip(ids[start : start + 100], labels[start : start + 100], strict=True)
+        ]
+        answer = httpx.post(f"{url}/v1/models/{MODEL}:feedback", json=rows)
         assert answer.status_code == 200, answer.text
 
 
@@ -197,10 +211,11 @@ def observed(champion_store: str, tmp_path_factory):
         prometheus = Prometheus(prom_url)
         prometheus.wait_for("up", lambda v: len(v) == 3 and all(x == 1 for x in v.values()))
 
-        test_texts = pd.read_parquet(write_splits(root, seed=2)["test"])["text"].tolist()  # the reference's
+        test = pd.read_parquet(write_splits(root, seed=2)["test"])  # the reference's texts
         rng = np.random.default_rng(0)
-        same = rng.choice(test_texts, size=300).tolist()
-        predict(url, same)
+        rows = rng.choice(len(test), size=300)
+        same = test["text"].iloc[rows].tolist()
+        post_feedback(url, predict(url, same), test["label"].iloc[rows].tolist())
         for bad in ({"instances": "not a list"}, {"wrong": []}):
             assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=bad).status_code == 400
         window_full = lambda v: max(v.values()) >= 300  # noqa: E731
