@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 
+from core.lineage import log_sources, sources_of
 from core.scores import classification_metrics
 from core.tracking import use_tracking
 
@@ -28,14 +29,16 @@ class TrainResult:
 
 @contextmanager
 def candidate_run(
-    tracking_uri: str, experiment: str, run_name: str, lineage: dict, params: dict
+    tracking_uri: str, experiment: str, run_name: str, lineage: dict, params: dict, data: pd.DataFrame
 ) -> Iterator[str]:
-    """An MLflow run for one candidate, holding the pipeline's parameters (``pipeline.*``, for lineage)
-    and the candidate's own ``params``; yields the run id."""
+    """An MLflow run for one candidate, holding the pipeline's parameters (``pipeline.*``, for lineage),
+    the candidate's own ``params`` and, as dataset inputs, the sources ``data`` (a split) came from;
+    yields the run id."""
     use_tracking(tracking_uri, experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params({f"pipeline.{k}": v for k, v in lineage.items()})
         mlflow.log_params(params)
+        log_sources(sources_of(data))
         yield run.info.run_id
 
 

@@ -99,7 +99,7 @@ def ensemble_model(
         "train_rows": "n/a",
         "validation_rows": len(validation),
     }
-    with candidate_run(tracking_uri, run.experiment, "ensemble", lineage, params) as run_id:
+    with candidate_run(tracking_uri, run.experiment, "ensemble", lineage, params, validation) as run_id:
         paths = [mlflow.artifacts.download_artifacts(members[i].model_uri) for i in kept]
         model_uri = log_ensemble_model(paths, kept_weights)
         votes = np.average([probabilities[i] for i in kept], axis=0, weights=kept_weights)

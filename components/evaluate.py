@@ -1,6 +1,5 @@
 """evaluate: score the logged model on the held-out test split and log metrics and plots to MLflow."""
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -14,6 +13,7 @@ from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metri
 
 from components import component
 from core.labels import probability_columns
+from core.lineage import content_digest
 from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
 from core.scores import (
     classification_metrics,
@@ -52,12 +52,6 @@ class Evaluation:
     candidate: Candidate
 
 
-def dataset_digest(test: pd.DataFrame) -> str:
-    """A fingerprint of the (text, label) pairs, so the gate can check both models saw the same test."""
-    rows = sorted(f"{t}\t{label}" for t, label in zip(test["text"], test["label"], strict=True))
-    return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
-
-
 def _score_out_of_domain(
     model, ood: pd.DataFrame, folder: Path
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame]:
@@ -71,7 +65,7 @@ def _score_out_of_domain(
             k: metrics[k] for k in ("macro_recall", "macro_f1", "accuracy")
         }
         mlflow.log_metrics({f"ood_{domain}_{k}": v for k, v in scores[domain].items()})
-    mlflow.set_tags({OOD_DIGEST_TAG: dataset_digest(ood), OOD_DOMAINS_TAG: ",".join(scores)})
+    mlflow.set_tags({OOD_DIGEST_TAG: content_digest(ood), OOD_DOMAINS_TAG: ",".join(scores)})
     path = folder / Path(OOD_PREDICTIONS_ARTIFACT).name
     predicted.to_parquet(path, index=False)
     mlflow.log_artifact(str(path), "evaluation")
@@ -118,7 +112,7 @@ def evaluate_model(
         test["text"].tolist(), predicted, output[probability_columns()].max(axis=1).tolist()
     )
     metrics, matrix = classification_metrics(truth, predicted), label_confusion_matrix(truth, predicted)
-    digest = dataset_digest(test)
+    digest = content_digest(test)
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     ood = pd.read_parquet(ood_path) if ood_path else pd.DataFrame()
     int8_metrics = _score_int8_variant(model, local_model, test, truth)

@@ -24,8 +24,9 @@ import pandas as pd
 from kfp.dsl import Dataset, Input
 
 from components import component
-from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, dataset_digest
+from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate
 from core.config import RunConfig
+from core.lineage import content_digest
 from core.model_card import MODEL_CARD_ARTIFACT
 from core.registry import CHAMPION_ALIAS, champion
 from core.scores import PairedSet, paired_bootstrap
@@ -198,8 +199,8 @@ def gate_candidates(
     test, ood = pd.read_parquet(test_path), pd.read_parquet(ood_path) if ood_path else None
     sets = scored_sets(test, ood, config.ood_weight)
     digests = {
-        TEST_DIGEST_TAG: dataset_digest(test),
-        OOD_DIGEST_TAG: dataset_digest(ood) if ood is not None else None,
+        TEST_DIGEST_TAG: content_digest(test),
+        OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,
     }
     set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
     scores = {run_id: sum(s.weight * parts[s.name] for s in sets) for run_id, parts in set_scores.items()}

@@ -1,5 +1,7 @@
 """Ingest: read a labelled text data set from a local path, an s3:// URI or a Hugging Face dataset id,
-and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) and ``split``.
+and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) and ``split``; sources
+named in ``extra_train`` (e.g. the labelled feedback the monitor collected) join the training split.
+Every source read is recorded with its content digest (core/lineage.py).
 """
 
 import logging
@@ -13,6 +15,7 @@ from kfp.dsl import Dataset, Output
 from components import component
 from core.hub import hub_unreachable
 from core.labels import normalize_labels
+from core.lineage import SOURCES_ATTR, describe_source, source_name
 from core.object_store import download
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,9 @@ SPLIT_NAMES = {
     "test": "test",
 }
 TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
+# The split of the ``extra_train`` sources' rows: preprocess adds them to train after it has carved any
+# missing validation or test split from the main source, so those stay the main source's.
+EXTRA_TRAIN_SPLIT = "train_extra"
 
 
 class DataSourceError(RuntimeError):
@@ -160,21 +166,37 @@ class IngestConfig:
     """params.yaml ``ingest``: see the comments there."""
 
     source: str
+    extra_train: list[str]
     max_rows_per_split: int
 
 
-def ingest_source(source: str, output_path: str, max_rows_per_split: int, seed: int) -> dict[str, int]:
-    """Read ``source`` and write it as parquet to ``output_path``; return the row count per split.
+def ingest_source(
+    source: str, output_path: str, max_rows_per_split: int, seed: int, extra_train: list[str]
+) -> dict[str, int]:
+    """Read ``source`` (and every ``extra_train`` source, all of whose rows join the training split) and
+    write them as one parquet to ``output_path``, with the sources and their digests in its metadata;
+    return the row count per split.
 
-    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split (for quick runs and tests).
+    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split (for quick runs and tests); it
+    applies to ``source`` only.
     """
     frame = read_source(source)
+    sources = [describe_source(source_name(source), source, frame)]
     if max_rows_per_split:
         frame = (
             frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
             .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
             .reset_index(drop=True)
         )
+    extras = [read_source(extra).assign(split=EXTRA_TRAIN_SPLIT) for extra in extra_train]
+    sources += [
+        describe_source(source_name(uri), uri, extra) for uri, extra in zip(extra_train, extras, strict=True)
+    ]
+    if len({s["name"] for s in sources}) < len(sources):
+        raise DataSourceError(f"two data sources have the same name: {[s['name'] for s in sources]}")
+    frame = pd.concat([frame, *extras], ignore_index=True)
+    frame["split"] = frame["split"].astype("string")
+    frame.attrs[SOURCES_ATTR] = sources
     frame.to_parquet(output_path, index=False)
     counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
     logger.info("ingested %d rows from %s: %s", len(frame), source, counts)
@@ -190,5 +212,7 @@ def ingest(config: dict, run: dict, dataset: Output[Dataset]):
 
     settings = from_mapping(IngestConfig, config, "ingest")
     seed = from_mapping(RunConfig, run, "run").seed
-    counts = ingest_source(settings.source, dataset.path, settings.max_rows_per_split, seed)
-    dataset.metadata.update({"source": settings.source, "rows": counts})
+    counts = ingest_source(
+        settings.source, dataset.path, settings.max_rows_per_split, seed, settings.extra_train
+    )
+    dataset.metadata.update({"source": settings.source, "extra_train": settings.extra_train, "rows": counts})

@@ -5,9 +5,7 @@ checks, its texts normalised the same way, and a stratified, seeded sample is ke
 """
 
 import logging
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from kfp.dsl import Dataset, Metrics, Output
@@ -16,20 +14,12 @@ from sklearn.model_selection import train_test_split
 from components import component
 from components.ingest import read_source
 from components.validate import find_bad_rows
+from core.lineage import source_name
 from core.text import normalize_text
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("text", "label", "domain")
-
-
-def domain_name(source: str) -> str:
-    """A short metric-safe name for ``source``: its folder or file stem, or the HF dataset name."""
-    location = source.rstrip("/")
-    if "://" not in location:
-        location = location.partition(":")[0]  # an HF id's config
-    stem = Path(location).stem
-    return re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_") or "ood"
 
 
 def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -57,7 +47,7 @@ def prepare_sources(
     """
     frames, report = [], {}
     for source in sources:
-        name = domain_name(source)
+        name = source_name(source)
         if name in report:
             raise ValueError(f"two out-of-domain sources are both named {name!r}: rename one")
         frame = read_source(source)

@@ -10,6 +10,7 @@ from kfp.dsl import Dataset, Input, Metrics, Output
 from sklearn.model_selection import train_test_split
 
 from components import component
+from components.ingest import EXTRA_TRAIN_SPLIT
 from core.text import normalize_text
 
 logger = logging.getLogger(__name__)
@@ -26,10 +27,15 @@ def _carve(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFram
 def split_frame(
     frame: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, pd.DataFrame]:
-    """Keep the source's splits; carve whichever of validation/test it lacks from train.
+    """Keep the source's splits; carve whichever of validation/test it lacks from train; then add the
+    ``extra_train`` sources' rows (split EXTRA_TRAIN_SPLIT) to train.
 
     A source with no splits at all is split into train/validation/test, stratified and seeded.
     """
+    is_extra = frame["split"] == EXTRA_TRAIN_SPLIT
+    extra, frame = frame[is_extra.fillna(False)], frame[~is_extra.fillna(False)]
+    if frame["split"].isna().any() and frame["split"].notna().any():
+        raise ValueError("some rows have a split and some have none: give every row a split, or none")
     given = {name: frame[frame["split"] == name] for name in SPLITS if (frame["split"] == name).any()}
     if "train" not in given:
         if not frame["split"].isna().all():
@@ -41,7 +47,7 @@ def split_frame(
     if "validation" not in given:
         fraction_of_rest = validation_fraction / (1.0 - test_fraction)
         train, given["validation"] = _carve(train, fraction_of_rest, seed)
-    given["train"] = train
+    given["train"] = pd.concat([train, extra], ignore_index=True)
     return {name: given[name].assign(split=name).reset_index(drop=True) for name in SPLITS}
 
 

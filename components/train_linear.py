@@ -99,7 +99,7 @@ def train_linear_model(
     }
     run_name = f"linear-{featurizer}-{config.classifier}"
     with (
-        candidate_run(tracking_uri, run.experiment, run_name, lineage, params) as run_id,
+        candidate_run(tracking_uri, run.experiment, run_name, lineage, params, train) as run_id,
         tempfile.TemporaryDirectory() as tmp,
     ):
         started = time.perf_counter()

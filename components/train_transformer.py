@@ -215,7 +215,7 @@ def train_transformer_model(
         "validation_rows": len(validation),
     }
     with (
-        candidate_run(tracking_uri, run.experiment, "transformer", lineage, params) as run_id,
+        candidate_run(tracking_uri, run.experiment, "transformer", lineage, params, train) as run_id,
         tempfile.TemporaryDirectory() as tmp,
     ):
         arguments = TrainingArguments(

@@ -6,6 +6,7 @@ from minio import Minio
 
 from components.ingest import DataSourceError, ingest_source, read_source
 from core.labels import LABELS
+from core.lineage import content_digest, sources_of
 from tests.conftest import shared_dataset
 from tests.helpers import sentiment_frame
 
@@ -71,9 +72,27 @@ def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
     source = tmp_path / "all.csv"
     sentiment_frame().to_csv(source, index=False)
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    assert ingest_source(str(source), str(first), max_rows_per_split=20, seed=7) == {"unsplit": 20}
-    ingest_source(str(source), str(second), max_rows_per_split=20, seed=7)
+    assert ingest_source(str(source), str(first), 20, 7, extra_train=[]) == {"unsplit": 20}
+    ingest_source(str(source), str(second), 20, 7, extra_train=[])
     pd.testing.assert_frame_equal(pd.read_parquet(first), pd.read_parquet(second))
+
+
+def test_extra_sources_join_the_training_split_and_every_source_is_recorded(tmp_path: Path) -> None:
+    frame = sentiment_frame()
+    source, extra = tmp_path / "tweets.csv", tmp_path / "feedback_train.parquet"
+    frame.iloc[:100].to_csv(source, index=False)
+    frame.iloc[100:].to_parquet(extra)
+    output = tmp_path / "ingested.parquet"
+    counts = ingest_source(str(source), str(output), 0, 7, extra_train=[str(extra)])
+    assert counts == {"unsplit": 100, "train_extra": 44}
+    ingested = pd.read_parquet(output)
+    assert ingested[ingested["text"].isin(frame["text"].iloc[100:])]["split"].eq("train_extra").all()
+    assert sources_of(ingested) == [
+        {"name": "tweets", "uri": str(source), "rows": 100, "digest": content_digest(frame.iloc[:100])},
+        {"name": "feedback_train", "uri": str(extra), "rows": 44, "digest": content_digest(frame.iloc[100:])},
+    ]
+    with pytest.raises(DataSourceError, match="same name"):
+        ingest_source(str(source), str(output), 0, 7, extra_train=[str(source)])
 
 
 def test_s3_object_and_prefix(s3_endpoint: str, tmp_path: Path) -> None:

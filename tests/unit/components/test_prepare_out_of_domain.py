@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.prepare_out_of_domain import domain_name, prepare_sources
+from components.prepare_out_of_domain import prepare_sources
 from core.labels import LABELS
+from core.lineage import source_name
 from tests.conftest import shared_dataset
 from tests.helpers import write_comment_sets
 
@@ -55,7 +56,7 @@ def test_two_sources_with_one_name_are_refused(tmp_path: Path) -> None:
     ],
 )
 def test_domain_names(source: str, name: str) -> None:
-    assert domain_name(source) == name
+    assert source_name(source) == name
 
 
 def test_real_reddit_and_youtube_comment_sets(tmp_path: Path) -> None:

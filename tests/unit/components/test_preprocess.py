@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from components.preprocess import preprocess_rows, split_frame
+from core.lineage import SOURCES_ATTR, sources_of
 from tests.helpers import sentiment_frame
 
 
@@ -52,3 +53,26 @@ def test_preprocess_writes_normalised_splits(tmp_path: Path) -> None:
     assert sizes == {"train": 72, "validation": 36, "test": 36}
     texts = pd.concat(pd.read_parquet(p) for p in paths)["text"].tolist()
     assert "@user loves it http & more" in texts
+
+
+def test_extra_training_rows_join_train_after_the_carving() -> None:
+    frame = frame_with_splits("train", "train", "validation", "train_extra")
+    splits = split_frame(frame, 0.1, 0.25, seed=1)
+    extra = set(frame[frame["split"] == "train_extra"]["text"])
+    assert extra <= set(splits["train"]["text"])
+    assert not extra & (set(splits["test"]["text"]) | set(splits["validation"]["text"]))
+    assert (len(splits["train"]), len(splits["validation"]), len(splits["test"])) == (54 + 36, 36, 18)
+
+
+def test_rows_with_and_without_a_split_are_rejected_not_dropped() -> None:
+    with pytest.raises(ValueError, match="some rows have a split and some have none"):
+        split_frame(frame_with_splits("train", None, "validation"), 0.1, 0.1, seed=1)
+
+
+def test_the_data_sources_travel_with_every_split(tmp_path: Path) -> None:
+    frame = frame_with_splits(None)
+    frame.attrs[SOURCES_ATTR] = [{"name": "tweets", "uri": "x.csv", "rows": 144, "digest": "d"}]
+    frame.to_parquet(tmp_path / "clean.parquet")
+    paths = [str(tmp_path / f"{name}.parquet") for name in ("train", "validation", "test")]
+    preprocess_rows(str(tmp_path / "clean.parquet"), *paths, 0.25, 0.25, seed=3)
+    assert all(sources_of(pd.read_parquet(p)) == frame.attrs[SOURCES_ATTR] for p in paths)

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluate import TEST_DIGEST_TAG, dataset_digest, evaluate_model
+from components.evaluate import TEST_DIGEST_TAG, evaluate_model
 from components.train_linear import build_classifier, train_linear_model
 from components.tune_linear import IMBALANCE_TREATMENTS, oversample
 from core.labels import LABELS, probability_columns
+from core.lineage import content_digest
 from tests.helpers import PARAMS, linear_config, run_config, write_splits
 
 
@@ -54,7 +55,7 @@ def test_train_linear_logs_a_model_that_serves_and_evaluates(
     assert evaluation.metrics["macro_recall"] > 0.8
     assert png.read_bytes().startswith(b"\x89PNG")
     run = client.get_run(result.run_id)
-    assert run.data.tags[TEST_DIGEST_TAG] == dataset_digest(test)
+    assert run.data.tags[TEST_DIGEST_TAG] == content_digest(test)
     assert {f"test_{label}_f1" for label in LABELS} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
     assert artifacts == {
