@@ -2,6 +2,7 @@
 
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import IO
 
 import mlflow
 import pandas as pd
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import component
 from core.labels import probability_columns
@@ -22,6 +23,7 @@ from core.scores import (
 )
 from core.tracking import use_tracking
 from monitoring.drift import REFERENCE_ARTIFACT, build_reference
+from monitoring.embedding_drift import EMBEDDING_REFERENCE_ARTIFACT
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ def evaluate_model(
     tracking_uri: str,
     confusion_png: str | IO[bytes] | None = None,
     ood_path: str | None = None,
+    embedding_reference_path: str | None = None,
 ) -> Evaluation:
     """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
@@ -101,6 +104,7 @@ def evaluate_model(
     also write the matrix PNG to ``confusion_png``.
     With ``ood_path`` (see components/prepare_out_of_domain.py), also score each out-of-domain set
     (``ood_<domain>_*`` metrics and predictions). A model with an INT8 runtime also gets ``test_int8_*``.
+    With ``embedding_reference_path`` (components/embedding_reference.py), log it for the monitor step.
     """
     use_tracking(tracking_uri)
     test = pd.read_parquet(test_path)
@@ -140,6 +144,10 @@ def evaluate_model(
         card = render_model_card(mlflow.MlflowClient().get_run(run_id), matrix)
         mlflow.log_text(card, MODEL_CARD_ARTIFACT)
         mlflow.log_text(reference.to_json(), REFERENCE_ARTIFACT)
+        if embedding_reference_path:
+            saved = Path(tmp) / Path(EMBEDDING_REFERENCE_ARTIFACT).name
+            shutil.copyfile(embedding_reference_path, saved)
+            mlflow.log_artifact(str(saved), str(Path(EMBEDDING_REFERENCE_ARTIFACT).parent))
     if confusion_png is not None:
         figure.savefig(confusion_png, format="png")
     logger.info(
@@ -162,6 +170,7 @@ def evaluate(
     model: Input[Model],
     test: Input[Dataset],
     out_of_domain: Input[Dataset],
+    embedding_reference: Input[Artifact],
     tracking_uri: str,
     predictions: Output[Dataset],
     metrics: Output[Metrics],
@@ -179,7 +188,9 @@ def evaluate(
 
     png = io.BytesIO()
     run_id, model_uri = model.metadata["run_id"], model.metadata["model_uri"]
-    result = evaluate_model(run_id, model_uri, test.path, tracking_uri, png, out_of_domain.path)
+    result = evaluate_model(
+        run_id, model_uri, test.path, tracking_uri, png, out_of_domain.path, embedding_reference.path
+    )
     result.candidate.predictions.to_parquet(predictions.path, index=False)
     predictions.metadata.update(
         {"run_id": run_id, "model_uri": model_uri, "family": model.metadata["family"]}

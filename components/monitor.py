@@ -1,7 +1,20 @@
-"""monitor: compare the predictions the predictor logged (serving/prediction_log.py) with the served
-version's drift reference (logged by evaluate) and write a drift report to MLflow: PSI per feature,
-two-sample Kolmogorov-Smirnov p-values for input length and confidence, the class mix, and a plot. The
-registered version gets a ``drift`` tag (``stable`` / ``drifted``).
+"""monitor: judge what the served version saw and how it did, and decide whether to retrain.
+
+From the predictor's logs (serving/prediction_log.py: sampled predictions, and every labelled answer in
+the feedback log beside them) and the version's references (logged at training):
+
+- **input drift**: PSI per feature and Kolmogorov-Smirnov p-values for input length and confidence,
+  against the drift reference (monitoring/drift.py), with a plot;
+- **text drift on embeddings**: the MMD and domain-classifier tests (monitoring/embedding_drift.py) on
+  each of the last ``consecutive_windows`` windows of ``window_rows`` logged texts, against the
+  embedding reference of training texts;
+- **live quality**: macro recall on the version's labelled answers with its 95 % bootstrap interval,
+  against the version's offline test score.
+
+The decision is ``retrain`` when every one of those windows drifted, or when the live interval's upper
+bound is below the offline score minus ``quality_margin``. The report goes to MLflow (experiment
+``sentiment-monitoring``) and the version gets a ``drift`` tag (``stable`` / ``drifted``); acting on the
+decision is components/retrain.py's job.
 
     python -m components.monitor --predictions s3://predictions/sentiment --model models:/sentiment@champion
 """
@@ -24,6 +37,7 @@ from components import component
 from core.labels import LABELS
 from core.object_store import download
 from core.registry import resolve
+from core.scores import score_interval
 from core.tracking import use_tracking
 from monitoring.drift import (
     FEATURES,
@@ -34,6 +48,12 @@ from monitoring.drift import (
     class_mix,
     drift_scores,
 )
+from monitoring.embedding_drift import (
+    EMBEDDING_REFERENCE_ARTIFACT,
+    EmbeddingReference,
+    embed,
+    embedding_drift,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +62,34 @@ MONITOR_EXPERIMENT = "sentiment-monitoring"
 
 class MonitorError(RuntimeError):
     """Nothing to judge: no logged predictions for the version, or no reference for it."""
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """The embedding drift tests on one window of consecutive logged texts."""
+
+    rows: int
+    mmd: float
+    mmd_pvalue: float
+    auc: float
+    auc_pvalue: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class LiveQualityCheck:
+    """Live macro recall of the version on its labelled answers, against its offline test score."""
+
+    labelled: int
+    value: float
+    lower: float
+    upper: float
+    offline: float
+    margin: float
+
+    @property
+    def fallen(self) -> bool:
+        return self.upper < self.offline - self.margin
 
 
 @dataclass(frozen=True)
@@ -55,7 +103,22 @@ class DriftReport:
     reference_class_mix: dict[str, float]
     threshold: float
     drifted: list[str]
+    windows: list[WindowDrift]
+    quality: LiveQualityCheck | None
+    retrain: bool
+    reasons: list[str]
+    notes: list[str]
     run_id: str
+
+    def decision(self) -> dict:
+        """What the retrain step acts on."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "drifted": self.drifted,
+            "retrain": self.retrain,
+            "reasons": self.reasons,
+        }
 
     def markdown(self) -> str:
         lines = [
@@ -76,19 +139,63 @@ class DriftReport:
             f"| {name} | {self.reference_class_mix[name]:.3f} | {self.class_mix[name]:.3f} |"
             for name in LABELS
         ]
+        if self.windows:
+            lines += [
+                "",
+                "## Text drift on sentence embeddings (oldest window first)",
+                "",
+                "| texts | MMD² | MMD p-value | classifier AUC | AUC p-value | verdict |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {w.rows} | {w.mmd:.4f} | {w.mmd_pvalue:.3g} | {w.auc:.3f} | {w.auc_pvalue:.3g} | "
+                f"{'**drifted**' if w.drifted else 'stable'} |"
+                for w in self.windows
+            ]
+        if self.quality:
+            q = self.quality
+            lines += [
+                "",
+                f"## Live quality: macro recall {q.value:.3f} (95 % interval [{q.lower:.3f}, {q.upper:.3f}]) "
+                f"on {q.labelled} labelled answers; offline test score {q.offline:.3f}, margin {q.margin}",
+            ]
+        verdict = f"**retrain**: {'; '.join(self.reasons)}" if self.retrain else "no retraining needed"
+        lines += ["", f"## Decision: {verdict}", *(f"- {note}" for note in self.notes)]
         return "\n".join(lines) + "\n"
+
+
+def _read_parts(source: str, prefix: str) -> pd.DataFrame | None:
+    """Every record of the ``<prefix>-*.jsonl`` parts under ``source`` (folder or s3:// prefix); None
+    when there are none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = download(source, Path(tmp)) if source.startswith("s3://") else Path(source)
+        parts = sorted(Path(folder).glob(f"{prefix}-*.jsonl"))
+        if not parts:
+            return None
+        return pd.concat(
+            [pd.read_json(part, lines=True, precise_float=True, dtype={"id": str}) for part in parts],
+            ignore_index=True,
+        )
 
 
 def read_prediction_log(source: str) -> pd.DataFrame:
     """Every logged prediction under ``source`` (a folder or an s3:// prefix of JSON-lines parts)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = download(source, Path(tmp)) if source.startswith("s3://") else Path(source)
-        parts = sorted(Path(folder).glob("predictions-*.jsonl"))
-        if not parts:
-            raise MonitorError(f"no prediction log parts (predictions-*.jsonl) under {source}")
-        return pd.concat(
-            [pd.read_json(part, lines=True, precise_float=True) for part in parts], ignore_index=True
+    logged = _read_parts(source, "predictions")
+    if logged is None:
+        raise MonitorError(f"no prediction log parts (predictions-*.jsonl) under {source}")
+    return logged
+
+
+def read_feedback(source: str) -> pd.DataFrame:
+    """Every labelled answer in the feedback log under ``source``, the latest label per answer id
+    (columns of serving.feedback.LabelledAnswer; empty when there is none)."""
+    labelled = _read_parts(source, "feedback")
+    if labelled is None:
+        return pd.DataFrame(
+            columns=["id", "text", "predicted", "model_version", "time", "label", "labelled_at"]
         )
+    labelled["model_version"] = labelled["model_version"].astype(str)
+    return labelled.sort_values("labelled_at").drop_duplicates("id", keep="last").reset_index(drop=True)
 
 
 def _comparison_figure(reference: DriftReference, lengths: np.ndarray, confidences: np.ndarray, labels):
@@ -122,16 +229,87 @@ class MonitorConfig:
     monitoring.drift.SIGNIFICANT_PSI, the dashboards' red line)."""
 
     since_hours: float
+    encoder_id: str
+    reference_rows: int
+    window_rows: int
+    consecutive_windows: int
+    alpha: float
+    permutations: int
+    quality_margin: float
+    quality_min_labels: int
+
+
+def embedding_windows(
+    texts: list[str], reference: EmbeddingReference, config: MonitorConfig, seed: int = 0
+) -> list[WindowDrift]:
+    """The embedding drift tests on each of the last ``consecutive_windows`` windows of ``window_rows``
+    texts (oldest first; as many full windows as there are)."""
+    count = min(config.consecutive_windows, len(texts) // config.window_rows)
+    recent = texts[len(texts) - count * config.window_rows :]
+    embedded = embed(recent, reference.encoder_id)
+    windows = []
+    for i in range(count):
+        window = embedded[i * config.window_rows : (i + 1) * config.window_rows]
+        drift = embedding_drift(reference.embeddings, window, config.alpha, config.permutations, seed + i)
+        windows.append(
+            WindowDrift(
+                drift.rows,
+                drift.mmd.statistic,
+                drift.mmd.pvalue,
+                drift.classifier.statistic,
+                drift.classifier.pvalue,
+                drift.drifted,
+            )
+        )
+    return windows
+
+
+def live_quality(labelled: pd.DataFrame, offline: float, config: MonitorConfig) -> LiveQualityCheck | None:
+    """Macro recall of the labelled answers with its 95 % interval; None with too few labels."""
+    if len(labelled) < config.quality_min_labels:
+        return None
+    score = score_interval(labelled["label"].tolist(), labelled["predicted"].tolist(), "macro_recall")
+    return LiveQualityCheck(score.rows, score.value, score.lower, score.upper, offline, config.quality_margin)
+
+
+def retrain_decision(
+    windows: list[WindowDrift], quality: LiveQualityCheck | None, config: MonitorConfig
+) -> list[str]:
+    """Why to retrain (empty: no need): every one of the ``consecutive_windows`` windows drifted, or
+    live quality has fallen below the offline score by more than the margin."""
+    reasons = []
+    if len(windows) == config.consecutive_windows and all(w.drifted for w in windows):
+        pvalues = ", ".join(f"{min(w.mmd_pvalue, w.auc_pvalue):.2g}" for w in windows)
+        reasons.append(
+            f"text drift in {len(windows)} consecutive windows of {config.window_rows} texts "
+            f"(smallest p-values {pvalues}; alpha {config.alpha})"
+        )
+    if quality is not None and quality.fallen:
+        reasons.append(
+            f"live macro recall {quality.value:.3f} (95 % upper bound {quality.upper:.3f}, "
+            f"{quality.labelled} labels) is below the offline {quality.offline:.3f} minus {quality.margin}"
+        )
+    return reasons
+
+
+def _embedding_reference(run_id: str) -> EmbeddingReference | None:
+    try:
+        path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{EMBEDDING_REFERENCE_ARTIFACT}")
+    except Exception:
+        return None
+    return EmbeddingReference.from_bytes(Path(path).read_bytes())
 
 
 def monitor_predictions(
-    predictions: str, model_uri: str, tracking_uri: str, threshold: float, since_hours: float
+    predictions: str, model_uri: str, tracking_uri: str, threshold: float, config: MonitorConfig
 ) -> DriftReport:
-    """Judge the predictions logged under ``predictions`` for the version ``model_uri`` names (the last
-    ``since_hours`` only, if > 0) against its reference; log the report to MLflow and tag the version."""
+    """Judge the predictions and labels logged under ``predictions`` for the version ``model_uri`` names
+    (the last ``config.since_hours`` only, if > 0) against its references; decide whether to retrain; log
+    the report to MLflow and tag the version."""
     use_tracking(tracking_uri, MONITOR_EXPERIMENT)
     served = resolve(model_uri)
     name, version, run_id = served.name, str(served.version), served.run_id
+    since_hours = config.since_hours
     try:
         reference = DriftReference.from_json(
             mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
@@ -140,10 +318,27 @@ def monitor_predictions(
         raise MonitorError(f"version {version} of {name} has no drift reference ({exc})") from exc
     logged = read_prediction_log(predictions)
     logged = logged[logged["model_version"].astype(str) == version]
+    labelled = read_feedback(predictions)
+    labelled = labelled[labelled["model_version"] == version]
     if since_hours > 0:
         logged = logged[logged["time"] >= time.time() - since_hours * 3600]
+        labelled = labelled[labelled["labelled_at"] >= time.time() - since_hours * 3600]
     if logged.empty:
         raise MonitorError(f"no logged predictions for {name} version {version} under {predictions}")
+    logged = logged.sort_values("time", kind="stable")
+    notes, windows = [], []
+    embedding_reference = _embedding_reference(run_id)
+    if embedding_reference is None:
+        notes.append("the version has no embedding reference (trained before it existed): no text drift test")
+    elif len(logged) < config.window_rows:
+        notes.append(f"{len(logged)} logged texts: a text drift window needs {config.window_rows}")
+    else:
+        windows = embedding_windows(logged["text"].tolist(), embedding_reference, config)
+    offline = mlflow.MlflowClient().get_run(run_id).data.metrics.get("test_macro_recall")
+    quality = live_quality(labelled, offline, config) if offline is not None else None
+    if quality is None:
+        notes.append(f"{len(labelled)} labelled answers: live quality needs {config.quality_min_labels}")
+    reasons = retrain_decision(windows, quality, config)
     lengths = logged["text"].str.len().to_numpy(dtype=float)
     confidences = logged["confidence"].to_numpy(dtype=float)
     labels = logged["label"].tolist()
@@ -153,15 +348,35 @@ def monitor_predictions(
         "confidence": float(ks_2samp(confidences, reference.confidence_sample).pvalue),
     }
     drifted = [feature for feature in FEATURES if psi[feature] > threshold]
+    any_drift = bool(drifted) or any(w.drifted for w in windows)
+    window_metrics = {
+        f"window{i}_{key}": getattr(w, key)
+        for i, w in enumerate(windows)
+        for key in ("mmd", "mmd_pvalue", "auc", "auc_pvalue")
+    }
+    quality_metrics = (
+        {f"live_macro_recall_{k}": getattr(quality, k) for k in ("value", "lower", "upper")}
+        | {"live_labelled": float(quality.labelled)}
+        if quality
+        else {}
+    )
     with mlflow.start_run(run_name=f"drift-{name}-v{version}") as run:
         mlflow.set_tags(
-            {"model_name": name, "model_version": version, "drift": "drifted" if drifted else "stable"}
+            {
+                "model_name": name,
+                "model_version": version,
+                "drift": "drifted" if any_drift else "stable",
+                "retrain": str(bool(reasons)).lower(),
+                "retrain.reasons": "; ".join(reasons)[:5000],
+            }
         )
-        mlflow.log_params({"predictions": predictions, "threshold": threshold, "since_hours": since_hours})
+        mlflow.log_params({"predictions": predictions, "threshold": threshold} | asdict(config))
         mlflow.log_metrics(
             {"rows": float(len(logged))}
             | {f"psi_{k}": v for k, v in psi.items()}
             | {f"ks_pvalue_{k}": v for k, v in ks.items()}
+            | window_metrics
+            | quality_metrics
         )
         report = DriftReport(
             name,
@@ -173,14 +388,29 @@ def monitor_predictions(
             reference.class_shares,
             threshold,
             drifted,
+            windows,
+            quality,
+            bool(reasons),
+            reasons,
+            notes,
             run.info.run_id,
         )
         mlflow.log_dict(asdict(report), "drift/drift_report.json")
         mlflow.log_text(report.markdown(), "drift/drift_report.md")
         mlflow.log_figure(_comparison_figure(reference, lengths, confidences, labels), "drift/shares.png")
-    mlflow.MlflowClient().set_model_version_tag(name, version, "drift", "drifted" if drifted else "stable")
+    mlflow.MlflowClient().set_model_version_tag(name, version, "drift", "drifted" if any_drift else "stable")
     logger.info(
-        "drift of %s v%s over %d predictions: %s (drifted: %s)", name, version, len(logged), psi, drifted
+        "monitor %s v%s: %d predictions, PSI %s (drifted: %s), %d embedding windows (%d drifted), quality %s;"
+        " retrain: %s",
+        name,
+        version,
+        len(logged),
+        psi,
+        drifted,
+        len(windows),
+        sum(w.drifted for w in windows),
+        quality,
+        reasons or "no",
     )
     return report
 
@@ -194,13 +424,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="models:/sentiment@champion", help="the version to judge")
     parser.add_argument("--tracking_uri", default=mlflow.get_tracking_uri())
     parser.add_argument("--threshold", type=float, default=SIGNIFICANT_PSI, help="PSI that counts as drift")
-    parser.add_argument("--since_hours", type=float, default=0.0, help="only the last N hours (0: all)")
+    parser.add_argument("--since_hours", type=float, help="only the last N hours (0: all; params.yaml's)")
     args = parser.parse_args(argv)
-    report = monitor_predictions(
-        args.predictions, args.model, args.tracking_uri, args.threshold, args.since_hours
-    )
+    from pipelines.params import PipelineParams
+
+    config = PipelineParams.load().override("monitor", since_hours=args.since_hours).monitor
+    report = monitor_predictions(args.predictions, args.model, args.tracking_uri, args.threshold, config)
     print(report.markdown())
-    print(json.dumps({"drifted": report.drifted, "mlflow_run": report.run_id}))
+    print(json.dumps(report.decision() | {"mlflow_run": report.run_id}))
 
 
 @component
@@ -212,23 +443,29 @@ def monitor(
     report: Output[Markdown],
     drift: Output[Metrics],
 ) -> str:
-    """Compare the predictor's logged predictions (folder or s3:// prefix) with the reference of the version
-    ``model_uri`` names (params.yaml ``monitor``); the drift report goes to MLflow and to KFP. Returns the
-    drifted features as JSON."""
+    """Judge the predictor's logged predictions and labels (folder or s3:// prefix) for the version
+    ``model_uri`` names (params.yaml ``monitor``); the report goes to MLflow and to KFP. Returns the
+    decision (drifted features, retrain and why) as JSON."""
     import json
 
     from components.monitor import MonitorConfig, monitor_predictions
     from core.config import from_mapping
     from monitoring.drift import SIGNIFICANT_PSI
 
-    since_hours = from_mapping(MonitorConfig, config, "monitor").since_hours
-    result = monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, since_hours)
+    settings = from_mapping(MonitorConfig, config, "monitor")
+    result = monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, settings)
     for feature, value in result.psi.items():
         drift.log_metric(f"psi_{feature}", value)
+    for i, window in enumerate(result.windows):
+        drift.log_metric(f"window{i}_mmd_pvalue", window.mmd_pvalue)
+        drift.log_metric(f"window{i}_auc", window.auc)
+    if result.quality:
+        drift.log_metric("live_macro_recall", result.quality.value)
+        drift.log_metric("live_macro_recall_upper", result.quality.upper)
     drift.log_metric("rows", result.rows)
     with open(report.path, "w") as page:
         page.write(result.markdown())
-    return json.dumps(result.drifted)
+    return json.dumps(result.decision())
 
 
 if __name__ == "__main__":

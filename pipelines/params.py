@@ -14,6 +14,7 @@ from components.ingest import IngestConfig
 from components.monitor import MonitorConfig
 from components.prepare_out_of_domain import OutOfDomainConfig
 from components.preprocess import PreprocessConfig
+from components.retrain import RetrainConfig
 from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from components.validate import ValidateConfig
@@ -36,20 +37,25 @@ class PipelineParams:
     deploy: DeployConfig
     canary_analysis: dict  # validated by rollout.canary_analysis.AnalysisSettings.from_config
     monitor: MonitorConfig
+    retrain: RetrainConfig
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE) -> "PipelineParams":
         """Read ``path``; an unknown or missing section or key is an error."""
-        values = yaml.safe_load(Path(path).read_text())
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()), str(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str) -> "PipelineParams":
+        """From ``values`` (as :meth:`as_dict` gives them); ``where`` names them in errors."""
         names = {f.name for f in fields(cls)}
         if set(values) != names:
             unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-            raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}")
+            raise ValueError(f"{where}: unknown sections {unknown}, missing sections {missing}")
         return cls(
             **{
                 f.name: values[f.name]
                 if f.type is dict
-                else from_mapping(f.type, values[f.name], f"{path}: {f.name}")
+                else from_mapping(f.type, values[f.name], f"{where}: {f.name}")
                 for f in fields(cls)
             }
         )

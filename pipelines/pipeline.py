@@ -7,6 +7,7 @@ from kfp import compiler, dsl, kubernetes
 
 from components.analyze import analyze
 from components.deploy import deploy
+from components.embedding_reference import embedding_reference
 from components.ensemble import ensemble
 from components.evaluate import evaluate
 from components.gate import gate
@@ -14,6 +15,7 @@ from components.ingest import ingest
 from components.monitor import monitor
 from components.prepare_out_of_domain import prepare_out_of_domain
 from components.preprocess import preprocess
+from components.retrain import retrain
 from components.train_linear import train_linear
 from components.train_transformer import train_transformer
 from components.validate import validate
@@ -54,6 +56,7 @@ def sentiment_pipeline(
     gate_config: dict,
     deploy_config: dict,
     canary_analysis_config: dict,
+    monitor_config: dict,
     tracking_uri: str,
     lineage: str,
 ) -> str:
@@ -67,6 +70,7 @@ def sentiment_pipeline(
     train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
     prepared = prepare_out_of_domain(config=out_of_domain_config, validate=validate_config, run=run)
     out_of_domain = prepared.outputs["out_of_domain"]
+    embedded = embedding_reference(train=train, config=monitor_config, run=run)
     shared = {"run": run, "tracking_uri": tracking_uri, "lineage": lineage}
     candidates = {}
     for featurizer in ("embeddings", "tfidf"):
@@ -83,7 +87,11 @@ def sentiment_pipeline(
     candidates["ensemble"] = ensemble(**members, validation=validation, config=ensemble_config, **shared)
     evaluations = {
         name: evaluate(
-            model=task.outputs["model"], test=test, out_of_domain=out_of_domain, tracking_uri=tracking_uri
+            model=task.outputs["model"],
+            test=test,
+            out_of_domain=out_of_domain,
+            embedding_reference=embedded.outputs["reference"],
+            tracking_uri=tracking_uri,
         ).set_display_name(f"evaluate-{name.replace('_', '-')}")
         for name, task in candidates.items()
     }
@@ -108,6 +116,7 @@ def sentiment_pipeline(
         validated,
         splits,
         prepared,
+        embedded,
         *candidates.values(),
         *evaluations.values(),
         gated,
@@ -121,15 +130,36 @@ def sentiment_pipeline(
 
 @dsl.pipeline(
     name=MONITORING_PIPELINE_NAME,
-    description="Judge the served model's logged predictions against its reference; report drift to MLflow.",
+    description="Judge the served model's logs (drift, live quality); retrain on the feedback when needed.",
 )
-def monitoring_pipeline(predictions: str, model_uri: str, monitor_config: dict, tracking_uri: str) -> str:
-    """One monitor step (schedule it as a recurring run on the cluster); returns the drifted features."""
+def monitoring_pipeline(
+    predictions: str,
+    model_uri: str,
+    monitor_config: dict,
+    retrain_config: dict,
+    training: dict,
+    tracking_uri: str,
+    kfp_host: str,
+    workdir: str,
+) -> str:
+    """monitor -> retrain (schedule it as a recurring run on the cluster: make schedule). ``training``
+    holds every params.yaml section, for the training run a retraining starts: through kfp.local under
+    ``workdir`` without ``kfp_host``, on KFP at ``kfp_host`` otherwise. Returns the retrain outcome."""
     judged = monitor(
         predictions=predictions, model_uri=model_uri, config=monitor_config, tracking_uri=tracking_uri
     )
-    with_object_store(judged)
-    return judged.outputs["Output"]
+    retrained = retrain(
+        decision=judged.outputs["Output"],
+        predictions=predictions,
+        training=training,
+        config=retrain_config,
+        tracking_uri=tracking_uri,
+        kfp_host=kfp_host,
+        workdir=workdir,
+    )
+    for task in (judged, retrained):
+        with_object_store(task)
+    return retrained.output
 
 
 def compile_pipeline(package_path: str, pipeline=sentiment_pipeline) -> str:

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
 # The Pushgateway `make cluster-infra` installs; the gate pushes its decision there (Pipeline dashboard).
 CLUSTER_PUSHGATEWAY = "prometheus-pushgateway.monitoring.svc.cluster.local:9091"
+# The KFP API as a pipeline step sees it: where the monitoring pipeline's retrain step submits training.
+CLUSTER_KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+# Where the retrain step writes the feedback data sources on the cluster (the MinIO bucket `sources`).
+CLUSTER_DATA_ROOT = "s3://sources/feedback"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,7 +74,7 @@ def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
     sections = params.as_dict()
     return {
         "run": sections.pop("run"),
-        **{f"{name}_config": values for name, values in sections.items() if name != "monitor"},
+        **{f"{name}_config": values for name, values in sections.items() if name != "retrain"},
         "tracking_uri": tracking_uri,
         "lineage": params.lineage(),
     }
@@ -100,41 +104,106 @@ def init_local_runner(workdir: Path) -> None:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"))
 
 
-def run_locally(params: PipelineParams, workdir: Path) -> dict:
+def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> dict:
     """Run every step as a local subprocess with kfp.local; return the gate's decision."""
     init_local_runner(workdir)
-    tracking_uri = local_tracking_uri(workdir, params.run.experiment)
     task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
 
 
-def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host: str | None) -> str:
-    """Run the monitoring pipeline on the prediction log at ``predictions`` for the champion: on the cluster
-    (``host``) or locally; return what to tell the user."""
-    arguments = {
+def submit_and_wait(host: str, params: PipelineParams, tracking_uri: str, timeout_s: float) -> str:
+    """Submit the training pipeline to KFP at ``host`` and wait until it ends; return the run id (raise
+    when it did not succeed)."""
+    import kfp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_pipeline(str(Path(tmp) / "sentiment_pipeline.yaml"))
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_package(
+            package,
+            arguments=pipeline_arguments(params, tracking_uri),
+            run_name=f"{PIPELINE_NAME}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
+            experiment_name=params.run.experiment,
+        )
+    state = client.wait_for_run_completion(run.run_id, timeout=int(timeout_s)).state
+    if state != "SUCCEEDED":
+        raise RuntimeError(f"training run {run.run_id} ended {state}")
+    return run.run_id
+
+
+def latest_gate_decision(tracking_uri: str, experiment: str) -> dict:
+    """The gate's decision of the experiment's most recent gated run (what a KFP run's gate logged)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string="tags.`gate.decision` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    path = client.download_artifacts(runs[0].info.run_id, "gate/gate_decision.json")
+    return json.loads(Path(path).read_text())
+
+
+def monitoring_arguments(
+    params: PipelineParams, predictions: str, tracking_uri: str, kfp_host: str, workdir: Path
+) -> dict:
+    """The monitoring pipeline's arguments for the champion of ``params.run.model_name``."""
+    return {
         "predictions": predictions,
         "model_uri": f"models:/{params.run.model_name}@{CHAMPION_ALIAS}",
         "monitor_config": asdict(params.monitor),
+        "retrain_config": asdict(params.retrain),
+        "training": params.as_dict(),
+        "tracking_uri": tracking_uri,
+        "kfp_host": kfp_host,
+        "workdir": str(workdir),
     }
+
+
+def cluster_params(params: PipelineParams) -> PipelineParams:
+    """``params`` as runs on the cluster use them: the in-cluster Pushgateway and data root."""
+    return params.override("run", pushgateway=params.run.pushgateway or CLUSTER_PUSHGATEWAY).override(
+        "retrain", data_root=params.retrain.data_root or CLUSTER_DATA_ROOT
+    )
+
+
+def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host: str | None) -> str:
+    """Run the monitoring pipeline on the logs at ``predictions`` for the champion: on the cluster
+    (``host``) or locally (a retraining it starts runs here too); return what to tell the user."""
     package = compile_pipeline(str(workdir / "monitoring_pipeline.yaml"), monitoring_pipeline)
     if host:
         import kfp
 
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+        arguments = monitoring_arguments(
+            cluster_params(params), predictions, tracking_uri, CLUSTER_KFP_HOST, workdir
+        )
         run = kfp.Client(host=host).create_run_from_pipeline_package(
             package,
-            arguments={**arguments, "tracking_uri": tracking_uri},
+            arguments=arguments,
             run_name=f"{MONITORING_PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
             experiment_name=params.run.experiment,
         )
         return f"submitted monitoring run {run.run_id} to {host}"
     from components.monitor import MONITOR_EXPERIMENT
+    from components.retrain import RETRAIN_EXPERIMENT
 
     init_local_runner(workdir)
     tracking_uri = local_tracking_uri(workdir, MONITOR_EXPERIMENT)
-    drifted = json.loads(monitoring_pipeline(**arguments, tracking_uri=tracking_uri).outputs["Output"])
-    verdict = f"DRIFT in {', '.join(drifted)}" if drifted else "no drift"
-    return f"{verdict}; the report is in MLflow experiment '{MONITOR_EXPERIMENT}' at {tracking_uri}"
+    params = params.override("retrain", data_root=params.retrain.data_root or str(workdir / "data"))
+    task = monitoring_pipeline(**monitoring_arguments(params, predictions, tracking_uri, "", workdir))
+    outcome = json.loads(task.output)
+    verdict = (
+        f"retraining started: {outcome['reason']}"
+        if outcome["started"]
+        else f"no retraining: {outcome['reason']}"
+    )
+    if outcome["training"]:
+        verdict += f"\ngate on the retrained candidates: {outcome['training']['reason']}"
+    experiments = f"'{MONITOR_EXPERIMENT}' and '{RETRAIN_EXPERIMENT}'"
+    return f"{verdict}\nreports: MLflow experiments {experiments} at {tracking_uri}"
 
 
 def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> str:
@@ -142,7 +211,7 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     import kfp
 
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
-    params = params.override("run", pushgateway=params.run.pushgateway or CLUSTER_PUSHGATEWAY)
+    params = cluster_params(params)
     client = kfp.Client(host=host)
     result = client.create_run_from_pipeline_package(
         package_path,
@@ -219,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     started = time.perf_counter()
     try:
-        decision = run_locally(params, workdir)
+        decision = run_locally(params, workdir, local_tracking_uri(workdir, params.run.experiment))
     except (
         RuntimeError
     ) as exc:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."

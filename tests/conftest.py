@@ -8,6 +8,7 @@ import pytest
 
 from core.tracking import ensure_experiment
 from tests.helpers import (
+    PARAMS,
     SHARED_DATA,
     free_port,
     gate_config,
@@ -107,7 +108,8 @@ SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 6
 @pytest.fixture(scope="session")
 def champion_store(tmp_path_factory) -> str:
     """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_linear ->
-    evaluate -> gate steps."""
+    embedding_reference -> evaluate -> gate steps."""
+    from components.embedding_reference import save_embedding_reference
     from components.evaluate import evaluate_model
     from components.gate import gate_candidates
     from components.train_linear import train_linear_model
@@ -119,7 +121,11 @@ def champion_store(tmp_path_factory) -> str:
     trained = train_linear_model(
         paths["train"], paths["validation"], "embeddings", linear_config(), run_config(), uri, {}
     )
-    evaluation = evaluate_model(trained.run_id, trained.model_uri, paths["test"], uri)
+    reference = root / "embedding_reference.npz"  # what the pipeline's embedding_reference step writes
+    save_embedding_reference(paths["train"], str(reference), PARAMS.monitor.encoder_id, 2000, seed=0)
+    evaluation = evaluate_model(
+        trained.run_id, trained.model_uri, paths["test"], uri, embedding_reference_path=str(reference)
+    )
     decision = gate_candidates(
         [evaluation.candidate], paths["test"], None, gate_config(), run_config(seed=0), uri
     )

@@ -4,6 +4,7 @@ back, and the drift report against a champion trained by the real steps."""
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -11,18 +12,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.ingest import read_source
 from components.monitor import MonitorError, monitor_predictions, read_prediction_log
+from components.validate import find_bad_rows
 from monitoring.drift import REFERENCE_ARTIFACT, SIGNIFICANT_PSI, DriftReference
-from serving.prediction_log import PredictionLog
+from serving.feedback import LabelledAnswer
+from serving.prediction_log import PredictionLog, feedback_log
 from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
-from tests.helpers import numbered, write_splits
+from tests.conftest import shared_dataset
+from tests.helpers import PARAMS, REPO, numbered, write_splits
 
 LONG_RANT = "this is a very long complaint that goes on and on about nothing in particular " * 4
 
 
-def monitor(predictions: str, model_uri: str, tracking_uri: str):
-    """The monitor step with the dashboards' PSI threshold, over the whole log."""
-    return monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, since_hours=0.0)
+def monitor(predictions: str, model_uri: str, tracking_uri: str, **changes):
+    """The monitor step with the dashboards' PSI threshold and params.yaml's ``monitor`` (``changes``)."""
+    config = replace(PARAMS.monitor, **changes)
+    return monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, config)
 
 
 def logged_counts() -> dict[str, float]:
@@ -99,12 +105,15 @@ def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_p
     test_texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()  # the fixture's
     same = rng.choice(test_texts, size=400).tolist()  # same distribution as the reference
     log_predictions(tmp_path / "same", model, same, champion.version)
-    stable = monitor(str(tmp_path / "same"), "models:/sentiment@champion", champion_store)
+    # 400 texts are fewer than one text drift window of 1,000: this judges the PSI features alone
+    stable = monitor(str(tmp_path / "same"), "models:/sentiment@champion", champion_store, window_rows=1000)
     assert stable.rows == 400 and stable.drifted == []
     assert client.get_model_version("sentiment", champion.version).tags["drift"] == "stable"
     shifted = [f"{text} {LONG_RANT}" for text in same]
     log_predictions(tmp_path / "shifted", model, shifted, champion.version)
-    drifted = monitor(str(tmp_path / "shifted"), f"models:/sentiment/{champion.version}", champion_store)
+    drifted = monitor(
+        str(tmp_path / "shifted"), f"models:/sentiment/{champion.version}", champion_store, window_rows=1000
+    )
     assert "input_length" in drifted.drifted and drifted.psi["input_length"] > SIGNIFICANT_PSI
     assert drifted.ks_pvalues["input_length"] < 1e-6
     run = client.get_run(drifted.run_id)
@@ -118,3 +127,69 @@ def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_p
     log_predictions(tmp_path / "other", model, same, "999")
     with pytest.raises(MonitorError, match="no logged predictions"):
         monitor(str(tmp_path / "other"), "models:/sentiment@champion", champion_store)
+
+
+def log_feedback(folder: Path, model, frame: pd.DataFrame, version: str) -> None:
+    """What the predictor's feedback log holds after clients labelled every answer of ``frame``."""
+    output = model.predict(frame[["text"]])
+    confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
+    log, now = feedback_log(str(folder)), time.time()
+    for i, (text, label, predicted, confidence) in enumerate(
+        zip(frame["text"], frame["label"], output["label"], confidences, strict=True)
+    ):
+        log.enqueue(
+            LabelledAnswer(
+                f"{folder.name}-{i}", text, predicted, confidence, version, now, label, now
+            ).as_record()
+        )
+    log.close()
+
+
+def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traffic(
+    champion_store: str, tmp_path: Path
+) -> None:
+    """Real YouTube and Reddit comments, labelled, against a champion of templated tweets: text drift in
+    both windows and a live-quality drop; the champion's own training texts, labelled: neither."""
+    mlflow.set_tracking_uri(champion_store)
+    version = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion").version
+    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    sources = [
+        read_source(str(shared_dataset(n))) for n in ("youtube_comments_sentiment", "reddit_sentiment")
+    ]
+    comments = pd.concat(
+        [frame[find_bad_rows(frame, 500) == ""].sample(n=300, random_state=0) for frame in sources]
+    ).sample(frac=1.0, random_state=1)
+    shifted = tmp_path / "shifted"
+    log_predictions(shifted, model, comments["text"].tolist(), version)
+    log_feedback(shifted, model, comments, version)
+    report = monitor(str(shifted), "models:/sentiment@champion", champion_store)
+    assert [w.rows for w in report.windows] == [300, 300] and all(w.drifted for w in report.windows)
+    assert report.quality.labelled == 600 and report.quality.fallen
+    assert report.retrain and len(report.reasons) == 2, report.reasons
+    assert report.decision() == {
+        "model_name": "sentiment",
+        "model_version": str(version),
+        "drifted": report.drifted,
+        "retrain": True,
+        "reasons": report.reasons,
+    }
+    run = mlflow.MlflowClient().get_run(report.run_id)
+    assert run.data.tags["retrain"] == "true" and run.data.metrics["window1_auc"] > 0.9
+    assert "## Decision: **retrain**" in mlflow.artifacts.load_text(
+        f"runs:/{report.run_id}/drift/drift_report.md"
+    )
+
+    train = pd.read_parquet(write_splits(tmp_path, seed=2)["train"])  # what the reference sampled
+    in_domain = train.sample(n=600, replace=True, random_state=0)
+    same = tmp_path / "same"
+    log_predictions(same, model, in_domain["text"].tolist(), version)
+    log_feedback(same, model, in_domain, version)
+    report = monitor(str(same), "models:/sentiment@champion", champion_store)
+    assert len(report.windows) == 2 and not all(w.drifted for w in report.windows)
+    assert report.quality.labelled == 600 and not report.quality.fallen
+    assert not report.retrain and report.reasons == []
+
+
+def test_the_alert_and_the_monitor_use_the_same_quality_margin() -> None:
+    rules = (REPO / "monitoring" / "alerts.rules.yml").read_text()
+    assert f"- {PARAMS.monitor.quality_margin})" in rules

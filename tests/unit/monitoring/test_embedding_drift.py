@@ -1,0 +1,55 @@
+"""The embedding drift tests on synthetic embeddings: calibrated when nothing changed (repeated draws),
+powerful when the distribution moved, not fooled by repeated texts, and the reference round-trips."""
+
+import numpy as np
+import pytest
+
+from monitoring.embedding_drift import (
+    EmbeddingReference,
+    classifier_test,
+    embedding_drift,
+    mmd_test,
+)
+
+
+def unit_rows(rng: np.random.Generator, rows: int, shift: float = 0.0) -> np.ndarray:
+    """Normalised Gaussian rows in 32 dimensions (like sentence embeddings, on the unit sphere); ``shift``
+    moves the mean along the first axis."""
+    points = rng.normal(size=(rows, 32))
+    points[:, 0] += shift
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_false_alarms_stay_near_alpha_on_repeated_draws_from_the_reference_distribution():
+    rng = np.random.default_rng(0)
+    reference = unit_rows(rng, 400)
+    alarms = [embedding_drift(reference, unit_rows(rng, 100), 0.05, 200, seed).drifted for seed in range(60)]
+    assert np.mean(alarms) <= 0.15  # 5 % expected; 60 draws put 15 % far in the binomial tail
+
+
+def test_a_moved_distribution_is_detected_by_both_tests():
+    rng = np.random.default_rng(1)
+    reference, moved = unit_rows(rng, 400), unit_rows(rng, 200, shift=1.0)
+    mmd, classifier = mmd_test(reference, moved, 200, 0), classifier_test(reference, moved, 0)
+    assert mmd.pvalue < 0.01 and classifier.pvalue < 0.01 and classifier.statistic > 0.7
+    assert embedding_drift(reference, moved, 0.05, 200, 0).drifted
+
+
+def test_the_permutation_p_value_never_reaches_zero():
+    rng = np.random.default_rng(2)
+    assert mmd_test(unit_rows(rng, 100), unit_rows(rng, 100, shift=5.0), 99, 0).pvalue == pytest.approx(0.01)
+
+
+def test_repeated_texts_do_not_fool_the_classifier():
+    """Live traffic that repeats reference texts (each many times) is no drift: copies stay in one half."""
+    rng = np.random.default_rng(3)
+    reference = unit_rows(rng, 60)
+    repeats = reference[rng.integers(0, 60, size=300)]
+    assert classifier_test(reference, repeats, 0).pvalue > 0.05
+
+
+def test_reference_round_trips_through_bytes():
+    reference = EmbeddingReference("all-MiniLM-L6-v2", unit_rows(np.random.default_rng(4), 10))
+    again = EmbeddingReference.from_bytes(reference.to_bytes())
+    assert again.encoder_id == "all-MiniLM-L6-v2"
+    np.testing.assert_array_equal(again.embeddings, reference.embeddings)
