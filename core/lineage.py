@@ -15,6 +15,7 @@ import mlflow
 import pandas as pd
 
 SOURCES_ATTR = "data_sources"
+DATASET_DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest: 128 bits of SHA-256
 
 
 def source_name(source: str) -> str:
@@ -62,5 +63,6 @@ def log_sources(sources: list[dict], context: str = "training") -> None:
     from mlflow.data.meta_dataset import MetaDataset
 
     for source in sources:
-        dataset = MetaDataset(_dataset_source(source["uri"]), name=source["name"], digest=source["digest"])
+        digest = source["digest"][:DATASET_DIGEST_CHARS]
+        dataset = MetaDataset(_dataset_source(source["uri"]), name=source["name"], digest=digest)
         mlflow.log_input(dataset, context=context)

@@ -16,15 +16,15 @@ from components.ingest import ingest
 from components.preprocess import preprocess
 from components.validate import validate
 from pipelines.params import PipelineParams
-from pipelines.pipeline import compile_pipeline
-from pipelines.run import pipeline_arguments
+from pipelines.pipeline import compile_pipeline, monitoring_pipeline
+from pipelines.run import monitoring_arguments, pipeline_arguments
 from tests.helpers import run_config, sentiment_frame
 
 
 def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     package = compile_pipeline(str(tmp_path / "pipeline.yaml"))
     loaded = kfp.components.load_component_from_file(package)
-    sections = {f.name for f in fields(PipelineParams)} - {"run", "monitor"}  # monitor: the other pipeline
+    sections = {f.name for f in fields(PipelineParams)} - {"run", "retrain"}  # retrain: the other pipeline
     expected = {"run"} | {f"{name}_config" for name in sections} | {"tracking_uri", "lineage"}
     assert set(loaded.component_spec.inputs) == expected
     assert set(pipeline_arguments(PipelineParams.load(), "http://mlflow")) == expected
@@ -39,6 +39,7 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
         "train-transformer",
         "ensemble",
         "prepare-out-of-domain",
+        "embedding-reference",
         "evaluate",
         "evaluate-2",
         "evaluate-3",
@@ -49,6 +50,18 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     }
     assert tasks["analyze"]["dependentTasks"] == ["deploy"]
     assert {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4"} <= set(tasks["gate"]["dependentTasks"])
+    assert "embedding-reference" in tasks["evaluate"]["dependentTasks"]
+
+
+def test_monitoring_pipeline_compiles_monitor_then_retrain(tmp_path: Path) -> None:
+    package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline)
+    pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"monitor", "retrain"} and tasks["retrain"]["dependentTasks"] == ["monitor"]
+    arguments = monitoring_arguments(
+        PipelineParams.load(), "s3://predictions/x", "http://mlflow", "", tmp_path
+    )
+    assert set(arguments) == set(pipeline_spec["root"]["inputDefinitions"]["parameters"])
 
 
 RUN = asdict(run_config(seed=1))
@@ -66,7 +79,7 @@ def data_steps(ingest_config: dict, validate_config: dict) -> Dataset:
 
 def run_data_steps(source: Path, max_bad_fraction: float):
     return data_steps(
-        ingest_config={"source": str(source), "max_rows_per_split": 0},
+        ingest_config={"source": str(source), "extra_train": [], "max_rows_per_split": 0},
         validate_config={"max_bad_fraction": max_bad_fraction, "max_text_chars": 200},
     )
 
