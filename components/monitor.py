@@ -11,10 +11,13 @@ the feedback log beside them) and the version's references (logged at training):
 - **live quality**: macro recall on the version's labelled answers with its 95 % bootstrap interval,
   against the version's offline test score.
 
-The decision is ``retrain`` when every one of those windows drifted, or when the live interval's upper
-bound is below the offline score minus ``quality_margin``. The report goes to MLflow (experiment
-``sentiment-monitoring``) and the version gets a ``drift`` tag (``stable`` / ``drifted``); acting on the
-decision is components/retrain.py's job.
+The decision is ``retrain`` when the live interval's upper bound is below the offline score minus
+``quality_margin``, or when every one of those windows drifted, unless live labels show the quality
+holding (the interval's lower bound at or above the offline score minus the margin): drift is the proxy
+for a quality drop while labels are missing, and traffic that is a subpopulation of the training data
+(only one of its sources, say) is a significant shift that needs no new model. The report goes to
+MLflow (experiment ``sentiment-monitoring``) and the version gets a ``drift`` tag (``stable`` /
+``drifted``); acting on the decision is components/retrain.py's job.
 
     python -m components.monitor --predictions s3://predictions/sentiment --model models:/sentiment@champion
 """
@@ -90,6 +93,10 @@ class LiveQualityCheck:
     @property
     def fallen(self) -> bool:
         return self.upper < self.offline - self.margin
+
+    @property
+    def holds(self) -> bool:
+        return self.lower >= self.offline - self.margin
 
 
 @dataclass(frozen=True)
@@ -274,22 +281,30 @@ def live_quality(labelled: pd.DataFrame, offline: float, config: MonitorConfig) 
 
 def retrain_decision(
     windows: list[WindowDrift], quality: LiveQualityCheck | None, config: MonitorConfig
-) -> list[str]:
-    """Why to retrain (empty: no need): every one of the ``consecutive_windows`` windows drifted, or
-    live quality has fallen below the offline score by more than the margin."""
-    reasons = []
+) -> tuple[list[str], list[str]]:
+    """(why to retrain, empty when there is no need; notes): every one of the ``consecutive_windows``
+    windows drifted and live labels do not show the quality holding, or live quality has fallen below
+    the offline score by more than the margin."""
+    reasons, notes = [], []
     if len(windows) == config.consecutive_windows and all(w.drifted for w in windows):
         pvalues = ", ".join(f"{min(w.mmd_pvalue, w.auc_pvalue):.2g}" for w in windows)
-        reasons.append(
+        drift = (
             f"text drift in {len(windows)} consecutive windows of {config.window_rows} texts "
             f"(smallest p-values {pvalues}; alpha {config.alpha})"
         )
+        if quality is not None and quality.holds:
+            notes.append(
+                f"{drift}, but {quality.labelled} live labels show the quality holding (lower bound "
+                f"{quality.lower:.3f} >= offline {quality.offline:.3f} - {quality.margin}): no retraining"
+            )
+        else:
+            reasons.append(drift)
     if quality is not None and quality.fallen:
         reasons.append(
             f"live macro recall {quality.value:.3f} (95 % upper bound {quality.upper:.3f}, "
             f"{quality.labelled} labels) is below the offline {quality.offline:.3f} minus {quality.margin}"
         )
-    return reasons
+    return reasons, notes
 
 
 def _embedding_reference(run_id: str) -> EmbeddingReference | None:
@@ -338,7 +353,8 @@ def monitor_predictions(
     quality = live_quality(labelled, offline, config) if offline is not None else None
     if quality is None:
         notes.append(f"{len(labelled)} labelled answers: live quality needs {config.quality_min_labels}")
-    reasons = retrain_decision(windows, quality, config)
+    reasons, decision_notes = retrain_decision(windows, quality, config)
+    notes += decision_notes
     lengths = logged["text"].str.len().to_numpy(dtype=float)
     confidences = logged["confidence"].to_numpy(dtype=float)
     labels = logged["label"].tolist()
@@ -448,12 +464,17 @@ def monitor(
     decision (drifted features, retrain and why) as JSON."""
     import json
 
-    from components.monitor import MonitorConfig, monitor_predictions
+    from components.monitor import MonitorConfig, MonitorError, monitor_predictions
     from core.config import from_mapping
     from monitoring.drift import SIGNIFICANT_PSI
 
     settings = from_mapping(MonitorConfig, config, "monitor")
-    result = monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, settings)
+    try:
+        result = monitor_predictions(predictions, model_uri, tracking_uri, SIGNIFICANT_PSI, settings)
+    except MonitorError as exc:  # e.g. a version promoted since the last traffic: nothing to judge yet
+        with open(report.path, "w") as page:
+            page.write(f"# Nothing to judge\n\n{exc}\n")
+        return json.dumps({"drifted": [], "retrain": False, "reasons": [], "note": str(exc)})
     for feature, value in result.psi.items():
         drift.log_metric(f"psi_{feature}", value)
     for i, window in enumerate(result.windows):

@@ -131,7 +131,7 @@ def retrain_if_needed(
     ``train(extra_train, extra_out_of_domain)`` runs the training pipeline with the feedback source added
     and returns the gate's decision. Every start is recorded in MLflow; a refusal says why."""
     if not decision["retrain"]:
-        return RetrainOutcome(False, "the monitor found no reason to retrain")
+        return RetrainOutcome(False, decision.get("note") or "the monitor found no reason to retrain")
     if len(feedback) < config.min_feedback_rows:
         return RetrainOutcome(
             False,
