@@ -88,8 +88,9 @@ serve: install ## serve the registered champion with the KServe model server on 
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PYTHON) -m serving \
 		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS)
 
-monitor: install ## drift report (MLflow) for the champion from the predictions `make serve` logged (PREDICTIONS=folder|s3://..)
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS)
+monitor: install ## drift, live quality and a retraining when needed, from what `make serve` logged (PREDICTIONS=folder|s3://..; DATA/OOD/MAX_ROWS as for pipeline-run)
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(if $(DATA),--data $(DATA)) \
+		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
 
 dashboards: install ## regenerate the Grafana dashboards (manifests/base/dashboards/*.json) from monitoring/dashboards.py
 	$(PYTHON) -m monitoring.dashboards

@@ -244,6 +244,7 @@ class MonitorConfig:
     permutations: int
     quality_margin: float
     quality_min_labels: int
+    quality_window: int
 
 
 def embedding_windows(
@@ -272,7 +273,9 @@ def embedding_windows(
 
 
 def live_quality(labelled: pd.DataFrame, offline: float, config: MonitorConfig) -> LiveQualityCheck | None:
-    """Macro recall of the labelled answers with its 95 % interval; None with too few labels."""
+    """Macro recall of the latest ``quality_window`` labelled answers with its 95 % interval; None with
+    too few labels."""
+    labelled = labelled.sort_values("labelled_at", kind="stable").tail(config.quality_window)
     if len(labelled) < config.quality_min_labels:
         return None
     score = score_interval(labelled["label"].tolist(), labelled["predicted"].tolist(), "macro_recall")

@@ -18,6 +18,7 @@ Training runs through kfp.local in this process when there is no KFP host, or is
 ``kfp.Client`` (and waited for) when there is one.
 """
 
+import json
 import logging
 import tempfile
 import time
@@ -209,18 +210,66 @@ def training_runner(
     params, tracking_uri: str, kfp_host: str, workdir: str, max_hours: float
 ) -> Callable[[list[str], list[str]], dict]:
     """``train(extra_train, extra_out_of_domain)`` for :func:`retrain_if_needed`: the training pipeline
-    with those sources added to ``params``, through kfp.local under ``workdir``, or on KFP at
-    ``kfp_host`` (then waited for, up to ``max_hours``)."""
+    with those sources added to ``params``, run by ``python -m pipelines.run`` in a fresh process
+    (a KFP step cannot compile a pipeline in its own): through kfp.local under ``workdir``, or on KFP at
+    ``kfp_host``, up to ``max_hours``; returns the decision its gate logged to MLflow."""
 
     def train(extra_train: list[str], extra_out_of_domain: list[str]) -> dict:
-        from pipelines import run
-
         updated = params.override("ingest", extra_train=[*params.ingest.extra_train, *extra_train]).override(
             "out_of_domain", sources=[*params.out_of_domain.sources, *extra_out_of_domain]
         )
-        if not kfp_host:
-            return run.run_locally(updated, Path(workdir), tracking_uri)
-        run_id = run.submit_and_wait(kfp_host, updated, tracking_uri, max_hours * 3600)
-        return {"kfp_run_id": run_id, **run.latest_gate_decision(tracking_uri, updated.run.experiment)}
+        started = time.time()
+        run_training(updated, tracking_uri, kfp_host, Path(workdir), max_hours)
+        return latest_gate_decision(tracking_uri, updated.run.experiment, started)
 
     return train
+
+
+def run_training(params, tracking_uri: str, kfp_host: str, workdir: Path, max_hours: float) -> None:
+    """``python -m pipelines.run`` with ``params`` (waiting up to ``max_hours`` for a KFP run), its log in
+    this step's; raises if it fails."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    params_file = workdir / f"retrain-params-{time.strftime('%Y%m%dT%H%M%S')}.yaml"
+    params_file.write_text(yaml.safe_dump(params.as_dict(), sort_keys=False))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("_KFP") and k != "KFP_HOST"}
+    environment |= {"MLFLOW_TRACKING_URI": tracking_uri} | ({"KFP_HOST": kfp_host} if kfp_host else {})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.run",
+            "--params",
+            str(params_file),
+            "--workdir",
+            str(workdir),
+            "--wait-hours",
+            str(max_hours),
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        check=True,
+        timeout=max_hours * 3600,
+    )
+
+
+def latest_gate_decision(tracking_uri: str, experiment: str, since: float) -> dict:
+    """The decision the gate of the experiment's most recent gated run logged (a candidate run started
+    after ``since``, a Unix time)."""
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string=f"tags.`gate.decision` != '' and attributes.start_time >= {int(since * 1000)}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise RuntimeError(f"no gated run in experiment {experiment!r} since the training started")
+    return json.loads(
+        Path(client.download_artifacts(runs[0].info.run_id, "gate/gate_decision.json")).read_text()
+    )

@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--compile-only", action="store_true", help="only write the IR YAML")
     parser.add_argument(
+        "--wait-hours",
+        type=float,
+        default=0.0,
+        help="with KFP_HOST, wait up to this long for the run to end and fail unless it succeeded",
+    )
+    parser.add_argument(
         "--monitor",
         metavar="PREDICTIONS",
         help="instead of training, run the monitoring pipeline on the predictor's prediction log "
@@ -109,41 +115,6 @@ def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> dic
     init_local_runner(workdir)
     task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
-
-
-def submit_and_wait(host: str, params: PipelineParams, tracking_uri: str, timeout_s: float) -> str:
-    """Submit the training pipeline to KFP at ``host`` and wait until it ends; return the run id (raise
-    when it did not succeed)."""
-    import kfp
-
-    with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(str(Path(tmp) / "sentiment_pipeline.yaml"))
-        client = kfp.Client(host=host)
-        run = client.create_run_from_pipeline_package(
-            package,
-            arguments=pipeline_arguments(params, tracking_uri),
-            run_name=f"{PIPELINE_NAME}-retrain-{time.strftime('%Y%m%d-%H%M%S')}",
-            experiment_name=params.run.experiment,
-        )
-    state = client.wait_for_run_completion(run.run_id, timeout=int(timeout_s)).state
-    if state != "SUCCEEDED":
-        raise RuntimeError(f"training run {run.run_id} ended {state}")
-    return run.run_id
-
-
-def latest_gate_decision(tracking_uri: str, experiment: str) -> dict:
-    """The gate's decision of the experiment's most recent gated run (what a KFP run's gate logged)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name(experiment).experiment_id],
-        filter_string="tags.`gate.decision` != ''",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    path = client.download_artifacts(runs[0].info.run_id, "gate/gate_decision.json")
-    return json.loads(Path(path).read_text())
 
 
 def monitoring_arguments(
@@ -285,6 +256,13 @@ def main(argv: list[str] | None = None) -> None:
     if host:
         run_id = submit_to_cluster(host, package, params)
         print(f"submitted run {run_id} to {host}: follow it at {host.rstrip('/')}/#/runs/details/{run_id}")
+        if args.wait_hours:
+            import kfp
+
+            client = kfp.Client(host=host)
+            state = client.wait_for_run_completion(run_id, timeout=int(args.wait_hours * 3600)).state
+            if state != "SUCCEEDED":
+                raise SystemExit(f"run {run_id} ended {state}")
         return
     started = time.perf_counter()
     try:
