@@ -56,7 +56,7 @@ with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,sv
 PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile ui serve monitor dashboards test test-slow lint format clean \
+.PHONY: help install pipeline-run compile ui serve monitor schedule unschedule dashboards test test-slow lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
 	predict cluster-down
 
@@ -192,6 +192,12 @@ platform: secrets ## apply manifests/overlays/CLUSTER (MinIO, MLflow, RBAC, PodM
 	kubectl apply -k $(BUILD)/overlay
 	kubectl -n mlops wait --for=condition=Available --timeout=300s deployment/minio deployment/mlflow
 	kubectl -n mlops wait --for=condition=Complete --timeout=300s job/minio-buckets
+
+schedule: install ## run the monitoring pipeline hourly on the cluster (KFP recurring run; idempotent; CRON="0 0 * * * *")
+	$(PYTHON) -m pipelines.schedule $(if $(CRON),--cron "$(CRON)")
+
+unschedule: install ## delete the monitoring pipeline's recurring run
+	$(PYTHON) -m pipelines.schedule --unschedule
 
 kfp-ui: ## port-forward the KFP UI/API to localhost:8088; then KFP_HOST=http://localhost:8088 make pipeline-run
 	kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8088:80

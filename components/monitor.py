@@ -242,6 +242,7 @@ class MonitorConfig:
     consecutive_windows: int
     alpha: float
     permutations: int
+    min_auc: float
     quality_margin: float
     quality_min_labels: int
     quality_window: int
@@ -258,7 +259,9 @@ def embedding_windows(
     windows = []
     for i in range(count):
         window = embedded[i * config.window_rows : (i + 1) * config.window_rows]
-        drift = embedding_drift(reference.embeddings, window, config.alpha, config.permutations, seed + i)
+        drift = embedding_drift(
+            reference.embeddings, window, config.alpha, config.permutations, seed + i, config.min_auc
+        )
         windows.append(
             WindowDrift(
                 drift.rows,

@@ -23,7 +23,10 @@ def unit_rows(rng: np.random.Generator, rows: int, shift: float = 0.0) -> np.nda
 def test_false_alarms_stay_near_alpha_on_repeated_draws_from_the_reference_distribution():
     rng = np.random.default_rng(0)
     reference = unit_rows(rng, 400)
-    alarms = [embedding_drift(reference, unit_rows(rng, 100), 0.05, 200, seed).drifted for seed in range(60)]
+    alarms = [
+        embedding_drift(reference, unit_rows(rng, 100), 0.05, 200, seed, 0.55).significant
+        for seed in range(60)
+    ]
     assert np.mean(alarms) <= 0.15  # 5 % expected; 60 draws put 15 % far in the binomial tail
 
 
@@ -32,7 +35,7 @@ def test_a_moved_distribution_is_detected_by_both_tests():
     reference, moved = unit_rows(rng, 400), unit_rows(rng, 200, shift=1.0)
     mmd, classifier = mmd_test(reference, moved, 200, 0), classifier_test(reference, moved, 0)
     assert mmd.pvalue < 0.01 and classifier.pvalue < 0.01 and classifier.statistic > 0.7
-    assert embedding_drift(reference, moved, 0.05, 200, 0).drifted
+    assert embedding_drift(reference, moved, 0.05, 200, 0, 0.55).drifted
 
 
 def test_the_permutation_p_value_never_reaches_zero():
@@ -53,3 +56,11 @@ def test_reference_round_trips_through_bytes():
     again = EmbeddingReference.from_bytes(reference.to_bytes())
     assert again.encoder_id == "all-MiniLM-L6-v2"
     np.testing.assert_array_equal(again.embeddings, reference.embeddings)
+
+
+def test_a_significant_but_immaterial_shift_is_not_drift():
+    """A tiny mean shift that 2,000 rows make significant, but no classifier can use: not drifted."""
+    rng = np.random.default_rng(5)
+    reference, nudged = unit_rows(rng, 2000), unit_rows(rng, 2000, shift=0.12)
+    drift = embedding_drift(reference, nudged, 0.05, 200, 0, 0.55)
+    assert drift.significant and drift.classifier.statistic < 0.55 and not drift.drifted
