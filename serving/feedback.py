@@ -30,19 +30,15 @@ class Answer:
 
 @dataclass(frozen=True)
 class LabelledAnswer:
-    """An answer with the label a client sent for it: one record of the feedback log."""
+    """An answer with the label a client sent for it."""
 
-    id: str
-    text: str
-    predicted: str
-    confidence: float
-    model_version: str
-    time: float
+    answer: Answer
     label: str
     labelled_at: float
 
     def as_record(self) -> dict:
-        return asdict(self)
+        """One record of the feedback log: the answer's fields, ``label`` and ``labelled_at``."""
+        return asdict(self.answer) | {"label": self.label, "labelled_at": self.labelled_at}
 
 
 class RecentAnswers:
@@ -102,7 +98,7 @@ def join_feedback(payload: object, answers: RecentAnswers, max_rows: int) -> lis
                 f"[{i}] unknown {what}: not among the last {answers.capacity} answers of this server"
             )
             continue
-        joined.append(LabelledAnswer(**asdict(answer), label=label, labelled_at=now))
+        joined.append(LabelledAnswer(answer, label, now))
     if problems:
         raise _refused("; ".join(problems[:10]))
     return joined

@@ -310,7 +310,7 @@ class SentimentPredictor(Model):
             metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(refused)
             raise
         for row in labelled:
-            self.quality.add(row.model_version, row.id, row.label, row.predicted)
+            self.quality.add(row.answer.model_version, row.answer.id, row.label, row.answer.predicted)
             if self.feedback_log:
                 self.feedback_log.enqueue(row.as_record())
         metrics.FEEDBACK_ROWS.labels(outcome="accepted").inc(len(labelled))

@@ -31,7 +31,7 @@ def test_feedback_joins_labels_to_answers_by_id_and_by_text():
     joined = join_feedback(
         [{"id": "id-0", "label": "neutral"}, {"text": "I hate mondays", "label": "negative"}], answers, 5
     )
-    assert [(r.id, r.predicted, r.label, r.model_version) for r in joined] == [
+    assert [(r.answer.id, r.answer.predicted, r.label, r.answer.model_version) for r in joined] == [
         ("id-0", "positive", "neutral", "1"),
         ("id-1", "negative", "negative", "2"),
     ]
