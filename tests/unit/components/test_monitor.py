@@ -16,7 +16,7 @@ from components.ingest import read_source
 from components.monitor import MonitorError, monitor_predictions, read_prediction_log
 from components.validate import find_bad_rows
 from monitoring.drift import REFERENCE_ARTIFACT, SIGNIFICANT_PSI, DriftReference
-from serving.feedback import LabelledAnswer
+from serving.feedback import Answer, LabelledAnswer
 from serving.prediction_log import PredictionLog, feedback_log
 from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 from tests.conftest import shared_dataset
@@ -137,11 +137,8 @@ def log_feedback(folder: Path, model, frame: pd.DataFrame, version: str) -> None
     for i, (text, label, predicted, confidence) in enumerate(
         zip(frame["text"], frame["label"], output["label"], confidences, strict=True)
     ):
-        log.enqueue(
-            LabelledAnswer(
-                f"{folder.name}-{i}", text, predicted, confidence, version, now, label, now
-            ).as_record()
-        )
+        answer = Answer(f"{folder.name}-{i}", text, predicted, confidence, version, now)
+        log.enqueue(LabelledAnswer(answer, label, now).as_record())
     log.close()
 
 
