@@ -6,7 +6,7 @@ on the test split and the held-out feedback; then 1,000 labelled TweetEval valid
 must start none. Writes every figure: the live-quality gauges, the monitor's decisions, the retraining
 record and the gate's decision with its interval.
 
-    python bench/retraining_loop.py [--max-rows 2000] [--steps 150]
+    python bench/retraining_loop.py [--max-rows 1000] [--steps 60]
                                     [--output bench/results/retraining-loop.json]
 
 Smaller budgets than ``make pipeline-run`` (a transformer of --steps steps on --max-rows rows per split):
@@ -152,8 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--max-rows", type=int, default=2000, help="rows per TweetEval split")
-    parser.add_argument("--steps", type=int, default=150, help="transformer optimiser steps")
+    parser.add_argument("--max-rows", type=int, default=1000, help="rows per TweetEval split")
+    parser.add_argument("--steps", type=int, default=60, help="transformer optimiser steps")
     parser.add_argument("--workdir", type=Path, default=REPO / ".mlops" / "bench-retraining-loop")
     parser.add_argument("--output", type=Path, default=Path("bench/results/retraining-loop.json"))
     args = parser.parse_args()
@@ -168,6 +168,7 @@ def main() -> None:
     tweeteval = DATA / "tweeteval_sentiment"
     data = ["--data", str(tweeteval), "--max-rows-per-split", str(args.max_rows)]
     tracking_uri = f"sqlite:///{args.workdir / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)  # runs:/ URIs resolve against it
     figures, started = (
         {"max_rows_per_split": args.max_rows, "transformer_steps": args.steps},
         time.perf_counter(),
