@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
 # The Pushgateway `make cluster-infra` installs; the gate pushes its decision there (Pipeline dashboard).
 CLUSTER_PUSHGATEWAY = "prometheus-pushgateway.monitoring.svc.cluster.local:9091"
-# The KFP API as a pipeline step sees it: where the monitoring pipeline's retrain step submits training.
+# The KFP API as a pipeline step sees it: where the monitoring pipeline's retrain step submits training
+# (Service ml-pipeline, port 8888: kubeflow/pipelines 2.17.0
+# manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml).
 CLUSTER_KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 # Where the retrain step writes the feedback data sources on the cluster (the MinIO bucket `sources`).
 CLUSTER_DATA_ROOT = "s3://sources/feedback"
