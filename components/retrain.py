@@ -14,8 +14,8 @@ plus that source, guarded so that a flood of alarms cannot start a flood of trai
   with the feedback source as a dataset input), RUNNING while the training runs, then FINISHED with the
   gate's verdict, or FAILED.
 
-Training runs through kfp.local in this process when there is no KFP host, or is submitted with
-``kfp.Client`` (and waited for) when there is one.
+Training runs as ``python -m pipelines.run`` in a fresh process (a KFP step cannot compile a pipeline in
+its own): through kfp.local without a KFP host, submitted to KFP and waited for with one.
 """
 
 import json
