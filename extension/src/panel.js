@@ -1,0 +1,88 @@
+/* What the extension draws on the page: a badge per comment, and the panel above the comments (totals, a
+ * stacked SVG bar, one notice line). Built with DOM calls only (no innerHTML, no remote resources); every
+ * element carries the "sentiment-lens" class prefix, so YouTube's styles and ours do not meet. */
+
+const panel = (() => {
+  const SVG = "http://www.w3.org/2000/svg";
+  const PANEL_ID = "sentiment-lens-panel";
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function labelClass(label) {
+    return `sentiment-lens-${String(label).replace(/[^a-z0-9-]/gi, "")}`;
+  }
+
+  /** The badge of one comment: its label, and its confidence on hover. */
+  function badge(answer) {
+    const node = element("span", `sentiment-lens-badge ${labelClass(answer.label)}`, answer.label);
+    const percent = Math.round(answer.confidence * 100);
+    node.title = `${answer.label}, confidence ${percent} % (Comment Sentiment extension)`;
+    node.dataset.sentimentLabel = answer.label;
+    node.dataset.sentimentConfidence = answer.confidence.toFixed(4);
+    return node;
+  }
+
+  function bar(rows) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "sentiment-lens-bar");
+    svg.setAttribute("viewBox", "0 0 100 4");
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("role", "img");
+    let x = 0;
+    for (const row of rows) {
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("x", String(x));
+      rect.setAttribute("width", String(row.share * 100));
+      rect.setAttribute("height", "4");
+      rect.setAttribute("class", labelClass(row.label));
+      svg.appendChild(rect);
+      x += row.share * 100;
+    }
+    return svg;
+  }
+
+  /** A video's totals: the stacked bar and a legend item (label, count, share) per class. */
+  function totals(counts) {
+    const rows = summary.shares(counts);
+    const legend = element("div", "sentiment-lens-legend");
+    for (const row of rows) {
+      const item = element("span", `sentiment-lens-legend-item ${labelClass(row.label)}`);
+      item.dataset.label = row.label;
+      item.dataset.count = String(row.count);
+      item.textContent = `${row.label} ${row.count} (${Math.round(row.share * 100)} %)`;
+      legend.appendChild(item);
+    }
+    return [bar(rows), legend];
+  }
+
+  /** The panel (created on top of `section` when absent), showing `counts` and the `notice` line. */
+  function render(section, counts, notice) {
+    let root = document.getElementById(PANEL_ID);
+    if (!root) {
+      root = element("div", "sentiment-lens-panel");
+      root.id = PANEL_ID;
+      root.setAttribute("role", "region");
+      root.setAttribute("aria-label", "Comment sentiment");
+      section.prepend(root);
+    }
+    const title = element("div", "sentiment-lens-title", `Comment sentiment: ${summary.total(counts)} comments labelled`);
+    const noticeLine = element("div", "sentiment-lens-notice", notice || "");
+    noticeLine.setAttribute("role", "status");
+    noticeLine.hidden = !notice;
+    root.dataset.counts = JSON.stringify(counts);
+    root.replaceChildren(title, ...totals(counts), noticeLine);
+  }
+
+  function remove() {
+    document.getElementById(PANEL_ID)?.remove();
+  }
+
+  return { PANEL_ID, badge, totals, render, remove };
+})();
+
+if (typeof module === "object") module.exports = panel;

@@ -1,0 +1,115 @@
+/* The predictor's two REST protocols as plain data: the request for some texts, and the answers read back
+ * from the response. KServe v1: POST <url>/v1/models/<name>:predict {"instances": [...]}; v2 (Open
+ * Inference Protocol): POST <url>/v2/models/<name>/infer with one BYTES tensor "text". Nothing but the
+ * texts is sent. */
+
+const predictor = (() => {
+  class PredictorError extends Error {
+    /** kind: "unreachable" | "timeout" | "refused" (4xx) | "server" (5xx) | "answer" (unreadable). */
+    constructor(kind, message, status = null) {
+      super(message);
+      this.kind = kind;
+      this.status = status;
+    }
+  }
+
+  function headers(config) {
+    const values = { "Content-Type": "application/json" };
+    if (config.token) values.Authorization = `Bearer ${config.token}`;
+    return values;
+  }
+
+  /** {url, init} for fetch(): the request that labels `texts` with the configured predictor. */
+  function buildRequest(config, texts) {
+    const model = encodeURIComponent(config.modelName);
+    const body =
+      config.protocol === "v2"
+        ? { inputs: [{ name: "text", shape: [texts.length], datatype: "BYTES", data: texts }] }
+        : { instances: texts };
+    const path = config.protocol === "v2" ? `/v2/models/${model}/infer` : `/v1/models/${model}:predict`;
+    return {
+      url: `${config.predictorUrl}${path}`,
+      init: { method: "POST", headers: headers(config), body: JSON.stringify(body) },
+    };
+  }
+
+  /** {url, init} for the model's readiness (GET /v1/models/<name> or /v2/models/<name>/ready). */
+  function buildReadinessRequest(config) {
+    const model = encodeURIComponent(config.modelName);
+    const path = config.protocol === "v2" ? `/v2/models/${model}/ready` : `/v1/models/${model}`;
+    const { Authorization } = headers(config);
+    return { url: `${config.predictorUrl}${path}`, init: { headers: Authorization ? { Authorization } : {} } };
+  }
+
+  function answer(label, probabilities) {
+    if (typeof label !== "string" || !probabilities.every(Number.isFinite)) {
+      throw new PredictorError("answer", "the predictor's answer has no label or probabilities");
+    }
+    return { label, confidence: Math.max(...probabilities) };
+  }
+
+  function v1Answers(body) {
+    if (!Array.isArray(body?.predictions)) throw new PredictorError("answer", 'the answer has no "predictions" list');
+    return body.predictions.map((p) => answer(p?.label, Object.values(p?.probabilities || {})));
+  }
+
+  function v2Answers(body) {
+    const output = (name) => (body?.outputs || []).find((o) => o.name === name);
+    const labels = output("label");
+    const probabilities = output("probabilities");
+    if (!labels || !probabilities) throw new PredictorError("answer", 'the answer lacks the "label" or "probabilities" output');
+    const classes = probabilities.shape?.[1];
+    if (!Number.isInteger(classes) || classes < 1) throw new PredictorError("answer", "the probabilities have no class axis");
+    return labels.data.map((label, i) => answer(label, probabilities.data.slice(i * classes, (i + 1) * classes)));
+  }
+
+  /** [{label, confidence}] for the `count` texts of the request, read from a successful response body. */
+  function parseAnswers(protocol, body, count) {
+    const answers = protocol === "v2" ? v2Answers(body) : v1Answers(body);
+    if (answers.length !== count) {
+      throw new PredictorError("answer", `the predictor answered ${answers.length} texts of ${count}`);
+    }
+    return answers;
+  }
+
+  /** The PredictorError for an HTTP error status and its body text (kserve's {"error": message}). */
+  function errorFor(status, bodyText) {
+    let message = bodyText.slice(0, 300);
+    try {
+      message = JSON.parse(bodyText).error ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    return status < 500
+      ? new PredictorError("refused", `the predictor refused the request (${status}): ${message}`, status)
+      : new PredictorError("server", `the predictor failed (${status}): ${message}`, status);
+  }
+
+  /** POST `texts` to the predictor and return their answers; throws PredictorError. */
+  async function label(config, texts, timeoutMs, fetchImpl = fetch) {
+    const { url, init } = buildRequest(config, texts);
+    let response;
+    let text;
+    try {
+      response = await fetchImpl(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      text = await response.text();
+    } catch (error) {
+      if (error?.name === "TimeoutError") {
+        throw new PredictorError("timeout", `the predictor did not answer within ${timeoutMs / 1000} s`);
+      }
+      throw new PredictorError("unreachable", `cannot reach the predictor at ${config.predictorUrl}`);
+    }
+    if (!response.ok) throw errorFor(response.status, text);
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new PredictorError("answer", "the predictor's answer is not JSON");
+    }
+    return parseAnswers(config.protocol, body, texts.length);
+  }
+
+  return { PredictorError, buildRequest, buildReadinessRequest, parseAnswers, errorFor, label };
+})();
+
+if (typeof module === "object") module.exports = predictor;

@@ -1,0 +1,63 @@
+/* The service worker: the only part that talks to the predictor (its host permission lets it, where a
+ * content script on youtube.com could not). Messages:
+ *   {type: "label", texts}  -> {ok: true, answers: [{label, confidence}]} | {ok: false, error: {kind, message, status}}
+ *   {type: "check"}         -> {ok: true, message} | {ok: false, error}: is the configured model ready?
+ *   {type: "summary", video} -> {ok: true}: the video's totals, remembered for the popup. */
+
+importScripts("settings.js", "predictor.js", "summary.js");
+
+const HISTORY_KEY = "videos";
+let historyWrites = Promise.resolve(); // one history update at a time, whatever the number of tabs
+
+function failure(error) {
+  const known = error instanceof predictor.PredictorError;
+  return {
+    ok: false,
+    error: {
+      kind: known ? error.kind : "internal",
+      message: known ? error.message : `the extension failed: ${error}`,
+      status: known ? error.status : null,
+    },
+  };
+}
+
+async function labelTexts(texts) {
+  const config = await settings.load();
+  const answers = await predictor.label(config, texts, settings.LIMITS.requestTimeoutMs);
+  return { ok: true, answers };
+}
+
+async function checkPredictor() {
+  const config = await settings.load();
+  const { url, init } = predictor.buildReadinessRequest(config);
+  let response;
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(settings.LIMITS.requestTimeoutMs) });
+  } catch {
+    throw new predictor.PredictorError("unreachable", `cannot reach the predictor at ${config.predictorUrl}`);
+  }
+  if (!response.ok) throw predictor.errorFor(response.status, await response.text());
+  return { ok: true, message: `model "${config.modelName}" is ready at ${config.predictorUrl} (${config.protocol})` };
+}
+
+function rememberVideo(video) {
+  historyWrites = historyWrites.catch(() => {}).then(async () => {
+    const stored = await chrome.storage.local.get(HISTORY_KEY);
+    const history = summary.remember(stored[HISTORY_KEY], video, settings.LIMITS.historySize);
+    await chrome.storage.local.set({ [HISTORY_KEY]: history });
+  });
+  return historyWrites.then(() => ({ ok: true }));
+}
+
+const HANDLERS = {
+  label: (message) => labelTexts(message.texts),
+  check: () => checkPredictor(),
+  summary: (message) => rememberVideo(message.video),
+};
+
+chrome.runtime.onMessage.addListener((message, _sender, reply) => {
+  const handler = HANDLERS[message?.type];
+  if (!handler) return false;
+  handler(message).then(reply, (error) => reply(failure(error)));
+  return true; // the reply comes asynchronously
+});
