@@ -105,32 +105,45 @@ def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
 SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 65536}
 
 
-@pytest.fixture(scope="session")
-def champion_store(tmp_path_factory) -> str:
-    """A sqlite MLflow store whose `sentiment@champion` (version 1) came through the real train_linear ->
-    embedding_reference -> evaluate -> gate steps."""
+def register_champion(root: Path, featurizer: str, embedding_reference: bool) -> str:
+    """A sqlite MLflow store in ``root`` whose ``sentiment@champion`` (version 1) came through the real
+    train_linear (``featurizer``) -> embedding_reference (when asked) -> evaluate -> gate steps."""
     from components.embedding_reference import save_embedding_reference
     from components.evaluate import evaluate_model
     from components.gate import gate_candidates
     from components.train_linear import train_linear_model
 
-    root = tmp_path_factory.mktemp("champion")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=2)
     trained = train_linear_model(
-        paths["train"], paths["validation"], "embeddings", linear_config(), run_config(), uri, {}
+        paths["train"], paths["validation"], featurizer, linear_config(), run_config(), uri, {}
     )
-    reference = root / "embedding_reference.npz"  # what the pipeline's embedding_reference step writes
-    save_embedding_reference(paths["train"], str(reference), PARAMS.monitor.encoder_id, 2000, seed=0)
+    reference = None
+    if embedding_reference:  # what the pipeline's embedding_reference step writes
+        reference = str(root / "embedding_reference.npz")
+        save_embedding_reference(paths["train"], reference, PARAMS.monitor.encoder_id, 2000, seed=0)
     evaluation = evaluate_model(
-        trained.run_id, trained.model_uri, paths["test"], uri, embedding_reference_path=str(reference)
+        trained.run_id, trained.model_uri, paths["test"], uri, embedding_reference_path=reference
     )
     decision = gate_candidates(
         [evaluation.candidate], paths["test"], None, gate_config(), run_config(seed=0), uri
     )
     assert decision.promoted
     return uri
+
+
+@pytest.fixture(scope="session")
+def champion_store(tmp_path_factory) -> str:
+    """A store whose champion is the embeddings linear model, with the embedding drift reference."""
+    return register_champion(tmp_path_factory.mktemp("champion"), "embeddings", embedding_reference=True)
+
+
+@pytest.fixture(scope="session")
+def fast_champion_store(tmp_path_factory) -> str:
+    """A store whose champion is the TF-IDF linear model (thousands of texts a second on 2 cores), for
+    tests about clients rather than models."""
+    return register_champion(tmp_path_factory.mktemp("fast-champion"), "tfidf", embedding_reference=False)
 
 
 @pytest.fixture(scope="session")

@@ -198,10 +198,11 @@ def start_model_server(
     model_name: str = "sentiment",
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    ports: tuple[int, int] | None = None,
 ):
-    """Start ``python -m serving`` (plus ``extra_args`` and ``env``) on free ports; return (process,
-    http_url, grpc_address)."""
-    http_port, grpc_port = free_port(), free_port()
+    """Start ``python -m serving`` (plus ``extra_args`` and ``env``) on ``ports`` (HTTP, gRPC; free ports
+    by default); return (process, http_url, grpc_address)."""
+    http_port, grpc_port = ports or (free_port(), free_port())
     process = start_process(
         [
             sys.executable,

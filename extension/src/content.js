@@ -22,7 +22,6 @@
     inFlight: false,
     flushTimer: null,
     scanTimer: null,
-    summaryTimer: null,
     backoff: new batching.Backoff(LIMITS.retryFirstMs, LIMITS.retryMaxMs),
     observer: null,
   };
@@ -158,7 +157,7 @@
       });
       state.backoff.reset();
       state.notice = "";
-      scheduleSummary();
+      sendSummary();
       if (queue.size) scheduleFlush(0);
     } else if (!chrome.runtime?.id) {
       state.notice = "the extension was updated or removed: reload the page to label comments again";
@@ -172,8 +171,8 @@
     drawPanel();
   }
 
+  /** The video's totals, for the popup (after each answered request: at most one message per request). */
   function sendSummary() {
-    state.summaryTimer = null;
     if (!state.videoId || !chrome.runtime?.id) return;
     const title = document.querySelector(selectors.videoTitle)?.textContent.trim() || document.title;
     const video = {
@@ -183,10 +182,6 @@
       updatedAt: Date.now(),
     };
     chrome.runtime.sendMessage({ type: "summary", video }).catch(quietly);
-  }
-
-  function scheduleSummary() {
-    if (state.summaryTimer === null) state.summaryTimer = setTimeout(guarded(sendSummary), 1000);
   }
 
   function isOurs(node) {

@@ -1,0 +1,337 @@
+"""The Chrome extension, loaded unpacked into real headless Chromium, on a page with YouTube's comment
+markup served as https://www.youtube.com/watch, against the real predictor (``python -m serving``) serving
+the champion that the real train/evaluate/gate steps registered (the TF-IDF family: the fastest, as
+these tests are about the client). Each comment's badge must be the
+predictor's own answer for that text; requests stay within the batching bound; failures show in the
+panel and never break the page."""
+
+import math
+import shutil
+
+import httpx
+import pytest
+
+from tests.conftest import shared_dataset
+from tests.extension.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    FixtureSite,
+    badges,
+    configure,
+    extension_id,
+    extension_limits,
+    panel_state,
+    start_chromium,
+    wait_until,
+)
+from tests.extension.youtube_page import Comment, Emoji, Thread, threads_markup, watch_page
+from tests.helpers import REPO, free_port, scrape_metrics, start_model_server, stop_process
+
+LIMITS = extension_limits()
+SCREENSHOT = REPO / ".mlops" / "screenshots" / "extension-fixture.png"
+
+LONG_REVIEW = "Long review: " + "the pacing felt slow at first, but the ending was worth the wait. " * 95
+
+
+def comment(comment_id: str, *parts, legacy: bool = False) -> Comment:
+    return Comment(comment_id, parts, author=f"@viewer-{comment_id}", legacy=legacy)
+
+
+def fixture_threads(prefix: str) -> list[Thread]:
+    """The comments of one fixture video: both renderers, a duplicate text, emoji (as text and as images),
+    right-to-left scripts, a multi-line and a very long comment (cut to 5,000 characters when sent), and a
+    thread whose replies open later."""
+    return [
+        Thread(comment(f"{prefix}1", "I love this video, the editing is fantastic!")),
+        Thread(comment(f"{prefix}2", "This is the worst tutorial I have ever watched.")),
+        Thread(comment(f"{prefix}3", "The video was uploaded at 5pm.")),
+        Thread(comment(f"{prefix}4", "I love this video, the editing is fantastic!")),
+        Thread(comment(f"{prefix}5", "Best song of the year ", Emoji("😂"), Emoji("🔥"), " ❤️")),
+        Thread(comment(f"{prefix}6", "أحببت هذا الفيديو كثيرا، شكرا لك")),
+        Thread(comment(f"{prefix}7", "הסרטון הזה נורא ומשעמם")),
+        Thread(comment(f"{prefix}8", LONG_REVIEW)),
+        Thread(comment(f"{prefix}9", "first line\nsecond line: what a great idea")),
+        Thread(comment(f"{prefix}10", "Old layout: I really enjoyed the music", legacy=True)),
+        Thread(comment(f"{prefix}11", "Terrible audio, I could not hear anything", legacy=True)),
+        Thread(
+            comment(f"{prefix}12", "Does anyone know the name of the song at 2:30?"),
+            replies=(
+                comment(f"{prefix}12r1", "It is awful, do not look it up"),
+                comment(f"{prefix}12r2", "Thanks, I found it and it is wonderful"),
+                comment(f"{prefix}12r3", "Same question here", legacy=True),
+            ),
+        ),
+    ]
+
+
+def later_threads(prefix: str) -> list[Thread]:
+    """Comments the page appends later, as scrolling does; one repeats an earlier text."""
+    return [
+        Thread(comment(f"{prefix}l1", "Came back to watch this again, still amazing")),
+        Thread(comment(f"{prefix}l2", "Unsubscribed after this one, so disappointing")),
+        Thread(comment(f"{prefix}l3", "This is the worst tutorial I have ever watched.")),
+        Thread(comment(f"{prefix}l4", "Who is watching in 2026?", legacy=True)),
+    ]
+
+
+def requests_served(url: str, protocol: str) -> int:
+    """Inference requests the predictor has answered over ``protocol``, whatever their status."""
+    return int(
+        sum(
+            value
+            for (name, labels), value in scrape_metrics(url).items()
+            if name == "sentiment_requests_total" and ("protocol", protocol) in labels
+        )
+    )
+
+
+def predictor_labels(url: str, texts: list[str]) -> dict[str, str]:
+    """The predictor's own answer for each text, asked directly (v1)."""
+    unique = list(dict.fromkeys(texts))
+    labels: dict[str, str] = {}
+    for start in range(0, len(unique), LIMITS["maxTexts"]):
+        chunk = unique[start : start + LIMITS["maxTexts"]]
+        response = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": chunk}, timeout=60)
+        response.raise_for_status()
+        labels |= dict(zip(chunk, (p["label"] for p in response.json()["predictions"]), strict=True))
+    return labels
+
+
+def expected_badges(url: str, comments: list[Comment]) -> dict[str, str]:
+    labels = predictor_labels(url, [c.sent_text for c in comments])
+    return {c.comment_id: labels[c.sent_text] for c in comments}
+
+
+def counts_of(labels: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def bound(*text_groups: list[Comment]) -> int:
+    """The most requests the extension may send: each group of comments found at one time needs
+    ceil(new distinct texts / maxTexts) requests."""
+    sent: set[str] = set()
+    total = 0
+    for group in text_groups:
+        new = {c.sent_text for c in group} - sent
+        total += math.ceil(len(new) / LIMITS["maxTexts"])
+        sent |= new
+    return total
+
+
+class Predictor:
+    """The real model server on fixed ports, so that a test can stop it and start it again."""
+
+    def __init__(self, tracking_uri: str, log_folder) -> None:
+        self.tracking_uri = tracking_uri
+        self.log_folder = log_folder
+        self.ports = (free_port(), free_port())
+        self.url = f"http://127.0.0.1:{self.ports[0]}"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        # A request of the extension's largest batch passes; a larger one would be refused (400).
+        self.process, _, _ = start_model_server(
+            self.tracking_uri,
+            self.log_folder / "server.log",
+            extra_args=("--max_batch_wait_ms", "5", "--max_instances", str(LIMITS["maxTexts"])),
+            ports=self.ports,
+        )
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture(scope="module")
+def predictor(fast_champion_store: str, tmp_path_factory):
+    server = Predictor(fast_champion_store, tmp_path_factory.mktemp("extension-predictor"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    fixture_site = FixtureSite(tmp_path_factory.mktemp("fixture-site"))
+    yield fixture_site
+    fixture_site.close()
+
+
+@pytest.fixture(scope="module")
+def browser(site: FixtureSite, predictor: Predictor, tmp_path_factory):
+    """Chromium with the extension, pointed at the predictor through its options page; yields (driver,
+    extension id)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists() and shutil.which("node")):
+        pytest.fail(
+            "the browser tests need Debian's chromium and chromium-driver, and node (.ci/run installs them)"
+        )
+    driver = start_chromium(site.port, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        extension = extension_id(driver)
+        status = configure(
+            driver, extension, predictorUrl=predictor.url, modelName="sentiment", protocol="v1"
+        )
+        assert status.startswith('Saved: model "sentiment" is ready'), status
+        yield driver, extension
+    finally:
+        driver.quit()
+
+
+def open_video(driver, site: FixtureSite, video_id: str, threads: list[Thread], later=()) -> None:
+    site.pages[video_id] = watch_page(video_id, f"Fixture video {video_id}", threads, list(later))
+    driver.get(f"https://www.youtube.com/watch?v={video_id}")
+
+
+def wait_for_badges(driver, expected: dict[str, str], timeout_s: float = 60) -> dict[str, str]:
+    def labelled():
+        shown = badges(driver)
+        return shown if all(shown.get(i) for i in expected) else None
+
+    return wait_until(labelled, timeout_s, f"badges on {len(expected)} comments")
+
+
+def severe_console_entries(driver) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def test_every_comment_gets_the_predictors_label(browser, site, predictor) -> None:
+    driver, _ = browser
+    threads = fixture_threads("a")
+    comments = [t.comment for t in threads]  # replies stay closed on this page
+    before = requests_served(predictor.url, "v1")
+    open_video(driver, site, "fixtureA", threads)
+    shown = wait_for_badges(driver, {c.comment_id: "" for c in comments})
+    sent = requests_served(predictor.url, "v1") - before
+
+    expected = expected_badges(predictor.url, comments)
+    assert {i: shown[i] for i in expected} == expected
+    assert 1 <= sent <= bound(comments)
+    panel = wait_until(lambda: panel_state(driver), 10, "the panel")
+    assert panel == {"counts": counts_of(expected), "notice": ""}
+    assert driver.execute_script("return window.fixture.errors") == []
+    assert severe_console_entries(driver) == []
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOT))
+
+
+def test_comments_that_load_later_and_opened_replies_get_labelled(browser, site, predictor) -> None:
+    driver, _ = browser
+    threads, later = fixture_threads("b"), later_threads("b")
+    first = [t.comment for t in threads]
+    before = requests_served(predictor.url, "v1")
+    open_video(driver, site, "fixtureB", threads, later)
+    wait_for_badges(driver, {c.comment_id: "" for c in first})
+
+    driver.execute_script("window.fixture.appendLater()")
+    driver.execute_script("window.fixture.openReplies(arguments[0])", "b12")
+    replies = list(threads[-1].replies)
+    appended = [t.comment for t in later]
+    everything = first + replies + appended
+    shown = wait_for_badges(driver, {c.comment_id: "" for c in everything})
+    sent = requests_served(predictor.url, "v1") - before
+
+    expected = expected_badges(predictor.url, everything)
+    assert {i: shown[i] for i in expected} == expected
+    assert sent <= bound(first, replies + appended)
+    wait_until(lambda: panel_state(driver)["counts"] == counts_of(expected), 10, "the panel's new totals")
+
+
+def test_the_v2_protocol_gives_the_same_labels(browser, site, predictor) -> None:
+    driver, extension = browser
+    status = configure(driver, extension, protocol="v2")
+    assert "is ready" in status and "(v2)" in status, status
+    try:
+        threads = fixture_threads("c")
+        comments = [t.comment for t in threads]
+        before = requests_served(predictor.url, "v2")
+        open_video(driver, site, "fixtureC", threads)
+        shown = wait_for_badges(driver, {c.comment_id: "" for c in comments})
+        assert 1 <= requests_served(predictor.url, "v2") - before <= bound(comments)
+        expected = expected_badges(predictor.url, comments)
+        assert {i: shown[i] for i in expected} == expected
+    finally:
+        configure(driver, extension, protocol="v1")
+
+
+def test_a_page_with_thousands_of_comments_stays_within_the_request_bound(browser, site, predictor) -> None:
+    """2,000 real YouTube comments (../shared/data) appended at once, as a long scroll would load them."""
+    import pandas as pd
+
+    driver, _ = browser
+    frame = pd.read_csv(shared_dataset("youtube_comments_sentiment/YoutubeCommentsDataSet.csv"))
+    texts = [t for t in frame["Comment"].dropna().astype(str) if t.strip()][:2000]
+    many = [Thread(comment(f"m{i}", text)) for i, text in enumerate(texts)]
+    threads = fixture_threads("d")[:3]
+    first = [t.comment for t in threads]
+    before = requests_served(predictor.url, "v1")
+    open_video(driver, site, "fixtureD", threads)
+    wait_for_badges(driver, {c.comment_id: "" for c in first})
+    driver.execute_script("window.fixture.appendThreads(arguments[0])", threads_markup(many, "fixtureD"))
+    everything = first + [t.comment for t in many]
+    shown = wait_for_badges(driver, {c.comment_id: "" for c in everything}, timeout_s=240)
+    sent = requests_served(predictor.url, "v1") - before
+
+    expected = expected_badges(predictor.url, everything)
+    assert {i: shown[i] for i in expected} == expected
+    assert sent <= bound(first, [t.comment for t in many])
+    assert panel_state(driver)["counts"] == counts_of(expected)
+
+
+def test_a_refused_request_shows_the_servers_message(browser, site, predictor) -> None:
+    driver, extension = browser
+    status = configure(driver, extension, modelName="no-such-model")
+    assert "Model with name no-such-model does not exist." in status, status
+    try:
+        open_video(driver, site, "fixtureE", fixture_threads("e")[:2])
+        panel = wait_until(lambda: (panel_state(driver) or {}).get("notice"), 20, "the panel's notice")
+        refused = "the predictor refused the request (404): Model with name no-such-model does not exist."
+        assert panel.startswith(f"{refused}; retrying in"), panel
+        assert not any(badges(driver).values())
+        assert severe_console_entries(driver) == []
+    finally:
+        configure(driver, extension, modelName="sentiment")
+
+
+def test_predictor_down_shows_a_notice_keeps_the_page_running_and_recovers(browser, site, predictor) -> None:
+    driver, _ = browser
+    threads, later = fixture_threads("f")[:4], later_threads("f")
+    open_video(driver, site, "fixtureF", threads, later)
+    wait_for_badges(driver, {t.comment.comment_id: "" for t in threads})
+    predictor.stop()
+    try:
+        driver.execute_script("window.fixture.appendLater()")
+        notice = wait_until(lambda: panel_state(driver)["notice"], 20, "the unreachable notice")
+        assert notice.startswith(f"cannot reach the predictor at {predictor.url}; retrying in"), notice
+        beats = driver.execute_script("return window.fixture.beats")
+        wait_until(lambda: driver.execute_script("return window.fixture.beats") > beats + 10, 5, "page beats")
+        assert driver.execute_script("return window.fixture.errors") == []
+        assert severe_console_entries(driver) == []
+    finally:
+        predictor.start()
+    appended = {t.comment.comment_id: "" for t in later}
+    shown = wait_for_badges(driver, appended, timeout_s=90)  # the next retry, at most 60 s after the last
+    expected = expected_badges(predictor.url, [t.comment for t in later])
+    assert {i: shown[i] for i in expected} == expected
+    assert panel_state(driver)["notice"] == ""
+
+
+def test_the_popup_shows_each_videos_totals(browser, predictor) -> None:
+    driver, extension = browser
+    driver.get(f"chrome-extension://{extension}/popup.html")
+    videos = wait_until(
+        lambda: driver.execute_script(
+            """return Object.fromEntries([...document.querySelectorAll('#history .video')].map((video) => [
+                 video.dataset.videoId,
+                 Object.fromEntries([...video.querySelectorAll('.sentiment-lens-legend-item')]
+                   .map((item) => [item.dataset.label, Number(item.dataset.count)]))]))"""
+        ),
+        10,
+        "the popup's history",
+    )
+    assert {"fixtureA", "fixtureB", "fixtureC", "fixtureF"} <= set(videos)
+    assert videos["fixtureA"] == counts_of(
+        expected_badges(predictor.url, [t.comment for t in fixture_threads("a")])
+    )
+    assert "fixtureE" not in videos  # nothing was labelled there
