@@ -54,7 +54,8 @@ def text_markup(comment: Comment) -> str:
     pieces = []
     for part in comment.parts:
         if isinstance(part, Emoji):
-            pieces.append(f'<img class="small-emoji emoji" alt="{html.escape(part.alt)}" src="{TRANSPARENT_PIXEL}">')
+            alt = html.escape(part.alt)
+            pieces.append(f'<img class="small-emoji emoji" alt="{alt}" src="{TRANSPARENT_PIXEL}">')
         else:
             pieces.append(html.escape(part))
     return "".join(pieces)
