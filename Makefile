@@ -56,7 +56,7 @@ with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,sv
 PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile ui serve monitor schedule unschedule dashboards test test-slow lint format clean \
+.PHONY: help install pipeline-run compile ui serve monitor schedule unschedule dashboards test test-slow extension-test lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
 	predict cluster-down
 
@@ -100,6 +100,10 @@ test: install ## run the test suite (slow tests excluded)
 
 test-slow: install ## run only the slow tests (full TweetEval training)
 	$(PYTHON) -m pytest -m slow
+
+extension-test: install ## the Chrome extension's unit tests (node) and browser tests (Debian chromium + chromium-driver)
+	cd extension && node --test test/
+	$(PYTHON) -m pytest tests/extension
 
 lint: install ## ruff lint and format check
 	$(PYTHON) -m ruff check .

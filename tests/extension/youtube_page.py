@@ -75,7 +75,7 @@ def comment_markup(comment: Comment, video_id: str) -> str:
             f'<div id="comment-content"><ytd-expander id="expander"><div id="content">'
             f'<yt-formatted-string id="content-text" class="style-scope ytd-comment-renderer">'
             f"{text_markup(comment)}</yt-formatted-string></div></ytd-expander></div>"
-            '<div id="action-buttons">👍 12</div></div></div></ytd-comment-renderer>'
+            '<div id="action-buttons">12 likes</div></div></div></ytd-comment-renderer>'
         )
     return (
         f'<ytd-comment-view-model id="comment" class="style-scope ytd-comment-thread-renderer" '
@@ -86,7 +86,7 @@ def comment_markup(comment: Comment, video_id: str) -> str:
         '<yt-attributed-string id="content-text" slot="content" user-input="">'
         '<span class="yt-core-attributed-string yt-core-attributed-string--white-space-pre-wrap" dir="auto" '
         f'role="text">{text_markup(comment)}</span></yt-attributed-string></div></div>'
-        '<div id="action-buttons">👍 3</div></div></div></ytd-comment-view-model>'
+        '<div id="action-buttons">3 likes</div></div></div></ytd-comment-view-model>'
     )
 
 
