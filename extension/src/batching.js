@@ -2,9 +2,13 @@
  * text twice and hands out at most maxTexts at a time, and the retry backoff. Pure logic, no DOM. */
 
 const batching = (() => {
+  // What JavaScript's trim() removes, plus what Python's str.strip() also removes (U+001C-U+001F, U+0085),
+  // so that no text the extension sends is empty to the predictor.
+  const EDGE_SPACE = /^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/g;
+
   /** `text` trimmed and cut to `maxChars` code points (as Python counts them; a cut never splits an emoji). */
   function prepareText(text, maxChars) {
-    const trimmed = String(text).trim();
+    const trimmed = String(text).replace(EDGE_SPACE, "");
     if (trimmed.length <= maxChars) return trimmed; // UTF-16 length >= code points: nothing to cut
     return Array.from(trimmed).slice(0, maxChars).join("");
   }
@@ -16,6 +20,9 @@ const batching = (() => {
     }
     add(text) {
       this.waiting.add(text);
+    }
+    has(text) {
+      return this.waiting.has(text);
     }
     get size() {
       return this.waiting.size;
@@ -51,12 +58,25 @@ const batching = (() => {
     }
   }
 
+  /** What to do after a failed request of `batchLength` texts:
+   *   "split":   the predictor refused the request itself (400, 413): send half as many texts, to find the
+   *              one it refuses without holding back the others;
+   *   "skip":    it refused a single text: leave that text unlabelled and go on;
+   *   "settings": 401, 403 or 404 (token, permission or model name): wait until the settings change;
+   *   "backoff": unreachable, timeout, 5xx, 429, an unreadable answer: retry the same batch later. */
+  function reaction(error, batchLength) {
+    const status = error?.status;
+    if (status === 400 || status === 413) return batchLength > 1 ? "split" : "skip";
+    if (status === 401 || status === 403 || status === 404) return "settings";
+    return "backoff";
+  }
+
   /** The fewest requests `count` new texts can take (the bound the tests hold the extension to). */
   function requestsNeeded(count, maxTexts) {
     return Math.ceil(count / maxTexts);
   }
 
-  return { prepareText, TextQueue, Backoff, requestsNeeded };
+  return { prepareText, TextQueue, Backoff, reaction, requestsNeeded };
 })();
 
 if (typeof module === "object") module.exports = batching;

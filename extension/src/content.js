@@ -12,17 +12,22 @@
 
   const state = {
     videoId: null,
-    answers: new Map(), // prepared text -> {label, confidence}; kept across videos, so a text is asked once
+    answers: new Map(), // prepared text -> {label, confidence} | {refused: message}; cleared on new settings
     queue: new batching.TextQueue(),
+    batchLimit: LIMITS.maxTexts, // halved while the predictor refuses a request, to find the text it refuses
     waiting: new Map(), // text -> comment elements waiting for its answer
-    seen: new WeakMap(), // comment element -> the raw text it was labelled for
+    seen: new WeakMap(), // comment element -> the raw text it was last handled for
+    textOf: new WeakMap(), // comment element -> the prepared text its badge is (or will be) for
     labels: new Map(), // comment key (its permalink id, else the element) -> label, for this video
     notice: "",
     drawn: "", // what the panel shows now, to redraw only on a change
+    drawnCounts: "", // the counts it shows, to tell the popup's history only on a change
+    settingsGeneration: 0, // counts the settings changes, so that no answer of an older model is kept
     inFlight: false,
     flushTimer: null,
     scanTimer: null,
     backoff: new batching.Backoff(LIMITS.retryFirstMs, LIMITS.retryMaxMs),
+    waitingForSettings: false,
     observer: null,
   };
 
@@ -63,56 +68,80 @@
     return id || comment;
   }
 
-  function startVideo(videoId) {
-    state.videoId = videoId;
+  /** Forget what this page was told: on a new video, or new settings (another model answers now). */
+  function restart({ forgetAnswers }) {
+    state.videoId = currentVideo();
+    if (forgetAnswers) state.answers.clear();
     state.queue = new batching.TextQueue();
+    state.batchLimit = LIMITS.maxTexts;
     state.waiting.clear();
+    state.seen = new WeakMap();
+    state.textOf = new WeakMap();
     state.labels.clear();
     state.notice = "";
     state.drawn = "";
+    state.drawnCounts = "";
+    state.waitingForSettings = false;
+    state.backoff.reset();
+    clearTimeout(state.flushTimer);
+    state.flushTimer = null;
+    for (const badge of document.querySelectorAll(".sentiment-lens-badge")) badge.remove();
     panel.remove();
   }
 
-  function showBadge(comment, answer) {
-    comment.querySelector(".sentiment-lens-badge")?.remove(); // the element was reused for another text
-    const badge = panel.badge(answer);
+  function showAnswer(comment, answer) {
+    comment.querySelector(".sentiment-lens-badge")?.remove();
+    const badge = answer.refused ? panel.unlabelledBadge(answer.refused) : panel.badge(answer);
     const header = comment.querySelector(selectors.header);
     if (header) header.appendChild(badge);
     else comment.querySelector(selectors.text)?.after(badge);
-    state.labels.set(commentKey(comment), answer.label);
+    if (!answer.refused) state.labels.set(commentKey(comment), answer.label);
   }
 
+  function sendSummary(counts) {
+    const title = document.querySelector(selectors.videoTitle)?.textContent.trim() || document.title;
+    const video = { videoId: state.videoId, title, counts, updatedAt: Date.now() };
+    chrome.runtime.sendMessage({ type: "summary", video }).catch(quietly);
+  }
+
+  /** Redraw the panel when its counts or notice changed; tell the popup's history about new counts. */
   function drawPanel() {
     const section = document.querySelector(selectors.commentsSection);
     if (!section || !state.videoId) return;
     const counts = summary.countLabels(state.labels.values());
-    const drawing = JSON.stringify([counts, state.notice]);
+    const countsKey = JSON.stringify(counts);
+    const drawing = `${countsKey}\n${state.notice}`;
     if (drawing === state.drawn && document.getElementById(panel.PANEL_ID)) return;
     state.drawn = drawing;
     panel.render(section, counts, state.notice);
+    if (countsKey !== state.drawnCounts && summary.total(counts)) sendSummary(counts);
+    state.drawnCounts = countsKey;
+  }
+
+  function handle(comment) {
+    const textNode = comment.querySelector(selectors.text);
+    const raw = textNode?.textContent;
+    if (raw === undefined) return;
+    const handled = comment.querySelector(".sentiment-lens-badge") || state.queue.has(state.textOf.get(comment));
+    if (state.seen.get(comment) === raw && (handled || state.textOf.get(comment) === "")) return;
+    state.seen.set(comment, raw);
+    const text = batching.prepareText(commentText(textNode), LIMITS.maxChars);
+    if (state.textOf.get(comment) !== text) comment.querySelector(".sentiment-lens-badge")?.remove();
+    state.textOf.set(comment, text); // the element may be reused: a late answer for its old text is ignored
+    if (!text) return;
+    const known = state.answers.get(text);
+    if (known) return showAnswer(comment, known);
+    state.queue.add(text);
+    if (!state.waiting.has(text)) state.waiting.set(text, new Set());
+    state.waiting.get(text).add(comment);
   }
 
   function scan() {
     state.scanTimer = null;
-    const videoId = currentVideo();
-    if (videoId !== state.videoId) startVideo(videoId);
-    if (!videoId) return;
-    for (const comment of document.querySelectorAll(selectors.comment)) {
-      const textNode = comment.querySelector(selectors.text);
-      const raw = textNode?.textContent;
-      if (raw === undefined || state.seen.get(comment) === raw) continue;
-      state.seen.set(comment, raw);
-      const text = batching.prepareText(commentText(textNode), LIMITS.maxChars);
-      if (!text) continue;
-      const known = state.answers.get(text);
-      if (known) {
-        showBadge(comment, known);
-      } else {
-        state.queue.add(text);
-        if (!state.waiting.has(text)) state.waiting.set(text, new Set());
-        state.waiting.get(text).add(comment);
-      }
-    }
+    if (currentVideo() !== state.videoId) restart({ forgetAnswers: false });
+    if (!state.videoId) return;
+    const root = document.querySelector(selectors.commentsSection) || document;
+    for (const comment of root.querySelectorAll(selectors.comment)) handle(comment);
     if (state.queue.size) scheduleFlush(LIMITS.batchWindowMs);
     drawPanel();
   }
@@ -122,7 +151,7 @@
   }
 
   function scheduleFlush(delayMs) {
-    if (state.flushTimer !== null || state.inFlight) return;
+    if (state.flushTimer !== null || state.inFlight || state.waitingForSettings) return;
     state.flushTimer = setTimeout(guarded(flush), delayMs);
   }
 
@@ -136,56 +165,75 @@
     }
   }
 
+  function answered(texts, answers) {
+    texts.forEach((text, i) => {
+      state.answers.set(text, answers[i]);
+      for (const comment of state.waiting.get(text) || []) {
+        if (comment.isConnected && state.textOf.get(comment) === text) showAnswer(comment, answers[i]);
+      }
+      state.waiting.delete(text);
+    });
+    state.queue.done(texts);
+  }
+
+  function failed(texts, error) {
+    const problem = error?.message || "the extension's service worker did not answer";
+    switch (batching.reaction(error, texts.length)) {
+      case "split":
+        state.batchLimit = Math.max(1, Math.floor(texts.length / 2));
+        return scheduleFlush(0);
+      case "skip":
+        answered(texts, [{ refused: problem }]);
+        state.batchLimit = LIMITS.maxTexts; // found it: full batches again
+        return scheduleFlush(0);
+      case "settings":
+        state.waitingForSettings = true; // a new token or model name starts again (onSettingsChanged)
+        state.notice = `${problem}; change the settings (the extension's Options) to try again`;
+        return undefined;
+      default: {
+        const delayMs = state.backoff.next();
+        state.notice = `${problem}; retrying in ${Math.round(delayMs / 1000)} s`;
+        return scheduleFlush(delayMs);
+      }
+    }
+  }
+
   async function flush() {
     state.flushTimer = null;
     if (state.inFlight || !state.queue.size) return;
-    const texts = state.queue.peek(LIMITS.maxTexts);
-    const queue = state.queue;
+    const texts = state.queue.peek(state.batchLimit);
+    const { queue, settingsGeneration } = state;
     state.inFlight = true;
     const reply = await ask(texts).finally(() => {
       state.inFlight = false;
     });
-    if (queue !== state.queue) return scheduleFlush(0); // another video since: its own queue goes on
+    if (queue !== state.queue) {
+      // another video since (its own queue goes on): the answers still hold unless the settings changed
+      if (reply?.ok && settingsGeneration === state.settingsGeneration) {
+        texts.forEach((text, i) => state.answers.set(text, reply.answers[i]));
+      }
+      return scheduleFlush(0);
+    }
     if (reply?.ok) {
-      queue.done(texts);
-      texts.forEach((text, i) => {
-        state.answers.set(text, reply.answers[i]);
-        for (const comment of state.waiting.get(text) || []) {
-          if (comment.isConnected) showBadge(comment, reply.answers[i]);
-        }
-        state.waiting.delete(text);
-      });
+      answered(texts, reply.answers);
       state.backoff.reset();
       state.notice = "";
-      sendSummary();
       if (queue.size) scheduleFlush(0);
     } else if (!chrome.runtime?.id) {
       state.notice = "the extension was updated or removed: reload the page to label comments again";
       state.observer?.disconnect();
     } else {
-      const delayMs = state.backoff.next();
-      const problem = reply?.error?.message || "the extension's service worker did not answer";
-      state.notice = `${problem}; retrying in ${Math.round(delayMs / 1000)} s`;
-      scheduleFlush(delayMs);
+      failed(texts, reply?.error);
     }
     drawPanel();
   }
 
-  /** The video's totals, for the popup (after each answered request: at most one message per request). */
-  function sendSummary() {
-    if (!state.videoId || !chrome.runtime?.id) return;
-    const title = document.querySelector(selectors.videoTitle)?.textContent.trim() || document.title;
-    const video = {
-      videoId: state.videoId,
-      title,
-      counts: summary.countLabels(state.labels.values()),
-      updatedAt: Date.now(),
-    };
-    chrome.runtime.sendMessage({ type: "summary", video }).catch(quietly);
-  }
-
   function isOurs(node) {
     return node.nodeType === Node.ELEMENT_NODE && /\bsentiment-lens-/.test(node.className?.baseVal ?? node.className);
+  }
+
+  function holdsComments(node) {
+    return node.nodeType === Node.ELEMENT_NODE && (node.matches(selectors.comment) || node.querySelector(selectors.comment));
   }
 
   /** Whether a mutation may have added or changed a comment (ours, the panel and badges, never do). */
@@ -193,26 +241,24 @@
     const target = record.target.nodeType === Node.ELEMENT_NODE ? record.target : record.target.parentElement;
     if (!target || target.closest(`#${panel.PANEL_ID}, .sentiment-lens-badge`)) return false;
     if (record.type === "characterData") return Boolean(target.closest(selectors.comment));
-    return ![...record.addedNodes, ...record.removedNodes].every(isOurs);
+    if (target.closest(selectors.commentsSection)) return ![...record.addedNodes, ...record.removedNodes].every(isOurs);
+    return [...record.addedNodes].some(holdsComments); // elsewhere: only when comments arrive
   }
 
   function onMutations(records) {
     if (records.some(mayConcernComments)) scheduleScan();
   }
 
-  function onSettingsChanged(changes, area) {
-    if (area !== "local" || !(settings.STORAGE_KEY in changes)) return;
-    state.backoff.reset(); // the user changed the predictor: try it now rather than at the next backoff
-    if (state.flushTimer !== null) {
-      clearTimeout(state.flushTimer);
-      state.flushTimer = null;
-    }
-    scheduleFlush(0);
+  function onMessage(message) {
+    if (message?.type !== "settings-changed") return;
+    state.settingsGeneration += 1;
+    restart({ forgetAnswers: true }); // another predictor or model: every comment is asked again
+    scheduleScan();
   }
 
   state.observer = new MutationObserver(guarded(onMutations));
   state.observer.observe(document.documentElement, { childList: true, subtree: true, characterData: true });
   window.addEventListener("yt-navigate-finish", guarded(scheduleScan));
-  chrome.storage.onChanged.addListener(guarded(onSettingsChanged));
+  chrome.runtime.onMessage.addListener(guarded(onMessage));
   guarded(scan)();
 })();

@@ -12,7 +12,7 @@ function showStatus(message, problem = false) {
 }
 
 async function checkPredictor() {
-  const reply = await chrome.runtime.sendMessage({ type: "check" });
+  const reply = await chrome.runtime.sendMessage({ type: "check" }).catch(() => null);
   if (reply?.ok) showStatus(`Saved: ${reply.message}.`);
   else showStatus(`Saved, but ${reply?.error?.message || "the check got no answer"}.`, true);
 }

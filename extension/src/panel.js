@@ -13,8 +13,17 @@ const panel = (() => {
     return node;
   }
 
+  /** The class that colours a label ("sentiment-lens-label-positive"), apart from the extension's own. */
   function labelClass(label) {
-    return `sentiment-lens-${String(label).replace(/[^a-z0-9-]/gi, "")}`;
+    return `sentiment-lens-label-${String(label).replace(/[^a-z0-9-]/gi, "")}`;
+  }
+
+  /** The badge of a comment the predictor refused (`reason`: its message): no label, the reason on hover. */
+  function unlabelledBadge(reason) {
+    const node = element("span", "sentiment-lens-badge sentiment-lens-unlabelled", "not labelled");
+    node.title = `${reason} (Comment Sentiment extension)`;
+    node.dataset.sentimentLabel = "";
+    return node;
   }
 
   /** The badge of one comment: its label, and its confidence on hover. */
@@ -82,7 +91,7 @@ const panel = (() => {
     document.getElementById(PANEL_ID)?.remove();
   }
 
-  return { PANEL_ID, badge, totals, render, remove };
+  return { PANEL_ID, badge, unlabelledBadge, totals, render, remove };
 })();
 
 if (typeof module === "object") module.exports = panel;

@@ -41,9 +41,11 @@ const predictor = (() => {
     return { url: `${config.predictorUrl}${path}`, init: { headers: Authorization ? { Authorization } : {} } };
   }
 
+  const isProbability = (value) => Number.isFinite(value) && value >= 0 && value <= 1;
+
   function answer(label, probabilities) {
-    if (typeof label !== "string" || !probabilities.every(Number.isFinite)) {
-      throw new PredictorError("answer", "the predictor's answer has no label or probabilities");
+    if (typeof label !== "string" || !label || !probabilities.length || !probabilities.every(isProbability)) {
+      throw new PredictorError("answer", "the predictor's answer lacks a label or probabilities");
     }
     return { label, confidence: Math.max(...probabilities) };
   }
@@ -54,10 +56,12 @@ const predictor = (() => {
   }
 
   function v2Answers(body) {
-    const output = (name) => (body?.outputs || []).find((o) => o.name === name);
+    const output = (name) => (Array.isArray(body?.outputs) ? body.outputs : []).find((o) => o?.name === name);
     const labels = output("label");
     const probabilities = output("probabilities");
-    if (!labels || !probabilities) throw new PredictorError("answer", 'the answer lacks the "label" or "probabilities" output');
+    if (!Array.isArray(labels?.data) || !Array.isArray(probabilities?.data)) {
+      throw new PredictorError("answer", 'the answer lacks the "label" or "probabilities" output');
+    }
     const classes = probabilities.shape?.[1];
     if (!Number.isInteger(classes) || classes < 1) throw new PredictorError("answer", "the probabilities have no class axis");
     return labels.data.map((label, i) => answer(label, probabilities.data.slice(i * classes, (i + 1) * classes)));

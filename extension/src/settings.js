@@ -35,6 +35,9 @@ const settings = (() => {
       found.push(`"${values.predictorUrl}" is not a URL`);
     }
     if (url && !["http:", "https:"].includes(url.protocol)) found.push("the predictor URL must be http or https");
+    if (url && (url.search || url.hash || url.username || url.password)) {
+      found.push("the predictor URL takes no query, fragment or user name (a token goes in its own field)");
+    }
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(values.modelName || "")) found.push("the model name is empty or has odd characters");
     if (!PROTOCOLS.includes(values.protocol)) found.push(`the protocol must be one of ${PROTOCOLS.join(", ")}`);
     return found;

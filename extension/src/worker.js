@@ -2,7 +2,8 @@
  * content script on youtube.com could not). Messages:
  *   {type: "label", texts}  -> {ok: true, answers: [{label, confidence}]} | {ok: false, error: {kind, message, status}}
  *   {type: "check"}         -> {ok: true, message} | {ok: false, error}: is the configured model ready?
- *   {type: "summary", video} -> {ok: true}: the video's totals, remembered for the popup. */
+ *   {type: "summary", video} -> {ok: true}: the video's totals, remembered for the popup.
+ * and tells the content scripts when the settings change. */
 
 importScripts("settings.js", "predictor.js", "summary.js");
 
@@ -31,12 +32,14 @@ async function checkPredictor() {
   const config = await settings.load();
   const { url, init } = predictor.buildReadinessRequest(config);
   let response;
+  let text;
   try {
     response = await fetch(url, { ...init, signal: AbortSignal.timeout(settings.LIMITS.requestTimeoutMs) });
+    text = await response.text();
   } catch {
     throw new predictor.PredictorError("unreachable", `cannot reach the predictor at ${config.predictorUrl}`);
   }
-  if (!response.ok) throw predictor.errorFor(response.status, await response.text());
+  if (!response.ok) throw predictor.errorFor(response.status, text);
   return { ok: true, message: `model "${config.modelName}" is ready at ${config.predictorUrl} (${config.protocol})` };
 }
 
@@ -56,8 +59,17 @@ const HANDLERS = {
 };
 
 chrome.runtime.onMessage.addListener((message, _sender, reply) => {
-  const handler = HANDLERS[message?.type];
-  if (!handler) return false;
+  if (!Object.hasOwn(HANDLERS, message?.type)) return false;
+  const handler = HANDLERS[message.type];
   handler(message).then(reply, (error) => reply(failure(error)));
   return true; // the reply comes asynchronously
+});
+
+// New settings: every tab's content script starts again with them. It is told, not sent the settings, so
+// the token never reaches a YouTube page's process.
+chrome.storage.onChanged.addListener(async (changes, area) => {
+  if (area !== "local" || !(settings.STORAGE_KEY in changes)) return;
+  for (const tab of await chrome.tabs.query({})) {
+    chrome.tabs.sendMessage(tab.id, { type: "settings-changed" }).catch(() => {}); // tabs without our script
+  }
 });

@@ -54,6 +54,11 @@ test("an answer that does not fit the request is an error, not a wrong label", (
   assert.throws(() => parseAnswers("v1", {}, 1), (e) => e.kind === "answer");
   assert.throws(() => parseAnswers("v2", { outputs: [] }, 1), (e) => e.kind === "answer");
   assert.throws(() => parseAnswers("v1", { predictions: [{ probabilities: { a: 1 } }] }, 1), PredictorError);
+  assert.throws(() => parseAnswers("v1", { predictions: [{ label: "positive", probabilities: {} }] }, 1), PredictorError);
+  assert.throws(() => parseAnswers("v1", { predictions: [{ label: "positive", probabilities: { a: 7 } }] }, 1), PredictorError);
+  const v2 = (data) => ({ outputs: [{ name: "label", data }, { name: "probabilities", shape: [1, 1], data: [1] }] });
+  assert.throws(() => parseAnswers("v2", v2("positive"), 1), (e) => e.kind === "answer");
+  assert.deepEqual(parseAnswers("v2", v2(["positive"]), 1), [{ label: "positive", confidence: 1 }]);
 });
 
 test("4xx carries the server's message, 5xx is a server failure", () => {

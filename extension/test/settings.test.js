@@ -15,6 +15,9 @@ test("problems name every invalid field", () => {
   const found = settings.problems({ predictorUrl: "ftp://x", modelName: "a b", protocol: "v3" });
   assert.equal(found.length, 3);
   assert.match(settings.problems({ ...settings.DEFAULTS, predictorUrl: "not a url" })[0], /not a URL/);
+  for (const url of ["http://host:8080/?a=1", "http://host/#x", "http://user:pw@host"]) {
+    assert.match(settings.problems({ ...settings.DEFAULTS, predictorUrl: url })[0], /no query/);
+  }
 });
 
 test("the permission pattern covers every port of the host", () => {

@@ -124,9 +124,10 @@ def bound(*text_groups: list[Comment]) -> int:
 class Predictor:
     """The real model server on fixed ports, so that a test can stop it and start it again."""
 
-    def __init__(self, tracking_uri: str, log_folder) -> None:
+    def __init__(self, tracking_uri: str, log_folder, *extra_args: str) -> None:
         self.tracking_uri = tracking_uri
         self.log_folder = log_folder
+        self.extra_args = extra_args
         self.ports = (free_port(), free_port())
         self.url = f"http://127.0.0.1:{self.ports[0]}"
         self.process = None
@@ -137,7 +138,13 @@ class Predictor:
         self.process, _, _ = start_model_server(
             self.tracking_uri,
             self.log_folder / "server.log",
-            extra_args=("--max_batch_wait_ms", "5", "--max_instances", str(LIMITS["maxTexts"])),
+            extra_args=(
+                "--max_batch_wait_ms",
+                "5",
+                "--max_instances",
+                str(LIMITS["maxTexts"]),
+                *self.extra_args,
+            ),
             ports=self.ports,
         )
 
@@ -192,6 +199,12 @@ def wait_for_badges(driver, expected: dict[str, str], timeout_s: float = 60) -> 
     return wait_until(labelled, timeout_s, f"badges on {len(expected)} comments")
 
 
+UNLABELLED = """
+const badge = document.querySelector(`[data-fixture-id="${arguments[0]}"] .sentiment-lens-unlabelled`);
+return badge ? badge.title : null;
+"""
+
+
 def severe_console_entries(driver) -> list[dict]:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -238,6 +251,25 @@ def test_comments_that_load_later_and_opened_replies_get_labelled(browser, site,
     wait_until(lambda: panel_state(driver)["counts"] == counts_of(expected), 10, "the panel's new totals")
 
 
+def test_a_click_to_another_video_starts_its_own_totals(browser, site, predictor) -> None:
+    """YouTube is a single-page app: the next video comes without a new document."""
+    driver, _ = browser
+    first, second = fixture_threads("h")[:3], later_threads("h")
+    open_video(driver, site, "fixtureH", first)
+    wait_for_badges(driver, {t.comment.comment_id: "" for t in first})
+    driver.execute_script(
+        "window.fixture.navigate(arguments[0], arguments[1], arguments[2])",
+        "fixtureH2",
+        "Fixture video fixtureH2",
+        threads_markup(second, "fixtureH2"),
+    )
+    comments = [t.comment for t in second]
+    shown = wait_for_badges(driver, {c.comment_id: "" for c in comments})
+    expected = expected_badges(predictor.url, comments)
+    assert {i: shown[i] for i in expected} == expected
+    wait_until(lambda: panel_state(driver)["counts"] == counts_of(expected), 10, "the second video's totals")
+
+
 def test_the_v2_protocol_gives_the_same_labels(browser, site, predictor) -> None:
     driver, extension = browser
     status = configure(driver, extension, protocol="v2")
@@ -279,19 +311,60 @@ def test_a_page_with_thousands_of_comments_stays_within_the_request_bound(browse
     assert panel_state(driver)["counts"] == counts_of(expected)
 
 
-def test_a_refused_request_shows_the_servers_message(browser, site, predictor) -> None:
+def test_a_wrong_model_name_shows_the_servers_message_until_the_settings_change(
+    browser, site, predictor
+) -> None:
     driver, extension = browser
     status = configure(driver, extension, modelName="no-such-model")
     assert "Model with name no-such-model does not exist." in status, status
+    threads = fixture_threads("e")[:3]
     try:
-        open_video(driver, site, "fixtureE", fixture_threads("e")[:2])
-        panel = wait_until(lambda: (panel_state(driver) or {}).get("notice"), 20, "the panel's notice")
+        before = requests_served(predictor.url, "v1")
+        open_video(driver, site, "fixtureE", threads)
+        notice = wait_until(lambda: (panel_state(driver) or {}).get("notice"), 20, "the panel's notice")
         refused = "the predictor refused the request (404): Model with name no-such-model does not exist."
-        assert panel.startswith(f"{refused}; retrying in"), panel
+        assert notice == f"{refused}; change the settings (the extension's Options) to try again"
         assert not any(badges(driver).values())
+        assert requests_served(predictor.url, "v1") - before == 1  # a 404 is not retried in a loop
         assert severe_console_entries(driver) == []
     finally:
         configure(driver, extension, modelName="sentiment")
+    driver.get("https://www.youtube.com/watch?v=fixtureE")
+    shown = wait_for_badges(driver, {t.comment.comment_id: "" for t in threads})
+    expected = expected_badges(predictor.url, [t.comment for t in threads])
+    assert {i: shown[i] for i in expected} == expected
+
+
+def test_a_text_the_predictor_refuses_is_left_unlabelled_and_the_others_are_not(
+    browser, site, predictor, fast_champion_store, tmp_path
+) -> None:
+    """A predictor whose text limit (1,000 characters) is below the 6,000-character comment the extension
+    cuts to 5,000: the refused request is split until that one text is found; every other comment gets
+    its label."""
+    driver, extension = browser
+    strict = Predictor(fast_champion_store, tmp_path, "--max_text_chars", "1000")
+    try:
+        configure(driver, extension, predictorUrl=strict.url)
+        threads = fixture_threads("g")
+        comments = [t.comment for t in threads]
+        long_one = next(c for c in comments if len(c.text) > 5000)
+        before = requests_served(strict.url, "v1")
+        open_video(driver, site, "fixtureG", threads)
+        shown = wait_for_badges(driver, {c.comment_id: "" for c in comments if c is not long_one})
+        wait_until(lambda: driver.execute_script(UNLABELLED, long_one.comment_id), 20, "the unlabelled badge")
+        title = driver.execute_script(UNLABELLED, long_one.comment_id)
+        assert "has 5000 characters; the limit is 1000" in title, title
+        others = [c for c in comments if c is not long_one]
+        expected = expected_badges(strict.url, others)
+        assert {i: shown[i] for i in expected} == expected
+        splits = 2 * (
+            math.ceil(math.log2(LIMITS["maxTexts"])) + 1
+        )  # a refused and a passed request per halving
+        assert requests_served(strict.url, "v1") - before <= bound(comments) + splits
+        assert panel_state(driver) == {"counts": counts_of(expected), "notice": ""}
+    finally:
+        configure(driver, extension, predictorUrl=predictor.url)
+        strict.stop()
 
 
 def test_predictor_down_shows_a_notice_keeps_the_page_running_and_recovers(browser, site, predictor) -> None:
@@ -330,8 +403,16 @@ def test_the_popup_shows_each_videos_totals(browser, predictor) -> None:
         10,
         "the popup's history",
     )
-    assert {"fixtureA", "fixtureB", "fixtureC", "fixtureF"} <= set(videos)
+    assert {
+        "fixtureA",
+        "fixtureB",
+        "fixtureC",
+        "fixtureD",
+        "fixtureE",
+        "fixtureF",
+        "fixtureG",
+        "fixtureH2",
+    } <= set(videos)
     assert videos["fixtureA"] == counts_of(
         expected_badges(predictor.url, [t.comment for t in fixture_threads("a")])
     )
-    assert "fixtureE" not in videos  # nothing was labelled there

@@ -139,6 +139,13 @@ window.fixture = {
     const later = document.getElementById("later-comments");
     document.querySelector("#sections > #contents").append(later.content.cloneNode(true));
   },
+  navigate(videoId, title, markup) {
+    // what YouTube does on a click to another video: no new document, a new URL, new comments
+    history.pushState({}, "", `/watch?v=${videoId}`);
+    document.querySelector("ytd-watch-metadata h1 yt-formatted-string").textContent = title;
+    document.querySelector("#sections > #contents").innerHTML = markup;
+    window.dispatchEvent(new Event("yt-navigate-finish"));
+  },
   openReplies(threadId) {
     const thread = document.querySelector(`[data-fixture-thread="${threadId}"]`);
     const replies = thread.querySelector("template.fixture-replies");
