@@ -19,7 +19,13 @@ from starlette.exceptions import HTTPException
 
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
 from serving.payload import RequestLimits
-from serving.predictor import ChampionNotFound, ReloadingRepository, SentimentPredictor, ServingOptions
+from serving.predictor import (
+    RUNTIMES,
+    ChampionNotFound,
+    ReloadingRepository,
+    SentimentPredictor,
+    ServingOptions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runtime",
-        choices=("fp32", "int8"),
-        default=os.environ.get("MODEL_RUNTIME", "fp32"),
-        help="int8: the transformer's INT8 runtime, where the gate accepted it (env MODEL_RUNTIME)",
+        choices=RUNTIMES,
+        default=os.environ.get("MODEL_RUNTIME", ServingOptions.runtime),
+        help="auto: INT8 (ONNX Runtime) where the gate accepted it for the version, else FP32; fp32; int8: "
+        "INT8 wherever the model has one, even against the gate (env MODEL_RUNTIME)",
     )
     lifecycle = parser.add_argument_group("model lifecycle")
     lifecycle.add_argument(

@@ -74,20 +74,32 @@ def version_details(pinned_uri: str) -> VersionDetails | None:
     return None
 
 
-def choose_runtime(details: VersionDetails | None, requested: str) -> str:
-    """``int8`` when it is requested and, for a known version, the gate accepted it (version tag
-    ``int8_accepted``); else ``fp32``, with a log line saying why."""
-    if details is None or requested == "fp32":
-        return requested
-    if details.int8_accepted:
-        return "int8"
-    logger.warning(
-        "%s version %s: the gate did not accept an INT8 runtime (int8_accepted=%s); serving it in fp32",
-        details.name,
-        details.version,
-        details.int8_accepted,
-    )
-    return "fp32"
+RUNTIMES = ("auto", "fp32", "int8")
+
+
+def has_int8_runtime(pinned_uri: str) -> bool:
+    """Whether the logged model can run in INT8 (its pyfunc config has a ``runtime`` setting: the
+    transformer and the ensemble, not the linear models)."""
+    from mlflow.models import Model as LoggedModel
+
+    config = LoggedModel.load(pinned_uri).flavors["python_function"].get("model_config") or {}
+    return "runtime" in config
+
+
+def choose_runtime(details: VersionDetails | None, requested: str, has_int8: bool) -> tuple[str, str]:
+    """(runtime, why) for ``requested`` (one of RUNTIMES): ``auto`` serves INT8 where the gate accepted it
+    for this version (tag ``int8_accepted``) and FP32 otherwise; ``fp32`` always FP32; ``int8`` INT8
+    wherever the model has one, even against the gate's verdict (for measurements)."""
+    verdict = None if details is None else details.int8_accepted
+    if requested == "fp32":
+        return "fp32", "--runtime fp32"
+    if not has_int8:
+        return "fp32", "the model has no INT8 runtime"
+    if verdict:
+        return "int8", "the gate accepted its INT8 runtime"
+    if requested == "int8":
+        return "int8", f"--runtime int8, although the gate did not accept it (int8_accepted={verdict})"
+    return "fp32", f"the gate did not accept its INT8 runtime (int8_accepted={verdict})"
 
 
 def drift_reference(details: VersionDetails | None) -> DriftReference | None:
@@ -132,7 +144,7 @@ class ServingOptions:
     reload_seconds: float = 0.0
     load_attempts: int = 5
     load_backoff_seconds: float = 2.0
-    runtime: str = "fp32"
+    runtime: str = "auto"
     drift_window: int = 1000
     drift_min_texts: int = 200
     prediction_log: str = ""
@@ -203,7 +215,11 @@ class SentimentPredictor(Model):
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
         details = version_details(pinned_uri)
-        loaded = load_model(pinned_uri, version, choose_runtime(details, self.options.runtime))
+        runtime, why = choose_runtime(details, self.options.runtime, has_int8_runtime(pinned_uri))
+        (logger.warning if runtime == "int8" and not (details and details.int8_accepted) else logger.info)(
+            "version %s runs in %s: %s", version, runtime, why
+        )
+        loaded = load_model(pinned_uri, version, runtime)
         scores = details.offline_scores if details else {}
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
         self.drift.use_reference(drift_reference(details))

@@ -13,7 +13,7 @@ from components.gate import gate_candidates
 from components.train_linear import train_linear_model
 from core import registry
 from models.bundle import VersionDetails
-from serving.predictor import choose_runtime
+from serving.predictor import choose_runtime, has_int8_runtime
 from tests.helpers import (
     gate_config,
     linear_config,
@@ -79,12 +79,15 @@ def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_t
     assert (
         client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"
     )  # a linear model has none
-    assert choose_runtime(VersionDetails.from_registry("sentiment", "1"), "int8") == "fp32"
-
-    # The predictor serves whichever family is champion, with the same answers; here in INT8.
-    process, url, _ = start_model_server(
-        tracking_uri, tmp_path / "server.log", extra_args=("--runtime", "int8")
+    linear = VersionDetails.from_registry("sentiment", "1")
+    assert choose_runtime(linear, "auto", has_int8_runtime("models:/sentiment/1")) == (
+        "fp32",
+        "the model has no INT8 runtime",
     )
+
+    # The predictor serves whichever family is champion, with the same answers; by default (--runtime
+    # auto) in INT8, which the gate accepted.
+    process, url, _ = start_model_server(tracking_uri, tmp_path / "server.log")
     try:
         texts = ["I love the album!", "I hate my flight."]
         body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()

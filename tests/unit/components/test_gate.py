@@ -237,3 +237,25 @@ def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, t
     run = candidate(PERFECT, tracking_uri, test_path)  # evaluated without the out-of-domain set
     with pytest.raises(GateError, match="no ood_reviews_macro_recall for this data"):
         gate([run], test_path, tracking_uri, ood_path=ood_path, ood_weight=0.25)
+
+
+@pytest.mark.parametrize(("int8_loss", "accepted", "served"), [(0.002, True, "int8"), (0.01, False, "fp32")])
+def test_an_int8_runtime_beyond_the_loss_bound_is_rejected_and_served_in_fp32(
+    tracking_uri, test_path, int8_loss, accepted, served
+) -> None:
+    """The gate's INT8 bound (0.005 of the test metric) decides the version's tag, and the predictor's
+    default runtime (auto) follows the tag."""
+    from models.bundle import VersionDetails
+    from serving.predictor import ServingOptions, choose_runtime
+
+    scored = candidate(PARTIAL, tracking_uri, test_path)
+    client = mlflow.MlflowClient(tracking_uri)
+    full = client.get_run(scored.run_id).data.metrics["test_macro_recall"]
+    client.log_metric(scored.run_id, "test_int8_macro_recall", full - int8_loss)
+    decision = gate([scored], test_path, tracking_uri, min_score=0.5, int8_max_loss=0.005)
+    assert decision.promoted and decision.int8_accepted is accepted
+    assert decision.int8_loss == pytest.approx(int8_loss)
+    tags = client.get_model_version("sentiment", "1").tags
+    assert tags["int8_accepted"] == str(accepted).lower()
+    details = VersionDetails.from_registry("sentiment", "1")
+    assert choose_runtime(details, ServingOptions.runtime, has_int8=True)[0] == served
