@@ -1,7 +1,7 @@
 """ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``) and
 the feedback route (``:feedback``): rejects oversized bodies (413) and non-JSON content types (415) with a
-message before any parsing, and counts and times every inference request by protocol, serving model
-version and status code. Also the handlers that
+message before any parsing, reads a body without a Content-Type as JSON, and counts and times every
+inference request by protocol, serving model version and status code. Also the handlers that
 answer a body FastAPI cannot parse (invalid JSON, a v2 body of the wrong shape) with 400 and every error
 as ``{"error": message}``, like kserve's own."""
 
@@ -64,7 +64,7 @@ class InferenceGuard:
                 return await _reject(
                     send_and_record, 413, f"request body over the limit of {self.max_body_bytes} bytes"
                 )
-            return await self.app(scope, _replay(body, receive), send_and_record)
+            return await self.app(json_by_default(scope), _replay(body, receive), send_and_record)
         finally:
             if protocol != "feedback":  # sentiment_requests_total counts inference only
                 self._record(protocol, str(status["code"]), time.perf_counter() - started)
@@ -97,6 +97,16 @@ class InferenceGuard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def json_by_default(scope) -> dict:
+    """``scope`` with ``Content-Type: application/json`` when the request names no type and carries no
+    binary tensors (no ``Inference-Header-Content-Length``): a JSON body, as Triton reads it and as
+    tritonclient sends it; kserve alone would take the body for binary tensors."""
+    names = {name for name, _ in scope.get("headers", [])}
+    if b"content-type" in names or b"inference-header-content-length" in names:
+        return scope
+    return scope | {"headers": [*scope.get("headers", []), (b"content-type", b"application/json")]}
 
 
 def _replay(body: bytes, receive):

@@ -128,9 +128,12 @@ def v1_response(predictions: Predictions, ids: list[str]) -> dict:
     }
 
 
-def v2_response(predictions: Predictions, model_name: str, response_id: str, ids: list[str]) -> InferResponse:
+def v2_response(
+    predictions: Predictions, model_name: str, response_id: str, ids: list[str], raw_outputs: bool = False
+) -> InferResponse:
     """Outputs ``label`` (BYTES [n]), ``probabilities`` (FP32 [n, 3], columns in LABELS order) and ``id``
-    (BYTES [n], each answer's id for feedback)."""
+    (BYTES [n], each answer's id for feedback). ``raw_outputs`` (for gRPC) puts every output in
+    ``raw_output_contents``, as Triton does and its client (tritonclient) reads; REST answers in JSON."""
     probabilities = predictions.probabilities  # labels stay a str list: numpy unicode arrays break kserve
     return InferResponse(
         response_id=response_id,
@@ -142,4 +145,5 @@ def v2_response(predictions: Predictions, model_name: str, response_id: str, ids
             InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
         ],
         parameters={"labels": ",".join(LABELS)},
+        use_binary_outputs=raw_outputs,
     )

@@ -312,7 +312,7 @@ class SentimentPredictor(Model):
         if self.prediction_log:
             self.prediction_log.record(texts, answer.labels, confidences, answer.version, ids)
         if is_v2:
-            return v2_response(answer, self.name, request_id, ids)
+            return v2_response(answer, self.name, request_id, ids, raw_outputs=payload.from_grpc)
         return v1_response(answer, ids)
 
     def feedback(self, payload: object) -> dict:

@@ -140,3 +140,19 @@ def test_http_errors_are_answered_as_error_objects(client):
     answer = client.get("/teapot")
     assert answer.status_code == 418
     assert answer.json() == {"error": "short and stout"} and answer.headers["x-kind"] == "teapot"
+
+
+@pytest.mark.parametrize(
+    ("headers", "seen"),
+    [
+        ({}, "application/json"),  # tritonclient's JSON requests name no type
+        ({"content-type": "application/json"}, "application/json"),
+        ({"inference-header-content-length": "12"}, None),  # binary tensors: left to kserve
+    ],
+)
+def test_a_body_without_a_content_type_is_read_as_json(headers, seen) -> None:
+    from serving.http_guard import json_by_default
+
+    scope = {"headers": [(name.encode(), value.encode()) for name, value in headers.items()]}
+    found = dict(json_by_default(scope)["headers"]).get(b"content-type")
+    assert (found.decode() if found else None) == seen
