@@ -14,6 +14,7 @@ from tests.helpers import (
     gate_config,
     linear_config,
     run_config,
+    shared_absent,
     start_model_server,
     start_process,
     stop_process,
@@ -25,12 +26,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def shared_dataset(relative: str) -> Path:
-    """A data set from ../shared/data, or skip: CI has it, a fresh user checkout does not."""
+    """A data set from ../shared/data; skip where it is absent (a fresh user checkout), fail in CI."""
     path = SHARED_DATA / relative
     if not path.exists():
-        pytest.skip(
-            f"{path} is absent: the ../shared data sets exist only in this project's CI "
-            "and development machines"
+        shared_absent(
+            path, "the ../shared data sets exist only in this project's CI and development machines"
         )
     return path
 

@@ -27,7 +27,7 @@ from rollout.inference_service import (
     rollback_patch,
     traffic_route,
 )
-from tests.helpers import REPO
+from tests.helpers import REPO, shared_absent
 from tests.kserve_admission import admission_errors
 from tests.kube_stand_in import merge_patch
 
@@ -74,9 +74,7 @@ def crd_schema(api_version: str, kind: str) -> dict | None:
     if name is None:
         return None
     if not SCHEMAS.is_dir():
-        pytest.skip(
-            f"{SCHEMAS} is absent: the vendored CRD schemas come with ../shared (read-only, not in repo)"
-        )
+        shared_absent(SCHEMAS, "the vendored CRD schemas come with ../shared (read-only, not in repo)")
     crd = yaml.safe_load((SCHEMAS / name).read_text())
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     return served["schema"]["openAPIV3Schema"]

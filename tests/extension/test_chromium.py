@@ -390,29 +390,29 @@ def test_predictor_down_shows_a_notice_keeps_the_page_running_and_recovers(brows
     assert panel_state(driver)["notice"] == ""
 
 
-def test_the_popup_shows_each_videos_totals(browser, predictor) -> None:
+def test_the_popup_shows_each_videos_totals(browser, site, predictor) -> None:
     driver, extension = browser
-    driver.get(f"chrome-extension://{extension}/popup.html")
-    videos = wait_until(
-        lambda: driver.execute_script(
-            """return Object.fromEntries([...document.querySelectorAll('#history .video')].map((video) => [
-                 video.dataset.videoId,
-                 Object.fromEntries([...video.querySelectorAll('.sentiment-lens-legend-item')]
-                   .map((item) => [item.dataset.label, Number(item.dataset.count)]))]))"""
-        ),
-        10,
-        "the popup's history",
-    )
-    assert {
-        "fixtureA",
-        "fixtureB",
-        "fixtureC",
-        "fixtureD",
-        "fixtureE",
-        "fixtureF",
-        "fixtureG",
-        "fixtureH2",
-    } <= set(videos)
-    assert videos["fixtureA"] == counts_of(
-        expected_badges(predictor.url, [t.comment for t in fixture_threads("a")])
-    )
+    expected = {}
+    for video_id in ("fixtureP1", "fixtureP2"):
+        threads = fixture_threads(video_id)[:4]
+        open_video(driver, site, video_id, threads)
+        wait_for_badges(driver, {t.comment.comment_id: "" for t in threads})
+        expected[video_id] = counts_of(expected_badges(predictor.url, [t.comment for t in threads]))
+
+    def popup_videos() -> dict | None:
+        driver.get(f"chrome-extension://{extension}/popup.html")
+        videos = wait_until(lambda: driver.execute_script(POPUP_VIDEOS), 10, "the popup's history")
+        newest_first = list(videos)[:2] == ["fixtureP2", "fixtureP1"]
+        return videos if newest_first and all(videos[v] == counts for v, counts in expected.items()) else None
+
+    wait_until(popup_videos, 20, f"the popup's history to show {expected}, newest first", interval_s=0.5)
+    current = driver.execute_script("return document.querySelector('#current .video').dataset.videoId")
+    assert current == "fixtureP2"  # opened as a tab, the popup has no video tab: the last one labelled
+
+
+POPUP_VIDEOS = """
+return Object.fromEntries([...document.querySelectorAll('#history .video')].map((video) => [
+  video.dataset.videoId,
+  Object.fromEntries([...video.querySelectorAll('.sentiment-lens-legend-item')]
+    .map((item) => [item.dataset.label, Number(item.dataset.count)]))]));
+"""

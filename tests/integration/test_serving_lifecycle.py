@@ -28,10 +28,12 @@ from tests.helpers import (
 V1 = "/v1/models/sentiment:predict"
 
 
-@pytest.fixture(scope="module")
-def two_versions(tmp_path_factory) -> str:
-    """A store with two registered TF-IDF models (versions 1 and 2); ``champion`` points at 1."""
-    root = tmp_path_factory.mktemp("two-versions")
+@pytest.fixture
+def two_versions(tmp_path) -> str:
+    """A store of its own for each test, with two registered TF-IDF models (versions 1 and 2); ``champion``
+    points at 1."""
+    root = tmp_path / "two-versions"
+    root.mkdir()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
     paths = write_splits(root, seed=3)
@@ -45,17 +47,22 @@ def two_versions(tmp_path_factory) -> str:
     return uri
 
 
-@pytest.fixture(scope="module")
-def servers(two_versions: str, tmp_path_factory):
-    """Two predictors on the same registry: one polls the alias every 0.5 s, one only reloads when asked."""
-    folder = tmp_path_factory.mktemp("servers")
-    polling = start_model_server(
-        two_versions, folder / "polling.log", extra_args=("--reload_interval_seconds", "0.5")
+@pytest.fixture
+def on_request(two_versions: str, tmp_path):
+    """A predictor that reloads only when asked (the repository load call)."""
+    process, url, _ = start_model_server(two_versions, tmp_path / "on-request.log")
+    yield url
+    stop_process(process)
+
+
+@pytest.fixture
+def polling(two_versions: str, tmp_path):
+    """A predictor on the same registry that polls the alias every 0.5 s."""
+    process, url, _ = start_model_server(
+        two_versions, tmp_path / "polling.log", extra_args=("--reload_interval_seconds", "0.5")
     )
-    on_request = start_model_server(two_versions, folder / "on-request.log")
-    yield {"polling": polling[1], "on_request": on_request[1]}
-    stop_process(polling[0])
-    stop_process(on_request[0])
+    yield url
+    stop_process(process)
 
 
 class Traffic:
@@ -93,27 +100,33 @@ class Traffic:
             thread.join(timeout=30)
 
 
-def test_polling_predictor_follows_the_alias_without_a_failed_request(two_versions: str, servers) -> None:
+def test_polling_predictor_follows_the_alias_without_a_failed_request(
+    two_versions: str, polling: str, on_request: str
+) -> None:
     client = mlflow.MlflowClient(two_versions)
-    with Traffic(servers["polling"]) as polling, Traffic(servers["on_request"]) as on_request:
-        polling.wait_for("1")
+    with Traffic(polling) as polled, Traffic(on_request) as asked:
+        polled.wait_for("1")
         client.set_registered_model_alias("sentiment", "champion", "2")
-        polling.wait_for("2")
+        polled.wait_for("2")
         time.sleep(1)  # two more polling periods: the other server must not have moved
-    assert set(polling.answers) == {(200, "1"), (200, "2")} and not polling.errors
-    assert set(on_request.answers) == {(200, "1")} and not on_request.errors
-    samples = scrape_metrics(servers["polling"])
+    assert set(polled.answers) == {(200, "1"), (200, "2")} and not polled.errors
+    assert set(asked.answers) == {(200, "1")} and not asked.errors
+    samples = scrape_metrics(polling)
     assert metric_value(samples, "sentiment_model_loads_total", outcome="success") == 2
     info = {"name": "sentiment", "flavour": "linear", "runtime": "fp32"}
     assert metric_value(samples, "sentiment_model_info", version="2", **info) == 1
     assert metric_value(samples, "sentiment_model_info", version="1", **info) == 0
 
 
-def test_repository_load_call_moves_to_the_alias_without_a_failed_request(two_versions: str, servers) -> None:
-    """Runs after the polling test: the alias points at version 2; this server still serves 1."""
-    url = servers["on_request"]
+def test_repository_load_call_moves_to_the_alias_without_a_failed_request(
+    two_versions: str, on_request: str
+) -> None:
+    url = on_request
     with Traffic(url) as traffic:
         traffic.wait_for("1")
+        mlflow.MlflowClient(two_versions).set_registered_model_alias("sentiment", "champion", "2")
+        time.sleep(0.5)
+        assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
         response = httpx.post(f"{url}/v2/repository/models/sentiment/load", timeout=120)
         assert response.status_code == 200, response.text
         assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "2"
