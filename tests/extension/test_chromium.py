@@ -401,8 +401,9 @@ def test_the_popup_shows_each_videos_totals(browser, site, predictor) -> None:
 
     def popup_videos() -> dict | None:
         driver.get(f"chrome-extension://{extension}/popup.html")
-        videos = wait_until(lambda: driver.execute_script(POPUP_VIDEOS), 10, "the popup's history")
-        newest_first = list(videos)[:2] == ["fixtureP2", "fixtureP1"]
+        entries = wait_until(lambda: driver.execute_script(POPUP_VIDEOS), 10, "the popup's history")
+        newest_first = [video_id for video_id, _ in entries[:2]] == ["fixtureP2", "fixtureP1"]
+        videos = dict(entries)
         return videos if newest_first and all(videos[v] == counts for v, counts in expected.items()) else None
 
     wait_until(popup_videos, 20, f"the popup's history to show {expected}, newest first", interval_s=0.5)
@@ -411,8 +412,8 @@ def test_the_popup_shows_each_videos_totals(browser, site, predictor) -> None:
 
 
 POPUP_VIDEOS = """
-return Object.fromEntries([...document.querySelectorAll('#history .video')].map((video) => [
+return [...document.querySelectorAll('#history .video')].map((video) => [
   video.dataset.videoId,
   Object.fromEntries([...video.querySelectorAll('.sentiment-lens-legend-item')]
-    .map((item) => [item.dataset.label, Number(item.dataset.count)]))]));
-"""
+    .map((item) => [item.dataset.label, Number(item.dataset.count)]))]);
+"""  # in the popup's order (WebDriver does not keep an object's key order)
