@@ -17,6 +17,7 @@ from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 from starlette.exceptions import HTTPException
 
+from serving.explain import ExplainLimits
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
 from serving.payload import RequestLimits
 from serving.predictor import (
@@ -129,6 +130,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=defaults.quality_min_labels,
         help="no live-quality score for a version with fewer labelled answers",
     )
+    explain = parser.add_argument_group(
+        "explanations (POST /v1/models/<name>:explain; 400 beyond the bounds)"
+    )
+    explain.add_argument(
+        "--explain_max_texts", type=int, default=defaults.explain.max_texts, help="texts per explain request"
+    )
+    explain.add_argument(
+        "--explain_max_words", type=int, default=defaults.explain.max_words, help="words per explained text"
+    )
     parser.set_defaults(model_name=os.environ.get("MODEL_NAME", "sentiment"))
     return parser.parse_args(argv)
 
@@ -148,6 +158,7 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         remembered_answers=args.remembered_answers,
         quality_window=args.quality_window,
         quality_min_labels=args.quality_min_labels,
+        explain=ExplainLimits(args.explain_max_texts, args.explain_max_words),
     )
 
 

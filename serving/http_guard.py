@@ -1,6 +1,7 @@
-"""ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``) and
-the feedback route (``:feedback``): rejects oversized bodies (413) and non-JSON content types (415) with a
-message before any parsing, reads a body without a Content-Type as JSON, and counts and times every
+"""ASGI middleware on the kserve REST app, for the inference routes (v1 ``:predict``, v2 ``/infer``), the
+feedback route (``:feedback``) and explanations (``:explain``): rejects oversized bodies (413) and non-JSON
+content types (415) with a message before any parsing, reads a body without a Content-Type as JSON, and
+counts and times every
 inference request by protocol, serving model version and status code. Also the handlers that
 answer a body FastAPI cannot parse (invalid JSON, a v2 body of the wrong shape) with 400 and every error
 as ``{"error": message}``, like kserve's own."""
@@ -18,19 +19,23 @@ from serving import prometheus_metrics as metrics
 
 V1_PREDICT = re.compile(r"^/v1/models/[^/]+:predict$")
 FEEDBACK = re.compile(r"^/v1/models/[^/]+:feedback$")
+EXPLAIN = re.compile(r"^/v1/models/[^/]+:explain$")
 V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 JSON_TYPES = ("application/json", "application/cloudevents+json", "application/ld+json")
 V2_BINARY_TYPE = "application/octet-stream"  # the v2 binary tensor extension
 
 
 def protocol_of(method: str, path: str) -> str | None:
-    """``v1`` or ``v2`` for an inference request, ``feedback`` for live labels, else None."""
+    """``v1`` or ``v2`` for an inference request, ``feedback`` for live labels, ``explain`` for
+    explanations, else None."""
     if method != "POST":
         return None
     if V1_PREDICT.match(path):
         return "v1"
     if FEEDBACK.match(path):
         return "feedback"
+    if EXPLAIN.match(path):
+        return "explain"
     return "v2" if V2_INFER.match(path) else None
 
 
@@ -66,7 +71,7 @@ class InferenceGuard:
                 )
             return await self.app(json_by_default(scope), _replay(body, receive), send_and_record)
         finally:
-            if protocol != "feedback":  # sentiment_requests_total counts inference only
+            if protocol in ("v1", "v2"):  # sentiment_requests_total counts inference only
                 self._record(protocol, str(status["code"]), time.perf_counter() - started)
 
     def _record(self, protocol: str, code: str, seconds: float) -> None:

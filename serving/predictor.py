@@ -26,6 +26,7 @@ from monitoring.drift import DriftReference
 from serving import prometheus_metrics as metrics
 from serving.batcher import AdaptiveBatcher
 from serving.drift_window import DriftWindow
+from serving.explain import ExplainLimits, explain, explanation_texts
 from serving.feedback import Answer, RecentAnswers, join_feedback
 from serving.live_quality import LiveQuality
 from serving.payload import (
@@ -152,6 +153,7 @@ class ServingOptions:
     remembered_answers: int = 100_000
     quality_window: int = 1000
     quality_min_labels: int = 50
+    explain: ExplainLimits = field(default_factory=ExplainLimits)
 
 
 class SentimentPredictor(Model):
@@ -173,6 +175,7 @@ class SentimentPredictor(Model):
             else None
         )
         self.feedback_log = feedback_log(options.prediction_log) if options.prediction_log else None
+        self._explaining = asyncio.Semaphore(1)  # one explanation at a time, beside (not in) the batches
         self.answers = RecentAnswers(options.remembered_answers)
         self.quality = LiveQuality(options.quality_window, options.quality_min_labels)
         metrics.watch_live_quality(self.quality)
@@ -331,6 +334,26 @@ class SentimentPredictor(Model):
                 self.feedback_log.enqueue(row.as_record())
         metrics.FEEDBACK_ROWS.labels(outcome="accepted").inc(len(labelled))
         return {"accepted": len(labelled), "feedback_log": self.options.prediction_log or None}
+
+    async def explain(self, payload: dict, headers: dict[str, str] | None = None) -> dict:
+        """KServe's v1 ``:explain``: per-word occlusion attributions (serving/explain.py). Off the batching
+        path: the model is called from a worker thread, one explanation at a time, so ``:predict``'s
+        batches never wait behind an explanation's many texts."""
+        started, code = time.perf_counter(), "500"
+        try:
+            texts = explanation_texts(payload, self.options.explain, self.options.limits.max_text_chars)
+            async with self._explaining:
+                answer = await asyncio.to_thread(explain, texts, self.predict_texts)
+            code = "200"
+            return answer
+        except InvalidInput:
+            code = "400"
+            raise
+        finally:
+            metrics.EXPLANATIONS.labels(model_version=self.model_version, code=code).inc()
+            metrics.EXPLAIN_DURATION.labels(model_version=self.model_version).observe(
+                time.perf_counter() - started
+            )
 
     async def _count_grpc(self, payload: InferRequest) -> InferResponse:
         """gRPC requests bypass the HTTP middleware: count and time them here."""

@@ -27,6 +27,17 @@ REQUEST_DURATION = Histogram(
     ["protocol", "model_version"],
     buckets=LATENCY_BUCKETS,
 )
+EXPLANATIONS = Counter(
+    "sentiment_explanations_total",
+    "Explain (:explain) requests by serving model version and status code.",
+    ["model_version", "code"],
+)
+EXPLAIN_DURATION = Histogram(
+    "sentiment_explain_duration_seconds",
+    "Explain (:explain) request latency in the server, by serving model version.",
+    ["model_version"],
+    buckets=LATENCY_BUCKETS,
+)
 QUEUE_WAIT = Histogram(
     "sentiment_batch_queue_wait_seconds",
     "Time a request waited for its batch's model call to start.",

@@ -91,11 +91,14 @@ def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_t
     try:
         texts = ["I love the album!", "I hate my flight."]
         body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        explained = httpx.post(f"{url}/v1/models/sentiment:explain", json={"instances": texts}, timeout=60)
         served = scrape_metrics(url)
     finally:
         stop_process(process)
     expected = mlflow.pyfunc.load_model(trained.model_uri).predict(pd.DataFrame({"text": texts}))
     assert body["model_version"] == "2"
     assert [p["label"] for p in body["predictions"]] == expected["label"].tolist() == ["positive", "negative"]
+    love, hate = ({w["word"]: w for w in e["words"]} for e in explained.json()["explanations"])
+    assert love["love"]["attributions"]["positive"] > 0 and hate["hate"]["attributions"]["negative"] > 0
     info = {"name": "sentiment", "version": "2", "flavour": "transformer", "runtime": "int8"}
     assert metric_value(served, "sentiment_model_info", **info) == 1
