@@ -28,6 +28,8 @@
     scanTimer: null,
     backoff: new batching.Backoff(LIMITS.retryFirstMs, LIMITS.retryMaxMs),
     waitingForSettings: false,
+    explained: new Map(), // prepared text -> its top words (or a pending promise), asked on a badge's hover
+    canExplain: true, // until the predictor answers :explain with 404, 405 or 501
     observer: null,
   };
 
@@ -71,7 +73,11 @@
   /** Forget what this page was told: on a new video, or new settings (another model answers now). */
   function restart({ forgetAnswers }) {
     state.videoId = currentVideo();
-    if (forgetAnswers) state.answers.clear();
+    if (forgetAnswers) {
+      state.answers.clear();
+      state.explained.clear();
+      state.canExplain = true;
+    }
     state.queue = new batching.TextQueue();
     state.batchLimit = LIMITS.maxTexts;
     state.waiting.clear();
@@ -249,6 +255,25 @@
     if (records.some(mayConcernComments)) scheduleScan();
   }
 
+  /** On a badge's hover, once per text: the words behind its label, from the predictor's :explain. */
+  async function explainBadge(event) {
+    const badge = event.target.closest?.(".sentiment-lens-badge");
+    const comment = badge?.closest(selectors.comment);
+    const text = comment && state.textOf.get(comment);
+    const answer = text && state.answers.get(text);
+    if (!answer || answer.refused || !state.canExplain || state.explained.has(text)) return;
+    state.explained.set(text, null);
+    const reply = await chrome.runtime.sendMessage({ type: "explain", text }).catch(() => null);
+    if (reply?.ok) {
+      state.explained.set(text, reply.words);
+      if (badge.isConnected) badge.title = panel.badgeTitle(answer, reply.words);
+    } else if ([404, 405, 501].includes(reply?.error?.status)) {
+      state.canExplain = false; // this predictor offers no :explain: hovering asks nothing more
+    } else {
+      state.explained.delete(text); // a passing failure: the next hover asks again
+    }
+  }
+
   function onMessage(message) {
     if (message?.type !== "settings-changed") return;
     state.settingsGeneration += 1;
@@ -259,6 +284,7 @@
   state.observer = new MutationObserver(guarded(onMutations));
   state.observer.observe(document.documentElement, { childList: true, subtree: true, characterData: true });
   window.addEventListener("yt-navigate-finish", guarded(scheduleScan));
+  document.addEventListener("mouseover", guarded(explainBadge), { passive: true });
   chrome.runtime.onMessage.addListener(guarded(onMessage));
   guarded(scan)();
 })();

@@ -26,11 +26,19 @@ const panel = (() => {
     return node;
   }
 
+  /** What a badge shows on hover: label, confidence and, once explained, the words behind the label. */
+  function badgeTitle(answer, words) {
+    const percent = Math.round(answer.confidence * 100);
+    const explained = words?.length
+      ? `; words: ${words.map((w) => `${w.word} (+${w.attribution.toFixed(2)})`).join(", ")}`
+      : "";
+    return `${answer.label}, confidence ${percent} %${explained} (Comment Sentiment extension)`;
+  }
+
   /** The badge of one comment: its label, and its confidence on hover. */
   function badge(answer) {
     const node = element("span", `sentiment-lens-badge ${labelClass(answer.label)}`, answer.label);
-    const percent = Math.round(answer.confidence * 100);
-    node.title = `${answer.label}, confidence ${percent} % (Comment Sentiment extension)`;
+    node.title = badgeTitle(answer);
     node.dataset.sentimentLabel = answer.label;
     node.dataset.sentimentConfidence = answer.confidence.toFixed(4);
     return node;
@@ -91,7 +99,7 @@ const panel = (() => {
     document.getElementById(PANEL_ID)?.remove();
   }
 
-  return { PANEL_ID, badge, unlabelledBadge, totals, render, remove };
+  return { PANEL_ID, badge, badgeTitle, unlabelledBadge, totals, render, remove };
 })();
 
 if (typeof module === "object") module.exports = panel;

@@ -76,6 +76,26 @@ const predictor = (() => {
     return answers;
   }
 
+  /** {url, init} for the words behind one text's label (KServe v1 :explain, whatever the protocol). */
+  function buildExplainRequest(config, text) {
+    const model = encodeURIComponent(config.modelName);
+    return {
+      url: `${config.predictorUrl}/v1/models/${model}:explain`,
+      init: { method: "POST", headers: headers(config), body: JSON.stringify({ instances: [text] }) },
+    };
+  }
+
+  /** The `count` words that push hardest towards the label, from an :explain answer: [{word, attribution}]. */
+  function topWords(body, count) {
+    const words = body?.explanations?.[0]?.words;
+    if (!Array.isArray(words)) throw new PredictorError("answer", 'the explanation has no "words"');
+    return words
+      .filter((w) => typeof w?.word === "string" && Number.isFinite(w?.attribution) && w.attribution > 0)
+      .sort((a, b) => b.attribution - a.attribution)
+      .slice(0, count)
+      .map(({ word, attribution }) => ({ word, attribution }));
+  }
+
   /** The PredictorError for an HTTP error status and its body text (kserve's {"error": message}). */
   function errorFor(status, bodyText) {
     let message = bodyText.slice(0, 300);
@@ -89,9 +109,8 @@ const predictor = (() => {
       : new PredictorError("server", `the predictor failed (${status}): ${message}`, status);
   }
 
-  /** POST `texts` to the predictor and return their answers; throws PredictorError. */
-  async function label(config, texts, timeoutMs, fetchImpl = fetch) {
-    const { url, init } = buildRequest(config, texts);
+  /** POST `request` ({url, init}) and return the parsed JSON of a 2xx answer; throws PredictorError. */
+  async function send(config, { url, init }, timeoutMs, fetchImpl) {
     let response;
     let text;
     try {
@@ -104,16 +123,35 @@ const predictor = (() => {
       throw new PredictorError("unreachable", `cannot reach the predictor at ${config.predictorUrl}`);
     }
     if (!response.ok) throw errorFor(response.status, text);
-    let body;
     try {
-      body = JSON.parse(text);
+      return JSON.parse(text);
     } catch {
       throw new PredictorError("answer", "the predictor's answer is not JSON");
     }
+  }
+
+  /** POST `texts` to the predictor and return their answers; throws PredictorError. */
+  async function label(config, texts, timeoutMs, fetchImpl = fetch) {
+    const body = await send(config, buildRequest(config, texts), timeoutMs, fetchImpl);
     return parseAnswers(config.protocol, body, texts.length);
   }
 
-  return { PredictorError, buildRequest, buildReadinessRequest, parseAnswers, errorFor, label };
+  /** The words behind `text`'s label (at most `count`); throws PredictorError (404 where there is no :explain). */
+  async function explainText(config, text, count, timeoutMs, fetchImpl = fetch) {
+    return topWords(await send(config, buildExplainRequest(config, text), timeoutMs, fetchImpl), count);
+  }
+
+  return {
+    PredictorError,
+    buildRequest,
+    buildReadinessRequest,
+    buildExplainRequest,
+    parseAnswers,
+    topWords,
+    errorFor,
+    label,
+    explainText,
+  };
 })();
 
 if (typeof module === "object") module.exports = predictor;

@@ -20,6 +20,7 @@ const settings = (() => {
     retryFirstMs: 1000, // backoff after a failed request: 1 s, 2 s, 4 s ... up to retryMaxMs
     retryMaxMs: 60000,
     historySize: 20, // videos kept in the popup's history
+    explainWords: 3, // words shown on a badge's hover, where the predictor offers :explain
   });
 
   const PROTOCOLS = ["v1", "v2"];

@@ -1,6 +1,7 @@
 /* The service worker: the only part that talks to the predictor (its host permission lets it, where a
  * content script on youtube.com could not). Messages:
  *   {type: "label", texts}  -> {ok: true, answers: [{label, confidence}]} | {ok: false, error: {kind, message, status}}
+ *   {type: "explain", text} -> {ok: true, words: [{word, attribution}]} | {ok: false, error}: :explain
  *   {type: "check"}         -> {ok: true, message} | {ok: false, error}: is the configured model ready?
  *   {type: "summary", video} -> {ok: true}: the video's totals, remembered for the popup.
  * and tells the content scripts when the settings change. */
@@ -26,6 +27,12 @@ async function labelTexts(texts) {
   const config = await settings.load();
   const answers = await predictor.label(config, texts, settings.LIMITS.requestTimeoutMs);
   return { ok: true, answers };
+}
+
+async function explainWords(text) {
+  const config = await settings.load();
+  const { explainWords: count, requestTimeoutMs } = settings.LIMITS;
+  return { ok: true, words: await predictor.explainText(config, text, count, requestTimeoutMs) };
 }
 
 async function checkPredictor() {
@@ -54,6 +61,7 @@ function rememberVideo(video) {
 
 const HANDLERS = {
   label: (message) => labelTexts(message.texts),
+  explain: (message) => explainWords(message.text),
   check: () => checkPredictor(),
   summary: (message) => rememberVideo(message.video),
 };

@@ -87,3 +87,31 @@ test("label() maps fetch outcomes to answers or PredictorErrors", async () => {
   await rejects(async () => response(500, { error: "boom" }), "server");
   await rejects(async () => response(200, "not json"), "answer");
 });
+
+test("an explanation gives the words that push hardest towards the label", async () => {
+  const { buildExplainRequest, topWords, explainText } = require("../src/predictor.js");
+  const request = buildExplainRequest(V2, "I love it");
+  assert.equal(request.url, "http://localhost:8080/v1/models/sentiment:explain"); // v1 verb, either protocol
+  assert.deepEqual(JSON.parse(request.init.body), { instances: ["I love it"] });
+  const body = {
+    explanations: [
+      {
+        label: "positive",
+        words: [
+          { word: "I", attribution: -0.01 },
+          { word: "love", attribution: 0.41 },
+          { word: "it", attribution: 0.02 },
+          { word: "so", attribution: 0.1 },
+        ],
+      },
+    ],
+  };
+  assert.deepEqual(topWords(body, 2), [
+    { word: "love", attribution: 0.41 },
+    { word: "so", attribution: 0.1 },
+  ]);
+  assert.deepEqual(topWords({ explanations: [{ words: [{ word: "x", attribution: -1 }] }] }, 3), []);
+  assert.throws(() => topWords({}, 3), PredictorError);
+  const refused = explainText(V1, "hi", 3, 1000, async () => response(404, { error: "Not Found" }));
+  await assert.rejects(refused, (e) => e.kind === "refused" && e.status === 404);
+});

@@ -229,6 +229,25 @@ def test_every_comment_gets_the_predictors_label(browser, site, predictor) -> No
     driver.save_screenshot(str(SCREENSHOT))
 
 
+def test_hovering_a_badge_shows_the_words_behind_its_label(browser, site, predictor) -> None:
+    """Where the predictor offers :explain, a badge's hover title gains the words that push hardest towards
+    its label, asked once for that text."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver, _ = browser
+    threads = fixture_threads("x")[:2]
+    open_video(driver, site, "fixtureX", threads)
+    wait_for_badges(driver, {t.comment.comment_id: "" for t in threads})
+    badge = driver.find_element("css selector", '[data-fixture-id="x1"] .sentiment-lens-badge')
+    ActionChains(driver).move_to_element(badge).perform()
+    title = wait_until(
+        lambda: "words:" in (badge.get_attribute("title") or "") and badge.get_attribute("title"),
+        20,
+        "the words",
+    )
+    assert title.startswith("positive, confidence") and "words: love (+" in title, title
+
+
 def test_comments_that_load_later_and_opened_replies_get_labelled(browser, site, predictor) -> None:
     driver, _ = browser
     threads, later = fixture_threads("b"), later_threads("b")
