@@ -167,7 +167,7 @@ cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mo
 	# last: KFP's install above re-applies its own kfp-launcher (SeaweedFS); ours points at MinIO
 	kubectl apply -k manifests/kfp
 
-secrets: ## the MinIO credentials Secret in mlops and kubeflow (random password kept in .mlops/cluster)
+secrets: ## the MinIO credentials Secret in mlops and kubeflow, the predictor's admin token (random values kept in .mlops/cluster)
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
 	@mkdir -p $(BUILD) && test -s $(BUILD)/minio-password || openssl rand -hex 24 > $(BUILD)/minio-password
 	@for ns in mlops kubeflow; do \
@@ -175,6 +175,9 @@ secrets: ## the MinIO credentials Secret in mlops and kubeflow (random password 
 		kubectl -n $$ns create secret generic minio-credentials --from-literal=AWS_ACCESS_KEY_ID=mlops \
 			--from-file=AWS_SECRET_ACCESS_KEY=$(BUILD)/minio-password --dry-run=client -o yaml | kubectl apply -f -; \
 	done
+	@test -s $(BUILD)/predictor-token || openssl rand -hex 24 > $(BUILD)/predictor-token
+	kubectl -n mlops create secret generic sentiment-predictor-token --from-file=token=$(BUILD)/predictor-token \
+		--dry-run=client -o yaml | kubectl apply -f -
 	kubectl -n mlops annotate --overwrite secret minio-credentials \
 		serving.kserve.io/s3-endpoint=minio.mlops.svc.cluster.local:9000 serving.kserve.io/s3-usehttps=0 \
 		serving.kserve.io/s3-verifyssl=0 serving.kserve.io/s3-region=us-east-1

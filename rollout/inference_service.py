@@ -35,6 +35,7 @@ class ServingSettings:
     s3_endpoint: str = "http://minio.mlops.svc.cluster.local:9000"
     prediction_log: str = "s3://predictions/sentiment"
     credentials_secret: str = "minio-credentials"
+    admin_token_secret: str = "sentiment-predictor-token"  # key "token"; optional (serving/auth.py)
     service_account: str = "sentiment-predictor"
     gateway: str = "kserve/kserve-ingress-gateway"
     domain: str = "example.com"
@@ -84,6 +85,12 @@ def predictor_container(settings: ServingSettings, storage_uri: str) -> dict:
             {"name": "PREDICTION_LOG", "value": settings.prediction_log},
             secret("AWS_ACCESS_KEY_ID"),
             secret("AWS_SECRET_ACCESS_KEY"),
+            {
+                "name": "ADMIN_TOKEN",
+                "valueFrom": {
+                    "secretKeyRef": {"name": settings.admin_token_secret, "key": "token", "optional": True}
+                },
+            },
         ],
         "ports": [
             {"name": "http1", "containerPort": 8080, "protocol": "TCP"},

@@ -17,6 +17,7 @@ from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound
 from starlette.exceptions import HTTPException
 
+from serving.auth import TOKEN_ENV, TokenGuard
 from serving.explain import ExplainLimits
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
 from serving.payload import RequestLimits
@@ -197,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     model_server.app.add_exception_handler(HTTPException, http_error_handler)
     model_server.app.add_middleware(
         InferenceGuard, max_body_bytes=args.max_body_bytes, model_version=lambda: model.model_version
+    )
+    token = os.environ.get(TOKEN_ENV, "")
+    if token:  # added last, so it runs first: a refused caller's body is never read
+        model_server.app.add_middleware(TokenGuard, token=token)
+    logging.getLogger(__name__).info(
+        "state-changing routes (repository load/unload, :feedback): %s",
+        f"token required ({TOKEN_ENV})" if token else f"open (no {TOKEN_ENV} set)",
     )
     kserve.ModelServer(
         http_port=args.http_port,

@@ -63,10 +63,10 @@ class InferenceGuard:
         try:
             problem = self._content_type_problem(scope, protocol)
             if problem:
-                return await _reject(send_and_record, 415, problem)
+                return await reject(send_and_record, 415, problem)
             body = await self._read_body(receive)
             if body is None:
-                return await _reject(
+                return await reject(
                     send_and_record, 413, f"request body over the limit of {self.max_body_bytes} bytes"
                 )
             return await self.app(json_by_default(scope), _replay(body, receive), send_and_record)
@@ -128,9 +128,11 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _reject(send, status: int, message: str) -> None:
+async def reject(send, status: int, message: str, extra_headers: tuple = ()) -> None:
+    """Answer ``status`` with ``{"error": message}``, before the app sees the request."""
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

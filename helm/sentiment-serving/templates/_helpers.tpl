@@ -22,6 +22,9 @@
     - name: AWS_SECRET_ACCESS_KEY
       valueFrom:
         secretKeyRef: {name: {{ .root.Values.credentialsSecret }}, key: AWS_SECRET_ACCESS_KEY}
+    - name: ADMIN_TOKEN
+      valueFrom:
+        secretKeyRef: {name: {{ .root.Values.adminTokenSecret }}, key: token, optional: true}
   ports:
     - {name: http1, containerPort: 8080, protocol: TCP}
     - {name: h2c, containerPort: 8081, protocol: TCP}
