@@ -89,7 +89,7 @@ def serve_and_label(workdir: Path, frame: pd.DataFrame) -> dict:
     try:
         for _ in range(240):
             try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/v2/models/sentiment/ready", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)

@@ -144,7 +144,7 @@ def start_server(kind: str, model_uri: str, tracking_uri: str, log_dir: Path):
             "1",
         ]
         args += ["--max_batch_size", "1"] if kind == "no_batching" else []
-        health, path, body = "/v2/health/ready", V1, "v1"
+        health, path, body = "/v2/models/sentiment/ready", V1, "v1"
     process = start_process(args, log_dir / f"{kind}.log", env=env)
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}{health}", process, timeout_s=300)

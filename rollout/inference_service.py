@@ -96,7 +96,8 @@ def predictor_container(settings: ServingSettings, storage_uri: str) -> dict:
             {"name": "http1", "containerPort": 8080, "protocol": "TCP"},
             {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"},
         ],
-        "readinessProbe": probe("/v2/health/ready", periodSeconds=5, failureThreshold=3),
+        # the model's readiness: kserve's server-level /v2/health/ready is true before the model loads
+        "readinessProbe": probe(f"/v2/models/{settings.name}/ready", periodSeconds=5, failureThreshold=3),
         "livenessProbe": probe("/v2/health/live", initialDelaySeconds=10, periodSeconds=15),
         "startupProbe": probe("/v2/health/live", periodSeconds=5, failureThreshold=60),
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "3Gi"}},

@@ -9,6 +9,7 @@ the batcher; scale with replicas instead.
 import argparse
 import logging
 import os
+import threading
 
 import kserve
 from fastapi import Request
@@ -86,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--load_attempts",
         type=int,
         default=defaults.load_attempts,
-        help="tries to load the model at start, with exponential backoff",
+        help="tries to load the model at start, with exponential backoff (2 s, 4 s, ... 60 s); 0: until it "
+        "loads (the server is live meanwhile and answers 503, not ready)",
     )
     monitoring = parser.add_argument_group("monitoring")
     monitoring.add_argument(
@@ -188,11 +190,6 @@ def main(argv: list[str] | None = None) -> None:
 
         mlflow.set_tracking_uri(args.tracking_uri)
     model = SentimentPredictor(args.model_name, args.model_uri, serving_options(args))
-    try:
-        model.load()  # before the server listens: not ready until the model is loaded
-    except ChampionNotFound as exc:
-        logger.error("%s", exc)
-        raise SystemExit(1) from exc
     add_feedback_route(model_server.app, model)
     model_server.app.add_exception_handler(RequestValidationError, invalid_body_handler)
     model_server.app.add_exception_handler(HTTPException, http_error_handler)
@@ -202,17 +199,35 @@ def main(argv: list[str] | None = None) -> None:
     token = os.environ.get(TOKEN_ENV, "")
     if token:  # added last, so it runs first: a refused caller's body is never read
         model_server.app.add_middleware(TokenGuard, token=token)
-    logging.getLogger(__name__).info(
+    logger.info(
         "state-changing routes (repository load/unload, :feedback): %s",
         f"token required ({TOKEN_ENV})" if token else f"open (no {TOKEN_ENV} set)",
     )
-    kserve.ModelServer(
+    server = kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=args.workers,
         enable_grpc=args.enable_grpc,
         registered_models=ReloadingRepository(),
-    ).start([model])
+    )
+    # The server listens at once (live) and the model loads beside it: not ready (503) until it has, so a
+    # registry or object store that is down at start means retries, not a crash loop.
+    server.register_model(model)
+    threading.Thread(target=load_or_exit, args=(model,), name="model-loader", daemon=True).start()
+    server.start([])
+
+
+def load_or_exit(model: SentimentPredictor) -> None:
+    """Load the model (retrying as configured); end the process where retrying cannot help: no champion
+    registered, or ``--load_attempts`` spent."""
+    try:
+        model.load()
+    except ChampionNotFound as exc:
+        logger.error("%s", exc)
+        os._exit(1)  # the server runs in the main thread: nothing else would stop it
+    except Exception:
+        logger.exception("loading %s failed for good", model.model_uri)
+        os._exit(1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ new one is loaded and warmed up, then one reference swap switches over.
 """
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -143,8 +144,9 @@ class ServingOptions:
     max_wait_ms: float = 0.0
     limits: RequestLimits = field(default_factory=RequestLimits)
     reload_seconds: float = 0.0
-    load_attempts: int = 5
+    load_attempts: int = 0  # 0: until it loads (the server answers 503, not ready, meanwhile)
     load_backoff_seconds: float = 2.0
+    load_backoff_max_seconds: float = 60.0
     runtime: str = "auto"
     drift_window: int = 1000
     drift_min_texts: int = 200
@@ -186,10 +188,15 @@ class SentimentPredictor(Model):
     def model_version(self) -> str:
         return self.served.version if self.served else ""
 
+    def start(self) -> None:
+        """kserve calls this as the server starts, and its default marks the model ready: here only a
+        successful ``load`` does, which may come later (the server answers 503 until then)."""
+
     def load(self) -> bool:
-        """Load the model, retrying with exponential backoff; ChampionNotFound is not retried."""
+        """Load the model, retrying with exponential backoff (capped at ``load_backoff_max_seconds``), at
+        most ``load_attempts`` times (0: until it loads); ChampionNotFound is not retried."""
         delay = self.options.load_backoff_seconds
-        for attempt in range(1, self.options.load_attempts + 1):
+        for attempt in itertools.count(1):
             try:
                 self._swap_to(*pin_version(self.model_uri))
                 break
@@ -201,15 +208,16 @@ class SentimentPredictor(Model):
                 if attempt == self.options.load_attempts:
                     raise
                 logger.warning(
-                    "loading %s failed (attempt %d of %d: %s); retrying in %.0f s",
+                    "loading %s failed (attempt %d of %s: %s); retrying in %.0f s",
                     self.model_uri,
                     attempt,
-                    self.options.load_attempts,
+                    self.options.load_attempts or "unlimited",
                     exc,
                     delay,
                 )
-                time.sleep(delay)
-                delay *= 2
+                if self._stopped.wait(delay):
+                    return False
+                delay = min(delay * 2, self.options.load_backoff_max_seconds)
         self.ready = True
         if self.options.reload_seconds > 0:
             threading.Thread(target=self._watch_alias, name="alias-watcher", daemon=True).start()

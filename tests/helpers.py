@@ -234,8 +234,8 @@ def start_model_server(
         env={"MLFLOW_TRACKING_URI": tracking_uri, **(env or {})},
     )
     url = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_for_http(f"{url}/v2/health/ready", process, timeout_s=180)
+    try:  # the server listens before its model has loaded: wait for the model
+        wait_for_http(f"{url}/v2/models/{model_name}/ready", process, timeout_s=180)
     except Exception as exc:
         stop_process(process)
         raise RuntimeError(f"model server failed to start; log:\n{log_path.read_text()[-3000:]}") from exc

@@ -29,7 +29,7 @@
     - {name: http1, containerPort: 8080, protocol: TCP}
     - {name: h2c, containerPort: 8081, protocol: TCP}
   readinessProbe:
-    httpGet: {path: /v2/health/ready, port: 8080}
+    httpGet: {path: /v2/models/{{ .root.Values.modelName }}/ready, port: 8080}
     periodSeconds: 5
     failureThreshold: 3
   livenessProbe:
