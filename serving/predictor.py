@@ -83,8 +83,9 @@ def has_int8_runtime(pinned_uri: str) -> bool:
     """Whether the logged model can run in INT8 (its pyfunc config has a ``runtime`` setting: the
     transformer and the ensemble, not the linear models)."""
     from mlflow.models import Model as LoggedModel
+    from mlflow.pyfunc import FLAVOR_NAME, MODEL_CONFIG
 
-    config = LoggedModel.load(pinned_uri).flavors["python_function"].get("model_config") or {}
+    config = LoggedModel.load(pinned_uri).flavors[FLAVOR_NAME].get(MODEL_CONFIG) or {}
     return "runtime" in config
 
 

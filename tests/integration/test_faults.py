@@ -4,13 +4,28 @@ S3 stalls."""
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
+import mlflow
+import pytest
 
-from tests.helpers import start_model_server
+from components.train_linear import train_linear_model
+from tests.helpers import (
+    VENV_BIN,
+    free_port,
+    linear_config,
+    run_config,
+    start_model_server,
+    start_process,
+    stop_process,
+    wait_for_http,
+    write_splits,
+)
 
 V1 = "/v1/models/sentiment:predict"
 
@@ -82,3 +97,133 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
     assert clients.outcomes["refused"] > 0  # and new work was not taken
     assert process.returncode == 0, log[-2000:]
     assert exit_seconds < 30
+
+
+class Registry:
+    """The production registry: a real ``mlflow server`` (sqlite backend) whose artifacts live in S3
+    (moto_server), proxied by the server. ``stop`` and ``start`` take it down and bring it back on the
+    same port with the same store."""
+
+    def __init__(self, root: Path, s3_endpoint: str):
+        self.root, self.s3_endpoint = root, s3_endpoint
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store = f"sqlite:///{root / 'mlflow.db'}"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = start_process(
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                self.store,
+                "--artifacts-destination",
+                "s3://mlflow/artifacts",
+                "--workers",
+                "1",
+            ],
+            self.root / "mlflow-server.log",
+            env={"MLFLOW_S3_ENDPOINT_URL": f"http://{self.s3_endpoint}"},
+        )
+        wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture
+def registry(tmp_path, s3_endpoint) -> Registry:
+    """Two TF-IDF versions registered through the server (artifacts in S3); ``champion`` -> 1."""
+    from minio import Minio
+
+    Minio(s3_endpoint, "testing", "testing", secure=False).make_bucket("mlflow")
+    served = Registry(tmp_path, s3_endpoint)
+    mlflow.set_tracking_uri(served.url)
+    mlflow.set_experiment("sentiment")
+    paths = write_splits(tmp_path, seed=5)
+    for c in (1.0, 0.1):
+        trained = train_linear_model(
+            paths["train"], paths["validation"], "tfidf", linear_config(c=c), run_config(), served.url, {}
+        )
+        mlflow.register_model(trained.model_uri, "sentiment")
+    mlflow.MlflowClient(served.url).set_registered_model_alias("sentiment", "champion", "1")
+    yield served
+    served.stop()
+
+
+# The predictor's MLflow client gives up on an unreachable server quickly; the predictor retries itself.
+FAST_FAILING_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.1"}
+
+
+def served_version(url: str) -> str | None:
+    try:
+        response = httpx.post(f"{url}{V1}", json={"instances": ["hello"]}, timeout=10)
+    except httpx.HTTPError:
+        return None
+    return response.json()["model_version"] if response.status_code == 200 else None
+
+
+def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_ready(
+    registry: Registry, tmp_path
+) -> None:
+    registry.stop()
+    http_port = free_port()
+    url = f"http://127.0.0.1:{http_port}"
+    process = start_process(
+        [sys.executable, "-m", "serving", "--http_port", str(http_port), "--grpc_port", str(free_port())],
+        tmp_path / "server.log",
+        env={"MLFLOW_TRACKING_URI": registry.url, **FAST_FAILING_MLFLOW},
+    )
+    try:
+        wait_for_http(f"{url}/v2/health/live", process, timeout_s=120)
+        for _ in range(6):  # three seconds down: live, not ready, answering 503, still running
+            assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 503
+            assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).status_code == 503
+            assert process.poll() is None
+            time.sleep(0.5)
+        registry.start()
+        back = time.monotonic()
+        wait_for_http(f"{url}/v2/models/sentiment/ready", process, timeout_s=90)
+        print(f"ready {time.monotonic() - back:.1f} s after the registry came back")
+        assert served_version(url) == "1"
+        log = (tmp_path / "server.log").read_text()
+        assert "retrying in" in log and "attempt 1 of unlimited" in log
+    finally:
+        stop_process(process)
+
+
+def test_the_registry_down_while_the_alias_moves_fails_no_request_and_the_move_happens_when_it_returns(
+    registry: Registry, tmp_path
+) -> None:
+    process, url, _ = start_model_server(
+        registry.url,
+        tmp_path / "server.log",
+        extra_args=("--reload_interval_seconds", "0.5"),
+        env=FAST_FAILING_MLFLOW,
+    )
+    try:
+        with ClosedLoopClients(url, count=4) as clients:
+            clients.wait_for(20)
+            registry.stop()
+            # The alias moves in the registry's store while its server is down.
+            mlflow.MlflowClient(registry.store).set_registered_model_alias("sentiment", "champion", "2")
+            time.sleep(3)  # six polls fail; version 1 keeps answering
+            assert served_version(url) == "1"
+            registry.start()
+            back = time.monotonic()
+            deadline = back + 60
+            while served_version(url) != "2":
+                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(0.2)
+            print(f"serving version 2 {time.monotonic() - back:.1f} s after the registry came back")
+        assert clients.failures == [], clients.failures[:5]
+        assert clients.outcomes[200] > 20 and clients.outcomes["refused"] == 0
+        assert "reloading sentiment failed; still serving version 1" in (tmp_path / "server.log").read_text()
+    finally:
+        stop_process(process)

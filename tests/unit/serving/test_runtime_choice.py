@@ -1,9 +1,10 @@
 """Which runtime the predictor serves a version in, for each --runtime and gate verdict."""
 
+import mlflow
 import pytest
 
 from models.bundle import VersionDetails
-from serving.predictor import RUNTIMES, ServingOptions, choose_runtime
+from serving.predictor import RUNTIMES, ServingOptions, choose_runtime, has_int8_runtime
 
 
 def details(int8_accepted: bool | None) -> VersionDetails:
@@ -39,3 +40,22 @@ def test_an_unversioned_model_has_no_verdict_and_runs_in_fp32_by_default() -> No
 
 def test_the_default_runtime_is_auto() -> None:
     assert ServingOptions.runtime == "auto" and ServingOptions.runtime in RUNTIMES
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+@pytest.mark.parametrize(
+    ("config", "has_int8"), [({"runtime": "fp32", "batch_size": 8}, True), (None, False)]
+)
+def test_a_model_has_an_int8_runtime_when_its_logged_config_has_a_runtime(
+    tracking_uri, config, has_int8
+) -> None:
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=Echo(), model_config=config, pip_requirements=[]
+        )
+    assert has_int8_runtime(info.model_uri) is has_int8
