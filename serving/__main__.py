@@ -114,6 +114,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=defaults.prediction_log_sample,
         help="share of answered texts to log (the feedback log beside it keeps every labelled answer)",
     )
+    monitoring.add_argument(
+        "--prediction_log_flush_rows",
+        type=int,
+        default=defaults.prediction_log_flush_rows,
+        help="records per part written (prediction and feedback logs)",
+    )
+    monitoring.add_argument(
+        "--prediction_log_flush_seconds",
+        type=float,
+        default=defaults.prediction_log_flush_seconds,
+        help="a part at least this often",
+    )
+    monitoring.add_argument(
+        "--prediction_log_queue",
+        type=int,
+        default=defaults.prediction_log_queue,
+        help="records held while the writer is slow (S3 stalled); beyond them, dropped and counted",
+    )
     feedback = parser.add_argument_group("live labels (POST /v1/models/<name>:feedback)")
     feedback.add_argument(
         "--remembered_answers",
@@ -158,6 +176,9 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         drift_min_texts=args.drift_min_texts,
         prediction_log=args.prediction_log,
         prediction_log_sample=args.prediction_log_sample,
+        prediction_log_flush_rows=args.prediction_log_flush_rows,
+        prediction_log_flush_seconds=args.prediction_log_flush_seconds,
+        prediction_log_queue=args.prediction_log_queue,
         remembered_answers=args.remembered_answers,
         quality_window=args.quality_window,
         quality_min_labels=args.quality_min_labels,

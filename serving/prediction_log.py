@@ -24,6 +24,9 @@ from serving.prometheus_metrics import FEEDBACK_LOG_RECORDS, PREDICTION_LOG_RECO
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+FLUSH_ROWS = 1000  # a part per this many records
+FLUSH_SECONDS = 30.0  # or after this long
+QUEUE_SIZE = 10_000  # records held while the writer is slow (S3 stalled); beyond, dropped and counted
 
 
 class JsonLinesLog:
@@ -34,9 +37,9 @@ class JsonLinesLog:
         destination: str,
         prefix: str,
         counter: Counter,
-        flush_rows: int = 1000,
-        flush_seconds: float = 30.0,
-        queue_size: int = 10_000,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
+        queue_size: int = QUEUE_SIZE,
     ):
         self.destination, self.prefix, self.counter = destination.rstrip("/"), prefix, counter
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds

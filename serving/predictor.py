@@ -39,7 +39,7 @@ from serving.payload import (
     v1_response,
     v2_response,
 )
-from serving.prediction_log import PredictionLog, feedback_log
+from serving.prediction_log import FLUSH_ROWS, FLUSH_SECONDS, QUEUE_SIZE, PredictionLog, feedback_log
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ class ServingOptions:
     drift_min_texts: int = 200
     prediction_log: str = ""
     prediction_log_sample: float = 0.1
+    prediction_log_flush_rows: int = FLUSH_ROWS
+    prediction_log_flush_seconds: float = FLUSH_SECONDS
+    prediction_log_queue: int = QUEUE_SIZE
     remembered_answers: int = 100_000
     quality_window: int = 1000
     quality_min_labels: int = 50
@@ -172,12 +175,19 @@ class SentimentPredictor(Model):
         )
         self.drift = DriftWindow(options.drift_window, options.drift_min_texts)
         metrics.watch_drift(self.drift)
+        writing = {
+            "flush_rows": options.prediction_log_flush_rows,
+            "flush_seconds": options.prediction_log_flush_seconds,
+            "queue_size": options.prediction_log_queue,
+        }
         self.prediction_log = (
-            PredictionLog(options.prediction_log, options.prediction_log_sample)
+            PredictionLog(options.prediction_log, options.prediction_log_sample, **writing)
             if options.prediction_log
             else None
         )
-        self.feedback_log = feedback_log(options.prediction_log) if options.prediction_log else None
+        self.feedback_log = (
+            feedback_log(options.prediction_log, **writing) if options.prediction_log else None
+        )
         self._explaining = asyncio.Semaphore(1)  # one explanation at a time, beside (not in) the batches
         self.answers = RecentAnswers(options.remembered_answers)
         self.quality = LiveQuality(options.quality_window, options.quality_min_labels)

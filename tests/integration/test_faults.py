@@ -19,7 +19,9 @@ from tests.helpers import (
     VENV_BIN,
     free_port,
     linear_config,
+    metric_value,
     run_config,
+    scrape_metrics,
     start_model_server,
     start_process,
     stop_process,
@@ -38,14 +40,17 @@ class ClosedLoopClients:
         self.url = url
         self.outcomes: Counter = Counter()
         self.failures: list[str] = []
+        self.answered: list[tuple[float, float]] = []  # (monotonic time sent, seconds to answer)
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._send, args=(i,), daemon=True) for i in range(count)]
 
     def _send(self, client_id: int) -> None:
         while not self.stopping.is_set():
             try:
+                sent = time.monotonic()
                 with httpx.Client(base_url=self.url, timeout=30) as client:
                     response = client.post(V1, json={"instances": [f"client {client_id} loves this"]})
+                self.answered.append((sent, time.monotonic() - sent))
                 self.outcomes[response.status_code] += 1
                 if response.status_code != 200:
                     self.failures.append(f"{response.status_code}: {response.text[:200]}")
@@ -54,6 +59,10 @@ class ClosedLoopClients:
                 time.sleep(0.05)
             except httpx.HTTPError as error:
                 self.failures.append(repr(error))
+
+    def slowest_since(self, since: float) -> float:
+        """The longest answer time of the requests sent since ``since`` (monotonic)."""
+        return max((seconds for sent, seconds in self.answered if sent >= since), default=0.0)
 
     def wait_for(self, answers: int, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -227,3 +236,58 @@ def test_the_registry_down_while_the_alias_moves_fails_no_request_and_the_move_h
         assert "reloading sentiment failed; still serving version 1" in (tmp_path / "server.log").read_text()
     finally:
         stop_process(process)
+
+
+def test_a_stalled_s3_under_the_prediction_log_delays_no_request_drops_and_counts_then_resumes(
+    fast_champion_store, tmp_path, monkeypatch
+) -> None:
+    """moto_server stopped with SIGSTOP: its socket accepts and never answers, as a stalled S3 does."""
+    from minio import Minio
+
+    s3_port = free_port()
+    moto = start_process(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], tmp_path / "moto.log"
+    )
+    wait_for_http(f"http://127.0.0.1:{s3_port}/moto-api/", moto, timeout_s=60)
+    Minio(f"127.0.0.1:{s3_port}", "testing", "testing", secure=False).make_bucket("predictions")
+    s3 = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "testing"}
+    s3 |= {"AWS_SECRET_ACCESS_KEY": "testing"}
+    logging = ("--prediction_log", "s3://predictions/sentiment", "--prediction_log_sample", "1")
+    writing = ("--prediction_log_flush_rows", "20", "--prediction_log_flush_seconds", "0.5")
+    process, url, _ = start_model_server(
+        fast_champion_store,
+        tmp_path / "server.log",
+        extra_args=(*logging, *writing, "--prediction_log_queue", "100"),
+        env=s3,
+    )
+
+    def records(outcome: str) -> float:
+        return metric_value(scrape_metrics(url), "sentiment_prediction_log_records_total", outcome=outcome)
+
+    try:
+        with ClosedLoopClients(url, count=4) as clients:
+            clients.wait_for(100)
+            wait_until_above(lambda: records("written"), 0)
+            os.kill(moto.pid, signal.SIGSTOP)
+            stalled_at = time.monotonic()
+            written_at_stall = records("written")
+            wait_until_above(lambda: records("dropped"), 0, timeout_s=30)  # the queue of 100 filled
+            slowest_during_stall = clients.slowest_since(stalled_at)
+            answered_during_stall = clients.outcomes[200]
+            os.kill(moto.pid, signal.SIGCONT)
+            wait_until_above(lambda: records("written"), written_at_stall + 20, timeout_s=60)
+        assert clients.failures == [], clients.failures[:5]
+        assert slowest_during_stall < 2.0  # no request waited for S3 (a blocked upload waits minutes)
+        assert clients.outcomes[200] > answered_during_stall
+    finally:
+        stop_process(process)
+        os.kill(moto.pid, signal.SIGCONT)
+        stop_process(moto)
+
+
+def wait_until_above(value, floor: float, timeout_s: float = 30) -> float:
+    deadline = time.monotonic() + timeout_s
+    while (current := value()) <= floor:
+        assert time.monotonic() < deadline, f"still {current} <= {floor} after {timeout_s} s"
+        time.sleep(0.2)
+    return current
