@@ -1,0 +1,182 @@
+"""INT8 steps benchmark (not a test): what each step past FP32 buys for a registered transformer, measured
+side by side in one run, in-process on the same texts:
+
+  fp32                  the torch model, as trained
+  int8                  the shipped runtime (models/onnx_runtime.py): ONNX export, dynamic INT8
+  fused + int8          ONNX Runtime's transformer graph fusions (attention, LayerNorm, GELU) before the
+                        same quantisation
+  ... threads           the fused INT8 graph with 1 and with 2 intra-op threads (one worker per pod)
+  unsorted batches      the shipped INT8 without grouping a batch's texts by length (what sorting buys)
+
+For each: texts/s at batch 1 and 64 and macro recall on the labelled TweetEval validation tweets, its
+loss against FP32 and whether the gate's bound (0.5 points of the test metric) would accept it.
+
+    python bench/int8_steps.py [--model models:/sentiment/1] [--tracking-uri sqlite:///.mlops/mlflow.db] \
+        [--data ../shared/data/tweeteval_sentiment] [--texts 2000] [--output bench/results/int8-steps.json]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from components.ingest import read_source  # noqa: E402
+from core.scores import classification_metrics  # noqa: E402
+from core.text import normalize_text  # noqa: E402
+from models.onnx_runtime import INT8_FILE, session_logits  # noqa: E402
+from models.transformer import predict_probabilities, torch_logits  # noqa: E402
+from tests.helpers import SHARED_DATA  # noqa: E402
+
+MAX_LOSS = 0.005  # the gate's int8_max_loss
+
+
+def session(path: Path, threads: int):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def fused_int8(model_dir: Path, folder: Path) -> Path:
+    """Export to ONNX, apply ONNX Runtime's BERT fusions, then quantise as the shipped runtime does."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers import optimizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
+    fp32 = folder / "model.onnx"
+    torch.onnx.export(
+        model,
+        tuple(example[n] for n in names),
+        str(fp32),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names} | {"logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    config = AutoConfig.from_pretrained(model_dir)
+    fused = optimizer.optimize_model(
+        str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+    )
+    fused_path = folder / "model-fused.onnx"
+    fused.save_model_to_file(str(fused_path))
+    target = folder / "model-fused-int8.onnx"
+    quantize_dynamic(fused_path, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    print("fusions:", fused.get_fused_operator_statistics(), flush=True)
+    return target
+
+
+def unsorted(logits_of, tokenizer, texts, max_length, batch_size) -> np.ndarray:
+    """predict_probabilities without grouping by length: batches in the texts' own order."""
+    from scipy.special import softmax
+
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
+        )
+        parts.append(softmax(logits_of(batch), axis=-1))
+    return np.concatenate(parts)
+
+
+def measure(predict, texts: list[str], truth: list[str], classes: list[str], budget_s: float = 20.0) -> dict:
+    """texts/s at batch 1 (200 texts) and 64 (about ``budget_s``), and macro recall on all ``texts``."""
+    predict(texts[:8], 8)
+    started = time.perf_counter()
+    for text in texts[:200]:
+        predict([text], 1)
+    single = 200 / (time.perf_counter() - started)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < budget_s:
+        chunk = [texts[(done + i) % len(texts)] for i in range(64)]
+        predict(chunk, 64)
+        done += 64
+    batched = done / (time.perf_counter() - started)
+    probabilities = predict(texts, 64)
+    labels = [classes[i] for i in probabilities.argmax(axis=1)]
+    recall = classification_metrics(truth, labels)["macro_recall"]
+    return {
+        "texts_per_s_batch_1": round(single, 1),
+        "texts_per_s_batch_64": round(batched, 1),
+        "macro_recall": recall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models:/sentiment/1")
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / '.mlops' / 'mlflow.db'}")
+    parser.add_argument("--data", default=str(SHARED_DATA / "tweeteval_sentiment"))
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "int8-steps.json")
+    args = parser.parse_args()
+
+    import mlflow
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    frame = read_source(args.data)
+    validation = frame[frame["split"] == "validation"].head(args.texts)
+    texts = [normalize_text(t) for t in validation["text"]]
+    truth = validation["label"].tolist()
+    downloaded = Path(mlflow.artifacts.download_artifacts(args.model))
+    model_dir = next(downloaded.rglob(INT8_FILE)).parent  # the weights folder the INT8 export sits in
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    classes = [config.id2label[i] for i in range(len(config.id2label))]
+    torch.set_num_threads(2)
+    fp32 = torch_logits(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())
+
+    def runner(logits_of, grouped=True):
+        method = predict_probabilities if grouped else unsorted
+        return lambda batch, size: method(logits_of, tokenizer, batch, 128, size)
+
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        fused = fused_int8(model_dir, Path(scratch))
+        steps = {
+            "fp32": runner(fp32),
+            "int8": runner(session_logits(session(model_dir / INT8_FILE, 2))),
+            "fused + int8": runner(session_logits(session(fused, 2))),
+            "fused + int8, 1 thread": runner(session_logits(session(fused, 1))),
+            "int8, unsorted batches": runner(
+                session_logits(session(model_dir / INT8_FILE, 2)), grouped=False
+            ),
+        }
+        for name, predict in steps.items():
+            results[name] = measure(predict, texts, truth, classes)
+            print(name, results[name], flush=True)
+    base = results["fp32"]
+    for row in results.values():
+        row["loss_points"] = round((base["macro_recall"] - row["macro_recall"]) * 100, 2)
+        row["accepted"] = base["macro_recall"] - row["macro_recall"] <= MAX_LOSS
+        row["speedup_batch_1"] = round(row["texts_per_s_batch_1"] / base["texts_per_s_batch_1"], 2)
+        row["speedup_batch_64"] = round(row["texts_per_s_batch_64"] / base["texts_per_s_batch_64"], 2)
+    report = {"model": args.model, "texts": len(texts), "max_loss_points": MAX_LOSS * 100, "steps": results}
+    print(json.dumps(report, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
