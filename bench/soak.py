@@ -2,7 +2,10 @@
 accepted it) under closed-loop load at one concurrency for a long time, driven from a second process
 (bench/load.py), in one-minute slices: errors, throughput and latency per slice, and the server's
 resident memory sampled every 5 s, with its least-squares slope (MiB per minute) over the run after the
-first slice (warm-up). Flat memory means a slope near 0.
+first slice (warm-up). Flat memory means a slope near 0. The predictor's bounded buffers fill first: the
+answers kept for feedback (``--remembered_answers``, 100,000 by default, about 0.6 KiB each) grow memory
+until they are full; a small one (``--server-args "--remembered_answers 5000"``) is full within the
+warm-up, so what remains is any leak.
 
     python bench/soak.py [--tracking-uri sqlite:///.mlops/mlflow.db] [--minutes 10] [--concurrency 64] \
         [--output bench/results/soak.json]
@@ -52,11 +55,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "soak.json")
+    parser.add_argument(
+        "--server-args", default="", help='extra predictor flags, e.g. "--remembered_answers 5000"'
+    )
     args = parser.parse_args()
     texts = benchmark_texts(args.data)
 
     with tempfile.TemporaryDirectory() as scratch:
-        process, url, _ = start_model_server(args.tracking_uri, Path(scratch) / "server.log")
+        process, url, _ = start_model_server(
+            args.tracking_uri, Path(scratch) / "server.log", extra_args=tuple(args.server_args.split())
+        )
         samples: list[tuple[float, float]] = []
         stopping = threading.Event()
         started = time.monotonic()
@@ -86,6 +94,7 @@ def main() -> None:
         "tracking_uri": args.tracking_uri,
         "minutes": args.minutes,
         "concurrency": args.concurrency,
+        "server_args": args.server_args,
         "requests": sum(s["requests"] for s in slices),
         "errors": sum(s["errors"] for s in slices),
         "slices": slices,

@@ -84,14 +84,14 @@ class ClosedLoopClients:
 def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
     fast_champion_store, tmp_path
 ) -> None:
-    """What Kubernetes sends on every rollout and scale-down. A 200 ms batching window keeps about eight
-    requests in flight at the signal; each must get its answer."""
+    """What Kubernetes sends on every rollout and scale-down. A 1 s batching window keeps the eight
+    clients' requests in flight at the signal; each must get its answer."""
     process, url, _ = start_model_server(
-        fast_champion_store, tmp_path / "server.log", extra_args=("--max_batch_wait_ms", "200")
+        fast_champion_store, tmp_path / "server.log", extra_args=("--max_batch_wait_ms", "1000")
     )
     with ClosedLoopClients(url) as clients:
-        clients.wait_for(40)
-        time.sleep(0.1)  # the next requests are now halfway through their batching window
+        clients.wait_for(16)
+        time.sleep(0.5)  # the next requests are now halfway through their batching window
         answered_before = clients.outcomes[200]
         os.kill(process.pid, signal.SIGTERM)
         started = time.monotonic()
@@ -167,7 +167,7 @@ def registry(tmp_path, s3_endpoint) -> Registry:
 
 
 # The predictor's MLflow client gives up on an unreachable server quickly; the predictor retries itself.
-FAST_FAILING_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.1"}
+FAST_FAILING_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def served_version(url: str) -> str | None:
