@@ -95,6 +95,7 @@ def monitor(predictions: Path, source: Path, params: Path, workdir: Path, capsys
     return capsys.readouterr().out
 
 
+@pytest.mark.slow  # about 6 minutes on 2 cores: `make test-slow` runs it
 def test_shifted_traffic_retrains_once_and_in_domain_traffic_does_not(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
