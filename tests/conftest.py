@@ -1,7 +1,7 @@
-"""Shared fixtures: real MLflow stores and servers, kfp.local, and the data sets in ../shared."""
+"""Shared fixtures: the production registry (``mlflow server`` with artifacts in S3, tests/registry.py),
+kfp.local, the model server, and the data sets in ../shared."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,19 +10,18 @@ from core.tracking import ensure_experiment
 from tests.helpers import (
     PARAMS,
     SHARED_DATA,
-    free_port,
     gate_config,
     linear_config,
     run_config,
     shared_absent,
     start_model_server,
-    start_process,
     stop_process,
-    wait_for_http,
     write_splits,
 )
+from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+REGISTRY_BUCKET = "mlflow"
 
 
 def shared_dataset(relative: str) -> Path:
@@ -35,12 +34,33 @@ def shared_dataset(relative: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def registry_s3(tmp_path_factory) -> str:
+    """The production registries' S3 (moto_server) for the session, bucket "mlflow"; its address."""
+    process, endpoint = start_s3(tmp_path_factory.mktemp("registry-s3") / "moto.log")
+    make_bucket(endpoint, REGISTRY_BUCKET)
+    yield endpoint
+    stop_process(process)
+
+
+def registry_server(tmp_path_factory, registry_s3: str, name: str) -> RegistryServer:
+    return RegistryServer(tmp_path_factory.mktemp(name), registry_s3, REGISTRY_BUCKET)
+
+
+@pytest.fixture(scope="session")
+def scratch_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
+    server = registry_server(tmp_path_factory, registry_s3, "scratch-registry")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def tracking_uri(tmp_path: Path) -> str:
-    """A fresh sqlite-backed MLflow store with the 'sentiment' experiment."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    ensure_experiment(uri, "sentiment", (tmp_path / "mlartifacts").as_uri())
-    return uri
+def tracking_uri(scratch_registry: RegistryServer) -> str:
+    """The production registry (``mlflow server``, artifacts in S3) with no registered model nor run, and
+    the 'sentiment' experiment."""
+    scratch_registry.clear()
+    ensure_experiment(scratch_registry.url, "sentiment", None)
+    return scratch_registry.url
 
 
 @pytest.fixture
@@ -55,66 +75,37 @@ def kfp_local(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """A real MLflow tracking server (sqlite backend, proxied artifact store) on a free port."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    process = start_process(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        root / "server.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", process, timeout_s=120)
-        yield url
-    finally:
-        stop_process(process)
+def mlflow_server(tmp_path_factory, registry_s3: str) -> str:
+    """An empty production registry of the session's own: ``mlflow server`` with artifacts in S3."""
+    server = registry_server(tmp_path_factory, registry_s3, "mlflow-server")
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
 def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
-    """A real S3 API (moto_server) on a free port, with credentials in the environment."""
-    port = free_port()
-    process = start_process(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        tmp_path / "moto.log",
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(process)
+    """A real S3 API (moto_server) of the test's own, with credentials in the environment."""
+    process, endpoint = start_s3(tmp_path / "moto.log")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{endpoint}")
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    yield endpoint
+    stop_process(process)
 
 
 SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 65536}
 
 
-def register_champion(root: Path, featurizer: str, embedding_reference: bool) -> str:
-    """A sqlite MLflow store in ``root`` whose ``sentiment@champion`` (version 1) came through the real
-    train_linear (``featurizer``) -> embedding_reference (when asked) -> evaluate -> gate steps."""
+def register_champion(registry: RegistryServer, featurizer: str, embedding_reference: bool) -> str:
+    """Make ``registry``'s ``sentiment@champion`` (version 1) through the real train_linear
+    (``featurizer``) -> embedding_reference (when asked) -> evaluate -> gate steps; return its URL."""
     from components.embedding_reference import save_embedding_reference
     from components.evaluate import evaluate_model
     from components.gate import gate_candidates
     from components.train_linear import train_linear_model
 
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    ensure_experiment(uri, "sentiment", (root / "mlartifacts").as_uri())
+    uri, root = registry.url, registry.root
+    ensure_experiment(uri, "sentiment", None)
     paths = write_splits(root, seed=2)
     trained = train_linear_model(
         paths["train"], paths["validation"], featurizer, linear_config(), run_config(), uri, {}
@@ -134,16 +125,28 @@ def register_champion(root: Path, featurizer: str, embedding_reference: bool) ->
 
 
 @pytest.fixture(scope="session")
-def champion_store(tmp_path_factory) -> str:
-    """A store whose champion is the embeddings linear model, with the embedding drift reference."""
-    return register_champion(tmp_path_factory.mktemp("champion"), "embeddings", embedding_reference=True)
+def champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
+    """A production registry whose champion is the embeddings linear model, with the embedding drift
+    reference. Tests that change a registry take a ``copy()``."""
+    server = registry_server(tmp_path_factory, registry_s3, "champion")
+    register_champion(server, "embeddings", embedding_reference=True)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def fast_champion_store(tmp_path_factory) -> str:
-    """A store whose champion is the TF-IDF linear model (thousands of texts a second on 2 cores), for
-    tests about clients rather than models."""
-    return register_champion(tmp_path_factory.mktemp("fast-champion"), "tfidf", embedding_reference=False)
+def champion_store(champion_registry: RegistryServer) -> str:
+    """The URL of :func:`champion_registry`."""
+    return champion_registry.url
+
+
+@pytest.fixture(scope="session")
+def fast_champion_store(tmp_path_factory, registry_s3: str) -> str:
+    """A production registry whose champion is the TF-IDF linear model (thousands of texts a second on 2
+    cores), for tests about clients rather than models; its URL."""
+    server = registry_server(tmp_path_factory, registry_s3, "fast-champion")
+    yield register_champion(server, "tfidf", embedding_reference=False)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 replace, each waiting for KServe's Ready before traffic or an alias moves, against the stand-in API server
 (tests/kube_stand_in.py: KServe v0.20.0's admission rules and status) and a real MLflow registry."""
 
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -24,21 +23,32 @@ from rollout.deploy import (
 )
 from rollout.inference_service import ServingSettings, storage_uri_of
 from tests.kube_stand_in import StandInApiServer
+from tests.registry import RegistryServer
 
 ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
 
 
-@pytest.fixture
-def registry_uri(champion_store: str, tmp_path: Path) -> str:
-    """A copy of the champion store with versions 2, 3 and 4 (the same model registered again)."""
-    shutil.copy(champion_store.removeprefix("sqlite:///"), tmp_path / "mlflow.db")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient()
+@pytest.fixture(scope="module")
+def deploy_registry(champion_registry: RegistryServer, tmp_path_factory) -> RegistryServer:
+    """A copy of the champion registry with versions 2, 3 and 4 (the same model registered again)."""
+    server = champion_registry.copy(tmp_path_factory.mktemp("deploy-registry"))
+    client = mlflow.MlflowClient(server.url)
     first = client.get_model_version("sentiment", "1")
     for _ in range(3):
         client.create_model_version("sentiment", first.source, run_id=first.run_id)
-    return uri
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def registry_uri(deploy_registry: RegistryServer) -> str:
+    """:func:`deploy_registry` with the aliases the gate left (``champion`` -> 1) and no other."""
+    client = mlflow.MlflowClient(deploy_registry.url)
+    for alias in client.get_registered_model("sentiment").aliases:
+        if alias != "champion":
+            client.delete_registered_model_alias("sentiment", alias)
+    mlflow.set_tracking_uri(deploy_registry.url)
+    return deploy_registry.url
 
 
 @pytest.fixture

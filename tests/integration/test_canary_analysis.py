@@ -14,7 +14,6 @@ then adds to.
 """
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -44,6 +43,7 @@ from tests.helpers import (
     stop_process,
 )
 from tests.kube_stand_in import StandInApiServer
+from tests.registry import RegistryServer
 
 NAMESPACE, MODEL = "mlops", "sentiment"
 # Small and fast: 40 requests per version, 1 s intervals. The p99 of ~50 requests is their slowest one,
@@ -62,20 +62,21 @@ TEST_CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def fleet(champion_store: str, tmp_path_factory):
-    """The registry (v1..v4), the four predictors, Prometheus and the Pushgateway; yields a dict of them."""
+def fleet(champion_registry: RegistryServer, tmp_path_factory):
+    """The registry (a copy of the champion registry with v1..v4), the four predictors, Prometheus and the
+    Pushgateway; yields a dict of them."""
     root = tmp_path_factory.mktemp("canary")
-    shutil.copy(champion_store.removeprefix("sqlite:///"), root / "mlflow.db")
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    registry = champion_registry.copy(root)
+    tracking_uri = registry.url
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     first = client.get_model_version(MODEL, "1")
     client.create_model_version(MODEL, first.source, run_id=first.run_id)  # v2: the same model
-    mlflow.set_experiment(experiment_id=client.create_experiment("canary-models", (root / "art").as_uri()))
+    mlflow.set_experiment(experiment_id=client.create_experiment("canary-models"))
     assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
     assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
 
-    processes = []
+    processes = [registry.process]
     try:
         with ThreadPoolExecutor(4) as pool:
             started = list(

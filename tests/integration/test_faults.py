@@ -4,6 +4,7 @@ S3 stalls."""
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,7 +17,6 @@ import pytest
 
 from components.train_linear import train_linear_model
 from tests.helpers import (
-    VENV_BIN,
     free_port,
     linear_config,
     metric_value,
@@ -28,6 +28,7 @@ from tests.helpers import (
     wait_for_http,
     write_splits,
 )
+from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
 
 V1 = "/v1/models/sentiment:predict"
 
@@ -108,51 +109,21 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
     assert exit_seconds < 30
 
 
-class Registry:
-    """The production registry: a real ``mlflow server`` (sqlite backend) whose artifacts live in S3
-    (moto_server), proxied by the server. ``stop`` and ``start`` take it down and bring it back on the
-    same port with the same store."""
-
-    def __init__(self, root: Path, s3_endpoint: str):
-        self.root, self.s3_endpoint = root, s3_endpoint
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.store = f"sqlite:///{root / 'mlflow.db'}"
-        self.process = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = start_process(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--backend-store-uri",
-                self.store,
-                "--artifacts-destination",
-                "s3://mlflow/artifacts",
-                "--workers",
-                "1",
-            ],
-            self.root / "mlflow-server.log",
-            env={"MLFLOW_S3_ENDPOINT_URL": f"http://{self.s3_endpoint}"},
-        )
-        wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
-
-    def stop(self) -> None:
-        stop_process(self.process)
+@pytest.fixture
+def registry_s3(tmp_path):
+    """An S3 (moto_server) of the test's own, to stall; yields (process, address)."""
+    process, endpoint = start_s3(tmp_path / "moto.log")
+    make_bucket(endpoint, "mlflow")
+    yield process, endpoint
+    os.kill(process.pid, signal.SIGCONT)
+    stop_process(process)
 
 
 @pytest.fixture
-def registry(tmp_path, s3_endpoint) -> Registry:
-    """Two TF-IDF versions registered through the server (artifacts in S3); ``champion`` -> 1."""
-    from minio import Minio
-
-    Minio(s3_endpoint, "testing", "testing", secure=False).make_bucket("mlflow")
-    served = Registry(tmp_path, s3_endpoint)
+def registry(tmp_path, registry_s3) -> RegistryServer:
+    """A registry of the test's own on :func:`registry_s3`; two TF-IDF versions registered through the
+    server (artifacts in S3); ``champion`` -> 1."""
+    served = RegistryServer(tmp_path, registry_s3[1], "mlflow")
     mlflow.set_tracking_uri(served.url)
     mlflow.set_experiment("sentiment")
     paths = write_splits(tmp_path, seed=5)
@@ -178,24 +149,36 @@ def served_version(url: str) -> str | None:
     return response.json()["model_version"] if response.status_code == 200 else None
 
 
-def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_ready(
-    registry: Registry, tmp_path
-) -> None:
-    registry.stop()
+def start_unready_predictor(tracking_uri: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """``python -m serving`` on free ports, waited for until live (not ready); return (process, url)."""
     http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
     process = start_process(
         [sys.executable, "-m", "serving", "--http_port", str(http_port), "--grpc_port", str(free_port())],
-        tmp_path / "server.log",
-        env={"MLFLOW_TRACKING_URI": registry.url, **FAST_FAILING_MLFLOW},
+        log_path,
+        env={"MLFLOW_TRACKING_URI": tracking_uri, **FAST_FAILING_MLFLOW},
     )
+    wait_for_http(f"{url}/v2/health/live", process, timeout_s=120)
+    return process, url
+
+
+def assert_live_not_ready(url: str, process: subprocess.Popen, seconds: float = 3) -> None:
+    """For ``seconds``: not ready, every prediction answered 503, the process still running."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 503
+        assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).status_code == 503
+        assert process.poll() is None
+        time.sleep(0.5)
+
+
+def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_ready(
+    registry: RegistryServer, tmp_path
+) -> None:
+    registry.stop()
+    process, url = start_unready_predictor(registry.url, tmp_path / "server.log")
     try:
-        wait_for_http(f"{url}/v2/health/live", process, timeout_s=120)
-        for _ in range(6):  # three seconds down: live, not ready, answering 503, still running
-            assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 503
-            assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).status_code == 503
-            assert process.poll() is None
-            time.sleep(0.5)
+        assert_live_not_ready(url, process)
         registry.start()
         back = time.monotonic()
         wait_for_http(f"{url}/v2/models/sentiment/ready", process, timeout_s=90)
@@ -207,8 +190,26 @@ def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_r
         stop_process(process)
 
 
+def test_a_predictor_started_while_the_registry_s3_stalls_is_live_not_ready_then_ready(
+    registry: RegistryServer, registry_s3, tmp_path
+) -> None:
+    """The registry answers, its S3 does not (SIGSTOP): the model's files cannot come."""
+    s3_process, _ = registry_s3
+    os.kill(s3_process.pid, signal.SIGSTOP)
+    process, url = start_unready_predictor(registry.url, tmp_path / "server.log")
+    try:
+        assert_live_not_ready(url, process, seconds=5)
+        os.kill(s3_process.pid, signal.SIGCONT)
+        back = time.monotonic()
+        wait_for_http(f"{url}/v2/models/sentiment/ready", process, timeout_s=90)
+        print(f"ready {time.monotonic() - back:.1f} s after S3 came back")
+        assert served_version(url) == "1"
+    finally:
+        stop_process(process)
+
+
 def test_the_registry_down_while_the_alias_moves_fails_no_request_and_the_move_happens_when_it_returns(
-    registry: Registry, tmp_path
+    registry: RegistryServer, tmp_path
 ) -> None:
     process, url, _ = start_model_server(
         registry.url,
@@ -242,16 +243,9 @@ def test_a_stalled_s3_under_the_prediction_log_delays_no_request_drops_and_count
     fast_champion_store, tmp_path, monkeypatch
 ) -> None:
     """moto_server stopped with SIGSTOP: its socket accepts and never answers, as a stalled S3 does."""
-    from minio import Minio
-
-    s3_port = free_port()
-    moto = start_process(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], tmp_path / "moto.log"
-    )
-    wait_for_http(f"http://127.0.0.1:{s3_port}/moto-api/", moto, timeout_s=60)
-    Minio(f"127.0.0.1:{s3_port}", "testing", "testing", secure=False).make_bucket("predictions")
-    s3 = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}", "AWS_ACCESS_KEY_ID": "testing"}
-    s3 |= {"AWS_SECRET_ACCESS_KEY": "testing"}
+    moto, s3_endpoint = start_s3(tmp_path / "moto.log")
+    make_bucket(s3_endpoint, "predictions")
+    s3 = {"AWS_ENDPOINT_URL": f"http://{s3_endpoint}", **S3_CREDENTIALS}
     logging = ("--prediction_log", "s3://predictions/sentiment", "--prediction_log_sample", "1")
     writing = ("--prediction_log_flush_rows", "20", "--prediction_log_flush_seconds", "0.5")
     process, url, _ = start_model_server(

@@ -1,0 +1,83 @@
+"""The production registry, run for real in tests: moto_server as S3, and ``mlflow server`` with a sqlite
+backend whose artifacts it proxies to S3 (``--artifacts-destination s3://…``), as on the cluster (MinIO).
+Clients reach artifacts only through the server, as the predictor and the steps do there."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlflow
+
+from tests.helpers import VENV_BIN, free_port, start_process, stop_process, wait_for_http
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def start_s3(log_path: Path) -> tuple[subprocess.Popen, str]:
+    """moto_server on a free port; return (process, "127.0.0.1:<port>")."""
+    port = free_port()
+    process = start_process([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_path)
+    wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
+    return process, f"127.0.0.1:{port}"
+
+
+def make_bucket(s3_endpoint: str, bucket: str) -> None:
+    from minio import Minio
+
+    Minio(s3_endpoint, *S3_CREDENTIALS.values(), secure=False).make_bucket(bucket)
+
+
+class RegistryServer:
+    """``mlflow server`` on a free port over ``root / "mlflow.db"`` (a copy of ``backend`` when given),
+    artifacts in ``s3://<bucket>/artifacts`` on ``s3_endpoint``. ``stop`` and ``start`` take it down and
+    bring it back on the same port with the same store."""
+
+    def __init__(self, root: Path, s3_endpoint: str, bucket: str, backend: Path | None = None):
+        self.root, self.s3_endpoint, self.bucket = root, s3_endpoint, bucket
+        self.backend = root / "mlflow.db"
+        if backend is not None:
+            shutil.copy(backend, self.backend)
+        self.store = f"sqlite:///{self.backend}"  # the server's own store, for changes made while it is down
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        endpoint = f"http://{self.s3_endpoint}"
+        self.process = start_process(
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                self.store,
+                "--artifacts-destination",
+                f"s3://{self.bucket}/artifacts",
+                "--workers",
+                "1",
+            ],
+            self.root / "mlflow-server.log",
+            env={"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint, **S3_CREDENTIALS},
+        )
+        wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def copy(self, root: Path) -> "RegistryServer":
+        """Another server over a copy of this one's store (the same artifacts): a registry of its own."""
+        return RegistryServer(root, self.s3_endpoint, self.bucket, backend=self.backend)
+
+    def clear(self) -> None:
+        """Delete every registered model (with its versions and aliases) and every run (deleted runs are
+        out of every search, as for a fresh store); experiments stay."""
+        client = mlflow.MlflowClient(self.url)
+        for model in client.search_registered_models():
+            client.delete_registered_model(model.name)
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        for run in client.search_runs(experiments, max_results=50000):
+            client.delete_run(run.info.run_id)
