@@ -32,10 +32,10 @@ ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
 def deploy_registry(champion_registry: RegistryServer, tmp_path_factory) -> RegistryServer:
     """A copy of the champion registry with versions 2, 3 and 4 (the same model registered again)."""
     server = champion_registry.copy(tmp_path_factory.mktemp("deploy-registry"))
-    client = mlflow.MlflowClient(server.url)
-    first = client.get_model_version("sentiment", "1")
+    mlflow.set_tracking_uri(server.url)
+    first = mlflow.MlflowClient().get_model_version("sentiment", "1")
     for _ in range(3):
-        client.create_model_version("sentiment", first.source, run_id=first.run_id)
+        mlflow.register_model(first.source, "sentiment")
     yield server
     server.stop()
 

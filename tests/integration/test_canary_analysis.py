@@ -71,7 +71,7 @@ def fleet(champion_registry: RegistryServer, tmp_path_factory):
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     first = client.get_model_version(MODEL, "1")
-    client.create_model_version(MODEL, first.source, run_id=first.run_id)  # v2: the same model
+    mlflow.register_model(first.source, MODEL)  # v2: the same model
     mlflow.set_experiment(experiment_id=client.create_experiment("canary-models"))
     assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
     assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"

@@ -110,7 +110,7 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
 
 
 @pytest.fixture
-def registry_s3(tmp_path):
+def stallable_s3(tmp_path):
     """An S3 (moto_server) of the test's own, to stall; yields (process, address)."""
     process, endpoint = start_s3(tmp_path / "moto.log")
     make_bucket(endpoint, "mlflow")
@@ -120,10 +120,10 @@ def registry_s3(tmp_path):
 
 
 @pytest.fixture
-def registry(tmp_path, registry_s3) -> RegistryServer:
-    """A registry of the test's own on :func:`registry_s3`; two TF-IDF versions registered through the
+def registry(tmp_path, stallable_s3) -> RegistryServer:
+    """A registry of the test's own on :func:`stallable_s3`; two TF-IDF versions registered through the
     server (artifacts in S3); ``champion`` -> 1."""
-    served = RegistryServer(tmp_path, registry_s3[1], "mlflow")
+    served = RegistryServer(tmp_path, stallable_s3[1], "mlflow")
     mlflow.set_tracking_uri(served.url)
     mlflow.set_experiment("sentiment")
     paths = write_splits(tmp_path, seed=5)
@@ -191,10 +191,10 @@ def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_r
 
 
 def test_a_predictor_started_while_the_registry_s3_stalls_is_live_not_ready_then_ready(
-    registry: RegistryServer, registry_s3, tmp_path
+    registry: RegistryServer, stallable_s3, tmp_path
 ) -> None:
     """The registry answers, its S3 does not (SIGSTOP): the model's files cannot come."""
-    s3_process, _ = registry_s3
+    s3_process, _ = stallable_s3
     os.kill(s3_process.pid, signal.SIGSTOP)
     process, url = start_unready_predictor(registry.url, tmp_path / "server.log")
     try:
