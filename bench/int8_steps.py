@@ -31,44 +31,28 @@ sys.path.insert(0, str(REPO))
 from components.ingest import read_source  # noqa: E402
 from core.scores import classification_metrics  # noqa: E402
 from core.text import normalize_text  # noqa: E402
-from models.onnx_runtime import INT8_FILE, session_logits  # noqa: E402
+from models.onnx_runtime import (  # noqa: E402
+    INT8_FILE,
+    export_onnx,
+    onnx_session,
+    quantize_int8,
+    session_logits,
+)
 from models.transformer import predict_probabilities, torch_logits  # noqa: E402
 from tests.helpers import SHARED_DATA  # noqa: E402
 
 MAX_LOSS = 0.005  # the gate's int8_max_loss
 
 
-def session(path: Path, threads: int):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def fused_int8(model_dir: Path, folder: Path) -> Path:
     """Export to ONNX, apply ONNX Runtime's BERT fusions, then quantise as the shipped runtime does."""
     import onnx
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
     fp32 = folder / "model.onnx"
-    torch.onnx.export(
-        model,
-        tuple(example[n] for n in names),
-        str(fp32),
-        input_names=names,
-        output_names=["logits"],
-        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names} | {"logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    export_onnx(model, AutoTokenizer.from_pretrained(model_dir), fp32, "logits")
     config = AutoConfig.from_pretrained(model_dir)
     fused = optimizer.optimize_model(
         str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
@@ -76,16 +60,10 @@ def fused_int8(model_dir: Path, folder: Path) -> Path:
     fused_path = folder / "model-fused.onnx"
     fused.save_model_to_file(str(fused_path))
     print("fusions:", fused.get_fused_operator_statistics(), flush=True)
-    target = folder / "model-fused-int8.onnx"
-    quantize_dynamic(
-        fused_path,
-        target,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # the fused ops' outputs are float
+    # the fused ops' outputs are float
+    return quantize_int8(
+        fused_path, folder / "model-fused-int8.onnx", DefaultTensorType=onnx.TensorProto.FLOAT
     )
-    return target
 
 
 def unsorted(logits_of, tokenizer, texts, max_length, batch_size) -> np.ndarray:
@@ -172,11 +150,11 @@ def main() -> None:
         fused = fused_int8(model_dir, Path(scratch))
         steps = {
             "fp32": runner(fp32),
-            "int8": runner(session_logits(session(model_dir / INT8_FILE, 2))),
-            "fused + int8": runner(session_logits(session(fused, 2))),
-            "fused + int8, 1 thread": runner(session_logits(session(fused, 1))),
+            "int8": runner(session_logits(onnx_session(model_dir / INT8_FILE, 2))),
+            "fused + int8": runner(session_logits(onnx_session(fused, 2))),
+            "fused + int8, 1 thread": runner(session_logits(onnx_session(fused, 1))),
             "int8, unsorted batches": runner(
-                session_logits(session(model_dir / INT8_FILE, 2)), grouped=False
+                session_logits(onnx_session(model_dir / INT8_FILE, 2)), grouped=False
             ),
         }
         results = measure_all(steps, texts, truth, classes)

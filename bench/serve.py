@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from bench.load import drive  # noqa: E402
 from components.ingest import read_source  # noqa: E402
 from core.text import normalize_text  # noqa: E402
-from models.onnx_runtime import INT8_FILE, export_int8, int8_session, session_logits  # noqa: E402
+from models.onnx_runtime import INT8_FILE, export_int8, onnx_session, session_logits  # noqa: E402
 from models.transformer import predict_probabilities, torch_logits  # noqa: E402
 from tests.helpers import free_port, start_process, stop_process, wait_for_http  # noqa: E402
 
@@ -105,7 +105,7 @@ def transformer_runtimes(model_uri: str, texts: list[str]) -> dict | None:
 
         logits = {
             "fp32_torch": torch_logits(AutoModelForSequenceClassification.from_pretrained(folder).eval()),
-            "int8_onnxruntime": session_logits(int8_session(folder, torch.get_num_threads())),
+            "int8_onnxruntime": session_logits(onnx_session(folder / INT8_FILE, torch.get_num_threads())),
         }
         results = {}
         for name, logits_of in logits.items():

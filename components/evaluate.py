@@ -77,8 +77,8 @@ def _score_out_of_domain(
 def _score_int8_variant(
     model: mlflow.pyfunc.PyFuncModel, model_path: str, test: pd.DataFrame, truth: list[str]
 ) -> dict[str, float]:
-    """Score the INT8 runtime of ``model`` (loaded from ``model_path``; see
-    models/transformer.py) on the test split: its ``test_int8_*`` metrics and single-text
+    """Score the INT8 runtime of ``model`` (loaded from ``model_path``; see models/onnx_runtime.py and
+    models/int8_encoder.py) on the test split: its ``test_int8_*`` metrics and single-text
     latency. Empty for models without a ``runtime`` setting."""
     if "runtime" not in (model.model_config or {}):
         return {}

@@ -2,7 +2,8 @@
 as an MLflow pyfunc.
 
 Training and serving both go through :func:`featurize`, so a text is normalised and encoded the same way
-in both; an embeddings model carries its encoder weights, so it loads with no model hub.
+in both; an embeddings model carries its encoder weights, so it loads with no model hub, and the
+encoder's INT8 runtime (models/int8_encoder.py), chosen by the model config's ``runtime``.
 """
 
 from pathlib import Path
@@ -13,10 +14,12 @@ import pandas as pd
 
 from core.hub import resolve_model
 from core.text import normalize_text
+from models.int8_encoder import Int8Encoder, export_encoder_int8
+from models.onnx_runtime import MODEL_RUNTIMES
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model
 
-REQUIREMENTS = ("sentence-transformers", "scikit-learn", "skops")
+REQUIREMENTS = ("sentence-transformers", "scikit-learn", "skops", "onnxruntime")
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 
 
@@ -71,10 +74,19 @@ class LinearSentimentModel(mlflow.pyfunc.PythonModel):
     family = "linear"
 
     def load_context(self, context) -> None:
+        config = context.model_config or {}
+        runtime = config.get("runtime", "fp32")
+        if runtime not in MODEL_RUNTIMES:
+            raise ValueError(f"runtime must be one of {MODEL_RUNTIMES}, got {runtime!r}")
         encoder = context.artifacts.get("encoder")
-        self.encoder = load_encoder(encoder) if encoder else None
+        if encoder and runtime == "int8":
+            import torch
+
+            self.encoder = Int8Encoder(Path(encoder), torch.get_num_threads())
+        else:
+            self.encoder = load_encoder(encoder) if encoder else None
         self.classifier = load_classifier(context.artifacts["classifier"])
-        self.batch_size = int((context.model_config or {}).get("batch_size", 64))
+        self.batch_size = int(config.get("batch_size", 64))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         features = featurize(self.encoder, texts_of(model_input), self.batch_size)
@@ -82,13 +94,15 @@ class LinearSentimentModel(mlflow.pyfunc.PythonModel):
 
 
 def log_linear_model(encoder, classifier, workdir: Path, batch_size: int) -> str:
-    """Log the classifier (and the encoder's weights, if any) as a pyfunc model in the active run; return
-    its URI."""
+    """Log the classifier (and the encoder's weights and INT8 runtime, if any) as a pyfunc model in the
+    active run; return its URI."""
     classifier_path = workdir / "classifier.skops"
     save_classifier(classifier, str(classifier_path))
     artifacts = {"classifier": str(classifier_path)}
+    config = {"batch_size": batch_size}
     if encoder is not None:
         encoder.save(str(workdir / "encoder"))
         artifacts["encoder"] = str(workdir / "encoder")
-    config = {"batch_size": batch_size}
+        if export_encoder_int8(encoder, workdir / "encoder"):
+            config["runtime"] = "fp32"  # evaluate also scores "int8"; the gate rules on it
     return log_sentiment_model(LinearSentimentModel(), artifacts, config, REQUIREMENTS)

@@ -11,8 +11,57 @@ from pathlib import Path
 
 import numpy as np
 
+MODEL_RUNTIMES = ("fp32", "int8")  # a model config's ``runtime``: as trained, or this INT8 runtime
 INT8_FILE = "model-int8.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_onnx(model, tokenizer, path: Path, output: str) -> None:
+    """Export the Hugging Face ``model`` to ONNX at ``path``: its inputs are ``tokenizer``'s tensors, its one
+    output the model output's ``output`` field ("logits", "last_hidden_state"); batch and token axes are
+    dynamic."""
+    import torch
+
+    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
+    names = [name for name in INPUTS if name in example]
+
+    class ByKeyword(torch.nn.Module):
+        """The exporter traces positional inputs; the model is called with them by keyword (an encoder's
+        signature has other parameters between them)."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            return getattr(self.model(**dict(zip(names, inputs, strict=True))), output)
+
+    output_axes = {0: "batch", 1: "tokens"} if output == "last_hidden_state" else {0: "batch"}
+    torch.onnx.export(
+        ByKeyword().eval(),
+        tuple(example[name] for name in names),
+        str(path),
+        input_names=names,
+        output_names=[output],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | {output: output_axes},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def quantize_int8(fp32: Path, target: Path, **extra_options) -> Path:
+    """Quantise the ONNX model ``fp32`` to ``target`` the way this runtime does; return ``target``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        fp32,
+        target,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        extra_options=extra_options or None,
+    )
+    return target
 
 
 def export_int8(model_dir: Path) -> Path:
@@ -20,40 +69,22 @@ def export_int8(model_dir: Path) -> Path:
     it as ``model_dir / INT8_FILE``; return that path."""
     import tempfile
 
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
-    names = [name for name in INPUTS if name in example]
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
-        torch.onnx.export(
-            model,
-            tuple(example[name] for name in names),
-            str(fp32),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names} | {"logits": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-        target = model_dir / INT8_FILE
-        quantize_dynamic(fp32, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-    return target
+        export_onnx(model, AutoTokenizer.from_pretrained(model_dir), fp32, "logits")
+        return quantize_int8(fp32, model_dir / INT8_FILE)
 
 
-def int8_session(model_dir: Path, threads: int):
-    """An ONNX Runtime session over ``model_dir / INT8_FILE`` with ``threads`` intra-op threads."""
+def onnx_session(path: Path, threads: int):
+    """An ONNX Runtime CPU session over the model file ``path`` with ``threads`` intra-op threads."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(
-        str(model_dir / INT8_FILE), options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def session_logits(session):

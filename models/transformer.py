@@ -20,11 +20,10 @@ import pandas as pd
 from scipy.special import softmax
 
 from core.text import normalize_text
-from models.onnx_runtime import int8_session, session_logits
+from models.onnx_runtime import INT8_FILE, MODEL_RUNTIMES, onnx_session, session_logits
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model
 
-RUNTIMES = ("fp32", "int8")
 REQUIREMENTS = ("transformers", "onnxruntime", "scipy")
 
 
@@ -78,10 +77,10 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         config = context.model_config or {}
         self.runtime = config.get("runtime", "fp32")
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.runtime not in MODEL_RUNTIMES:
+            raise ValueError(f"runtime must be one of {MODEL_RUNTIMES}, got {self.runtime!r}")
         if self.runtime == "int8":
-            self.logits_of = session_logits(int8_session(folder, torch.get_num_threads()))
+            self.logits_of = session_logits(onnx_session(folder / INT8_FILE, torch.get_num_threads()))
         else:
             model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
             self.logits_of = torch_logits(model.to("cuda") if torch.cuda.is_available() else model)

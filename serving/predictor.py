@@ -81,7 +81,7 @@ RUNTIMES = ("auto", "fp32", "int8")
 
 def has_int8_runtime(pinned_uri: str) -> bool:
     """Whether the logged model can run in INT8 (its pyfunc config has a ``runtime`` setting: the
-    transformer and the ensemble, not the linear models)."""
+    transformer, the embeddings linear models and the ensemble, not the TF-IDF ones)."""
     from mlflow.models import Model as LoggedModel
     from mlflow.pyfunc import FLAVOR_NAME, MODEL_CONFIG
 

@@ -39,7 +39,11 @@ def test_a_bundle_carries_the_model_its_version_scores_and_drift_reference(publi
     details = VersionDetails.from_bundle(mounted)
     registered = mlflow.MlflowClient(champion_store).get_model_version("sentiment", "1")
     assert (details.name, details.version, details.run_id) == ("sentiment", "1", registered.run_id)
-    assert details.int8_accepted is False  # a linear model has no INT8 runtime; the gate recorded it
+    assert (
+        "test_int8_macro_recall"
+        in mlflow.MlflowClient(champion_store).get_run(registered.run_id).data.metrics
+    )
+    assert details.int8_accepted is (registered.tags["int8_accepted"] == "true")  # the gate's verdict
     assert details.offline_scores["test_macro_recall"] == pytest.approx(
         mlflow.MlflowClient(champion_store).get_run(registered.run_id).data.metrics["test_macro_recall"]
     )
@@ -55,7 +59,9 @@ def test_a_bundle_carries_the_model_its_version_scores_and_drift_reference(publi
 
 def test_the_predictor_serves_the_downloaded_bundle_without_mlflow(published, tmp_path: Path) -> None:
     _, mounted = published
-    expected = mlflow.pyfunc.load_model("models:/sentiment/1").predict(pd.DataFrame({"text": TEXTS}))
+    runtime = "int8" if VersionDetails.from_bundle(mounted).int8_accepted else "fp32"  # the gate's verdict
+    model = mlflow.pyfunc.load_model("models:/sentiment/1", model_config={"runtime": runtime})
+    expected = model.predict(pd.DataFrame({"text": TEXTS}))
     process, url, _ = start_model_server(
         UNREACHABLE_MLFLOW,
         tmp_path / "server.log",
@@ -69,7 +75,7 @@ def test_the_predictor_serves_the_downloaded_bundle_without_mlflow(published, tm
         assert answer.json()["model_version"] == "1"
         samples = scrape_metrics(url)
         info = [labels for (name, labels) in samples if name == "sentiment_model_info"]
-        assert dict(info[0])["version"] == "1" and dict(info[0])["runtime"] == "fp32"
+        assert dict(info[0])["version"] == "1" and dict(info[0])["runtime"] == runtime
         assert metric_value(samples, "sentiment_model_offline_score", metric="test_macro_recall") > 0.5
         assert ("sentiment_drift_psi", (("feature", "confidence"),)) in samples, "no drift reference"
     finally:

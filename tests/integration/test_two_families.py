@@ -78,7 +78,7 @@ def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_t
     assert taken.int8_accepted and champion.tags["int8_accepted"] == "true"
     assert (
         client.get_model_version("sentiment", "1").tags["int8_accepted"] == "false"
-    )  # a linear model has none
+    )  # a TF-IDF model has none
     linear = VersionDetails.from_registry("sentiment", "1")
     assert choose_runtime(linear, "auto", has_int8_runtime("models:/sentiment/1")) == (
         "fp32",

@@ -42,11 +42,20 @@ def test_train_linear_logs_a_model_that_serves_and_evaluates(
     )
 
     model = mlflow.pyfunc.load_model(result.model_uri)
-    answer = model.predict(
-        pd.DataFrame({"text": ["I love the album!", "I hate my flight.", "the hotel is scheduled for 5pm"]})
-    )
+    texts = ["I love the album!", "I hate my flight.", "the hotel is scheduled for 5pm"]
+    answer = model.predict(pd.DataFrame({"text": texts}))
     assert answer["label"].tolist() == ["positive", "negative", "neutral"]
     assert answer[probability_columns()].sum(axis=1).round(6).eq(1).all()
+    has_int8 = featurizer == "embeddings"  # the encoder's INT8 runtime (models/int8_encoder.py)
+    assert ("runtime" in (model.model_config or {})) is has_int8
+    if has_int8:
+        int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
+        assert type(int8.unwrap_python_model().encoder).__name__ == "Int8Encoder"
+        int8_answer = int8.predict(pd.DataFrame({"text": texts}))
+        assert int8_answer["label"].tolist() == answer["label"].tolist()
+        np.testing.assert_allclose(
+            int8_answer[probability_columns()], answer[probability_columns()], atol=0.1
+        )
 
     png = tmp_path / "cm.png"
     evaluation = evaluate_model(result.run_id, result.model_uri, splits["test"], tracking_uri, str(png))
@@ -64,6 +73,7 @@ def test_train_linear_logs_a_model_that_serves_and_evaluates(
         "evaluation/test_predictions.parquet",
     }
     assert run.data.metrics["latency_ms_per_text"] > 0 and run.data.metrics["model_mb"] > 0
+    assert ("test_int8_macro_recall" in run.data.metrics) is has_int8  # for the gate to rule on
     card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
     assert card == evaluation.model_card
     assert f"# Model card: linear-{featurizer}" in card and f"- classifier: `{classifier}`" in card
