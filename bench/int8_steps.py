@@ -114,6 +114,20 @@ def measure_all(steps: dict, texts: list[str], truth: list[str], classes: list[s
     return results
 
 
+def write_report(model: str, texts: int, results: dict, output: Path) -> None:
+    """Add each step's loss against ``fp32``, the gate's verdict and its speed-ups; print and write it."""
+    base = results["fp32"]
+    for row in results.values():
+        row["loss_points"] = round((base["macro_recall"] - row["macro_recall"]) * 100, 2)
+        row["accepted"] = base["macro_recall"] - row["macro_recall"] <= MAX_LOSS
+        row["speedup_batch_1"] = round(row["texts_per_s_batch_1"] / base["texts_per_s_batch_1"], 2)
+        row["speedup_batch_64"] = round(row["texts_per_s_batch_64"] / base["texts_per_s_batch_64"], 2)
+    report = {"model": model, "texts": texts, "max_loss_points": MAX_LOSS * 100, "steps": results}
+    print(json.dumps(report, indent=2))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,16 +172,7 @@ def main() -> None:
             ),
         }
         results = measure_all(steps, texts, truth, classes)
-    base = results["fp32"]
-    for row in results.values():
-        row["loss_points"] = round((base["macro_recall"] - row["macro_recall"]) * 100, 2)
-        row["accepted"] = base["macro_recall"] - row["macro_recall"] <= MAX_LOSS
-        row["speedup_batch_1"] = round(row["texts_per_s_batch_1"] / base["texts_per_s_batch_1"], 2)
-        row["speedup_batch_64"] = round(row["texts_per_s_batch_64"] / base["texts_per_s_batch_64"], 2)
-    report = {"model": args.model, "texts": len(texts), "max_loss_points": MAX_LOSS * 100, "steps": results}
-    print(json.dumps(report, indent=2))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.model, len(texts), results, args.output)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""INT8 encoder benchmark (not a test): the embeddings linear model with its sentence encoder in FP32
+(sentence-transformers, as trained) and in the INT8 runtime (models/int8_encoder.py), measured side by
+side in one run, in-process on the same texts, as bench/int8_steps.py measures the transformer:
+
+  fp32                  the SentenceTransformer encoder, then the classifier
+  int8                  the encoder's ONNX export quantised to INT8 (2 intra-op threads), then the classifier
+  int8, 1 thread        the same with 1 thread (one worker per pod on a 1-CPU limit)
+
+For each: texts/s at batch 1 and 64 (medians of interleaved rounds) and macro recall on the labelled
+TweetEval validation tweets, its loss against FP32 and whether the gate's bound (0.5 points) accepts it.
+A model logged before the encoder had an INT8 runtime gets one exported here, as training now does.
+
+    python bench/int8_encoder.py --model runs:/<run id of a linear-embeddings run>/model \
+        [--tracking-uri sqlite:///.mlops/mlflow.db] [--data ../shared/data/tweeteval_sentiment] \
+        [--texts 2000] [--output bench/results/int8-encoder.json]
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from int8_steps import SHARED_DATA, measure_all, write_report  # noqa: E402
+
+from components.ingest import read_source  # noqa: E402
+from core.text import normalize_text  # noqa: E402
+from models.int8_encoder import ENCODER_INT8_FILE, Int8Encoder, export_encoder_int8  # noqa: E402
+from models.linear import embed_texts, load_classifier, load_encoder  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / '.mlops' / 'mlflow.db'}")
+    parser.add_argument("--data", default=str(SHARED_DATA / "tweeteval_sentiment"))
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "int8-encoder.json")
+    args = parser.parse_args()
+
+    import mlflow
+    import torch
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    frame = read_source(args.data)
+    validation = frame[frame["split"] == "validation"].head(args.texts)
+    texts = [normalize_text(t) for t in validation["text"]]
+    truth = validation["label"].tolist()
+    downloaded = Path(mlflow.artifacts.download_artifacts(args.model))
+    classifier = load_classifier(str(next(downloaded.rglob("classifier.skops"))))
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "encoder"
+        shutil.copytree(next(downloaded.rglob("modules.json")).parent, folder)
+        fp32 = load_encoder(str(folder))
+        if not (folder / ENCODER_INT8_FILE).exists():
+            assert export_encoder_int8(load_encoder(str(folder)), folder), "this encoder has no INT8 runtime"
+
+        def runner(encoder):
+            return lambda batch, size: classifier.predict_proba(embed_texts(encoder, batch, size))
+
+        steps = {
+            "fp32": runner(fp32),
+            "int8": runner(Int8Encoder(folder, 2)),
+            "int8, 1 thread": runner(Int8Encoder(folder, 1)),
+        }
+        results = measure_all(steps, texts, truth, list(classifier.classes_))
+    write_report(args.model, len(texts), results, args.output)
+
+
+if __name__ == "__main__":
+    main()
