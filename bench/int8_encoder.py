@@ -15,7 +15,6 @@ A model logged before the encoder had an INT8 runtime gets one exported here, as
         [--texts 2000] [--output bench/results/int8-encoder.json]
 """
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -24,34 +23,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from int8_steps import SHARED_DATA, measure_all, write_report  # noqa: E402
+from int8_steps import arguments, measure_all, validation_texts, write_report  # noqa: E402
 
-from components.ingest import read_source  # noqa: E402
-from core.text import normalize_text  # noqa: E402
 from models.int8_encoder import ENCODER_INT8_FILE, Int8Encoder, export_encoder_int8  # noqa: E402
 from models.linear import embed_texts, load_classifier, load_encoder  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / '.mlops' / 'mlflow.db'}")
-    parser.add_argument("--data", default=str(SHARED_DATA / "tweeteval_sentiment"))
-    parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "int8-encoder.json")
-    args = parser.parse_args()
+    args = arguments(__doc__, "int8-encoder.json", model=None)
 
-    import mlflow
     import torch
 
-    mlflow.set_tracking_uri(args.tracking_uri)
-    frame = read_source(args.data)
-    validation = frame[frame["split"] == "validation"].head(args.texts)
-    texts = [normalize_text(t) for t in validation["text"]]
-    truth = validation["label"].tolist()
-    downloaded = Path(mlflow.artifacts.download_artifacts(args.model))
+    texts, truth, downloaded = validation_texts(args)
     classifier = load_classifier(str(next(downloaded.rglob("classifier.skops"))))
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:

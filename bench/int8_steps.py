@@ -128,27 +128,37 @@ def write_report(model: str, texts: int, results: dict, output: Path) -> None:
     output.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="models:/sentiment/1")
+def arguments(doc: str, output: str, model: str | None) -> argparse.Namespace:
+    """The INT8 benchmarks' options: ``--model`` (``model`` by default; required when None), the registry,
+    the data, how many validation texts, and the results file (``bench/results/<output>``)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=model, required=model is None)
     parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / '.mlops' / 'mlflow.db'}")
     parser.add_argument("--data", default=str(SHARED_DATA / "tweeteval_sentiment"))
     parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "int8-steps.json")
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / output)
+    return parser.parse_args()
 
+
+def validation_texts(args: argparse.Namespace) -> tuple[list[str], list[str], Path]:
+    """(normalised texts, labels) of the first ``--texts`` validation rows of ``--data``, and the folder
+    ``--model`` downloads to from ``--tracking-uri``."""
     import mlflow
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     mlflow.set_tracking_uri(args.tracking_uri)
     frame = read_source(args.data)
     validation = frame[frame["split"] == "validation"].head(args.texts)
     texts = [normalize_text(t) for t in validation["text"]]
-    truth = validation["label"].tolist()
-    downloaded = Path(mlflow.artifacts.download_artifacts(args.model))
+    return texts, validation["label"].tolist(), Path(mlflow.artifacts.download_artifacts(args.model))
+
+
+def main() -> None:
+    args = arguments(__doc__, "int8-steps.json", model="models:/sentiment/1")
+
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    texts, truth, downloaded = validation_texts(args)
     model_dir = next(downloaded.rglob(INT8_FILE)).parent  # the weights folder the INT8 export sits in
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     config = AutoConfig.from_pretrained(model_dir)

@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -29,57 +27,7 @@ from tests.helpers import (
     write_splits,
 )
 from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
-
-V1 = "/v1/models/sentiment:predict"
-
-
-class ClosedLoopClients:
-    """``count`` clients, each sending one v1 request at a time on a new connection (so a refused
-    connection means "not taken", and any other error a request that failed)."""
-
-    def __init__(self, url: str, count: int = 8):
-        self.url = url
-        self.outcomes: Counter = Counter()
-        self.failures: list[str] = []
-        self.answered: list[tuple[float, float]] = []  # (monotonic time sent, seconds to answer)
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._send, args=(i,), daemon=True) for i in range(count)]
-
-    def _send(self, client_id: int) -> None:
-        while not self.stopping.is_set():
-            try:
-                sent = time.monotonic()
-                with httpx.Client(base_url=self.url, timeout=30) as client:
-                    response = client.post(V1, json={"instances": [f"client {client_id} loves this"]})
-                self.answered.append((sent, time.monotonic() - sent))
-                self.outcomes[response.status_code] += 1
-                if response.status_code != 200:
-                    self.failures.append(f"{response.status_code}: {response.text[:200]}")
-            except httpx.ConnectError:
-                self.outcomes["refused"] += 1
-                time.sleep(0.05)
-            except httpx.HTTPError as error:
-                self.failures.append(repr(error))
-
-    def slowest_since(self, since: float) -> float:
-        """The longest answer time of the requests sent since ``since`` (monotonic)."""
-        return max((seconds for sent, seconds in self.answered if sent >= since), default=0.0)
-
-    def wait_for(self, answers: int, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.outcomes[200] < answers:
-            assert time.monotonic() < deadline, f"only {self.outcomes} after {timeout_s} s"
-            time.sleep(0.05)
-
-    def __enter__(self) -> "ClosedLoopClients":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
+from tests.traffic import V1, ClosedLoopClients
 
 
 def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
@@ -90,10 +38,10 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
     process, url, _ = start_model_server(
         fast_champion_store, tmp_path / "server.log", extra_args=("--max_batch_wait_ms", "1000")
     )
-    with ClosedLoopClients(url) as clients:
+    with ClosedLoopClients(url, count=8) as clients:
         clients.wait_for(16)
         time.sleep(0.5)  # the next requests are now halfway through their batching window
-        answered_before = clients.outcomes[200]
+        answered_before = clients.answered()
         os.kill(process.pid, signal.SIGTERM)
         started = time.monotonic()
         process.wait(timeout=60)
@@ -101,10 +49,8 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
         time.sleep(0.5)  # the clients now find nobody listening
     log = (tmp_path / "server.log").read_text()
     assert clients.failures == [], (clients.failures[:5], log[-2000:])
-    assert clients.outcomes[200] > answered_before, (
-        clients.outcomes
-    )  # those in flight at the signal: answered
-    assert clients.outcomes["refused"] > 0  # and new work was not taken
+    assert clients.answered() > answered_before, clients.answers  # those in flight at the signal: answered
+    assert clients.refused > 0  # and new work was not taken
     assert process.returncode == 0, log[-2000:]
     assert exit_seconds < 30
 
@@ -233,7 +179,7 @@ def test_the_registry_down_while_the_alias_moves_fails_no_request_and_the_move_h
                 time.sleep(0.2)
             print(f"serving version 2 {time.monotonic() - back:.1f} s after the registry came back")
         assert clients.failures == [], clients.failures[:5]
-        assert clients.outcomes[200] > 20 and clients.outcomes["refused"] == 0
+        assert clients.answered() > 20 and clients.refused == 0
         assert "reloading sentiment failed; still serving version 1" in (tmp_path / "server.log").read_text()
     finally:
         stop_process(process)
@@ -267,12 +213,12 @@ def test_a_stalled_s3_under_the_prediction_log_delays_no_request_drops_and_count
             written_at_stall = records("written")
             wait_until_above(lambda: records("dropped"), 0, timeout_s=30)  # the queue of 100 filled
             slowest_during_stall = clients.slowest_since(stalled_at)
-            answered_during_stall = clients.outcomes[200]
+            answered_during_stall = clients.answered()
             os.kill(moto.pid, signal.SIGCONT)
             wait_until_above(lambda: records("written"), written_at_stall + 20, timeout_s=60)
         assert clients.failures == [], clients.failures[:5]
         assert slowest_during_stall < 2.0  # no request waited for S3 (a blocked upload waits minutes)
-        assert clients.outcomes[200] > answered_during_stall
+        assert clients.answered() > answered_during_stall
     finally:
         stop_process(process)
         os.kill(moto.pid, signal.SIGCONT)
