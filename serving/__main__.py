@@ -15,7 +15,7 @@ import kserve
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from kserve import model_server
-from kserve.errors import InvalidInput, ModelNotFound
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from starlette.exceptions import HTTPException
 
 from serving.auth import TOKEN_ENV, TokenGuard
@@ -202,9 +202,18 @@ def add_feedback_route(app, model: SentimentPredictor) -> None:
     app.add_api_route("/v1/models/{model_name}:feedback", feedback, methods=["POST"])
 
 
+class WithoutNotReadyTracebacks(logging.Filter):
+    """Drops kserve's error log with a traceback for each request it answers 503 "not ready" (every
+    readiness probe while the model loads): the 503 says so, and the loader logs its own progress."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ModelNotReady))
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger(kserve.logging.KSERVE_LOGGER_NAME).addFilter(WithoutNotReadyTracebacks())
     args = parse_args(argv)
     if args.tracking_uri:
         import mlflow
