@@ -6,13 +6,14 @@ side in one run, in-process on the same texts, as bench/int8_steps.py measures t
   int8                  the encoder's ONNX export quantised to INT8 (2 intra-op threads), then the classifier
   int8, 1 thread        the same with 1 thread (one worker per pod on a 1-CPU limit)
 
-For each: texts/s at batch 1 and 64 (medians of interleaved rounds) and macro recall on the labelled
-TweetEval validation tweets, its loss against FP32 and whether the gate's bound (0.5 points) accepts it.
+For each: texts/s at batch 1 and 64 (medians of interleaved rounds) and macro recall on
+the test split the gate scored the model on (see bench/int8_steps.py), its loss against FP32 and whether
+the gate's bound (0.5 points) accepts it.
 A model logged before the encoder had an INT8 runtime gets one exported here, as training now does.
 
     python bench/int8_encoder.py --model runs:/<run id of a linear-embeddings run>/model \
         [--tracking-uri sqlite:///.mlops/mlflow.db] [--data ../shared/data/tweeteval_sentiment] \
-        [--texts 2000] [--output bench/results/int8-encoder.json]
+        [--split test] [--texts N] [--output bench/results/int8-encoder.json]
 """
 
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from int8_steps import arguments, measure_all, validation_texts, write_report  # noqa: E402
+from int8_steps import arguments, labelled_texts, measure_all, write_report  # noqa: E402
 
 from models.int8_encoder import ENCODER_INT8_FILE, Int8Encoder, export_encoder_int8  # noqa: E402
 from models.linear import embed_texts, load_classifier, load_encoder  # noqa: E402
@@ -34,7 +35,7 @@ def main() -> None:
 
     import torch
 
-    texts, truth, downloaded = validation_texts(args)
+    texts, truth, downloaded = labelled_texts(args)
     classifier = load_classifier(str(next(downloaded.rglob("classifier.skops"))))
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:
@@ -53,7 +54,7 @@ def main() -> None:
             "int8, 1 thread": runner(Int8Encoder(folder, 1)),
         }
         results = measure_all(steps, texts, truth, list(classifier.classes_))
-    write_report(args.model, len(texts), results, args.output)
+    write_report(args.model, args.split, len(texts), results, args.output)
 
 
 if __name__ == "__main__":

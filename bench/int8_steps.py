@@ -9,11 +9,13 @@ side by side in one run, in-process on the same texts:
   unsorted batches      the shipped INT8 without grouping a batch's texts by length (what sorting buys)
 
 For each: texts/s at batch 1 and 64 (medians of interleaved rounds) and macro recall on the labelled
-TweetEval validation tweets, its loss against FP32 and whether the gate's bound (0.5 points of the test
-metric) would accept it.
+test split the gate scored the model on (evaluate's ``evaluation/test_predictions.parquet`` of its run;
+``--split validation`` for ``--data``'s validation tweets), its loss against FP32 and whether the gate's
+bound (0.5 points of the test metric) would accept it.
 
     python bench/int8_steps.py [--model models:/sentiment/1] [--tracking-uri sqlite:///.mlops/mlflow.db] \
-        [--data ../shared/data/tweeteval_sentiment] [--texts 2000] [--output bench/results/int8-steps.json]
+        [--data ../shared/data/tweeteval_sentiment] [--split test] [--texts N] \
+        [--output bench/results/int8-steps.json]
 """
 
 import argparse
@@ -28,6 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from components.evaluate import PREDICTIONS_ARTIFACT  # noqa: E402
 from components.ingest import read_source  # noqa: E402
 from core.scores import classification_metrics  # noqa: E402
 from core.text import normalize_text  # noqa: E402
@@ -114,7 +117,7 @@ def measure_all(steps: dict, texts: list[str], truth: list[str], classes: list[s
     return results
 
 
-def write_report(model: str, texts: int, results: dict, output: Path) -> None:
+def write_report(model: str, split: str, texts: int, results: dict, output: Path) -> None:
     """Add each step's loss against ``fp32``, the gate's verdict and its speed-ups; print and write it."""
     base = results["fp32"]
     for row in results.values():
@@ -122,7 +125,8 @@ def write_report(model: str, texts: int, results: dict, output: Path) -> None:
         row["accepted"] = base["macro_recall"] - row["macro_recall"] <= MAX_LOSS
         row["speedup_batch_1"] = round(row["texts_per_s_batch_1"] / base["texts_per_s_batch_1"], 2)
         row["speedup_batch_64"] = round(row["texts_per_s_batch_64"] / base["texts_per_s_batch_64"], 2)
-    report = {"model": model, "texts": texts, "max_loss_points": MAX_LOSS * 100, "steps": results}
+    report = {"model": model, "split": split, "texts": texts, "max_loss_points": MAX_LOSS * 100}
+    report["steps"] = results
     print(json.dumps(report, indent=2))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
@@ -130,26 +134,35 @@ def write_report(model: str, texts: int, results: dict, output: Path) -> None:
 
 def arguments(doc: str, output: str, model: str | None) -> argparse.Namespace:
     """The INT8 benchmarks' options: ``--model`` (``model`` by default; required when None), the registry,
-    the data, how many validation texts, and the results file (``bench/results/<output>``)."""
+    the data, its split and how many of its texts (0: all), and the results file
+    (``bench/results/<output>``)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=model, required=model is None)
     parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / '.mlops' / 'mlflow.db'}")
     parser.add_argument("--data", default=str(SHARED_DATA / "tweeteval_sentiment"))
-    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument("--texts", type=int, default=0)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / output)
     return parser.parse_args()
 
 
-def validation_texts(args: argparse.Namespace) -> tuple[list[str], list[str], Path]:
-    """(normalised texts, labels) of the first ``--texts`` validation rows of ``--data``, and the folder
-    ``--model`` downloads to from ``--tracking-uri``."""
+def labelled_texts(args: argparse.Namespace) -> tuple[list[str], list[str], Path]:
+    """(normalised texts, labels) of the first ``--texts`` rows of ``--split`` (``test``: the test split the
+    model's run was evaluated on; ``validation``: ``--data``'s), and the folder ``--model`` downloads to
+    from ``--tracking-uri``."""
     import mlflow
+    import pandas as pd
 
     mlflow.set_tracking_uri(args.tracking_uri)
-    frame = read_source(args.data)
-    validation = frame[frame["split"] == "validation"].head(args.texts)
-    texts = [normalize_text(t) for t in validation["text"]]
-    return texts, validation["label"].tolist(), Path(mlflow.artifacts.download_artifacts(args.model))
+    if args.split == "test":
+        run_id = mlflow.models.get_model_info(args.model).run_id
+        rows = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{PREDICTIONS_ARTIFACT}"))
+    else:
+        frame = read_source(args.data)
+        rows = frame[frame["split"] == "validation"]
+    rows = rows.head(args.texts) if args.texts else rows
+    texts = [normalize_text(t) for t in rows["text"]]
+    return texts, rows["label"].tolist(), Path(mlflow.artifacts.download_artifacts(args.model))
 
 
 def main() -> None:
@@ -158,7 +171,7 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    texts, truth, downloaded = validation_texts(args)
+    texts, truth, downloaded = labelled_texts(args)
     model_dir = next(downloaded.rglob(INT8_FILE)).parent  # the weights folder the INT8 export sits in
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
@@ -182,7 +195,7 @@ def main() -> None:
             ),
         }
         results = measure_all(steps, texts, truth, classes)
-    write_report(args.model, len(texts), results, args.output)
+    write_report(args.model, args.split, len(texts), results, args.output)
 
 
 if __name__ == "__main__":
