@@ -129,9 +129,11 @@ def champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
     """A production registry whose champion is the embeddings linear model, with the embedding drift
     reference. Tests that change a registry take a ``copy()``."""
     server = registry_server(tmp_path_factory, registry_s3, "champion")
-    register_champion(server, "embeddings", embedding_reference=True)
-    yield server
-    server.stop()
+    try:
+        register_champion(server, "embeddings", embedding_reference=True)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +147,10 @@ def fast_champion_store(tmp_path_factory, registry_s3: str) -> str:
     """A production registry whose champion is the TF-IDF linear model (thousands of texts a second on 2
     cores), for tests about clients rather than models; its URL."""
     server = registry_server(tmp_path_factory, registry_s3, "fast-champion")
-    yield register_champion(server, "tfidf", embedding_reference=False)
-    server.stop()
+    try:
+        yield register_champion(server, "tfidf", embedding_reference=False)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,11 @@ def start_s3(log_path: Path) -> tuple[subprocess.Popen, str]:
     """moto_server on a free port; return (process, "127.0.0.1:<port>")."""
     port = free_port()
     process = start_process([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log_path)
-    wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process, timeout_s=60)
+    except Exception:
+        stop_process(process)
+        raise
     return process, f"127.0.0.1:{port}"
 
 
@@ -63,7 +67,11 @@ class RegistryServer:
             self.root / "mlflow-server.log",
             env={"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint, **S3_CREDENTIALS},
         )
-        wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
+        try:
+            wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
+        except Exception:
+            stop_process(self.process)
+            raise
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -32,12 +32,14 @@ ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
 def deploy_registry(champion_registry: RegistryServer, tmp_path_factory) -> RegistryServer:
     """A copy of the champion registry with versions 2, 3 and 4 (the same model registered again)."""
     server = champion_registry.copy(tmp_path_factory.mktemp("deploy-registry"))
-    mlflow.set_tracking_uri(server.url)
-    first = mlflow.MlflowClient().get_model_version("sentiment", "1")
-    for _ in range(3):
-        mlflow.register_model(first.source, "sentiment")
-    yield server
-    server.stop()
+    try:
+        mlflow.set_tracking_uri(server.url)
+        first = mlflow.MlflowClient().get_model_version("sentiment", "1")
+        for _ in range(3):
+            mlflow.register_model(first.source, "sentiment")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -68,16 +68,15 @@ def fleet(champion_registry: RegistryServer, tmp_path_factory):
     root = tmp_path_factory.mktemp("canary")
     registry = champion_registry.copy(root)
     tracking_uri = registry.url
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
-    first = client.get_model_version(MODEL, "1")
-    mlflow.register_model(first.source, MODEL)  # v2: the same model
-    mlflow.set_experiment(experiment_id=client.create_experiment("canary-models"))
-    assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
-    assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
-
     processes = [registry.process]
     try:
+        mlflow.set_tracking_uri(tracking_uri)
+        client = mlflow.MlflowClient()
+        first = client.get_model_version(MODEL, "1")
+        mlflow.register_model(first.source, MODEL)  # v2: the same model
+        mlflow.set_experiment(experiment_id=client.create_experiment("canary-models"))
+        assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
+        assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
         with ThreadPoolExecutor(4) as pool:
             started = list(
                 pool.map(
