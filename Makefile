@@ -21,6 +21,7 @@ GRPC_PORT ?= 8081
 # cluster
 CLUSTER ?= kind
 KIND_CLUSTER ?= sentiment-mlops
+MINIKUBE_ARGS ?=  # e.g. --gpus all: a node with the host's NVIDIA GPUs (docker driver, NVIDIA container toolkit)
 TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 TRAIN_IMAGE ?= sentiment-mlops-train:$(TAG)
 SERVE_IMAGE ?= sentiment-mlops-serve:$(TAG)
@@ -74,9 +75,10 @@ $(INSTALLED): pyproject.toml requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(if $(DATA),--data $(DATA)) \
-		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
+		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS)) \
+		$(if $(GPU),--accelerator $(GPU))
 
 compile: install ## compile the pipeline to $(MLOPS_HOME)/sentiment_pipeline.yaml
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --compile-only
@@ -128,7 +130,7 @@ ifeq ($(CLUSTER),kind)
 	kubectl config use-context kind-$(KIND_CLUSTER)
 else
 	@$(call require,minikube,https://minikube.sigs.k8s.io/docs/start/)
-	minikube status >/dev/null 2>&1 || minikube start --cpus 6 --memory 14g --kubernetes-version v1.32.2
+	minikube status >/dev/null 2>&1 || minikube start --cpus 6 --memory 14g --kubernetes-version v1.32.2 $(MINIKUBE_ARGS)
 	kubectl config use-context minikube
 endif
 	$(MAKE) cluster-infra images platform

@@ -204,9 +204,10 @@ def ingest_source(
 
 
 @component
-def ingest(config: dict, run: dict, dataset: Output[Dataset]):
+def ingest(config: dict, run: dict, fingerprints: str, dataset: Output[Dataset]):
     """Read a local path, s3:// URI or Hugging Face id (params.yaml ``ingest``) into a text/label/split
-    parquet, ``dataset``."""
+    parquet, ``dataset``. ``fingerprints`` (what the sources held at submission,
+    PipelineParams.data_fingerprints) is not read here: it is part of the step's cache key."""
     from components.ingest import IngestConfig, ingest_source
     from core.config import RunConfig, from_mapping
 

@@ -65,11 +65,16 @@ def prepare_sources(
 
 @component
 def prepare_out_of_domain(
-    config: dict, validate: dict, run: dict, out_of_domain: Output[Dataset], report: Output[Metrics]
+    config: dict,
+    validate: dict,
+    run: dict,
+    fingerprints: str,
+    out_of_domain: Output[Dataset],
+    report: Output[Metrics],
 ):
     """Read, clean (with validate's text limit) and sample each out-of-domain source (params.yaml
     ``out_of_domain``) into one text/label/domain parquet; ``report`` holds the rows kept and dropped
-    (by reason) per domain."""
+    (by reason) per domain. ``fingerprints``, as for ingest, is part of the cache key only."""
     from components.prepare_out_of_domain import OutOfDomainConfig, prepare_sources
     from components.validate import ValidateConfig
     from core.config import RunConfig, from_mapping

@@ -33,6 +33,41 @@ def content_digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
 
+def source_fingerprint(source: str) -> str:
+    """What ``source`` holds now, cheaply, for KFP's cache key: a local file's or folder's SHA-256 of its
+    files' names and contents; an s3:// prefix's objects' keys and ETags; a Hugging Face id's revision on
+    the hub. Where it cannot be known (the hub or S3 unreachable) a fingerprint no other run gets, so the
+    source is read again rather than taken from a cache."""
+    import uuid
+
+    digest = hashlib.sha256()
+    path = Path(source).expanduser()
+    try:
+        if source.startswith("s3://"):
+            from core.object_store import bucket_and_key, s3_client
+
+            bucket, prefix = bucket_and_key(source)
+            for item in s3_client().list_objects(bucket, prefix=prefix, recursive=True):
+                digest.update(f"{item.object_name}\t{item.etag}\n".encode())
+        elif path.exists():
+            files = sorted(f for f in ([path] if path.is_file() else path.rglob("*")) if f.is_file())
+            for file in files:
+                digest.update(f"{file.relative_to(path.parent)}\n".encode())
+                with file.open("rb") as handle:
+                    digest.update(hashlib.file_digest(handle, "sha256").digest())
+        else:
+            from huggingface_hub import HfApi
+
+            from core.hub import hub_unreachable
+
+            if hub_unreachable():
+                raise ConnectionError("the hub is unreachable")
+            digest.update(f"{source}@{HfApi().dataset_info(source.partition(':')[0]).sha}".encode())
+    except Exception as exc:  # any failure means "unknown", which is safe
+        return f"unknown ({type(exc).__name__}) {uuid.uuid4().hex}"
+    return digest.hexdigest()
+
+
 def describe_source(name: str, uri: str, frame: pd.DataFrame) -> dict:
     """What the lineage records of one source: name, URI, rows and content digest."""
     return {"name": name, "uri": uri, "rows": len(frame), "digest": content_digest(frame)}

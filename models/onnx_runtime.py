@@ -79,11 +79,13 @@ def export_int8(model_dir: Path) -> Path:
 
 
 def onnx_session(path: Path, threads: int):
-    """An ONNX Runtime CPU session over the model file ``path`` with ``threads`` intra-op threads."""
+    """An ONNX Runtime CPU session over the model file ``path`` with ``threads`` intra-op threads that
+    sleep when idle: spinning waiters burn a pod's CPU quota and starve other processes on the node."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -19,6 +19,7 @@ from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from components.validate import ValidateConfig
 from core.config import RunConfig, from_mapping
+from pipelines.task_settings import ClusterConfig
 
 DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent.parent / "params.yaml"
 
@@ -38,6 +39,7 @@ class PipelineParams:
     canary_analysis: dict  # validated by rollout.canary_analysis.AnalysisSettings.from_config
     monitor: MonitorConfig
     retrain: RetrainConfig
+    cluster: ClusterConfig  # compiled into the pipelines' tasks, not passed to the steps
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PARAMS_FILE) -> "PipelineParams":
@@ -51,14 +53,15 @@ class PipelineParams:
         if set(values) != names:
             unknown, missing = sorted(set(values) - names), sorted(names - set(values))
             raise ValueError(f"{where}: unknown sections {unknown}, missing sections {missing}")
-        return cls(
-            **{
-                f.name: values[f.name]
-                if f.type is dict
-                else from_mapping(f.type, values[f.name], f"{where}: {f.name}")
-                for f in fields(cls)
-            }
-        )
+
+        def section(f):
+            if f.type is dict:
+                return values[f.name]
+            if hasattr(f.type, "from_config"):
+                return f.type.from_config(values[f.name], f"{where}: {f.name}")
+            return from_mapping(f.type, values[f.name], f"{where}: {f.name}")
+
+        return cls(**{f.name: section(f) for f in fields(cls)})
 
     def override(self, section: str, **values) -> "PipelineParams":
         """A copy with the non-None ``values`` replacing those of ``section``."""
@@ -67,6 +70,15 @@ class PipelineParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def data_fingerprints(self) -> str:
+        """Each source the training pipeline reads (ingest's and the out-of-domain sets) with what it
+        holds now (core/lineage.source_fingerprint), as JSON: the steps that read them take it as an
+        input, so KFP's cache key changes when a source does."""
+        from core.lineage import source_fingerprint
+
+        sources = [self.ingest.source, *self.ingest.extra_train, *self.out_of_domain.sources]
+        return json.dumps({source: source_fingerprint(source) for source in sources}, sort_keys=True)
 
     def lineage(self) -> str:
         """Every parameter as flat ``section.key`` names (JSON), logged to each candidate's MLflow run."""

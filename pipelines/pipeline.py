@@ -19,6 +19,7 @@ from components.retrain import retrain
 from components.train_linear import train_linear
 from components.train_transformer import train_transformer
 from components.validate import validate
+from pipelines.task_settings import ClusterConfig, configure
 
 PIPELINE_NAME = "sentiment-training"
 MONITORING_PIPELINE_NAME = "sentiment-monitoring"
@@ -40,129 +41,149 @@ def with_object_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME,
-    description="Train sentiment classifiers of two families, evaluate them and gate the best into MLflow.",
-)
-def sentiment_pipeline(
-    run: dict,
-    ingest_config: dict,
-    validate_config: dict,
-    preprocess_config: dict,
-    out_of_domain_config: dict,
-    train_linear_config: dict,
-    train_transformer_config: dict,
-    ensemble_config: dict,
-    gate_config: dict,
-    deploy_config: dict,
-    canary_analysis_config: dict,
-    monitor_config: dict,
-    tracking_uri: str,
-    lineage: str,
-) -> str:
-    """One parameter per section of ``params.yaml`` (pipelines/params.py), plus where MLflow is
-    (``tracking_uri``) and every parameter as flat JSON (``lineage``), logged to each candidate's run.
-    Returns the gate's decision as JSON; the deploy step then serves the promoted version.
-    """
-    ingested = ingest(config=ingest_config, run=run)
-    validated = validate(raw=ingested.outputs["dataset"], config=validate_config)
-    splits = preprocess(clean=validated.outputs["clean"], config=preprocess_config, run=run)
-    train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
-    prepared = prepare_out_of_domain(config=out_of_domain_config, validate=validate_config, run=run)
-    out_of_domain = prepared.outputs["out_of_domain"]
-    embedded = embedding_reference(train=train, config=monitor_config, run=run)
-    shared = {"run": run, "tracking_uri": tracking_uri, "lineage": lineage}
-    candidates = {}
-    for featurizer in ("embeddings", "tfidf"):
-        candidates[f"linear_{featurizer}"] = train_linear(
-            train=train, validation=validation, featurizer=featurizer, config=train_linear_config, **shared
-        ).set_display_name(f"train-linear-{featurizer}")
-    candidates["transformer"] = train_transformer(
-        train=train, validation=validation, config=train_transformer_config, **shared
+def training_pipeline(cluster: ClusterConfig):
+    """The training pipeline, its tasks configured by ``cluster`` (pipelines/task_settings.py)."""
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Train sentiment classifiers of two families, evaluate them, gate the best into MLflow.",
     )
-    members = {}
-    for name, task in candidates.items():
-        members[name] = task.outputs["model"]
-        members[f"{name}_predictions"] = task.outputs["validation_predictions"]
-    candidates["ensemble"] = ensemble(**members, validation=validation, config=ensemble_config, **shared)
-    evaluations = {
-        name: evaluate(
-            model=task.outputs["model"],
+    def sentiment_pipeline(
+        run: dict,
+        ingest_config: dict,
+        validate_config: dict,
+        preprocess_config: dict,
+        out_of_domain_config: dict,
+        train_linear_config: dict,
+        train_transformer_config: dict,
+        ensemble_config: dict,
+        gate_config: dict,
+        deploy_config: dict,
+        canary_analysis_config: dict,
+        monitor_config: dict,
+        tracking_uri: str,
+        lineage: str,
+        data_fingerprints: str,
+    ) -> str:
+        """One parameter per section of ``params.yaml`` (pipelines/params.py), plus where MLflow is
+        (``tracking_uri``), every parameter as flat JSON (``lineage``), logged to each candidate's run, and
+        what the data sources hold (``data_fingerprints``), for the cache keys of the steps that read them.
+        Returns the gate's decision as JSON; the deploy step then serves the promoted version.
+        """
+        ingested = ingest(config=ingest_config, run=run, fingerprints=data_fingerprints)
+        validated = validate(raw=ingested.outputs["dataset"], config=validate_config)
+        splits = preprocess(clean=validated.outputs["clean"], config=preprocess_config, run=run)
+        train, validation, test = (splits.outputs[name] for name in ("train", "validation", "test"))
+        prepared = prepare_out_of_domain(
+            config=out_of_domain_config, validate=validate_config, run=run, fingerprints=data_fingerprints
+        )
+        out_of_domain = prepared.outputs["out_of_domain"]
+        embedded = embedding_reference(train=train, config=monitor_config, run=run)
+        shared = {"run": run, "tracking_uri": tracking_uri, "lineage": lineage}
+        candidates = {}
+        for featurizer in ("embeddings", "tfidf"):
+            candidates[f"linear_{featurizer}"] = train_linear(
+                train=train,
+                validation=validation,
+                featurizer=featurizer,
+                config=train_linear_config,
+                **shared,
+            ).set_display_name(f"train-linear-{featurizer}")
+        candidates["transformer"] = train_transformer(
+            train=train, validation=validation, config=train_transformer_config, **shared
+        )
+        members = {}
+        for name, task in candidates.items():
+            members[name] = task.outputs["model"]
+            members[f"{name}_predictions"] = task.outputs["validation_predictions"]
+        candidates["ensemble"] = ensemble(**members, validation=validation, config=ensemble_config, **shared)
+        evaluations = {
+            name: evaluate(
+                model=task.outputs["model"],
+                test=test,
+                out_of_domain=out_of_domain,
+                embedding_reference=embedded.outputs["reference"],
+                tracking_uri=tracking_uri,
+            ).set_display_name(f"evaluate-{name.replace('_', '-')}")
+            for name, task in candidates.items()
+        }
+        gated = gate(
+            **{name: task.outputs["predictions"] for name, task in evaluations.items()},
             test=test,
             out_of_domain=out_of_domain,
-            embedding_reference=embedded.outputs["reference"],
+            config=gate_config,
+            run=run,
             tracking_uri=tracking_uri,
-        ).set_display_name(f"evaluate-{name.replace('_', '-')}")
-        for name, task in candidates.items()
-    }
-    gated = gate(
-        **{name: task.outputs["predictions"] for name, task in evaluations.items()},
-        test=test,
-        out_of_domain=out_of_domain,
-        config=gate_config,
-        run=run,
-        tracking_uri=tracking_uri,
-    )
-    deployed = deploy(decision=gated.output, config=deploy_config, run=run, tracking_uri=tracking_uri)
-    analyzed = analyze(
-        outcome=deployed.outputs["Output"],
-        config=canary_analysis_config,
-        deploy=deploy_config,
-        run=run,
-        tracking_uri=tracking_uri,
-    )
-    tasks = (
-        ingested,
-        validated,
-        splits,
-        prepared,
-        embedded,
-        *candidates.values(),
-        *evaluations.values(),
-        gated,
-        deployed,
-        analyzed,
-    )
-    for task in tasks:
-        with_object_store(task)
-    return gated.output
+        )
+        deployed = deploy(decision=gated.output, config=deploy_config, run=run, tracking_uri=tracking_uri)
+        analyzed = analyze(
+            outcome=deployed.outputs["Output"],
+            config=canary_analysis_config,
+            deploy=deploy_config,
+            run=run,
+            tracking_uri=tracking_uri,
+        )
+        steps = [
+            ("ingest", ingested),
+            ("validate", validated),
+            ("preprocess", splits),
+            ("prepare_out_of_domain", prepared),
+            ("embedding_reference", embedded),
+            *(("train_linear", candidates[f"linear_{f}"]) for f in ("embeddings", "tfidf")),
+            ("train_transformer", candidates["transformer"]),
+            ("ensemble", candidates["ensemble"]),
+            *(("evaluate", task) for task in evaluations.values()),
+            ("gate", gated),
+            ("deploy", deployed),
+            ("analyze", analyzed),
+        ]
+        for step, task in steps:
+            with_object_store(configure(task, step, cluster))
+        return gated.output
+
+    return sentiment_pipeline
 
 
-@dsl.pipeline(
-    name=MONITORING_PIPELINE_NAME,
-    description="Judge the served model's logs (drift, live quality); retrain on the feedback when needed.",
-)
-def monitoring_pipeline(
-    predictions: str,
-    model_uri: str,
-    monitor_config: dict,
-    retrain_config: dict,
-    training: dict,
-    tracking_uri: str,
-    kfp_host: str,
-    workdir: str,
-) -> str:
-    """monitor -> retrain (schedule it as a recurring run on the cluster: make schedule). ``training``
-    holds every params.yaml section, for the training run a retraining starts: through kfp.local under
-    ``workdir`` without ``kfp_host``, on KFP at ``kfp_host`` otherwise. Returns the retrain outcome."""
-    judged = monitor(
-        predictions=predictions, model_uri=model_uri, config=monitor_config, tracking_uri=tracking_uri
+def monitoring_pipeline(cluster: ClusterConfig):
+    """The monitoring pipeline, its tasks configured for a cluster by ``cluster``."""
+
+    @dsl.pipeline(
+        name=MONITORING_PIPELINE_NAME,
+        description="Judge the served model's logs (drift, live quality); retrain on the feedback if needed.",
     )
-    retrained = retrain(
-        decision=judged.outputs["Output"],
-        predictions=predictions,
-        training=training,
-        config=retrain_config,
-        tracking_uri=tracking_uri,
-        kfp_host=kfp_host,
-        workdir=workdir,
-    )
-    for task in (judged, retrained):
-        with_object_store(task)
-    return retrained.output
+    def sentiment_monitoring(
+        predictions: str,
+        model_uri: str,
+        monitor_config: dict,
+        retrain_config: dict,
+        training: dict,
+        tracking_uri: str,
+        kfp_host: str,
+        workdir: str,
+    ) -> str:
+        """monitor -> retrain (schedule it as a recurring run on the cluster: make schedule). ``training``
+        holds every params.yaml section, for the training run a retraining starts: through kfp.local under
+        ``workdir`` without ``kfp_host``, on KFP at ``kfp_host`` otherwise. Returns the retrain outcome."""
+        judged = monitor(
+            predictions=predictions, model_uri=model_uri, config=monitor_config, tracking_uri=tracking_uri
+        )
+        retrained = retrain(
+            decision=judged.outputs["Output"],
+            predictions=predictions,
+            training=training,
+            config=retrain_config,
+            tracking_uri=tracking_uri,
+            kfp_host=kfp_host,
+            workdir=workdir,
+        )
+        for step, task in (("monitor", judged), ("retrain", retrained)):
+            with_object_store(configure(task, step, cluster))
+        return retrained.output
+
+    return sentiment_monitoring
 
 
-def compile_pipeline(package_path: str, pipeline=sentiment_pipeline) -> str:
-    """Compile ``pipeline`` (the training pipeline unless told) to KFP IR YAML at ``package_path``."""
+def compile_pipeline(package_path: str, pipeline) -> str:
+    """Compile ``pipeline`` (e.g. ``training_pipeline(params.cluster)``) to IR YAML at ``package_path``."""
     compiler.Compiler().compile(pipeline, package_path)
     return package_path

@@ -14,7 +14,7 @@ import re
 import tempfile
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from core.registry import CHAMPION_ALIAS
@@ -24,7 +24,7 @@ from pipelines.pipeline import (
     PIPELINE_NAME,
     compile_pipeline,
     monitoring_pipeline,
-    sentiment_pipeline,
+    training_pipeline,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(os.environ.get("MLOPS_HOME", ".mlops")),
         help="where local runs keep KFP outputs, MLflow data and the compiled YAML",
     )
+    parser.add_argument(
+        "--accelerator",
+        metavar="RESOURCE",
+        help="fine-tune the transformer on this accelerator on a cluster (e.g. nvidia.com/gpu); overrides "
+        "`cluster.accelerator.type`",
+    )
     parser.add_argument("--compile-only", action="store_true", help="only write the IR YAML")
     parser.add_argument(
         "--wait-hours",
@@ -78,13 +84,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
     """The pipeline's arguments: the ``run`` section, every other section as ``<section>_config``, where
-    MLflow is, and the flat lineage."""
+    MLflow is, the flat lineage and the data sources' fingerprints."""
     sections = params.as_dict()
     return {
         "run": sections.pop("run"),
-        **{f"{name}_config": values for name, values in sections.items() if name != "retrain"},
+        **{
+            f"{name}_config": values
+            for name, values in sections.items()
+            if name not in ("retrain", "cluster")  # the monitoring pipeline's; compiled into the tasks
+        },
         "tracking_uri": tracking_uri,
         "lineage": params.lineage(),
+        "data_fingerprints": params.data_fingerprints(),
     }
 
 
@@ -109,13 +120,18 @@ def init_local_runner(workdir: Path) -> None:
     os.environ.setdefault("TQDM_MININTERVAL", "10")  # progress bars become log lines: one per 10 s
     # The SubprocessRunner warns that it ignores the steps' base image: this venv is that image's twin.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task", category=RuntimeWarning)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"))
+    # Caching on: the steps pipelines/task_settings.py marks cacheable come from the cache on a rerun.
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(workdir / "kfp"),
+        enable_caching=True,
+    )
 
 
 def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> dict:
     """Run every step as a local subprocess with kfp.local; return the gate's decision."""
     init_local_runner(workdir)
-    task = sentiment_pipeline(**pipeline_arguments(params, tracking_uri))
+    task = training_pipeline(params.cluster)(**pipeline_arguments(params, tracking_uri))
     return {**json.loads(task.output), "tracking_uri": tracking_uri}
 
 
@@ -145,7 +161,8 @@ def cluster_params(params: PipelineParams) -> PipelineParams:
 def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host: str | None) -> str:
     """Run the monitoring pipeline on the logs at ``predictions`` for the champion: on the cluster
     (``host``) or locally (a retraining it starts runs here too); return what to tell the user."""
-    package = compile_pipeline(str(workdir / "monitoring_pipeline.yaml"), monitoring_pipeline)
+    pipeline = monitoring_pipeline(params.cluster)
+    package = compile_pipeline(str(workdir / "monitoring_pipeline.yaml"), pipeline)
     if host:
         import kfp
 
@@ -166,7 +183,7 @@ def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host
     init_local_runner(workdir)
     tracking_uri = local_tracking_uri(workdir, MONITOR_EXPERIMENT)
     params = params.override("retrain", data_root=params.retrain.data_root or str(workdir / "data"))
-    task = monitoring_pipeline(**monitoring_arguments(params, predictions, tracking_uri, "", workdir))
+    task = pipeline(**monitoring_arguments(params, predictions, tracking_uri, "", workdir))
     outcome = json.loads(task.output)
     verdict = (
         f"retraining started: {outcome['reason']}"
@@ -245,13 +262,16 @@ def main(argv: list[str] | None = None) -> None:
         .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
         .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))
     )
+    if args.accelerator:
+        accelerator = replace(params.cluster.accelerator, type=args.accelerator)
+        params = replace(params, cluster=replace(params.cluster, accelerator=accelerator))
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     host = os.environ.get("KFP_HOST")
     if args.monitor:
         print(run_monitoring(args.monitor, params, workdir, host))
         return
-    package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"))
+    package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"), training_pipeline(params.cluster))
     logger.info("compiled %s", package)
     if args.compile_only:
         return

@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(str(Path(tmp) / "monitoring_pipeline.yaml"), monitoring_pipeline)
+        pipeline = monitoring_pipeline(params.cluster)
+        package = compile_pipeline(str(Path(tmp) / "monitoring_pipeline.yaml"), pipeline)
         arguments = monitoring_arguments(
             params, args.predictions, tracking_uri, CLUSTER_KFP_HOST, Path("/tmp")
         )

@@ -347,11 +347,11 @@ def test_helm_and_the_deploy_step_describe_the_same_objects(rendered) -> None:
 
 def test_compiled_pipeline_runs_every_step_in_the_train_image_with_the_minio_secret(tmp_path: Path) -> None:
     from components import TRAIN_IMAGE
-    from pipelines.pipeline import OBJECT_STORE_SECRET, compile_pipeline
+    from pipelines.params import PipelineParams
+    from pipelines.pipeline import OBJECT_STORE_SECRET, compile_pipeline, training_pipeline
 
-    pipeline_spec, platform_spec = yaml.safe_load_all(
-        Path(compile_pipeline(str(tmp_path / "p.yaml"))).read_text()
-    )
+    package = compile_pipeline(str(tmp_path / "p.yaml"), training_pipeline(PipelineParams.load().cluster))
+    pipeline_spec, platform_spec = yaml.safe_load_all(Path(package).read_text())
     executors = pipeline_spec["deploymentSpec"]["executors"]
     assert len(executors) >= 10 and "exec-deploy" in executors
     assert {e["container"]["image"] for e in executors.values()} == {TRAIN_IMAGE}

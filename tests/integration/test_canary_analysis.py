@@ -73,7 +73,7 @@ def fleet(champion_registry: RegistryServer, tmp_path_factory):
         mlflow.set_tracking_uri(tracking_uri)
         client = mlflow.MlflowClient()
         first = client.get_model_version(MODEL, "1")
-        mlflow.register_model(first.source, MODEL)  # v2: the same model
+        mlflow.register_model(first.source, MODEL, tags=first.tags)  # v2: the same model, same verdicts
         mlflow.set_experiment(experiment_id=client.create_experiment("canary-models"))
         assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
         assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
@@ -83,7 +83,9 @@ def fleet(champion_registry: RegistryServer, tmp_path_factory):
                     lambda v: start_model_server(
                         tracking_uri,
                         root / f"predictor-v{v}.log",
-                        extra_args=("--model_uri", f"models:/sentiment/{v}"),
+                        # FP32 throughout: the test-only models run version 1's model in FP32 inside,
+                        # so every version's latency is like for like
+                        extra_args=("--model_uri", f"models:/sentiment/{v}", "--runtime", "fp32"),
                     ),
                     "1234",
                 )

@@ -13,7 +13,7 @@ import pytest
 from core.labels import LABELS, probability_columns
 from pipelines import run
 from tests.conftest import shared_dataset
-from tests.helpers import start_model_server, stop_process, write_params
+from tests.helpers import scrape_metrics, start_model_server, stop_process, write_params
 
 
 def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, **sections: dict) -> None:
@@ -47,10 +47,15 @@ def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: P
     texts = pd.read_parquet(
         shared_dataset("tweeteval_sentiment/hf_parquet/validation.parquet")
     ).text.tolist()[:16]
-    expected = mlflow.pyfunc.load_model("models:/sentiment@champion").predict(pd.DataFrame({"text": texts}))
-
     process, url, _ = start_model_server(mlflow_server, tmp_path / "server.log")
     try:
+        # the runtime --runtime auto chose (INT8 where the gate accepted it); one request is one batch, so
+        # the model called on the same texts in that runtime answers exactly as the server does
+        (runtime,) = {
+            dict(labels)["runtime"] for name, labels in scrape_metrics(url) if name == "sentiment_model_info"
+        }
+        model = mlflow.pyfunc.load_model("models:/sentiment@champion", model_config={"runtime": runtime})
+        expected = model.predict(pd.DataFrame({"text": texts}))
         v1 = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
         v2 = httpx.post(
             f"{url}/v2/models/sentiment/infer",

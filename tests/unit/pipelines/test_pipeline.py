@@ -2,6 +2,7 @@
 KFP tasks under kfp.local."""
 
 import json
+import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -16,16 +17,20 @@ from components.ingest import ingest
 from components.preprocess import preprocess
 from components.validate import validate
 from pipelines.params import PipelineParams
-from pipelines.pipeline import compile_pipeline, monitoring_pipeline
-from pipelines.run import monitoring_arguments, pipeline_arguments
-from tests.helpers import run_config, sentiment_frame
+from pipelines.pipeline import compile_pipeline, monitoring_pipeline, training_pipeline
+from pipelines.run import init_local_runner, monitoring_arguments, pipeline_arguments
+from pipelines.task_settings import configure
+from tests.helpers import PARAMS, run_config, sentiment_frame
 
 
 def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
-    package = compile_pipeline(str(tmp_path / "pipeline.yaml"))
+    package = compile_pipeline(str(tmp_path / "pipeline.yaml"), training_pipeline(PARAMS.cluster))
     loaded = kfp.components.load_component_from_file(package)
-    sections = {f.name for f in fields(PipelineParams)} - {"run", "retrain"}  # retrain: the other pipeline
-    expected = {"run"} | {f"{name}_config" for name in sections} | {"tracking_uri", "lineage"}
+    # retrain: the other pipeline's; cluster: compiled into the tasks
+    sections = {f.name for f in fields(PipelineParams)} - {"run", "retrain", "cluster"}
+    expected = (
+        {"run"} | {f"{name}_config" for name in sections} | {"tracking_uri", "lineage", "data_fingerprints"}
+    )
     assert set(loaded.component_spec.inputs) == expected
     assert set(pipeline_arguments(PipelineParams.load(), "http://mlflow")) == expected
     pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
@@ -54,7 +59,7 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
 
 
 def test_monitoring_pipeline_compiles_monitor_then_retrain(tmp_path: Path) -> None:
-    package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline)
+    package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline(PARAMS.cluster))
     pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
     tasks = pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"monitor", "retrain"} and tasks["retrain"]["dependentTasks"] == ["monitor"]
@@ -68,19 +73,25 @@ RUN = asdict(run_config(seed=1))
 
 
 @dsl.pipeline
-def data_steps(ingest_config: dict, validate_config: dict) -> Dataset:
-    ingested = ingest(config=ingest_config, run=RUN)
+def data_steps(ingest_config: dict, validate_config: dict, data_fingerprints: str) -> Dataset:
+    """The training pipeline's first three steps, configured as it configures them."""
+    ingested = ingest(config=ingest_config, run=RUN, fingerprints=data_fingerprints)
     validated = validate(raw=ingested.outputs["dataset"], config=validate_config)
     splits = preprocess(
         clean=validated.outputs["clean"], config={"validation_fraction": 0.25, "test_fraction": 0.25}, run=RUN
     )
+    for step, task in (("ingest", ingested), ("validate", validated), ("preprocess", splits)):
+        configure(task, step, PARAMS.cluster)
     return splits.outputs["test"]
 
 
 def run_data_steps(source: Path, max_bad_fraction: float):
+    ingest_config = {"source": str(source), "extra_train": [], "max_rows_per_split": 0}
+    params = PARAMS.override("ingest", source=str(source)).override("out_of_domain", sources=[])
     return data_steps(
-        ingest_config={"source": str(source), "extra_train": [], "max_rows_per_split": 0},
+        ingest_config=ingest_config,
         validate_config={"max_bad_fraction": max_bad_fraction, "max_text_chars": 200},
+        data_fingerprints=params.data_fingerprints(),
     )
 
 
@@ -106,3 +117,24 @@ def test_validate_task_fails_the_run_on_bad_data(kfp_local: Path, tmp_path: Path
     pd.concat([frame, frame]).to_csv(source, index=False)  # half the rows are duplicates
     with pytest.raises(RuntimeError, match="validate"):
         run_data_steps(source, max_bad_fraction=0.1)
+
+
+def test_the_data_steps_come_from_the_cache_until_the_source_changes(tmp_path: Path, monkeypatch) -> None:
+    """kfp.local with caching on, as ``make pipeline-run`` runs: the same source twice is one read (the
+    outputs are the first run's); a changed source gets a new fingerprint, so it is read again."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # init_local_runner moves it; restored after the test
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    init_local_runner(tmp_path)
+    source = tmp_path / "data.csv"
+    sentiment_frame().to_csv(source, index=False)
+
+    def reads() -> int:
+        return len(list((tmp_path / "kfp").glob("data-steps-*/ingest/dataset")))
+
+    first = run_data_steps(source, max_bad_fraction=0.1).output.path
+    again = run_data_steps(source, max_bad_fraction=0.1).output.path
+    assert again == first and reads() == 1
+    extra = pd.DataFrame({"text": ["one more text"], "label": ["neutral"]})
+    pd.concat([sentiment_frame(), extra]).to_csv(source, index=False)
+    changed = run_data_steps(source, max_bad_fraction=0.1).output.path
+    assert changed != first and reads() == 2

@@ -11,6 +11,7 @@ from pipelines.params import PipelineParams
 from pipelines.pipeline import compile_pipeline, monitoring_pipeline
 from pipelines.run import CLUSTER_KFP_HOST, cluster_params, monitoring_arguments
 from pipelines.schedule import HOURLY, SCHEDULE_NAME, schedule, unschedule
+from tests.helpers import PARAMS
 
 
 @dataclass
@@ -62,7 +63,7 @@ class KfpStandIn:
 
 def test_schedule_is_idempotent_replaces_on_change_and_unschedules(tmp_path: Path) -> None:
     client, params = KfpStandIn(), cluster_params(PipelineParams.load())
-    package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline)
+    package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline(PARAMS.cluster))
     arguments = monitoring_arguments(
         params, "s3://predictions/sentiment", "http://mlflow", CLUSTER_KFP_HOST, tmp_path
     )

@@ -1,0 +1,121 @@
+"""What each pipeline step asks a Kubernetes cluster for, compiled into the pipeline's IR: CPU and memory
+requests and limits, an accelerator for the transformer's fine-tuning, retries, and caching.
+
+The values come from params.yaml's ``cluster`` section (:class:`ClusterConfig`); the two policies below
+are choices about the steps themselves, so they live with the code. kfp.local honours the retries and
+the caching and ignores the rest.
+"""
+
+from dataclasses import dataclass
+
+from kfp import dsl, kubernetes
+
+from core.config import from_mapping
+
+# Caching: on where a step's outputs are a pure function of its inputs. Ingest's inputs carry the
+# sources' content fingerprints (core/lineage.source_fingerprint), so a changed source is a new cache key;
+# validate, preprocess, the out-of-domain sets and the embedding reference are seeded functions of what
+# they are given. Off for the rest: training runs on a wall-clock budget and logs to MLflow, evaluate logs
+# to its candidate's run, the gate registers, deploy and analyze change the cluster, and monitor and
+# retrain read the world as it is now.
+CACHED_STEPS = frozenset({"ingest", "validate", "preprocess", "prepare_out_of_domain", "embedding_reference"})
+# Retries: on the steps that talk to S3 or MLflow, where a failure can be a passing hiccup. Validate and
+# preprocess read and write only their artifacts: a failure there is the data's, and would fail again.
+RETRIED_STEPS = frozenset(
+    {
+        "ingest",
+        "prepare_out_of_domain",
+        "train_linear",
+        "train_transformer",
+        "ensemble",
+        "evaluate",
+        "gate",
+        "deploy",
+        "analyze",
+        "monitor",
+        "retrain",
+    }
+)
+ACCELERATED_STEPS = frozenset({"train_transformer"})  # the only step whose code uses a GPU when present
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Kubernetes quantities for one step's container."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """The transformer's fine-tuning on an accelerator: ``type`` "" (none: CPU) or a resource name such
+    as ``nvidia.com/gpu``, ``count`` of them, and how to reach the nodes that have them."""
+
+    type: str
+    count: int
+    node_selector: dict
+    tolerations: list
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retries of the steps in RETRIED_STEPS: ``retries`` more attempts, waiting ``backoff_seconds``, then
+    ``backoff_factor`` times longer each time, at most ``max_backoff_seconds``."""
+
+    retries: int
+    backoff_seconds: int
+    backoff_factor: float
+    max_backoff_seconds: int
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """params.yaml ``cluster``: ``resources`` per step (``default`` for any step not named), the
+    accelerator and the retry policy."""
+
+    resources: dict[str, Resources]
+    accelerator: Accelerator
+    retry: Retry
+
+    @classmethod
+    def from_config(cls, values: dict, where: str = "cluster") -> "ClusterConfig":
+        names = {"resources", "accelerator", "retry"}
+        if set(values) != names:
+            raise ValueError(f"{where}: expected the keys {sorted(names)}, got {sorted(values)}")
+        resources = {
+            step: from_mapping(Resources, spec, f"{where}.resources.{step}")
+            for step, spec in values["resources"].items()
+        }
+        if "default" not in resources:
+            raise ValueError(f"{where}.resources: needs a 'default' entry for the steps it does not name")
+        accelerator = from_mapping(Accelerator, values["accelerator"], f"{where}.accelerator")
+        return cls(resources, accelerator, from_mapping(Retry, values["retry"], f"{where}.retry"))
+
+    def resources_of(self, step: str) -> Resources:
+        return self.resources.get(step, self.resources["default"])
+
+
+def configure(task: dsl.PipelineTask, step: str, cluster: ClusterConfig) -> dsl.PipelineTask:
+    """Give ``task`` (an instance of the step ``step``) its resources, accelerator, retries and caching."""
+    resources = cluster.resources_of(step)
+    task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
+    task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)
+    accelerator = cluster.accelerator
+    if step in ACCELERATED_STEPS and accelerator.type:
+        task.set_accelerator_type(accelerator.type).set_accelerator_limit(accelerator.count)
+        for key, value in accelerator.node_selector.items():
+            kubernetes.add_node_selector(task, label_key=key, label_value=str(value))
+        for toleration in accelerator.tolerations:
+            kubernetes.add_toleration(task, **toleration)
+    if step in RETRIED_STEPS and cluster.retry.retries > 0:
+        retry = cluster.retry
+        task.set_retry(
+            retry.retries,
+            backoff_duration=f"{retry.backoff_seconds}s",
+            backoff_factor=retry.backoff_factor,
+            backoff_max_duration=f"{retry.max_backoff_seconds}s",
+        )
+    return task.set_caching_options(enable_caching=step in CACHED_STEPS)

@@ -1,0 +1,110 @@
+"""What the compiled pipelines ask a cluster for, read from the IR YAML as KFP's backend reads it:
+resources per step, the accelerator on the transformer's fine-tuning only, retries on the steps that
+talk to S3 or MLflow, caching where a step's outputs are a pure function of its inputs."""
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.pipeline import compile_pipeline, monitoring_pipeline, training_pipeline
+from pipelines.task_settings import (
+    ACCELERATED_STEPS,
+    CACHED_STEPS,
+    RETRIED_STEPS,
+    Accelerator,
+    ClusterConfig,
+)
+from tests.helpers import PARAMS
+
+GPU = Accelerator(
+    type="nvidia.com/gpu",
+    count=1,
+    node_selector={"nvidia.com/gpu.present": "true"},
+    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+)
+
+
+def compiled(tmp_path: Path, pipeline) -> tuple[dict, dict]:
+    """(pipeline spec, Kubernetes platform spec) of the compiled ``pipeline``."""
+    pipeline_spec, platform_spec = yaml.safe_load_all(
+        Path(compile_pipeline(str(tmp_path / "p.yaml"), pipeline)).read_text()
+    )
+    return pipeline_spec, platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def step_of(task: str) -> str:
+    """The step a task instantiates: ``train-linear-2`` -> ``train_linear``."""
+    return re.sub(r"-\d+$", "", task).replace("-", "_")
+
+
+def executor_of(spec: dict, task: str) -> str:
+    component = spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+    return spec["components"][component]["executorLabel"]
+
+
+@pytest.mark.parametrize("build", [training_pipeline, monitoring_pipeline])
+def test_every_task_gets_its_steps_resources_retries_and_caching(build, tmp_path: Path) -> None:
+    spec, _ = compiled(tmp_path, build(PARAMS.cluster))
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks
+    for task, task_spec in tasks.items():
+        step = step_of(task)
+        resources = spec["deploymentSpec"]["executors"][executor_of(spec, task)]["container"]["resources"]
+        wanted = PARAMS.cluster.resources_of(step)
+        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == (
+            wanted.cpu_request,
+            wanted.cpu_limit,
+        ), task
+        assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == (
+            wanted.memory_request,
+            wanted.memory_limit,
+        ), task
+        assert "accelerator" not in resources, task  # no accelerator configured by default
+        cached = task_spec.get("cachingOptions", {}).get("enableCache", False)
+        assert cached is (step in CACHED_STEPS), task
+        retry = task_spec.get("retryPolicy")
+        if step in RETRIED_STEPS:
+            assert retry == {
+                "maxRetryCount": PARAMS.cluster.retry.retries,
+                "backoffDuration": f"{PARAMS.cluster.retry.backoff_seconds}s",
+                "backoffFactor": PARAMS.cluster.retry.backoff_factor,
+                "backoffMaxDuration": f"{PARAMS.cluster.retry.max_backoff_seconds}s",
+            }, task
+        else:
+            assert retry is None, task
+
+
+def test_the_transformer_alone_asks_for_the_accelerator_and_its_nodes(tmp_path: Path) -> None:
+    spec, platform = compiled(tmp_path, training_pipeline(replace(PARAMS.cluster, accelerator=GPU)))
+    for task in spec["root"]["dag"]["tasks"]:
+        executor = executor_of(spec, task)
+        resources = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
+        if step_of(task) in ACCELERATED_STEPS:
+            assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+            assert resources["accelerator"]["resourceCount"] == "1"
+            assert platform[executor]["nodeSelector"] == {"labels": {"nvidia.com/gpu.present": "true"}}
+            assert platform[executor]["tolerations"] == GPU.tolerations
+        else:
+            assert "accelerator" not in resources, task
+            assert "nodeSelector" not in platform.get(executor, {}), task
+            assert "tolerations" not in platform.get(executor, {}), task
+
+
+def test_no_retries_when_told_none(tmp_path: Path) -> None:
+    none = replace(PARAMS.cluster, retry=replace(PARAMS.cluster.retry, retries=0))
+    spec, _ = compiled(tmp_path, training_pipeline(none))
+    assert all("retryPolicy" not in task for task in spec["root"]["dag"]["tasks"].values())
+
+
+def test_the_cluster_section_is_checked() -> None:
+    values = PARAMS.as_dict()["cluster"]
+    assert ClusterConfig.from_config(values) == PARAMS.cluster
+    with pytest.raises(ValueError, match="'default' entry"):
+        ClusterConfig.from_config(values | {"resources": {"ingest": values["resources"]["ingest"]}})
+    with pytest.raises(ValueError, match="unknown keys \\['gpus'\\]"):
+        ClusterConfig.from_config(values | {"accelerator": values["accelerator"] | {"gpus": 2}})
+    with pytest.raises(ValueError, match="expected the keys"):
+        ClusterConfig.from_config(values | {"priority": "high"})
