@@ -75,6 +75,7 @@ def prepare_out_of_domain(
     """Read, clean (with validate's text limit) and sample each out-of-domain source (params.yaml
     ``out_of_domain``) into one text/label/domain parquet; ``report`` holds the rows kept and dropped
     (by reason) per domain. ``fingerprints``, as for ingest, is part of the cache key only."""
+    from components import keep_metrics
     from components.prepare_out_of_domain import OutOfDomainConfig, prepare_sources
     from components.validate import ValidateConfig
     from core.config import RunConfig, from_mapping
@@ -87,3 +88,4 @@ def prepare_out_of_domain(
     ).items():
         for name, count in counts.items():
             report.log_metric(f"{domain}_{name}", count)
+    keep_metrics(report)

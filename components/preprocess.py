@@ -90,6 +90,7 @@ def preprocess(
     split_sizes: Output[Metrics],
 ):
     """Normalise texts and split into train/validation/test (keeping the source's own splits)."""
+    from components import keep_metrics
     from components.preprocess import PreprocessConfig, preprocess_rows
     from core.config import RunConfig, from_mapping
 
@@ -105,3 +106,4 @@ def preprocess(
     )
     for name, size in sizes.items():
         split_sizes.log_metric(f"{name}_rows", size)
+    keep_metrics(split_sizes)

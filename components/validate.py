@@ -111,6 +111,7 @@ def validate(
     report: Output[Metrics],
 ):
     """Quarantine bad rows with their reasons; fail when too many are bad or a class is missing."""
+    from components import keep_metrics
     from components.validate import ValidateConfig, validate_rows
     from core.config import from_mapping
 
@@ -122,3 +123,4 @@ def validate(
     report.log_metric("rows_clean", result.rows_clean)
     for reason, count in result.quarantined.items():
         report.log_metric(f"quarantined_{reason}", count)
+    keep_metrics(report)

@@ -7,10 +7,12 @@ the caching and ignores the rest.
 """
 
 from dataclasses import dataclass
-
-from kfp import dsl, kubernetes
+from typing import TYPE_CHECKING
 
 from core.config import from_mapping
+
+if TYPE_CHECKING:  # kfp's DSL is imported where pipelines compile; inside a running step it has no tasks
+    from kfp import dsl
 
 # Caching: on where a step's outputs are a pure function of its inputs. Ingest's inputs carry the
 # sources' content fingerprints (core/lineage.source_fingerprint), so a changed source is a new cache key;
@@ -98,8 +100,10 @@ class ClusterConfig:
         return self.resources.get(step, self.resources["default"])
 
 
-def configure(task: dsl.PipelineTask, step: str, cluster: ClusterConfig) -> dsl.PipelineTask:
+def configure(task: "dsl.PipelineTask", step: str, cluster: ClusterConfig) -> "dsl.PipelineTask":
     """Give ``task`` (an instance of the step ``step``) its resources, accelerator, retries and caching."""
+    from kfp import kubernetes
+
     resources = cluster.resources_of(step)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
     task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)

@@ -143,14 +143,21 @@ def champion_store(champion_registry: RegistryServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def fast_champion_store(tmp_path_factory, registry_s3: str) -> str:
+def fast_champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
     """A production registry whose champion is the TF-IDF linear model (thousands of texts a second on 2
-    cores), for tests about clients rather than models; its URL."""
+    cores, a few hundred KB of artifacts), for tests about clients and rollouts rather than models."""
     server = registry_server(tmp_path_factory, registry_s3, "fast-champion")
     try:
-        yield register_champion(server, "tfidf", embedding_reference=False)
+        register_champion(server, "tfidf", embedding_reference=False)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def fast_champion_store(fast_champion_registry: RegistryServer) -> str:
+    """The URL of :func:`fast_champion_registry`."""
+    return fast_champion_registry.url
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,9 @@ ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
 
 
 @pytest.fixture(scope="module")
-def deploy_registry(champion_registry: RegistryServer, tmp_path_factory) -> RegistryServer:
-    """A copy of the champion registry with versions 2, 3 and 4 (the same model registered again)."""
-    server = champion_registry.copy(tmp_path_factory.mktemp("deploy-registry"))
+def deploy_registry(fast_champion_registry: RegistryServer, tmp_path_factory) -> RegistryServer:
+    """A copy of the TF-IDF champion's registry with versions 2, 3 and 4 (the same model registered again)."""
+    server = fast_champion_registry.copy(tmp_path_factory.mktemp("deploy-registry"))
     try:
         mlflow.set_tracking_uri(server.url)
         first = mlflow.MlflowClient().get_model_version("sentiment", "1")

@@ -62,11 +62,11 @@ TEST_CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def fleet(champion_registry: RegistryServer, tmp_path_factory):
-    """The registry (a copy of the champion registry with v1..v4), the four predictors, Prometheus and the
-    Pushgateway; yields a dict of them."""
+def fleet(fast_champion_registry: RegistryServer, tmp_path_factory):
+    """The registry (a copy of the TF-IDF champion's, with v1..v4), the four predictors, Prometheus and
+    the Pushgateway; yields a dict of them."""
     root = tmp_path_factory.mktemp("canary")
-    registry = champion_registry.copy(root)
+    registry = fast_champion_registry.copy(root)
     tracking_uri = registry.url
     processes = [registry.process]
     try:

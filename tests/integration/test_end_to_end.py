@@ -25,6 +25,7 @@ def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, *
     run.main(["--data", str(source), "--params", str(params_file), "--workdir", str(tmp_path / "mlops")])
 
 
+@pytest.mark.slow  # about 3.5 minutes; test_pipeline_runs.py runs the whole pipeline in the default suite
 def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: Path, monkeypatch) -> None:
     source = shared_dataset("tweeteval_sentiment")
     # 400 tweets per split: too few for a good model, so the floor is set just above chance (1/3).
