@@ -124,16 +124,21 @@ def register_champion(registry: RegistryServer, featurizer: str, embedding_refer
     return uri
 
 
+def champion_registry_of(tmp_path_factory, registry_s3: str, featurizer: str, embedding_reference: bool):
+    """A production registry of its own whose champion :func:`register_champion` made; stopped after."""
+    server = registry_server(tmp_path_factory, registry_s3, f"champion-{featurizer}")
+    try:
+        register_champion(server, featurizer, embedding_reference)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
     """A production registry whose champion is the embeddings linear model, with the embedding drift
     reference. Tests that change a registry take a ``copy()``."""
-    server = registry_server(tmp_path_factory, registry_s3, "champion")
-    try:
-        register_champion(server, "embeddings", embedding_reference=True)
-        yield server
-    finally:
-        server.stop()
+    yield from champion_registry_of(tmp_path_factory, registry_s3, "embeddings", embedding_reference=True)
 
 
 @pytest.fixture(scope="session")
@@ -146,12 +151,7 @@ def champion_store(champion_registry: RegistryServer) -> str:
 def fast_champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
     """A production registry whose champion is the TF-IDF linear model (thousands of texts a second on 2
     cores, a few hundred KB of artifacts), for tests about clients and rollouts rather than models."""
-    server = registry_server(tmp_path_factory, registry_s3, "fast-champion")
-    try:
-        register_champion(server, "tfidf", embedding_reference=False)
-        yield server
-    finally:
-        server.stop()
+    yield from champion_registry_of(tmp_path_factory, registry_s3, "tfidf", embedding_reference=False)
 
 
 @pytest.fixture(scope="session")
