@@ -30,7 +30,7 @@ SPLIT_NAMES = {
     "valid": "validation",
     "test": "test",
 }
-TABLE_SUFFIXES = {".csv", ".tsv", ".parquet"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".parquet", ".jsonl"}
 # The split of the ``extra_train`` sources' rows: preprocess adds them to train after it has carved any
 # missing validation or test split from the main source, so those stay the main source's.
 EXTRA_TRAIN_SPLIT = "train_extra"
@@ -40,7 +40,7 @@ class DataSourceError(RuntimeError):
     """The data source could not be read; the message says how to fix it."""
 
 
-def _pick_column(columns: list[str], candidates: tuple[str, ...], what: str) -> str:
+def pick_column(columns: list[str], candidates: tuple[str, ...], what: str) -> str:
     by_lower = {c.lower(): c for c in columns}
     for candidate in candidates:
         if candidate in by_lower:
@@ -51,8 +51,8 @@ def _pick_column(columns: list[str], candidates: tuple[str, ...], what: str) -> 
 def _normalise_frame(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
     """Rename the source's text/label columns and map its labels onto the shared label set."""
     columns = [str(c) for c in frame.columns]
-    text_column = _pick_column(columns, TEXT_COLUMNS, "text")
-    label_column = _pick_column(columns, LABEL_COLUMNS, "label")
+    text_column = pick_column(columns, TEXT_COLUMNS, "text")
+    label_column = pick_column(columns, LABEL_COLUMNS, "label")
     labels = frame[label_column].tolist()
     return pd.DataFrame(
         {
@@ -63,10 +63,13 @@ def _normalise_frame(frame: pd.DataFrame, split: str | None) -> pd.DataFrame:
     )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """Read one CSV/TSV/parquet file; undecodable bytes become U+FFFD so validation can flag them."""
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one CSV/TSV/parquet/JSON-lines file; undecodable bytes become U+FFFD so validation can flag
+    them."""
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
+    if path.suffix == ".jsonl":
+        return pd.read_json(path, lines=True, dtype=False, encoding_errors="replace")
     separator = "\t" if path.suffix == ".tsv" else ","
     # keep_default_na=False: an empty text stays "" (validation quarantines it), not NaN.
     return pd.read_csv(
@@ -104,7 +107,7 @@ def _from_datasets(dataset_dict) -> pd.DataFrame:
     frames = []
     for split_name, dataset in dataset_dict.items():
         frame = dataset.to_pandas()
-        label_column = _pick_column(list(frame.columns), LABEL_COLUMNS, "label")
+        label_column = pick_column(list(frame.columns), LABEL_COLUMNS, "label")
         feature = dataset.features.get(label_column)
         if hasattr(feature, "int2str"):
             frame[label_column] = [feature.int2str(int(v)) for v in frame[label_column]]
@@ -116,7 +119,7 @@ def _read_local(path: Path) -> pd.DataFrame:
     if path.is_file():
         if path.suffix not in TABLE_SUFFIXES:
             raise DataSourceError(f"{path}: unsupported file type (use {sorted(TABLE_SUFFIXES)})")
-        return _normalise_frame(_read_table(path), _split_of(path))
+        return _normalise_frame(read_table(path), _split_of(path))
     if any(path.glob("*_text.txt")):
         return _read_tweeteval_dir(path)
     import datasets

@@ -37,24 +37,36 @@ class ValidationReport:
         return (self.rows_in - self.rows_clean) / self.rows_in if self.rows_in else 1.0
 
 
-def find_bad_rows(frame: pd.DataFrame, max_text_chars: int) -> pd.Series:
-    """Return the quarantine reason of each row ("" for a good row)."""
-    text = frame["text"].astype("string")
-    stripped = text.str.strip()
-    key = stripped.str.lower()
-    label_sets = frame.assign(key=key).groupby("key", dropna=True)["label"].transform("nunique")
-    checks = {
-        "missing_text": text.isna() | (stripped.fillna("") == ""),
+def text_checks(text: pd.Series, max_text_chars: int) -> dict[str, pd.Series]:
+    """The checks of a text alone (missing, undecodable, too long), by reason: True where it fails.
+    Batch scoring quarantines unlabelled texts by these too."""
+    text = text.astype("string")
+    return {
+        "missing_text": text.isna() | (text.str.strip().fillna("") == ""),
         "invalid_utf8": text.fillna("").str.contains("\ufffd", regex=False),
         "too_long": text.fillna("").str.len() > max_text_chars,
+    }
+
+
+def first_failed(checks: dict[str, pd.Series], order: tuple[str, ...]) -> pd.Series:
+    """Each row's first failed check in ``order`` ("" where none failed)."""
+    reason = pd.Series("", index=next(iter(checks.values())).index, dtype="string")
+    for name in order:  # earlier reasons win
+        reason = reason.mask((reason == "") & checks[name].fillna(False).astype(bool), name)
+    return reason
+
+
+def find_bad_rows(frame: pd.DataFrame, max_text_chars: int) -> pd.Series:
+    """Return the quarantine reason of each row ("" for a good row)."""
+    key = frame["text"].astype("string").str.strip().str.lower()
+    label_sets = frame.assign(key=key).groupby("key", dropna=True)["label"].transform("nunique")
+    checks = {
+        **text_checks(frame["text"], max_text_chars),
         "unknown_label": ~frame["label"].isin(LABELS),
         "conflicting_labels": label_sets.fillna(1) > 1,
         "duplicate_text": key.duplicated(keep="first") & key.notna(),
     }
-    reason = pd.Series("", index=frame.index, dtype="string")
-    for name in REASONS:  # earlier reasons win
-        reason = reason.mask((reason == "") & checks[name].fillna(False).astype(bool), name)
-    return reason
+    return first_failed(checks, REASONS)
 
 
 @dataclass(frozen=True)

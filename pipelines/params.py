@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from components.batch_score import BatchConfig
 from components.deploy import DeployConfig
 from components.ensemble import EnsembleConfig
 from components.gate import GateConfig
@@ -39,6 +40,7 @@ class PipelineParams:
     canary_analysis: dict  # validated by rollout.canary_analysis.AnalysisSettings.from_config
     monitor: MonitorConfig
     retrain: RetrainConfig
+    batch_score: BatchConfig  # the batch pipeline's
     cluster: ClusterConfig  # compiled into the pipelines' tasks, not passed to the steps
 
     @classmethod

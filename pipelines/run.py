@@ -91,7 +91,7 @@ def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
         **{
             f"{name}_config": values
             for name, values in sections.items()
-            if name not in ("retrain", "cluster")  # the monitoring pipeline's; compiled into the tasks
+            if name not in ("retrain", "batch_score", "cluster")  # other pipelines'; compiled into the tasks
         },
         "tracking_uri": tracking_uri,
         "lineage": params.lineage(),

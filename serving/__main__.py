@@ -18,12 +18,12 @@ from kserve import model_server
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from starlette.exceptions import HTTPException
 
+from models.runtime_choice import RUNTIMES
 from serving.auth import TOKEN_ENV, TokenGuard
 from serving.explain import ExplainLimits
 from serving.http_guard import InferenceGuard, http_error_handler, invalid_body_handler
 from serving.payload import RequestLimits
 from serving.predictor import (
-    RUNTIMES,
     ChampionNotFound,
     ReloadingRepository,
     SentimentPredictor,

@@ -23,6 +23,7 @@ from kserve.utils.utils import generate_uuid
 from core.labels import LABELS
 from core.registry import VersionNotFound, is_registry_uri, resolve
 from models.bundle import VersionDetails, is_bundle
+from models.runtime_choice import choose_runtime, has_int8_runtime, load_in_runtime
 from monitoring.drift import DriftReference
 from serving import prometheus_metrics as metrics
 from serving.batcher import AdaptiveBatcher
@@ -76,35 +77,6 @@ def version_details(pinned_uri: str) -> VersionDetails | None:
     return None
 
 
-RUNTIMES = ("auto", "fp32", "int8")
-
-
-def has_int8_runtime(pinned_uri: str) -> bool:
-    """Whether the logged model can run in INT8 (its pyfunc config has a ``runtime`` setting: the
-    transformer, the embeddings linear models and the ensemble, not the TF-IDF ones)."""
-    from mlflow.models import Model as LoggedModel
-    from mlflow.pyfunc import FLAVOR_NAME, MODEL_CONFIG
-
-    config = LoggedModel.load(pinned_uri).flavors[FLAVOR_NAME].get(MODEL_CONFIG) or {}
-    return "runtime" in config
-
-
-def choose_runtime(details: VersionDetails | None, requested: str, has_int8: bool) -> tuple[str, str]:
-    """(runtime, why) for ``requested`` (one of RUNTIMES): ``auto`` serves INT8 where the gate accepted it
-    for this version (tag ``int8_accepted``) and FP32 otherwise; ``fp32`` always FP32; ``int8`` INT8
-    wherever the model has one, even against the gate's verdict (for measurements)."""
-    verdict = None if details is None else details.int8_accepted
-    if requested == "fp32":
-        return "fp32", "--runtime fp32"
-    if not has_int8:
-        return "fp32", "the model has no INT8 runtime"
-    if verdict:
-        return "int8", "the gate accepted its INT8 runtime"
-    if requested == "int8":
-        return "int8", f"--runtime int8, although the gate did not accept it (int8_accepted={verdict})"
-    return "fp32", f"the gate did not accept its INT8 runtime (int8_accepted={verdict})"
-
-
 def drift_reference(details: VersionDetails | None) -> DriftReference | None:
     """The version's drift reference; None (drift gauges off, with a warning) when it has none."""
     if details is None or details.drift_reference is None:
@@ -128,8 +100,7 @@ class LoadedModel:
 def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedModel:
     """Load (in ``runtime``) and warm up, with one prediction, ``pinned_uri``."""
     started = time.perf_counter()
-    config = {"runtime": runtime} if runtime != "fp32" else None
-    model = mlflow.pyfunc.load_model(pinned_uri, model_config=config)
+    model = load_in_runtime(pinned_uri, runtime)
     model.predict(pd.DataFrame({"text": ["warming up"]}))
     python_model = model.unwrap_python_model()
     family = getattr(python_model, "family", type(python_model).__name__)

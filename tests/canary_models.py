@@ -1,7 +1,9 @@
-"""Test-only canary models for the canary-analysis proof: MLflow pyfunc models that wrap a registered
-version and misbehave in one known way. They are faults a test injects, not product features; the
-predictor serves them like any registered model (cloudpickle imports this module from the repo root)."""
+"""Test-only models for the canary-analysis and batch-scoring proofs: MLflow pyfunc models that wrap a
+registered version and misbehave in one known way. They are faults a test injects, not product features;
+the predictor and the batch steps load them like any registered model (cloudpickle imports this module
+from the repo root)."""
 
+import os
 import zlib
 
 import mlflow
@@ -35,6 +37,21 @@ class FailsOneInFour(_Wrapping):
         if any(zlib.crc32(text.encode()) % 4 == 0 for text in model_input["text"]):
             raise RuntimeError("injected canary fault")
         return self.base.predict(model_input)
+
+
+FAULT_MARKER_ENV = "TEST_FAULT_MARKER"
+
+
+class FailsFirstCall(_Wrapping):
+    """Fails the first prediction of all the processes that load it, then answers like the base model: a
+    transient fault. The first to create the file ``$TEST_FAULT_MARKER`` is the one that fails."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        try:
+            os.close(os.open(os.environ[FAULT_MARKER_ENV], os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return self.base.predict(model_input)
+        raise RuntimeError("injected transient fault")
 
 
 def register(model: _Wrapping, base_uri: str, name: str) -> str:

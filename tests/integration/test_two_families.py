@@ -13,7 +13,7 @@ from components.gate import gate_candidates
 from components.train_linear import train_linear_model
 from core import registry
 from models.bundle import VersionDetails
-from serving.predictor import choose_runtime, has_int8_runtime
+from models.runtime_choice import choose_runtime, has_int8_runtime
 from tests.helpers import (
     gate_config,
     linear_config,

@@ -246,7 +246,8 @@ def test_an_int8_runtime_beyond_the_loss_bound_is_rejected_and_served_in_fp32(
     """The gate's INT8 bound (0.005 of the test metric) decides the version's tag, and the predictor's
     default runtime (auto) follows the tag."""
     from models.bundle import VersionDetails
-    from serving.predictor import ServingOptions, choose_runtime
+    from models.runtime_choice import choose_runtime
+    from serving.predictor import ServingOptions
 
     scored = candidate(PARTIAL, tracking_uri, test_path)
     client = mlflow.MlflowClient(tracking_uri)

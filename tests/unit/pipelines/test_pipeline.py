@@ -26,8 +26,8 @@ from tests.helpers import PARAMS, run_config, sentiment_frame
 def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     package = compile_pipeline(str(tmp_path / "pipeline.yaml"), training_pipeline(PARAMS.cluster))
     loaded = kfp.components.load_component_from_file(package)
-    # retrain: the other pipeline's; cluster: compiled into the tasks
-    sections = {f.name for f in fields(PipelineParams)} - {"run", "retrain", "cluster"}
+    # retrain, batch_score: the other pipelines'; cluster: compiled into the tasks
+    sections = {f.name for f in fields(PipelineParams)} - {"run", "retrain", "batch_score", "cluster"}
     expected = (
         {"run"} | {f"{name}_config" for name in sections} | {"tracking_uri", "lineage", "data_fingerprints"}
     )

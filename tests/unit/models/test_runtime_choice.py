@@ -4,7 +4,8 @@ import mlflow
 import pytest
 
 from models.bundle import VersionDetails
-from serving.predictor import RUNTIMES, ServingOptions, choose_runtime, has_int8_runtime
+from models.runtime_choice import RUNTIMES, choose_runtime, has_int8_runtime
+from serving.predictor import ServingOptions
 
 
 def details(int8_accepted: bool | None) -> VersionDetails:
