@@ -57,7 +57,7 @@ with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,sv
 PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline-run compile ui serve monitor schedule unschedule dashboards test test-slow extension-test lint format clean \
+.PHONY: help install pipeline-run compile ui serve monitor batch-score schedule unschedule dashboards test test-slow extension-test lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
 	predict cluster-down
 
@@ -93,6 +93,11 @@ serve: install ## serve the registered champion with the KServe model server on 
 monitor: install ## drift, live quality and a retraining when needed, from what `make serve` logged (PREDICTIONS=folder|s3://..; DATA/OOD/MAX_ROWS as for pipeline-run)
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(if $(DATA),--data $(DATA)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
+
+batch-score: install ## score a corpus with the champion (or MODEL=models:/..): INPUT=file|s3://.. OUTPUT=folder|s3://.. (kfp.local, or the cluster with KFP_HOST; GPU=nvidia.com/gpu there)
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-score INPUT=<file|s3://...> OUTPUT=<folder|s3://...> [MODEL=models:/sentiment/3]"; exit 2; }
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.batch --input $(INPUT) --output $(OUTPUT) $(if $(MODEL),--model $(MODEL)) \
+		$(if $(GPU),--accelerator $(GPU))
 
 dashboards: install ## regenerate the Grafana dashboards (manifests/base/dashboards/*.json) from monitoring/dashboards.py
 	$(PYTHON) -m monitoring.dashboards

@@ -29,19 +29,21 @@ class StepSampler:
 
     def __init__(self, period_s: float = 0.2):
         self.period_s = period_s
-        self.peak_mib: dict[str, float] = defaultdict(float)
+        self.peak_mib: dict[str, float] = defaultdict(float)  # all of a step's tasks at once
+        self.peak_task_mib: dict[str, float] = defaultdict(float)  # its largest single task
         self.seen: dict[str, list[float]] = {}  # step -> [first, last] monotonic time
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _step_of(self, process) -> str | None:
+    def _task_of(self, process) -> tuple[str, int] | None:
+        """(step, pid of its task process) of ``process``; None for a process of no task."""
         for candidate in [process, *process.parents()]:
             try:
                 match = STEP.search(" ".join(candidate.cmdline()))
             except Exception:  # the process ended between two calls
                 return None
             if match:
-                return match.group(1)
+                return match.group(1), candidate.pid
         return None
 
     def _run(self) -> None:
@@ -49,15 +51,19 @@ class StepSampler:
 
         me = psutil.Process()
         while not self.stopping.is_set():
-            totals: dict[str, float] = defaultdict(float)
+            tasks: dict[tuple[str, int], float] = defaultdict(float)
             for process in me.children(recursive=True):
                 try:
-                    step = self._step_of(process)
-                    if step:
-                        totals[step] += process.memory_info().rss / 2**20
+                    task = self._task_of(process)
+                    if task:
+                        tasks[task] += process.memory_info().rss / 2**20
                 except psutil.Error:
                     continue
             now = time.monotonic()
+            totals: dict[str, float] = defaultdict(float)
+            for (step, _), mib in tasks.items():
+                totals[step] += mib
+                self.peak_task_mib[step] = max(self.peak_task_mib[step], mib)
             for step, mib in totals.items():
                 self.peak_mib[step] = max(self.peak_mib[step], mib)
                 self.seen.setdefault(step, [now, now])[1] = now

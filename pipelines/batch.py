@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from kfp import dsl
@@ -64,8 +65,7 @@ def batch_pipeline(cluster: ClusterConfig, parallelism: int):
 def batch_arguments(
     params: PipelineParams, input_uri: str, output_uri: str, model_uri: str, tracking_uri: str
 ):
-    from dataclasses import asdict
-
+    """The batch pipeline's arguments: the corpus, the output, the model and the two params sections."""
     return {
         "input_uri": input_uri,
         "output_uri": output_uri,
@@ -95,6 +95,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--shard-rows", type=int, help="rows per shard; overrides batch_score.shard_rows")
     parser.add_argument(
+        "--accelerator",
+        metavar="RESOURCE",
+        help="on a cluster, score each shard on this accelerator (e.g. nvidia.com/gpu) in FP32 (INT8 is the "
+        "CPU runtime); overrides `cluster.accelerator.type`",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=Path(os.environ.get("MLOPS_HOME", ".mlops")),
@@ -103,15 +109,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def batch_params(args: argparse.Namespace) -> PipelineParams:
+    """The params file with the command line's overrides; an accelerator means FP32 (the GPU's runtime)."""
+    params = PipelineParams.load(args.params).override(
+        "batch_score", parallelism=args.parallelism, shard_rows=args.shard_rows
+    )
+    if args.accelerator:
+        params = params.override("batch_score", runtime="fp32")
+        accelerator = replace(params.cluster.accelerator, type=args.accelerator)
+        params = replace(params, cluster=replace(params.cluster, accelerator=accelerator))
+    return params
+
+
 def main(argv: list[str] | None = None) -> None:
     from pipelines.run import CLUSTER_TRACKING_URI, init_local_runner, local_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
-    params = PipelineParams.load(args.params).override(
-        "batch_score", parallelism=args.parallelism, shard_rows=args.shard_rows
-    )
+    params = batch_params(args)
     model_uri = args.model or f"models:/{params.run.model_name}@{CHAMPION_ALIAS}"
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,9 @@ RETRIED_STEPS = frozenset(
         "batch_publish",
     }
 )
-ACCELERATED_STEPS = frozenset({"train_transformer"})  # the only step whose code uses a GPU when present
+# The steps whose code uses a GPU when present: the fine-tuning, and the batch shards (a model in FP32
+# runs on the GPU it sees; pipelines/batch.py scores in FP32 when given an accelerator).
+ACCELERATED_STEPS = frozenset({"train_transformer", "batch_score"})
 
 
 @dataclass(frozen=True)

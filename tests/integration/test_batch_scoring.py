@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from components.batch_score import BATCH_EXPERIMENT, SUCCESS_MARKER, read_scores
+from components.batch_score import BATCH_EXPERIMENT, SUCCESS_MARKER, BatchInputError, plan_batch, read_scores
 from core import locations
 from core.labels import probability_columns
 from pipelines.batch import batch_arguments, batch_pipeline
@@ -132,14 +132,16 @@ def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
     assert [i.dataset.digest for i in run.inputs.dataset_inputs] == [summary["input_sha256"][:32]]
 
 
-def test_a_corpus_with_nothing_to_score_fails_the_run_and_publishes_nothing(
-    registry: RegistryServer, kfp_local: Path, tmp_path: Path
+def test_a_corpus_with_nothing_to_score_is_refused_before_anything_is_written(
+    registry: RegistryServer, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "blank.csv"
     pd.DataFrame({"text": ["  ", ""]}).to_csv(corpus, index=False)
     output = tmp_path / "out"
-    with pytest.raises(RuntimeError, match="batch-plan"):
-        batch_pipeline(QUICK_RETRIES, parallelism=2)(
-            **batch_arguments(PARAMS, str(corpus), str(output), "models:/sentiment@champion", registry.url)
+    with pytest.raises(BatchInputError, match="none of its 2 rows can be scored"):
+        plan_batch(
+            str(corpus), str(output), "models:/sentiment@champion", PARAMS.batch_score, 5000, registry.url
         )
-    assert not (output / SUCCESS_MARKER).exists()
+    with pytest.raises(BatchInputError, match="takes a registry version"):
+        plan_batch(str(corpus), str(output), "runs:/abc/model", PARAMS.batch_score, 5000, registry.url)
+    assert not output.exists()

@@ -1,6 +1,7 @@
 """What the compiled pipelines ask a cluster for, read from the IR YAML as KFP's backend reads it:
-resources per step, the accelerator on the transformer's fine-tuning only, retries on the steps that
-talk to S3 or MLflow, caching where a step's outputs are a pure function of its inputs."""
+resources per step, the accelerator on the transformer's fine-tuning and the batch shards only, retries on
+the steps that talk to S3 or MLflow, caching where a step's outputs are a pure function of its inputs, and
+the batch pipeline's parallelism limit."""
 
 import re
 from dataclasses import replace
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.batch import batch_pipeline
 from pipelines.pipeline import compile_pipeline, monitoring_pipeline, training_pipeline
 from pipelines.task_settings import (
     ACCELERATED_STEPS,
@@ -40,15 +42,34 @@ def step_of(task: str) -> str:
     return re.sub(r"-\d+$", "", task).replace("-", "_")
 
 
+def step_tasks(spec: dict) -> dict[str, dict]:
+    """Every task that runs a step, in the root DAG and in the DAGs under it (a ParallelFor's body), by
+    name; the DAG tasks themselves (the loop) are left out."""
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec["components"].values() if "dag" in c)]
+    return {
+        name: task
+        for dag in dags
+        for name, task in dag["tasks"].items()
+        if "executorLabel" in spec["components"][task["componentRef"]["name"]]
+    }
+
+
 def executor_of(spec: dict, task: str) -> str:
-    component = spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+    component = step_tasks(spec)[task]["componentRef"]["name"]
     return spec["components"][component]["executorLabel"]
 
 
-@pytest.mark.parametrize("build", [training_pipeline, monitoring_pipeline])
+def batch_of_four(cluster: ClusterConfig):
+    return batch_pipeline(cluster, parallelism=4)
+
+
+PIPELINES = [training_pipeline, monitoring_pipeline, batch_of_four]
+
+
+@pytest.mark.parametrize("build", PIPELINES)
 def test_every_task_gets_its_steps_resources_retries_and_caching(build, tmp_path: Path) -> None:
     spec, _ = compiled(tmp_path, build(PARAMS.cluster))
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = step_tasks(spec)
     assert tasks
     for task, task_spec in tasks.items():
         step = step_of(task)
@@ -77,9 +98,13 @@ def test_every_task_gets_its_steps_resources_retries_and_caching(build, tmp_path
             assert retry is None, task
 
 
-def test_the_transformer_alone_asks_for_the_accelerator_and_its_nodes(tmp_path: Path) -> None:
-    spec, platform = compiled(tmp_path, training_pipeline(replace(PARAMS.cluster, accelerator=GPU)))
-    for task in spec["root"]["dag"]["tasks"]:
+@pytest.mark.parametrize("build", [training_pipeline, batch_of_four])
+def test_only_the_fine_tuning_and_the_shards_ask_for_the_accelerator_and_its_nodes(
+    build, tmp_path: Path
+) -> None:
+    spec, platform = compiled(tmp_path, build(replace(PARAMS.cluster, accelerator=GPU)))
+    assert {step_of(task) for task in step_tasks(spec)} & ACCELERATED_STEPS
+    for task in step_tasks(spec):
         executor = executor_of(spec, task)
         resources = spec["deploymentSpec"]["executors"][executor]["container"]["resources"]
         if step_of(task) in ACCELERATED_STEPS:
@@ -91,6 +116,18 @@ def test_the_transformer_alone_asks_for_the_accelerator_and_its_nodes(tmp_path: 
             assert "accelerator" not in resources, task
             assert "nodeSelector" not in platform.get(executor, {}), task
             assert "tolerations" not in platform.get(executor, {}), task
+
+
+def test_the_batch_pipeline_scores_at_most_parallelism_shards_at_once(tmp_path: Path) -> None:
+    spec, _ = compiled(tmp_path, batch_pipeline(PARAMS.cluster, parallelism=3))
+    [loop] = [task for task in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in task]
+    assert loop["iteratorPolicy"] == {"parallelismLimit": 3}
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--batch-plan-Output"
+    publish = spec["root"]["dag"]["tasks"]["batch-publish"]
+    assert (
+        publish["inputs"]["parameters"]["results"]["taskOutputParameter"]["producerTask"]
+        == loop["taskInfo"]["name"]
+    )
 
 
 def test_no_retries_when_told_none(tmp_path: Path) -> None:
