@@ -137,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     if host:
         import kfp
 
+        local = [uri for uri in (args.input, args.output) if not uri.startswith("s3://")]
+        if local:
+            raise SystemExit(
+                f"on a cluster the corpus and the output must be s3:// URIs (each step runs in a pod of its "
+                f"own, and MinIO is what they share): {local}"
+            )
+
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
         run = kfp.Client(host=host).create_run_from_pipeline_package(
             package,

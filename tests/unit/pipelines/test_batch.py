@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from pipelines.batch import batch_arguments, batch_params, batch_pipeline, parse_args
+from pipelines.batch import batch_arguments, batch_params, batch_pipeline, main, parse_args
 from pipelines.pipeline import compile_pipeline
 from tests.helpers import PARAMS
 
@@ -28,3 +29,9 @@ def test_the_arguments_are_the_pipelines_inputs(tmp_path) -> None:
     spec = next(yaml.safe_load_all(Path(package).read_text()))
     arguments = batch_arguments(PARAMS, "c.csv", "out", "models:/sentiment@champion", "http://mlflow")
     assert set(arguments) == set(spec["root"]["inputDefinitions"]["parameters"])
+
+
+def test_a_cluster_run_needs_s3_for_the_corpus_and_the_output(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KFP_HOST", "http://127.0.0.1:9")  # refused before any call to it
+    with pytest.raises(SystemExit, match=r"must be s3:// URIs.*\['scored/'\]"):
+        main(["--input", "s3://corpora/c.csv", "--output", "scored/", "--workdir", str(tmp_path)])
