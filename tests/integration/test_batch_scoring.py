@@ -136,7 +136,7 @@ def test_a_corpus_with_nothing_to_score_is_refused_before_anything_is_written(
     registry: RegistryServer, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "blank.csv"
-    pd.DataFrame({"text": ["  ", ""]}).to_csv(corpus, index=False)
+    pd.DataFrame({"text": ["  ", " \t "]}).to_csv(corpus, index=False)
     output = tmp_path / "out"
     with pytest.raises(BatchInputError, match="none of its 2 rows can be scored"):
         plan_batch(

