@@ -65,7 +65,14 @@ class RegistryServer:
                 "1",
             ],
             self.root / "mlflow-server.log",
-            env={"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint, **S3_CREDENTIALS},
+            # no job runner: MLflow 3's server otherwise starts six huey consumers (250 MB each, polling)
+            # for GenAI jobs the registry never runs, and a session keeps several registries up
+            env={
+                "MLFLOW_S3_ENDPOINT_URL": endpoint,
+                "AWS_ENDPOINT_URL": endpoint,
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                **S3_CREDENTIALS,
+            },
         )
         try:
             wait_for_http(f"{self.url}/health", self.process, timeout_s=120)
