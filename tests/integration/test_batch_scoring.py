@@ -3,6 +3,7 @@
 first call: tests/canary_models.py), several shards scored two at a time, one shard failing once and
 retried, the output in S3 checked row by row against the predictor's answers for the same texts."""
 
+import csv
 import hashlib
 import json
 from dataclasses import replace
@@ -136,7 +137,8 @@ def test_a_corpus_with_nothing_to_score_is_refused_before_anything_is_written(
     registry: RegistryServer, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "blank.csv"
-    pd.DataFrame({"text": ["  ", " \t "]}).to_csv(corpus, index=False)
+    # quoted: unquoted, pandas reads a line of blanks as no row at all
+    pd.DataFrame({"text": ["  ", " \t "]}).to_csv(corpus, index=False, quoting=csv.QUOTE_ALL)
     output = tmp_path / "out"
     with pytest.raises(BatchInputError, match="none of its 2 rows can be scored"):
         plan_batch(
