@@ -2,8 +2,10 @@
 current champion on the same test set by a margin, and the paired-bootstrap confidence interval of the
 difference excludes zero (a first model must pass an absolute floor).
 
-The score is the metric on the test split, or, with out-of-domain sets, a weighted sum: ``1 - ood_weight``
-on the test split and ``ood_weight`` shared equally by the out-of-domain sets.
+The score is the metric on the held-out sets: the test split and each out-of-domain set. By default
+(``score: heldout_mean``) it is their mean, so that a candidate fitted to the in-domain data alone cannot
+win on it; ``score: weighted`` gives the test split ``1 - ood_weight`` and the out-of-domain sets
+``ood_weight``, shared equally. With no out-of-domain set, both are the test split's metric.
 
 The winner's INT8 runtime (scored by evaluate as ``test_int8_<metric>``) is accepted when it loses at
 most ``int8_max_loss`` of the test metric; the verdict is recorded in the decision and on the registered
@@ -47,6 +49,7 @@ class GateConfig:
     min_score: float
     confidence: float
     bootstrap_samples: int
+    score: str
     ood_weight: float
     int8_max_loss: float
 
@@ -113,15 +116,25 @@ class ScoredSet:
     digest_tag: str
 
 
-def scored_sets(test: pd.DataFrame, ood: pd.DataFrame | None, ood_weight: float) -> list[ScoredSet]:
-    """The test split, plus each out-of-domain domain when there are any and ``ood_weight`` > 0."""
+SCORES = ("heldout_mean", "weighted")
+
+
+def scored_sets(
+    test: pd.DataFrame, ood: pd.DataFrame | None, score: str, ood_weight: float
+) -> list[ScoredSet]:
+    """The test split, plus each out-of-domain domain when there are any (and, for ``weighted``,
+    ``ood_weight`` > 0), with their weights in the score (see the module's docstring)."""
+    if score not in SCORES:
+        raise ValueError(f"gate.score must be one of {SCORES}, got {score!r}")
     if not 0 <= ood_weight < 1:
         raise ValueError(f"ood_weight must be in [0, 1), got {ood_weight}")
-    domains = sorted(ood["domain"].unique()) if ood is not None and len(ood) and ood_weight else []
-    test_set = ScoredSet("test", 1.0 - ood_weight if domains else 1.0, test, TEST_DIGEST_TAG)
-    return [test_set] + [
-        ScoredSet(f"ood_{d}", ood_weight / len(domains), ood[ood["domain"] == d], OOD_DIGEST_TAG)
-        for d in domains
+    weighted = score == "weighted"
+    has_ood = ood is not None and len(ood) and (ood_weight or not weighted)
+    domains = sorted(ood["domain"].unique()) if has_ood else []
+    share = ood_weight / len(domains) if weighted and domains else 1.0 / (1 + len(domains))
+    test_weight = 1.0 - ood_weight if weighted and domains else share
+    return [ScoredSet("test", test_weight, test, TEST_DIGEST_TAG)] + [
+        ScoredSet(f"ood_{d}", share, ood[ood["domain"] == d], OOD_DIGEST_TAG) for d in domains
     ]
 
 
@@ -197,7 +210,7 @@ def gate_candidates(
     client = mlflow.MlflowClient()
     metric, model_name = run.metric, run.model_name
     test, ood = pd.read_parquet(test_path), pd.read_parquet(ood_path) if ood_path else None
-    sets = scored_sets(test, ood, config.ood_weight)
+    sets = scored_sets(test, ood, config.score, config.ood_weight)
     digests = {
         TEST_DIGEST_TAG: content_digest(test),
         OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,

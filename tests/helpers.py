@@ -69,13 +69,14 @@ def write_params(path: Path, **sections: dict) -> Path:
 
 
 def gate_config(**changes) -> GateConfig:
-    """A gate with no margin, a floor of 0.4, no out-of-domain weight and the usual bootstrap (1,000
-    samples, 95 %) and INT8 tolerance (0.005), then ``changes``."""
+    """A gate with no margin, a floor of 0.4, the test split's score alone (weighted, no out-of-domain
+    weight) and the usual bootstrap (1,000 samples, 95 %) and INT8 tolerance (0.005), then ``changes``."""
     rules = {
         "min_improvement": 0.0,
         "min_score": 0.4,
         "confidence": 0.95,
         "bootstrap_samples": 1000,
+        "score": "weighted",
         "ood_weight": 0.0,
         "int8_max_loss": 0.005,
     }

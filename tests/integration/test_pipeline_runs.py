@@ -40,7 +40,7 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     for name in ("linear-embeddings", "linear-tfidf", "transformer", "ensemble"):
         assert f"{name:<16}{'test':<30}" in printed
     assert f"{'ensemble':<16}ood_reddit_sentiment" in printed
-    weights = "test 0.75, ood_reddit_sentiment 0.125, ood_youtubecommentsdataset 0.125"
+    weights = "test 0.333333, ood_reddit_sentiment 0.333333, ood_youtubecommentsdataset 0.333333"
     assert f"weighted by set ({weights})" in printed
     assert "gate: PROMOTED to champion: first model" in printed
     assert "serve it: make serve" in printed

@@ -1,5 +1,6 @@
 """The gate's cases on a real MLflow registry, with small rule-based candidate models."""
 
+from dataclasses import fields
 from pathlib import Path
 
 import mlflow
@@ -8,11 +9,11 @@ import pandas as pd
 import pytest
 
 from components.evaluate import Candidate, evaluate_model
-from components.gate import GateError, decide, gate_candidates
+from components.gate import GateError, decide, gate_candidates, scored_sets
 from core.labels import LABELS
 from core.registry import champion
 from models.output import probabilities_frame, texts_of
-from tests.helpers import gate_config, run_config, sentiment_frame
+from tests.helpers import PARAMS, gate_config, run_config, sentiment_frame
 
 GATE_RUN = run_config(seed=0)  # the bootstrap's seed
 
@@ -231,6 +232,33 @@ def test_out_of_domain_weight_decides_between_candidates_and_against_the_champio
     challenge = gate([perfect], test_path, tracking_uri, ood_weight=0.5, **rules)
     assert not challenge.promoted and challenge.champion_score == pytest.approx(5 / 6)
     assert champion_version(tracking_uri) == weighed.registered_version
+
+
+def test_the_default_score_is_the_mean_over_the_held_out_sets(tracking_uri, test_path, ood_path) -> None:
+    """params.yaml's gate (heldout_mean): the test split and the reviews set weigh 1/2 each, so BROAD
+    (2/3 and 1) beats PERFECT (1 and 1/3), which fits the in-domain data alone."""
+    perfect, broad = (candidate(m, tracking_uri, test_path, ood_path) for m in (PERFECT, BROAD))
+    assert PARAMS.gate.score == "heldout_mean"
+    defaults = {f.name: getattr(PARAMS.gate, f.name) for f in fields(PARAMS.gate)}
+    decision = gate(
+        [perfect, broad], test_path, tracking_uri, ood_path=ood_path, **defaults | {"min_score": 0.5}
+    )
+    assert decision.run_id == broad.run_id and decision.weights == {"test": 0.5, "ood_reviews": 0.5}
+    assert decision.candidate_scores == pytest.approx({perfect.run_id: 2 / 3, broad.run_id: 5 / 6})
+
+
+def test_the_held_out_mean_gives_every_set_one_share() -> None:
+    test = sentiment_frame()
+    ood = pd.concat([test.head(9).assign(domain="reddit"), test.tail(6).assign(domain="youtube")])
+    sets = scored_sets(test, ood, "heldout_mean", ood_weight=0.25)  # ood_weight is the weighted score's
+    assert {s.name: s.weight for s in sets} == pytest.approx(
+        {"test": 1 / 3, "ood_reddit": 1 / 3, "ood_youtube": 1 / 3}
+    )
+    assert [s.weight for s in scored_sets(test, None, "heldout_mean", 0.25)] == [1.0]
+    weighted = scored_sets(test, ood, "weighted", 0.25)
+    assert [s.weight for s in weighted] == [0.75, 0.125, 0.125]
+    with pytest.raises(ValueError, match=r"gate\.score must be one of"):
+        scored_sets(test, ood, "median", 0.25)
 
 
 def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, test_path, ood_path) -> None:
