@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def in_process_rate(model_uri: str, texts: list[str], batch_size: int) -> tuple[
     score_frame(model, texts[:batch_size], batch_size, "warm-up")
     started = time.perf_counter()
     answers = score_frame(model, texts, batch_size, "in process")
-    return len(texts) / (time.perf_counter() - started), answers, vars(pinned)
+    return len(texts) / (time.perf_counter() - started), answers, asdict(pinned)
 
 
 def bench_model(featurizer: str, texts: list[str], args: argparse.Namespace) -> dict:

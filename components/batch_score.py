@@ -25,7 +25,7 @@ import logging
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -171,7 +171,7 @@ def plan_batch(
         "rows_in": len(corpus),
         "rows_quarantined": int(bad.sum()),
         "quarantined": {name: int(counts.get(name, 0)) for name in QUARANTINE_REASONS},
-        "model": vars(model),
+        "model": asdict(model),
         "shards": len(starts),
         "shard_rows": config.shard_rows,
         "started_at": started,
@@ -179,12 +179,13 @@ def plan_batch(
     locations.write_bytes(locations.join(staging, "plan.json"), json.dumps(plan, indent=2).encode())
     orders = []
     for index, start in enumerate(starts):
+        rows = clean.iloc[start : start + config.shard_rows]
         shard = locations.join(staging, "shards", f"shard-{index:05d}.parquet")
-        locations.write_parquet(clean.iloc[start : start + config.shard_rows], shard)
+        locations.write_parquet(rows, shard)
         orders.append(
             {
                 "index": index,
-                "rows": len(clean.iloc[start : start + config.shard_rows]),
+                "rows": len(rows),
                 "shard": shard,
                 "part": locations.join(staging, "parts", f"part-{index:05d}.parquet"),
                 "attempts": locations.join(staging, "attempts", f"shard-{index:05d}"),
