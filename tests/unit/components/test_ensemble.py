@@ -7,8 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.ensemble import EnsembleConfig, Member, ensemble_model, simplex_grid
+from components.ensemble import (
+    EnsembleConfig,
+    Member,
+    cross_fitted_votes,
+    ensemble_model,
+    simplex_grid,
+    tune_weights,
+)
 from core.labels import LABELS, probability_columns
+from core.scores import classification_metrics
 from models.output import probabilities_frame
 from tests.helpers import run_config, sentiment_frame
 from tests.unit.components.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel
@@ -103,3 +111,32 @@ def test_simplex_grid_covers_every_weighting_that_sums_to_one() -> None:
     grid = simplex_grid(3, 0.1)
     assert len(grid) == 66 and all(sum(weights) == pytest.approx(1.0) for weights in grid)
     assert (0.6, 0.2, 0.2) in grid and (1.0, 0.0, 0.0) in grid
+
+
+def test_tuned_weights_are_scored_out_of_sample(tracking_uri, validation_path) -> None:
+    """The validation score of tuned weights is cross-fitted (the in-sample one is logged beside it)."""
+    members = [log_member(model, tracking_uri, validation_path) for model in (PERFECT, CONSTANT, CONSTANT)]
+    tuned = ensemble(members, validation_path, tracking_uri, weighting="tuned")
+    run = mlflow.MlflowClient(tracking_uri).get_run(tuned.run_id)
+    assert run.data.params["validation_scoring"] == "cross-fitted, 5 folds"
+    assert run.data.metrics["validation_in_sample_macro_recall"] == pytest.approx(1.0)
+    assert run.data.metrics["validation_macro_recall"] == pytest.approx(
+        tuned.validation_metrics["macro_recall"]
+    )
+
+
+def test_cross_fitting_scores_each_row_with_weights_it_did_not_choose() -> None:
+    """Noise members: tuned on all rows, the best grid point fits the noise; cross-fitted, the same search
+    scores what it would on new rows, lower."""
+    rng = np.random.default_rng(0)
+    truth = [LABELS[i] for i in rng.integers(0, 3, 300)]
+    probabilities = [rng.dirichlet(np.ones(3), 300) for _ in range(3)]
+    weights = tune_weights(probabilities, truth, "macro_recall")
+    in_sample = np.tensordot(weights, np.stack(probabilities), axes=1)
+    votes, folds = cross_fitted_votes(probabilities, truth, "macro_recall", seed=0)
+
+    def recall(votes: np.ndarray) -> float:
+        return classification_metrics(truth, [LABELS[i] for i in votes.argmax(axis=1)])["macro_recall"]
+
+    assert folds == 5 and votes.shape == (300, 3)
+    assert recall(votes) < recall(in_sample)
