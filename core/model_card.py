@@ -1,5 +1,6 @@
 """Model cards: a markdown summary of one candidate (data, split sizes, metrics per class, confusion
-matrix, out-of-domain scores, training time, model size, inference latency) rendered from its MLflow run."""
+matrix, out-of-domain scores, robustness: validation against every held-out set, training time, model
+size, inference latency) rendered from its MLflow run."""
 
 import os
 import platform
@@ -61,6 +62,29 @@ def _out_of_domain_lines(metrics: dict, tags: dict) -> list[str]:
     return lines
 
 
+def _value(metrics: dict, name: str) -> str:
+    return f"{metrics[name]:.4f}" if name in metrics else "n/a"
+
+
+def _robustness_lines(metrics: dict, tags: dict) -> list[str]:
+    """Validation against every held-out set (the test split and each out-of-domain set): macro recall,
+    its gap to validation, and recall per class; then their mean, the gate's default score."""
+    if "validation_macro_recall" not in metrics or "test_macro_recall" not in metrics:
+        return []
+    held_out = ["test", *(f"ood_{d}" for d in tags.get("ood_domains", "").split(",") if d)]
+    validation = metrics["validation_macro_recall"]
+    lines = ["", "## Robustness", "", "Macro recall on validation and on each held-out set, the gap to"]
+    lines += ["validation, and recall per class (a recipe tuned on validation shows here):", ""]
+    lines += [_row(["set", "macro recall", "gap to validation", *LABELS]), _row(["---"] * (3 + len(LABELS)))]
+    for name in ["validation", *held_out]:
+        gap = "" if name == "validation" else f"{metrics[f'{name}_macro_recall'] - validation:+.4f}"
+        per_class = [_value(metrics, f"{name}_{label}_recall") for label in LABELS]
+        lines.append(_row([name, _value(metrics, f"{name}_macro_recall"), gap, *per_class]))
+    mean = statistics.fmean(metrics[f"{name}_macro_recall"] for name in held_out)
+    lines.append(_row(["held-out mean", f"{mean:.4f}", f"{mean - validation:+.4f}", *([""] * len(LABELS))]))
+    return lines
+
+
 def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     """Markdown for the candidate logged by ``run`` (an ``mlflow.entities.Run`` after evaluate)."""
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
@@ -101,6 +125,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
     lines += [_row(["", *LABELS]), _row(["---"] * (len(LABELS) + 1))]
     lines += [_row([label, *row]) for label, row in zip(LABELS, confusion_matrix, strict=True)]
     lines += _out_of_domain_lines(metrics, tags)
+    lines += _robustness_lines(metrics, tags)
     lines += [
         "",
         "## Inference",

@@ -143,3 +143,21 @@ def test_single_text_latency_is_the_median_of_single_text_calls():
     latency = single_text_latency_ms(model, ["a", "b", "c"], repeats=5)
     assert model.texts == [["a"], ["b"], ["c"], ["a"], ["b"], ["c"]]  # one warm-up, then 5 timed
     assert 2.0 <= latency < 200
+
+
+def test_the_robustness_table_sets_validation_against_every_held_out_set(logged_run):
+    scores = SCORES | {
+        "validation_negative_recall": 0.9,
+        **{f"ood_reddit_{m}": v for m, v in (("macro_recall", 0.7), ("macro_f1", 0.69), ("accuracy", 0.7))},
+        "ood_reddit_rows": 200,
+        "ood_reddit_neutral_recall": 0.5,
+    }
+    run = logged_run(LINEAR, scores, {"test_rows": "36", "ood_domains": "reddit"})
+    lines = render_model_card(run, MATRIX).splitlines()
+    table = lines.index("| set | macro recall | gap to validation | negative | neutral | positive |")
+    assert lines[table + 2 : table + 6] == [
+        "| validation | 0.8123 |  | 0.9000 | n/a | n/a |",
+        "| test | 0.8000 | -0.0123 | 0.7000 | 0.7100 | 0.7200 |",
+        "| ood_reddit | 0.7000 | -0.1123 | n/a | 0.5000 | n/a |",
+        "| held-out mean | 0.7500 | -0.0623 |  |  |  |",
+    ]
