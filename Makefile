@@ -75,8 +75,8 @@ $(INSTALLED): pyproject.toml requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA=path|s3://..|hf-id OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(if $(DATA),--data $(DATA)) \
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA="path|s3://..|hf-id ..." OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(foreach source,$(DATA),--data $(source)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS)) \
 		$(if $(GPU),--accelerator $(GPU))
 
@@ -91,7 +91,7 @@ serve: install ## serve the registered champion with the KServe model server on 
 		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS)
 
 monitor: install ## drift, live quality and a retraining when needed, from what `make serve` logged (PREDICTIONS=folder|s3://..; DATA/OOD/MAX_ROWS as for pipeline-run)
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(if $(DATA),--data $(DATA)) \
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(foreach source,$(DATA),--data $(source)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
 
 batch-score: install ## score a corpus with the champion (or MODEL=models:/..): INPUT=file|s3://.. OUTPUT=folder|s3://.. (kfp.local, or the cluster with KFP_HOST; GPU=nvidia.com/gpu there)

@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 
 from core.lineage import log_sources, sources_of
-from core.scores import classification_metrics
+from core.scores import classification_metrics, per_source_metrics
 from core.tracking import use_tracking
 
 REPORTED_METRICS = ("macro_recall", "macro_f1", "accuracy")
@@ -45,10 +45,13 @@ def candidate_run(
 def finish_candidate(
     run_id: str, model_uri: str, validation: pd.DataFrame, output: pd.DataFrame, metrics: dict[str, float]
 ) -> TrainResult:
-    """Score ``output`` (the model's answer for each ``validation`` row) and log the validation metrics,
-    ``metrics`` (timings) and the model's URI to the active run."""
-    scores = classification_metrics(validation["label"].tolist(), output["label"].tolist())
-    mlflow.log_metrics(metrics | {f"validation_{k}": v for k, v in scores.items()})
+    """Score ``output`` (the model's answer for each ``validation`` row) and log the validation metrics
+    (in all, and per source when there are several), ``metrics`` (timings) and the model's URI to the
+    active run."""
+    predicted = output["label"].tolist()
+    scores = classification_metrics(validation["label"].tolist(), predicted)
+    per_source = per_source_metrics("validation", validation, predicted)
+    mlflow.log_metrics(metrics | {f"validation_{k}": v for k, v in scores.items()} | per_source)
     mlflow.set_tag("model_uri", model_uri)
     predictions = pd.concat(
         [validation[["text", "label"]].reset_index(drop=True), output.rename(columns={"label": "predicted"})],

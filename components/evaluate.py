@@ -1,4 +1,5 @@
-"""evaluate: score the logged model on the held-out test split and log metrics and plots to MLflow."""
+"""evaluate: score the logged model on the held-out sets (the test split, one set per source when it
+holds several, and each out-of-domain set) and log metrics and plots to MLflow."""
 
 import json
 import logging
@@ -20,6 +21,8 @@ from core.scores import (
     classification_metrics,
     confusion_matrix_figure,
     label_confusion_matrix,
+    per_source_metrics,
+    source_sets,
 )
 from core.tracking import use_tracking
 from monitoring.drift import REFERENCE_ARTIFACT, build_reference
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 TEST_DIGEST_TAG = "test_set_digest"
 OOD_DIGEST_TAG = "ood_set_digest"
 OOD_DOMAINS_TAG = "ood_domains"
+TEST_SETS_TAG = "test_sets"
 PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"
 OOD_PREDICTIONS_ARTIFACT = "evaluation/ood_predictions.parquet"
 
@@ -37,7 +41,8 @@ OOD_PREDICTIONS_ARTIFACT = "evaluation/ood_predictions.parquet"
 @dataclass(frozen=True)
 class Candidate:
     """An evaluated candidate as the gate sees it: its run, its model and what it predicted for every row
-    of every scored set (columns text, label, set (``test`` or ``ood_<domain>``), predicted)."""
+    of every scored set (columns text, label, set (see :func:`test_sets`, or ``ood_<domain>``),
+    predicted)."""
 
     run_id: str
     model_uri: str
@@ -50,8 +55,14 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     test_digest: str
     model_card: str
+    per_source: dict[str, float]
     out_of_domain: dict[str, dict[str, float]]
     candidate: Candidate
+
+
+def test_sets(test: pd.DataFrame) -> pd.Series:
+    """Each test row's held-out set: ``test``, or ``test_<source>`` when the split holds several sources."""
+    return source_sets("test", test)
 
 
 def _score_out_of_domain(
@@ -63,9 +74,7 @@ def _score_out_of_domain(
     scores = {}
     for domain, rows in predicted.groupby("domain", sort=True):
         metrics = classification_metrics(rows["label"].tolist(), rows["predicted"].tolist())
-        scores[domain] = {"rows": float(len(rows))} | {
-            k: metrics[k] for k in ("macro_recall", "macro_f1", "accuracy")
-        }
+        scores[domain] = {"rows": float(len(rows))} | metrics
         mlflow.log_metrics({f"ood_{domain}_{k}": v for k, v in scores[domain].items()})
     mlflow.set_tags({OOD_DIGEST_TAG: content_digest(ood), OOD_DOMAINS_TAG: ",".join(scores)})
     path = folder / Path(OOD_PREDICTIONS_ARTIFACT).name
@@ -98,7 +107,8 @@ def evaluate_model(
     ood_path: str | None = None,
     embedding_reference_path: str | None = None,
 ) -> Evaluation:
-    """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics, the confusion matrix and the
+    """Score ``model_uri`` on ``test_path`` and log ``test_*`` metrics (and ``test_<source>_*`` per source
+    when it holds several; tag ``test_sets`` names the sets), the confusion matrix and the
     per-class report, the per-text predictions (for the gate's paired test), single-text latency, model
     size, the model card and the drift reference (monitoring/drift.py) to the training run ``run_id``;
     also write the matrix PNG to ``confusion_png``.
@@ -120,8 +130,9 @@ def evaluate_model(
     figure = confusion_matrix_figure(matrix, f"test confusion matrix (n={len(test)})")
     ood = pd.read_parquet(ood_path) if ood_path else pd.DataFrame()
     int8_metrics = _score_int8_variant(model, local_model, test, truth)
+    per_source = per_source_metrics("test", test, predicted)
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()} | int8_metrics)
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()} | per_source | int8_metrics)
         mlflow.log_metrics(
             {
                 "latency_ms_per_text": single_text_latency_ms(model, test["text"].tolist()),
@@ -129,12 +140,19 @@ def evaluate_model(
                 / 2**20,
             }
         )
-        mlflow.set_tags({TEST_DIGEST_TAG: digest, "test_rows": str(len(test))})
+        sets = test_sets(test)
+        mlflow.set_tags(
+            {
+                TEST_DIGEST_TAG: digest,
+                "test_rows": str(len(test)),
+                TEST_SETS_TAG: ",".join(sorted(sets.unique())),
+            }
+        )
         mlflow.log_figure(figure, "evaluation/confusion_matrix_test.png")
         report = Path(tmp) / "test_report.json"
         report.write_text(json.dumps({"metrics": metrics, "confusion_matrix": matrix}, indent=2))
         mlflow.log_artifact(str(report), "evaluation")
-        test_predictions = test[["text", "label"]].assign(set="test", predicted=predicted)
+        test_predictions = test[["text", "label"]].assign(set=sets, predicted=predicted)
         path = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
         test_predictions.drop(columns="set").to_parquet(path, index=False)
         mlflow.log_artifact(str(path), "evaluation")
@@ -158,11 +176,11 @@ def evaluate_model(
     )
     for domain, scores in out_of_domain.items():
         logger.info("out of domain, %s: macro recall %.4f", domain, scores["macro_recall"])
-    sets = [test_predictions]
+    scored = [test_predictions]
     if ood_predictions is not None:
-        sets.append(ood_predictions.assign(set="ood_" + ood_predictions["domain"]).drop(columns="domain"))
-    candidate = Candidate(run_id, model_uri, pd.concat(sets, ignore_index=True))
-    return Evaluation(metrics, matrix, digest, card, out_of_domain, candidate)
+        scored.append(ood_predictions.assign(set="ood_" + ood_predictions["domain"]).drop(columns="domain"))
+    candidate = Candidate(run_id, model_uri, pd.concat(scored, ignore_index=True))
+    return Evaluation(metrics, matrix, digest, card, per_source, out_of_domain, candidate)
 
 
 @component
@@ -196,6 +214,8 @@ def evaluate(
         {"run_id": run_id, "model_uri": model_uri, "family": model.metadata["family"]}
     )
     for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
+    for name, value in result.per_source.items():
         metrics.log_metric(name, value)
     for domain, scores in result.out_of_domain.items():
         for name, value in scores.items():

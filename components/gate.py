@@ -2,10 +2,12 @@
 current champion on the same test set by a margin, and the paired-bootstrap confidence interval of the
 difference excludes zero (a first model must pass an absolute floor).
 
-The score is the metric on the held-out sets: the test split and each out-of-domain set. By default
-(``score: heldout_mean``) it is their mean, so that a candidate fitted to the in-domain data alone cannot
-win on it; ``score: weighted`` gives the test split ``1 - ood_weight`` and the out-of-domain sets
-``ood_weight``, shared equally. With no out-of-domain set, both are the test split's metric.
+The score is the metric on the held-out sets: the test split (one set per training source when there
+are several: each source's own test slice) and each out-of-domain set. By default
+(``score: heldout_mean``) it is their mean, so that a candidate fitted to one source, or to the
+validation split, cannot win on it; ``score: weighted`` gives the test sets ``1 - ood_weight`` and the
+out-of-domain sets ``ood_weight``, each shared equally. With one source and no out-of-domain set, both
+are the test split's metric.
 
 The winner's INT8 runtime (scored by evaluate as ``test_int8_<metric>``) is accepted when it loses at
 most ``int8_max_loss`` of the test metric; the verdict is recorded in the decision and on the registered
@@ -26,7 +28,7 @@ import pandas as pd
 from kfp.dsl import Dataset, Input
 
 from components import component
-from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate
+from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
 from core.config import RunConfig
 from core.lineage import content_digest
 from core.model_card import MODEL_CARD_ARTIFACT
@@ -107,8 +109,8 @@ def decide(
 
 @dataclass(frozen=True)
 class ScoredSet:
-    """One evaluation set the score is made of: its name (``test`` or ``ood_<domain>``), weight, rows,
-    and the run tag holding its digest."""
+    """One evaluation set the score is made of: its name (``test``, ``test_<source>`` or
+    ``ood_<domain>``), weight, rows, and the run tag holding its digest."""
 
     name: str
     weight: float
@@ -122,8 +124,9 @@ SCORES = ("heldout_mean", "weighted")
 def scored_sets(
     test: pd.DataFrame, ood: pd.DataFrame | None, score: str, ood_weight: float
 ) -> list[ScoredSet]:
-    """The test split, plus each out-of-domain domain when there are any (and, for ``weighted``,
-    ``ood_weight`` > 0), with their weights in the score (see the module's docstring)."""
+    """The test sets (:func:`components.evaluate.test_sets`), plus each out-of-domain domain when there
+    are any (and, for ``weighted``, ``ood_weight`` > 0), with their weights in the score (see the
+    module's docstring)."""
     if score not in SCORES:
         raise ValueError(f"gate.score must be one of {SCORES}, got {score!r}")
     if not 0 <= ood_weight < 1:
@@ -131,10 +134,14 @@ def scored_sets(
     weighted = score == "weighted"
     has_ood = ood is not None and len(ood) and (ood_weight or not weighted)
     domains = sorted(ood["domain"].unique()) if has_ood else []
-    share = ood_weight / len(domains) if weighted and domains else 1.0 / (1 + len(domains))
-    test_weight = 1.0 - ood_weight if weighted and domains else share
-    return [ScoredSet("test", test_weight, test, TEST_DIGEST_TAG)] + [
-        ScoredSet(f"ood_{d}", share, ood[ood["domain"] == d], OOD_DIGEST_TAG) for d in domains
+    names = test_sets(test)
+    tests = sorted(names.unique())
+    if weighted and domains:
+        test_share, ood_share = (1.0 - ood_weight) / len(tests), ood_weight / len(domains)
+    else:
+        test_share = ood_share = 1.0 / (len(tests) + len(domains))
+    return [ScoredSet(name, test_share, test[names == name], TEST_DIGEST_TAG) for name in tests] + [
+        ScoredSet(f"ood_{d}", ood_share, ood[ood["domain"] == d], OOD_DIGEST_TAG) for d in domains
     ]
 
 

@@ -1,7 +1,8 @@
-"""Ingest: read a labelled text data set from a local path, an s3:// URI or a Hugging Face dataset id,
-and normalise it to the columns ``text``, ``label`` (negative/neutral/positive) and ``split``; sources
-named in ``extra_train`` (e.g. the labelled feedback the monitor collected) join the training split.
-Every source read is recorded with its content digest (core/lineage.py).
+"""Ingest: read one or more labelled text data sets, each from a local path, an s3:// URI or a Hugging
+Face dataset id, and normalise them to the columns ``text``, ``label`` (negative/neutral/positive),
+``split`` and ``source`` (the source's short name); sources named in ``extra_train`` (e.g. the labelled
+feedback the monitor collected) join the training split. Every source read is recorded with its content
+digest (core/lineage.py).
 """
 
 import logging
@@ -168,48 +169,55 @@ def read_source(source: str) -> pd.DataFrame:
 class IngestConfig:
     """params.yaml ``ingest``: see the comments there."""
 
-    source: str
+    sources: list[str]
     extra_train: list[str]
     max_rows_per_split: int
 
 
-def ingest_source(
-    source: str, output_path: str, max_rows_per_split: int, seed: int, extra_train: list[str]
-) -> dict[str, int]:
-    """Read ``source`` (and every ``extra_train`` source, all of whose rows join the training split) and
-    write them as one parquet to ``output_path``, with the sources and their digests in its metadata;
-    return the row count per split.
+def _sample_splits(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """A seeded random sample of at most ``max_rows`` rows of each split (or of the unsplit rows)."""
+    return (
+        frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
+        .apply(lambda g: g.sample(n=min(len(g), max_rows), random_state=seed))
+        .reset_index(drop=True)
+    )
 
-    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split (for quick runs and tests); it
-    applies to ``source`` only.
+
+def ingest_source(
+    sources: list[str], output_path: str, max_rows_per_split: int, seed: int, extra_train: list[str]
+) -> dict[str, int]:
+    """Read every one of ``sources`` (and every ``extra_train`` source, all of whose rows join the training
+    split) and write them as one parquet to ``output_path``, each row with its source's name, and the
+    sources and their digests in its metadata; return the row count per split.
+
+    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split of each of ``sources`` (for
+    quick runs and tests); ``extra_train`` is kept whole.
     """
-    frame = read_source(source)
-    sources = [describe_source(source_name(source), source, frame)]
-    if max_rows_per_split:
-        frame = (
-            frame.groupby(frame["split"].fillna(""), group_keys=False, sort=False)
-            .apply(lambda g: g.sample(n=min(len(g), max_rows_per_split), random_state=seed))
-            .reset_index(drop=True)
-        )
-    extras = [read_source(extra).assign(split=EXTRA_TRAIN_SPLIT) for extra in extra_train]
-    sources += [
-        describe_source(source_name(uri), uri, extra) for uri, extra in zip(extra_train, extras, strict=True)
+    if not sources:
+        raise DataSourceError("no data source: name at least one (params.yaml ingest.sources, or DATA=)")
+    named = [(source_name(uri), uri, read_source(uri)) for uri in sources]
+    extras = [
+        (source_name(uri), uri, read_source(uri).assign(split=EXTRA_TRAIN_SPLIT)) for uri in extra_train
     ]
-    if len({s["name"] for s in sources}) < len(sources):
-        raise DataSourceError(f"two data sources have the same name: {[s['name'] for s in sources]}")
-    frame = pd.concat([frame, *extras], ignore_index=True)
+    lineage = [describe_source(name, uri, frame) for name, uri, frame in named + extras]
+    if len({s["name"] for s in lineage}) < len(lineage):
+        raise DataSourceError(f"two data sources have the same name: {[s['name'] for s in lineage]}")
+    if max_rows_per_split:
+        named = [(name, uri, _sample_splits(frame, max_rows_per_split, seed)) for name, uri, frame in named]
+    frame = pd.concat([f.assign(source=name) for name, _, f in named + extras], ignore_index=True)
     frame["split"] = frame["split"].astype("string")
-    frame.attrs[SOURCES_ATTR] = sources
+    frame["source"] = frame["source"].astype("string")
+    frame.attrs[SOURCES_ATTR] = lineage
     frame.to_parquet(output_path, index=False)
     counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
-    logger.info("ingested %d rows from %s: %s", len(frame), source, counts)
+    logger.info("ingested %d rows from %s: %s", len(frame), ", ".join(sources), counts)
     return counts
 
 
 @component
 def ingest(config: dict, run: dict, fingerprints: str, dataset: Output[Dataset]):
-    """Read a local path, s3:// URI or Hugging Face id (params.yaml ``ingest``) into a text/label/split
-    parquet, ``dataset``. ``fingerprints`` (what the sources held at submission,
+    """Read local paths, s3:// URIs or Hugging Face ids (params.yaml ``ingest``) into one
+    text/label/split/source parquet, ``dataset``. ``fingerprints`` (what the sources held at submission,
     PipelineParams.data_fingerprints) is not read here: it is part of the step's cache key."""
     from components.ingest import IngestConfig, ingest_source
     from core.config import RunConfig, from_mapping
@@ -217,6 +225,8 @@ def ingest(config: dict, run: dict, fingerprints: str, dataset: Output[Dataset])
     settings = from_mapping(IngestConfig, config, "ingest")
     seed = from_mapping(RunConfig, run, "run").seed
     counts = ingest_source(
-        settings.source, dataset.path, settings.max_rows_per_split, seed, settings.extra_train
+        settings.sources, dataset.path, settings.max_rows_per_split, seed, settings.extra_train
     )
-    dataset.metadata.update({"source": settings.source, "extra_train": settings.extra_train, "rows": counts})
+    dataset.metadata.update(
+        {"sources": settings.sources, "extra_train": settings.extra_train, "rows": counts}
+    )

@@ -1,7 +1,7 @@
 """train_linear: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
-character n-grams) + logistic regression or a calibrated linear SVM, its C and class-imbalance treatment
-optionally tuned by Optuna (components/tune_linear.py), logged to MLflow as a self-contained pyfunc model
-(models/linear.py).
+character n-grams) + logistic regression or a calibrated linear SVM, with a class-imbalance treatment
+(core/imbalance.py) and its C optionally tuned by Optuna (components/tune_linear.py), logged to MLflow as
+a self-contained pyfunc model (models/linear.py).
 """
 
 import logging
@@ -24,6 +24,7 @@ from components import component
 from components.candidate import TrainResult, candidate_run, finish_candidate
 from components.tune_linear import fit_classifier, tune_classifier
 from core.config import RunConfig
+from core.imbalance import prior_scale
 from models.linear import featurize, load_encoder, log_linear_model
 from models.output import probabilities_frame
 
@@ -76,9 +77,10 @@ def train_linear_model(
 ) -> TrainResult:
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
-    ``featurizer`` is ``embeddings`` (the sentence encoder ``config.encoder_id``) or ``tfidf``. With
-    ``config.trials`` > 0, Optuna tunes C and the imbalance treatment on the validation ``run.metric``
-    (nested runs), starting from ``config.c`` and ``config.imbalance``. Features are computed once,
+    ``featurizer`` is ``embeddings`` (the sentence encoder ``config.encoder_id``) or ``tfidf``; the
+    classes are balanced by ``config.imbalance`` (core/imbalance.py, or ``oversample``). With
+    ``config.trials`` > 0, Optuna tunes C on the validation ``run.metric`` (nested runs), starting from
+    ``config.c``. Features are computed once,
     whatever the number of trials. ``lineage`` (the pipeline's parameters) is logged to the run.
     """
     if featurizer not in FEATURIZERS:
@@ -114,18 +116,16 @@ def train_linear_model(
             vectorizer = tfidf_features().fit(train_x)
             train_x, validation_x = vectorizer.transform(train_x), vectorizer.transform(validation_x)
         featurize_seconds = time.perf_counter() - started
-        c, imbalance = config.c, config.imbalance
+        c, scale = config.c, prior_scale(train_y, config.imbalance)
         if config.trials:
-            first = {"C": c, "imbalance": imbalance}
             data = (train_x, train_y, validation_x, validation_y)
-            best = tune_classifier(build, config.trials, run.metric, run.seed, *data, first=first)
-            c, imbalance = best["C"], best["imbalance"]
-        model = fit_classifier(build, c, imbalance, run.seed, train_x, train_y)
-        output = probabilities_frame(list(model.classes_), model.predict_proba(validation_x))
+            c = tune_classifier(build, config.trials, run.metric, run.seed, config.imbalance, scale, data, c)
+        model = fit_classifier(build, c, config.imbalance, run.seed, train_x, train_y)
+        output = probabilities_frame(list(model.classes_), model.predict_proba(validation_x), scale)
         if vectorizer is not None:
             model = Pipeline([("features", vectorizer), ("classifier", model)])
-        mlflow.log_params({"C": c, "imbalance": imbalance})
-        model_uri = log_linear_model(encoder, model, Path(tmp), config.batch_size)
+        mlflow.log_params({"C": c, "imbalance": config.imbalance})
+        model_uri = log_linear_model(encoder, model, Path(tmp), config.batch_size, scale)
         timings = {"featurize_seconds": featurize_seconds, "train_seconds": time.perf_counter() - started}
         result = finish_candidate(run_id, model_uri, validation, output, timings)
     logger.info(

@@ -20,6 +20,7 @@ from components import component
 from components.candidate import TrainResult, candidate_run, finish_candidate
 from core.config import RunConfig
 from core.hub import resolve_model
+from core.imbalance import loss_weights, prior_scale
 from core.labels import LABELS
 from core.scores import classification_metrics
 from core.text import normalize_text
@@ -50,17 +51,12 @@ def _time_budget_callback(max_seconds: float):
 
 
 def _weighted_loss(labels: pd.Series, imbalance: str, label_smoothing: float):
-    """Cross-entropy for ``Trainer(compute_loss_func=...)``: with ``imbalance="class_weight"`` each class
-    weighs n / (k * n_class), scikit-learn's "balanced", so the minority class counts as much in the loss as
-    it does in macro recall."""
+    """Cross-entropy for ``Trainer(compute_loss_func=...)``, each class weighed by ``imbalance``
+    (core/imbalance.py: ``class_weight`` gives n / (k * n_class), scikit-learn's "balanced", so the
+    minority class counts as much in the loss as in macro recall; ``softened`` its square root)."""
     import torch
 
-    if imbalance not in ("class_weight", "none"):
-        raise ValueError(f"imbalance must be 'class_weight' or 'none', not {imbalance!r}")
-    weights = torch.ones(len(LABELS))
-    if imbalance == "class_weight":
-        counts = labels.value_counts().reindex(LABELS, fill_value=0).clip(lower=1).to_numpy()
-        weights = torch.tensor(len(labels) / (len(LABELS) * counts), dtype=torch.float32)
+    weights = torch.tensor(list(loss_weights(labels.tolist(), imbalance).values()), dtype=torch.float32)
 
     def loss(outputs, targets, num_items_in_batch=None):
         logits = outputs["logits"]
@@ -93,14 +89,6 @@ def _tokenized(frame: pd.DataFrame, tokenizer, max_length: int, sort_by_length: 
     return lengths.sort("length")
 
 
-def _prediction_metrics(prediction) -> dict[str, float]:
-    """Classification metrics of a ``Trainer.predict`` result (its labels come in its own row order)."""
-    return classification_metrics(
-        [LABELS[i] for i in prediction.label_ids],
-        [LABELS[i] for i in np.argmax(prediction.predictions, axis=-1)],
-    )
-
-
 def _in_row_order(prediction, rows: list[int]) -> np.ndarray:
     """The class probabilities of a ``Trainer.predict`` result, back in the order of the frame's rows."""
     probabilities = np.empty_like(prediction.predictions, dtype=np.float32)
@@ -108,9 +96,16 @@ def _in_row_order(prediction, rows: list[int]) -> np.ndarray:
     return probabilities
 
 
-def _validation_scores(prediction) -> dict[str, float]:
-    metrics = _prediction_metrics(prediction)
-    return {"macro_f1": metrics["macro_f1"], "macro_recall": metrics["macro_recall"]}
+def _validation_scorer(scale: list[float] | None):
+    """``compute_metrics`` for the Trainer: macro F1 and recall of a ``Trainer.predict`` result (labels in
+    its own row order), its answers prior-corrected by ``scale`` as the logged model's are."""
+
+    def scores(prediction) -> dict[str, float]:
+        answers = probabilities_frame(list(LABELS), softmax(prediction.predictions, axis=-1), scale)
+        metrics = classification_metrics([LABELS[i] for i in prediction.label_ids], answers["label"].tolist())
+        return {"macro_f1": metrics["macro_f1"], "macro_recall": metrics["macro_recall"]}
+
+    return scores
 
 
 def _log_training_curve(log_history: list[dict]) -> None:
@@ -179,8 +174,9 @@ def train_transformer_model(
     With ``length_grouping`` training batches group texts of similar length (evaluation always runs in
     length order), so batches carry little padding: on a 2-core CPU a step takes a third less time
     (``bench/transformer_batching.py``).
-    ``label_smoothing`` softens the cross-entropy targets; ``imbalance="class_weight"`` weighs classes
-    by inverse frequency ("none": unweighted). Uses a GPU when one is present.
+    ``label_smoothing`` softens the cross-entropy targets; ``imbalance`` (core/imbalance.py) weighs the
+    classes in the loss or corrects the trained model's answers by the training prior. Uses a GPU when
+    one is present.
     """
     import torch
     from transformers import (
@@ -241,6 +237,7 @@ def train_transformer_model(
             seed=run.seed,
         )
         loss = _weighted_loss(train["label"], config.imbalance, config.label_smoothing)
+        scale = prior_scale(train["label"].tolist(), config.imbalance)
         trainer = Trainer(
             model=model,
             args=arguments,
@@ -248,7 +245,7 @@ def train_transformer_model(
             eval_dataset=_tokenized(validation, tokenizer, config.max_length, sort_by_length=True),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=_validation_scores,
+            compute_metrics=_validation_scorer(scale),
             compute_loss_func=loss,
             callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience), budget],
         )
@@ -264,9 +261,9 @@ def train_transformer_model(
         model_dir = Path(tmp) / "model"
         trainer.save_model(str(model_dir))
         export_int8(model_dir)  # the INT8 runtime's ONNX file, logged with the weights
-        model_uri = log_transformer_model(model_dir, config.max_length, config.batch_size)
+        model_uri = log_transformer_model(model_dir, config.max_length, config.batch_size, scale)
         timings = {"train_seconds": train_seconds, "train_steps": trainer.state.global_step}
-        output = probabilities_frame(list(LABELS), probabilities)
+        output = probabilities_frame(list(LABELS), probabilities, scale)
         result = finish_candidate(run_id, model_uri, validation, output, timings)
     logger.info(
         "transformer: %d steps in %.0f s (%s); validation macro recall %.4f, macro F1 %.4f",

@@ -2,6 +2,7 @@
 matrix, out-of-domain scores, robustness: validation against every held-out set, training time, model
 size, inference latency) rendered from its MLflow run."""
 
+import json
 import os
 import platform
 import statistics
@@ -62,22 +63,39 @@ def _out_of_domain_lines(metrics: dict, tags: dict) -> list[str]:
     return lines
 
 
+def _sources_line(params: dict) -> str:
+    """The training sources and, when there are several, the exponent their training rows were mixed by."""
+    sources = json.loads(params.get("pipeline.ingest.sources", "[]"))
+    if not sources:
+        return "- sources: unknown"
+    named = ", ".join(f"`{source}`" for source in sources)
+    mix = params.get("pipeline.preprocess.mix_exponent")
+    if len(sources) == 1 or mix is None:
+        return f"- sources: {named}"
+    return f"- sources: {named} (training rows mixed with exponent {mix}: components/preprocess.py)"
+
+
 def _value(metrics: dict, name: str) -> str:
     return f"{metrics[name]:.4f}" if name in metrics else "n/a"
 
 
 def _robustness_lines(metrics: dict, tags: dict) -> list[str]:
-    """Validation against every held-out set (the test split and each out-of-domain set): macro recall,
-    its gap to validation, and recall per class; then their mean, the gate's default score."""
+    """Validation (in all, then per source when there are several) against every held-out set (each
+    test set and each out-of-domain set): macro recall, its gap to validation, and recall per class;
+    then the held-out sets' mean, the gate's default score."""
     if "validation_macro_recall" not in metrics or "test_macro_recall" not in metrics:
         return []
-    held_out = ["test", *(f"ood_{d}" for d in tags.get("ood_domains", "").split(",") if d)]
+    tests = [name for name in tags.get("test_sets", "test").split(",") if name]
+    held_out = [*tests, *(f"ood_{d}" for d in tags.get("ood_domains", "").split(",") if d)]
+    validations = ["validation"]
+    if tests != ["test"]:
+        validations += [f"validation{name.removeprefix('test')}" for name in tests]
     validation = metrics["validation_macro_recall"]
     lines = ["", "## Robustness", "", "Macro recall on validation and on each held-out set, the gap to"]
     lines += ["validation, and recall per class (a recipe tuned on validation shows here):", ""]
     lines += [_row(["set", "macro recall", "gap to validation", *LABELS]), _row(["---"] * (3 + len(LABELS)))]
-    for name in ["validation", *held_out]:
-        gap = "" if name == "validation" else f"{metrics[f'{name}_macro_recall'] - validation:+.4f}"
+    for name in [*validations, *held_out]:
+        gap = "" if name.startswith("validation") else f"{metrics[f'{name}_macro_recall'] - validation:+.4f}"
         per_class = [_value(metrics, f"{name}_{label}_recall") for label in LABELS]
         lines.append(_row([name, _value(metrics, f"{name}_macro_recall"), gap, *per_class]))
     mean = statistics.fmean(metrics[f"{name}_macro_recall"] for name in held_out)
@@ -103,7 +121,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
         "",
         "## Data",
         "",
-        f"- source: `{params.get('pipeline.ingest.source', 'unknown')}`",
+        _sources_line(params),
         f"- rows: train {params.get('train_rows')}, validation {params.get('validation_rows')}, "
         f"test {tags.get('test_rows')}",
         f"- labels: {', '.join(LABELS)}",

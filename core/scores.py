@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from core.labels import LABELS
@@ -26,6 +27,30 @@ def classification_metrics(y_true: list[str], y_pred: list[str]) -> dict[str, fl
             f"{label}_support": float(support[i]),
         }
     return metrics
+
+
+def source_sets(split: str, frame: pd.DataFrame) -> pd.Series:
+    """Each row's set: ``split`` (e.g. ``test``) when ``frame`` holds one source, ``<split>_<source>``
+    when it holds several (each source's own slice of the split, components/preprocess.py)."""
+    if "source" not in frame or frame["source"].nunique() <= 1:
+        return pd.Series(split, index=frame.index, dtype="string")
+    return (f"{split}_" + frame["source"]).astype("string")
+
+
+def per_source_metrics(split: str, frame: pd.DataFrame, predicted: list[str]) -> dict[str, float]:
+    """:func:`classification_metrics` of each source's rows of ``frame`` (its labels against
+    ``predicted``), as ``<split>_<source>_*``; empty when ``frame`` holds one source."""
+    sets = source_sets(split, frame)
+    if sets.nunique() == 1:
+        return {}
+    scored = pd.DataFrame(
+        {"label": frame["label"].to_numpy(), "set": sets.to_numpy(), "predicted": predicted}
+    )
+    return {
+        f"{name}_{k}": v
+        for name, rows in scored.groupby("set", sort=True)
+        for k, v in classification_metrics(rows["label"].tolist(), rows["predicted"].tolist()).items()
+    }
 
 
 def label_confusion_matrix(y_true: list[str], y_pred: list[str]) -> list[list[int]]:

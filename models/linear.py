@@ -87,19 +87,23 @@ class LinearSentimentModel(mlflow.pyfunc.PythonModel):
             self.encoder = load_encoder(encoder) if encoder else None
         self.classifier = load_classifier(context.artifacts["classifier"])
         self.batch_size = int(config.get("batch_size", 64))
+        self.prior_scale = config.get("prior_scale")
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         features = featurize(self.encoder, texts_of(model_input), self.batch_size)
-        return probabilities_frame(list(self.classifier.classes_), self.classifier.predict_proba(features))
+        probabilities = self.classifier.predict_proba(features)
+        return probabilities_frame(list(self.classifier.classes_), probabilities, self.prior_scale)
 
 
-def log_linear_model(encoder, classifier, workdir: Path, batch_size: int) -> str:
-    """Log the classifier (and the encoder's weights and INT8 runtime, if any) as a pyfunc model in the
-    active run; return its URI."""
+def log_linear_model(
+    encoder, classifier, workdir: Path, batch_size: int, prior_scale: list[float] | None
+) -> str:
+    """Log the classifier (and the encoder's weights and INT8 runtime, if any; the prior correction,
+    core/imbalance.py, if any) as a pyfunc model in the active run; return its URI."""
     classifier_path = workdir / "classifier.skops"
     save_classifier(classifier, str(classifier_path))
     artifacts = {"classifier": str(classifier_path)}
-    config = {"batch_size": batch_size}
+    config = {"batch_size": batch_size} | ({"prior_scale": prior_scale} if prior_scale else {})
     if encoder is not None:
         encoder.save(str(workdir / "encoder"))
         artifacts["encoder"] = str(workdir / "encoder")

@@ -7,10 +7,17 @@ import pandas as pd
 from core.labels import LABELS, probability_columns
 
 
-def probabilities_frame(classes: list[str], probabilities: np.ndarray) -> pd.DataFrame:
-    """The model's output: the predicted label and one probability column per class, in LABELS order."""
+def probabilities_frame(
+    classes: list[str], probabilities: np.ndarray, prior_scale: list[float] | None = None
+) -> pd.DataFrame:
+    """The model's output: the predicted label and one probability column per class, in LABELS order.
+    ``prior_scale`` (LABELS order; core/imbalance.py) multiplies the probabilities, which are then
+    renormalised: a prior correction the model carries from training."""
     order = [classes.index(label) for label in LABELS]
     ordered = probabilities[:, order]
+    if prior_scale is not None:
+        scaled = ordered * np.asarray(prior_scale)
+        ordered = scaled / scaled.sum(axis=1, keepdims=True)
     frame = pd.DataFrame(ordered, columns=probability_columns())
     frame.insert(0, "label", [LABELS[i] for i in ordered.argmax(axis=1)])
     return frame

@@ -87,6 +87,7 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
         label_of = AutoConfig.from_pretrained(folder).id2label
         self.max_length = int(config.get("max_length", 128))
         self.batch_size = int(config.get("batch_size", 32))
+        self.prior_scale = config.get("prior_scale")
         self.classes = [label_of[i] for i in range(len(label_of))]
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
@@ -94,10 +95,14 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
         probabilities = predict_probabilities(
             self.logits_of, self.tokenizer, texts, self.max_length, self.batch_size
         )
-        return probabilities_frame(self.classes, probabilities)
+        return probabilities_frame(self.classes, probabilities, self.prior_scale)
 
 
-def log_transformer_model(model_dir: Path, max_length: int, batch_size: int) -> str:
-    """Log a saved model+tokenizer folder as a pyfunc model in the active run; return its URI."""
+def log_transformer_model(
+    model_dir: Path, max_length: int, batch_size: int, prior_scale: list[float] | None
+) -> str:
+    """Log a saved model+tokenizer folder (and the prior correction, core/imbalance.py, if any) as a
+    pyfunc model in the active run; return its URI."""
     config = {"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"}
+    config |= {"prior_scale": prior_scale} if prior_scale else {}
     return log_sentiment_model(TransformerSentimentModel(), {"model": str(model_dir)}, config, REQUIREMENTS)

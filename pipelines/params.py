@@ -79,8 +79,22 @@ class PipelineParams:
         input, so KFP's cache key changes when a source does."""
         from core.lineage import source_fingerprint
 
-        sources = [self.ingest.source, *self.ingest.extra_train, *self.out_of_domain.sources]
+        sources = [*self.ingest.sources, *self.ingest.extra_train, *self.out_of_domain.sources]
         return json.dumps({source: source_fingerprint(source) for source in sources}, sort_keys=True)
+
+    def check_sources(self) -> None:
+        """Refuse an out-of-domain set that is also a training source (by name, as the sets are named):
+        its rows would be scored as unseen data. A training source's own test slice is already held out."""
+        from core.lineage import source_name
+
+        training = {source_name(s) for s in [*self.ingest.sources, *self.ingest.extra_train]}
+        both = sorted(training & {source_name(s) for s in self.out_of_domain.sources})
+        if both:
+            raise ValueError(
+                f"{both} both train and are scored as out-of-domain sets: drop them from "
+                "out_of_domain.sources (OOD=); as training sources their own test slices are held out "
+                "and judged by the gate"
+            )
 
     def lineage(self) -> str:
         """Every parameter as flat ``section.key`` names (JSON), logged to each candidate's MLflow run."""

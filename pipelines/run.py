@@ -1,7 +1,7 @@
 """Run the pipeline: submit it to KFP with ``kfp.Client`` when ``KFP_HOST`` is set, otherwise run the same
 definition through KFP's local runner (``kfp.local``, SubprocessRunner). Always compiles the IR YAML first.
 
-    python -m pipelines.run [--data PATH|s3://...|HF_ID] [--ood SOURCE ...] [--max-rows-per-split N]
+    python -m pipelines.run [--data PATH|s3://...|HF_ID ...] [--ood SOURCE ...] [--max-rows-per-split N]
                             [--compile-only]
     python -m pipelines.run --monitor PREDICTIONS     # the monitoring pipeline, on the prediction log
 """
@@ -45,7 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", help="data source; overrides `source` in the params file")
+    parser.add_argument(
+        "--data",
+        action="append",
+        metavar="SOURCE",
+        help="a training data source (repeat for more, each with its own test slice); overrides "
+        "`ingest.sources`",
+    )
     parser.add_argument(
         "--ood",
         action="append",
@@ -84,7 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
     """The pipeline's arguments: the ``run`` section, every other section as ``<section>_config``, where
-    MLflow is, the flat lineage and the data sources' fingerprints."""
+    MLflow is, the flat lineage and the data sources' fingerprints (refusing sources that overlap:
+    PipelineParams.check_sources)."""
+    params.check_sources()
     sections = params.as_dict()
     return {
         "run": sections.pop("run"),
@@ -232,8 +240,9 @@ def summary(decision: dict, seconds: float) -> str:
     for run_id in decision["candidate_scores"]:
         run = client.get_run(run_id)
         model_name = run.data.params["pipeline.run.model_name"]
+        tests = [name for name in run.data.tags.get("test_sets", "").split(",") if name not in ("", "test")]
         domains = [d for d in run.data.tags.get("ood_domains", "").split(",") if d]
-        for split in ["validation", "test", *(f"ood_{d}" for d in domains)]:
+        for split in ["validation", "test", *tests, *(f"ood_{d}" for d in domains)]:
             values = "".join(f"{run.data.metrics[f'{split}_{n}']:>14.4f}" for n in names)
             lines.append(f"{candidate_name(run.data.params):<16}{split:<30}{values}")
     weights = ", ".join(f"{name} {weight:g}" for name, weight in decision["weights"].items())
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = (
         PipelineParams.load(args.params)
-        .override("ingest", source=args.data, max_rows_per_split=args.max_rows_per_split)
+        .override("ingest", sources=args.data, max_rows_per_split=args.max_rows_per_split)
         .override("out_of_domain", sources=args.ood)
         .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
         .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))

@@ -152,9 +152,9 @@ def write_splits(folder: Path, seed: int) -> dict[str, str]:
     """Split :func:`sentiment_frame` 72/36/36 (stratified, seeded) into parquet files; return their paths."""
     from components.preprocess import split_frame
 
-    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"))
+    frame = sentiment_frame().assign(split=pd.Series(None, dtype="string"), source="sentiment")
     paths = {}
-    for name, part in split_frame(frame, 0.25, 0.25, seed=seed).items():
+    for name, part in split_frame(frame, 0.25, 0.25, seed=seed, mix_exponent=1.0).items():
         paths[name] = str(folder / f"{name}.parquet")
         part.to_parquet(paths[name])
     return paths

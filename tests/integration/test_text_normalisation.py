@@ -25,9 +25,15 @@ RAW = [
 def training_path_texts(tmp_path, texts: list[str]) -> set[str]:
     """The texts the pipeline's preprocess step writes for ``texts`` (every split together)."""
     clean = tmp_path / "clean.parquet"
-    pd.DataFrame({"text": texts, "label": ["neutral"] * len(texts), "split": "train"}).to_parquet(clean)
+    frame = pd.DataFrame(
+        {"text": texts, "label": ["neutral"] * len(texts), "split": "train", "source": "raw"}
+    )
+    frame.to_parquet(clean)
     paths = [str(tmp_path / f"{split}.parquet") for split in ("train", "validation", "test")]
-    preprocess_rows(str(clean), *paths, validation_fraction=0.25, test_fraction=0.25, seed=0)  # carves 1 + 1
+    # carves 1 + 1; one source, so the mix keeps every row
+    preprocess_rows(
+        str(clean), *paths, validation_fraction=0.25, test_fraction=0.25, mix_exponent=0.5, seed=0
+    )
     return {text for path in paths for text in pd.read_parquet(path)["text"]}
 
 

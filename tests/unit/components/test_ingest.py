@@ -72,8 +72,8 @@ def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
     source = tmp_path / "all.csv"
     sentiment_frame().to_csv(source, index=False)
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    assert ingest_source(str(source), str(first), 20, 7, extra_train=[]) == {"unsplit": 20}
-    ingest_source(str(source), str(second), 20, 7, extra_train=[])
+    assert ingest_source([str(source)], str(first), 20, 7, extra_train=[]) == {"unsplit": 20}
+    ingest_source([str(source)], str(second), 20, 7, extra_train=[])
     pd.testing.assert_frame_equal(pd.read_parquet(first), pd.read_parquet(second))
 
 
@@ -83,16 +83,17 @@ def test_extra_sources_join_the_training_split_and_every_source_is_recorded(tmp_
     frame.iloc[:100].to_csv(source, index=False)
     frame.iloc[100:].to_parquet(extra)
     output = tmp_path / "ingested.parquet"
-    counts = ingest_source(str(source), str(output), 0, 7, extra_train=[str(extra)])
+    counts = ingest_source([str(source)], str(output), 0, 7, extra_train=[str(extra)])
     assert counts == {"unsplit": 100, "train_extra": 44}
     ingested = pd.read_parquet(output)
     assert ingested[ingested["text"].isin(frame["text"].iloc[100:])]["split"].eq("train_extra").all()
+    assert ingested["source"].value_counts().to_dict() == {"tweets": 100, "feedback_train": 44}
     assert sources_of(ingested) == [
         {"name": "tweets", "uri": str(source), "rows": 100, "digest": content_digest(frame.iloc[:100])},
         {"name": "feedback_train", "uri": str(extra), "rows": 44, "digest": content_digest(frame.iloc[100:])},
     ]
     with pytest.raises(DataSourceError, match="same name"):
-        ingest_source(str(source), str(output), 0, 7, extra_train=[str(source)])
+        ingest_source([str(source)], str(output), 0, 7, extra_train=[str(source)])
 
 
 def test_s3_object_and_prefix(s3_endpoint: str, tmp_path: Path) -> None:
@@ -126,3 +127,17 @@ def test_shared_data_sets(relative: str, rows: int, splits: dict) -> None:
     assert len(frame) == rows
     assert set(frame["label"]) == set(LABELS)
     assert frame["split"].value_counts().to_dict() == splits
+
+
+def test_several_sources_are_read_each_row_named_by_its_source_and_each_sampled(tmp_path: Path) -> None:
+    frame = sentiment_frame()
+    tweets, comments = tmp_path / "tweets.csv", tmp_path / "comments.csv"
+    frame.iloc[:100].to_csv(tweets, index=False)
+    frame.iloc[100:].rename(columns={"text": "Comment", "label": "Sentiment"}).to_csv(comments, index=False)
+    output = tmp_path / "ingested.parquet"
+    assert ingest_source([str(tweets), str(comments)], str(output), 30, 7, extra_train=[]) == {"unsplit": 60}
+    ingested = pd.read_parquet(output)
+    assert ingested["source"].value_counts().to_dict() == {"tweets": 30, "comments": 30}
+    assert [s["rows"] for s in sources_of(ingested)] == [100, 44]  # the lineage describes each whole source
+    with pytest.raises(DataSourceError, match="no data source"):
+        ingest_source([], str(output), 0, 7, extra_train=[])

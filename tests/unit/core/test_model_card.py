@@ -43,7 +43,7 @@ LINEAR = {
     "featurizer": "tfidf",
     "classifier": "logreg",
     "C": "2.0",
-    "pipeline.ingest.source": "reddit",
+    "pipeline.ingest.sources": '["reddit"]',
     "train_rows": "72",
     "validation_rows": "36",
 }
@@ -67,7 +67,7 @@ def test_linear_card_has_name_model_data_and_metric_tables(logged_run):
     assert {"- featurizer: `tfidf`", "- classifier: `logreg`", "- C: `2.0`"} <= set(lines)
     assert "- model_family: `linear`" not in lines  # not a described parameter
     assert "- training time: 12 s" in lines and "- model size: 1.3 MB" in lines
-    assert "- rows: train 72, validation 36, test 36" in lines and "- source: `reddit`" in lines
+    assert "- rows: train 72, validation 36, test 36" in lines and "- sources: `reddit`" in lines
     assert "- labels: negative, neutral, positive" in lines
     assert "| validation | 0.8123 | n/a | n/a |" in lines
     assert "| test | 0.8000 | 0.7900 | 0.8000 |" in lines
@@ -117,7 +117,7 @@ def test_missing_family_and_measurements_render_unknown_and_nan(logged_run):
     card = render_model_card(logged_run({"featurizer": "tfidf"}, per_class()), MATRIX)
     assert card.startswith("# Model card: unknown\n")
     assert "- training time: nan s" in card and "- model size: nan MB" in card
-    assert "- source: `unknown`" in card and "- rows: train None, validation None, test None" in card
+    assert "- sources: unknown" in card and "- rows: train None, validation None, test None" in card
     assert "| test | n/a | n/a | n/a |" in card
 
 
@@ -160,4 +160,34 @@ def test_the_robustness_table_sets_validation_against_every_held_out_set(logged_
         "| test | 0.8000 | -0.0123 | 0.7000 | 0.7100 | 0.7200 |",
         "| ood_reddit | 0.7000 | -0.1123 | n/a | 0.5000 | n/a |",
         "| held-out mean | 0.7500 | -0.0623 |  |  |  |",
+    ]
+
+
+def test_several_sources_get_a_validation_and_a_test_row_each(logged_run):
+    sources = {
+        "pipeline.ingest.sources": '["data/tweets", "data/comments"]',
+        "pipeline.preprocess.mix_exponent": "0.5",
+    }
+    per_source = {
+        f"{split}_{source}_macro_recall": value
+        for split, source, value in (
+            ("validation", "tweets", 0.85),
+            ("validation", "comments", 0.75),
+            ("test", "tweets", 0.82),
+            ("test", "comments", 0.7),
+        )
+    }
+    run = logged_run(LINEAR | sources, SCORES | per_source, {"test_sets": "test_comments,test_tweets"})
+    lines = render_model_card(run, MATRIX).splitlines()
+    assert "- sources: `data/tweets`, `data/comments` (training rows mixed with exponent 0.5: " in "\n".join(
+        lines
+    )
+    table = lines.index("| set | macro recall | gap to validation | negative | neutral | positive |")
+    assert [line.split(" | ")[:3] for line in lines[table + 2 : table + 8]] == [
+        ["| validation", "0.8123", ""],
+        ["| validation_comments", "0.7500", ""],
+        ["| validation_tweets", "0.8500", ""],
+        ["| test_comments", "0.7000", "-0.1123"],
+        ["| test_tweets", "0.8200", "+0.0077"],
+        ["| held-out mean", "0.7600", "-0.0523"],
     ]

@@ -24,11 +24,12 @@ def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch
     monkeypatch.setenv("KFP_HOST", "http://localhost:8888")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setattr(kfp, "Client", RecordingClient)
-    run.main(["--data", "s3://data/tweets/", "--workdir", str(tmp_path)])
+    run.main(["--data", "s3://data/tweets/", "--data", "s3://data/comments/", "--workdir", str(tmp_path)])
 
     assert "submitted run run-123" in capsys.readouterr().out
     assert submitted["host"] == "http://localhost:8888"
     kfp.components.load_component_from_file(submitted["package"])
-    assert submitted["arguments"]["ingest_config"]["source"] == "s3://data/tweets/"
+    assert submitted["arguments"]["ingest_config"]["sources"] == ["s3://data/tweets/", "s3://data/comments/"]
     assert submitted["arguments"]["tracking_uri"] == run.CLUSTER_TRACKING_URI
-    assert json.loads(submitted["arguments"]["lineage"])["ingest.source"] == "s3://data/tweets/"
+    lineage = json.loads(submitted["arguments"]["lineage"])
+    assert json.loads(lineage["ingest.sources"]) == ["s3://data/tweets/", "s3://data/comments/"]
