@@ -38,8 +38,7 @@ def loss_weights(labels: list[str], treatment: str) -> dict[str, float]:
 
 def prior_scale(labels: list[str], treatment: str) -> list[float] | None:
     """What the model multiplies its probabilities by (LABELS order) before it renormalises them: the
-    inverse class shares for ``prior_correction``; None otherwise."""
-    check_treatment(treatment)
+    inverse class shares for ``prior_correction``; None for any other treatment."""
     if treatment != "prior_correction":
         return None
     return (1.0 / class_shares(labels)).tolist()

@@ -10,7 +10,7 @@ import pytest
 
 from components.evaluate import TEST_DIGEST_TAG, evaluate_model
 from components.train_linear import build_classifier, train_linear_model
-from components.tune_linear import IMBALANCE_TREATMENTS, oversample
+from components.tune_linear import oversample
 from core.labels import LABELS, probability_columns
 from core.lineage import content_digest
 from tests.helpers import PARAMS, linear_config, run_config, write_splits
@@ -97,7 +97,9 @@ def test_unknown_classifier_or_featurizer_is_rejected(splits, tracking_uri) -> N
         )
 
 
-def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, tracking_uri) -> None:
+def test_optuna_search_tunes_c_alone_in_nested_trials_with_the_configured_treatment(
+    splits, tracking_uri
+) -> None:
     config = linear_config(trials=3, c=0.3, imbalance="oversample")
     result = train_linear_model(
         splits["train"], splits["validation"], "tfidf", config, run_config(), tracking_uri, {}
@@ -110,10 +112,40 @@ def test_optuna_search_logs_nested_trials_and_the_chosen_treatment(splits, track
     assert sorted(run.info.run_name for run in children) == ["trial-0", "trial-1", "trial-2"]
     first = next(run for run in children if run.info.run_name == "trial-0")
     assert first.data.params == {"C": "0.3", "imbalance": "oversample"}  # the search starts from the config
+    assert {run.data.params["imbalance"] for run in children} == {
+        "oversample"
+    }  # the treatment is not searched
     best = max(children, key=lambda run: run.data.metrics["validation_macro_recall"])
-    assert parent.data.params["imbalance"] in IMBALANCE_TREATMENTS
+    assert parent.data.params["imbalance"] == "oversample"
     assert best.data.metrics["validation_macro_recall"] == pytest.approx(
         parent.data.metrics["validation_macro_recall"]
+    )
+
+
+def test_a_prior_corrected_model_carries_its_correction_and_answers_with_it(splits, tracking_uri) -> None:
+    """prior_correction trains unweighted and divides the answers by the training prior: the served model
+    gives the probabilities the uncorrected one gives, times the inverse shares, renormalised."""
+    train = pd.read_parquet(splits["train"])
+    skewed = pd.concat([train] + [train[train["label"] == "positive"]] * 2, ignore_index=True)
+    skewed.to_parquet(splits["train"])  # positive: 3/5 of the rows
+    runs = {
+        imbalance: train_linear_model(
+            splits["train"],
+            splits["validation"],
+            "tfidf",
+            linear_config(trials=0, imbalance=imbalance),
+            run_config(),
+            tracking_uri,
+            {},
+        )
+        for imbalance in ("none", "prior_correction")
+    }
+    texts = pd.DataFrame({"text": pd.read_parquet(splits["test"])["text"]})
+    plain, corrected = (mlflow.pyfunc.load_model(r.model_uri) for r in runs.values())
+    assert corrected.model_config["prior_scale"] == pytest.approx([5.0, 5.0, 5 / 3])
+    scaled = plain.predict(texts)[probability_columns()].to_numpy() * np.array([3.0, 3.0, 1.0])
+    np.testing.assert_allclose(
+        corrected.predict(texts)[probability_columns()], scaled / scaled.sum(axis=1, keepdims=True), rtol=1e-6
     )
 
 

@@ -82,6 +82,10 @@ def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
     assert _weighted_loss(labels, "none", 0.0)(outputs, targets).item() == pytest.approx(
         per_text.mean().item()
     )
+    softened = torch.sqrt(weights)
+    assert _weighted_loss(labels, "softened", 0.0)(outputs, targets).item() == pytest.approx(
+        ((softened * per_text).sum() / softened.sum()).item()
+    )
     with pytest.raises(ValueError, match="imbalance"):
         _weighted_loss(labels, "oversample", 0.0)
 
