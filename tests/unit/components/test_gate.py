@@ -50,9 +50,8 @@ def test_path(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.fixture
-def ood_path(tmp_path: Path) -> str:
-    """An out-of-domain "reviews" set whose words only BROAD knows (PERFECT scores 1/3 there)."""
+def reviews_frame() -> pd.DataFrame:
+    """18 "reviews" whose words only BROAD knows (PERFECT scores 1/3 there)."""
     topics = ["the play", "the show", "the film", "the opera", "the novel", "the series"]
     rows = [
         row
@@ -63,8 +62,14 @@ def ood_path(tmp_path: Path) -> str:
             (f"{topic} opens on monday", "neutral"),
         )
     ]
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+@pytest.fixture
+def ood_path(tmp_path: Path) -> str:
+    """The reviews as an out-of-domain set."""
     path = tmp_path / "ood.parquet"
-    pd.DataFrame(rows, columns=["text", "label"]).assign(domain="reviews").to_parquet(path)
+    reviews_frame().assign(domain="reviews").to_parquet(path)
     return str(path)
 
 
@@ -259,6 +264,28 @@ def test_the_held_out_mean_gives_every_set_one_share() -> None:
     assert [s.weight for s in weighted] == [0.75, 0.125, 0.125]
     with pytest.raises(ValueError, match=r"gate\.score must be one of"):
         scored_sets(test, ood, "median", 0.25)
+
+
+def test_a_test_split_of_several_sources_is_judged_source_by_source(tracking_uri, tmp_path: Path) -> None:
+    """Each source's test slice is a held-out set of its own, scored, weighed and compared with the
+    champion on its own (the reviews source is one whose words only BROAD knows)."""
+    tweets = sentiment_frame().assign(source="tweets")
+    reviews = reviews_frame().assign(source="reviews")
+    path = tmp_path / "test-two-sources.parquet"
+    pd.concat([tweets, reviews], ignore_index=True).to_parquet(path)
+    perfect, broad = (candidate(m, tracking_uri, str(path)) for m in (PERFECT, BROAD))
+    run = mlflow.MlflowClient(tracking_uri).get_run(broad.run_id)
+    assert run.data.tags["test_sets"] == "test_reviews,test_tweets"
+    assert run.data.metrics["test_reviews_macro_recall"] == pytest.approx(1.0)
+    assert run.data.metrics["test_tweets_negative_recall"] == pytest.approx(0.0)
+    first = gate([perfect], str(path), tracking_uri, min_score=0.5)
+    assert first.weights == {"test_reviews": 0.5, "test_tweets": 0.5}
+    assert first.candidate_score == pytest.approx(2 / 3)
+    decision = gate([broad], str(path), tracking_uri, min_score=0.5)
+    assert decision.promoted and decision.champion_score == pytest.approx(2 / 3)
+    assert decision.candidate_set_scores[broad.run_id] == pytest.approx(
+        {"test_reviews": 1.0, "test_tweets": 2 / 3}
+    )
 
 
 def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, test_path, ood_path) -> None:
