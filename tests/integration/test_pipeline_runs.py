@@ -12,7 +12,7 @@ import yaml
 from components.ingest import read_source
 from core.lineage import DATASET_DIGEST_CHARS, content_digest
 from pipelines import run
-from tests.helpers import sentiment_frame, write_comment_sets, write_params, write_splits
+from tests.helpers import TEMPLATES, sentiment_frame, write_comment_sets, write_params, write_splits
 from tests.unit.components.test_monitor import LONG_RANT, log_predictions
 
 # The transformer gets a few steps and the linear models two trials: these tests check wiring, not scores.
@@ -22,26 +22,45 @@ BUDGET = {
 }
 
 
+def product_comments(path: Path) -> None:
+    """A second training source, YouTube-style (Comment, Sentiment): 96 comments on other topics than
+    :func:`tests.helpers.sentiment_frame`'s."""
+    topics = [
+        "the blender",
+        "the kettle",
+        "the headphones",
+        "the charger",
+        "the lamp",
+        "the desk",
+        "the mug",
+        "the fan",
+    ]
+    rows = [(t.format(topic), label) for label, ts in TEMPLATES.items() for t in ts for topic in topics]
+    pd.DataFrame(rows, columns=["Comment", "Sentiment"]).to_csv(path, index=False)
+
+
 def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsys) -> None:
-    """`python -m pipelines.run` with no KFP_HOST: every step under kfp.local, into a sqlite MLflow."""
+    """`python -m pipelines.run` with no KFP_HOST and two training sources: every step under kfp.local,
+    into a sqlite MLflow; each source's test slice is a held-out set of its own."""
     monkeypatch.delenv("KFP_HOST", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    source = tmp_path / "data.csv"
+    source, comments = tmp_path / "data.csv", tmp_path / "comments.csv"
     sentiment_frame().to_csv(source, index=False)
+    product_comments(comments)
     workdir = tmp_path / "mlops"
     reddit, youtube = write_comment_sets(tmp_path)
-    arguments = ["--data", str(source), "--ood", reddit, "--ood", youtube]
+    arguments = ["--data", str(source), "--data", str(comments), "--ood", reddit, "--ood", youtube]
     params = write_params(tmp_path / "params.yaml", **BUDGET)
     run.main([*arguments, "--params", str(params), "--workdir", str(workdir)])
 
     printed = capsys.readouterr().out
     for name in ("linear-embeddings", "linear-tfidf", "transformer", "ensemble"):
         assert f"{name:<16}{'test':<30}" in printed
-    assert f"{'ensemble':<16}ood_reddit_sentiment" in printed
-    weights = "test 0.333333, ood_reddit_sentiment 0.333333, ood_youtubecommentsdataset 0.333333"
-    assert f"weighted by set ({weights})" in printed
+    assert f"{'ensemble':<16}ood_reddit_sentiment" in printed and f"{'ensemble':<16}test_comments" in printed
+    sets = ("test_comments", "test_data", "ood_reddit_sentiment", "ood_youtubecommentsdataset")
+    assert f"weighted by set ({', '.join(f'{name} 0.25' for name in sets)})" in printed
     assert "gate: PROMOTED to champion: first model" in printed
     assert "serve it: make serve" in printed
     assert (workdir / "sentiment_pipeline.yaml").exists()
@@ -49,17 +68,24 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     champion = client.get_model_version_by_alias("sentiment", "champion")
     run_data = client.get_run(champion.run_id).data
     assert run_data.metrics["test_macro_recall"] > 0.8
-    assert run_data.params["pipeline.ingest.source"] == str(source)
+    assert json.loads(run_data.params["pipeline.ingest.sources"]) == [str(source), str(comments)]
+    assert {
+        "test_data_macro_recall",
+        "test_comments_macro_recall",
+        "validation_comments_macro_recall",
+    } <= set(run_data.metrics)
     assert run_data.tags["gate.decision"] == "promoted"
     # the version traces to its exact data: the source as a dataset input with its content digest
-    (data,) = client.get_run(champion.run_id).inputs.dataset_inputs
-    assert (data.dataset.name, json.loads(data.dataset.source)["uri"]) == ("data", str(source))
-    assert data.dataset.digest == content_digest(read_source(str(source)))[:DATASET_DIGEST_CHARS]
+    inputs = {i.dataset.name: i.dataset for i in client.get_run(champion.run_id).inputs.dataset_inputs}
+    assert sorted(inputs) == ["comments", "data"]
+    assert json.loads(inputs["data"].source)["uri"] == str(source)
+    assert inputs["data"].digest == content_digest(read_source(str(source)))[:DATASET_DIGEST_CHARS]
     assert client.list_artifacts(champion.run_id, "monitoring")  # drift and embedding references
     assert list((workdir / "mlartifacts").iterdir())  # artifacts stay under the work dir
     cards = [path.read_text() for path in (workdir / "kfp").glob("sentiment-training-*/evaluate*/model_card")]
     assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
     assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
+    assert all("| test_comments | " in card and "| held-out mean | " in card for card in cards)
     # the deploy step, with no cluster, leaves the InferenceService and route it would create as its
     # artifact; the analyze step has no canary to judge
     (manifest,) = (workdir / "kfp").glob("sentiment-training-*/deploy/manifest")
