@@ -7,9 +7,15 @@ so a recipe that trains on TweetEval alone meets the comment sets there as unsee
 validation macro recall (on the validation mix it would select on), each test slice, their mean (the gate's
 score) and recall per class on each slice. Prints a table and writes JSON.
 
-    python bench/recipes.py [--data ../shared/data] [--max-rows 10000] [--output bench/results/recipes.json]
+    python bench/recipes.py [--data ../shared/data] [--max-rows 10000] [--transformer-steps 0]
+                            [--output bench/results/recipes.json]
 
-The transformer is not in the table: one fine-tuning takes 40 minutes on 2 cores.
+With ``--transformer-steps N`` the fine-tuned transformer (params.yaml's, through train_transformer) joins
+the table at N optimiser steps: a full fine-tuning takes 40 minutes on 2 cores, so N is a fraction of it
+and the rows compare recipes at that budget. Its runs: TweetEval alone and the size ** 0.5 mix with the
+class-weighted loss, the mix unweighted, and the mix unweighted with a second seed. ``prior_correction``
+rows are the unweighted runs' answers divided by the training prior (what that treatment's model
+answers; its checkpoint selection may differ), ``2 seeds`` rows the two seeds' averaged probabilities.
 """
 
 import argparse
@@ -95,12 +101,83 @@ def score_recipe(model, features, frames: dict[str, pd.DataFrame], scale) -> dic
     return row
 
 
+TRANSFORMER_RUNS = (  # (mix, loss weighting, seed offset)
+    ("tweeteval alone", "class_weight", 0),
+    ("3 sources, size ** 0.5", "class_weight", 0),
+    ("3 sources, size ** 0.5", "none", 0),
+    ("3 sources, size ** 0.5", "none", 1),
+)
+
+
+def transformer_rows(mixes: dict, test: pd.DataFrame, steps: int, seed: int) -> list[dict]:
+    """Fine-tune TRANSFORMER_RUNS at ``steps`` steps each; score them (and the prior-corrected and
+    two-seed variants) on validation and every test slice."""
+    from dataclasses import replace
+
+    import mlflow
+
+    from components.train_transformer import train_transformer_model
+    from core.labels import probability_columns
+
+    params = PipelineParams.load()
+    config = replace(params.train_transformer, max_steps=steps, max_minutes=float(steps))
+    answers, rows = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        tracking_uri = f"sqlite:///{tmp}/mlflow.db"
+        for mix, weighting, offset in tqdm(TRANSFORMER_RUNS, desc="transformer runs"):
+            splits = mixes[mix]
+            paths = {name: f"{tmp}/{name}.parquet" for name in ("train", "validation")}
+            for name, path in paths.items():
+                splits[name].to_parquet(path)
+            run = replace(params.run, seed=seed + offset, experiment="recipes")
+            started = time.perf_counter()
+            result = train_transformer_model(
+                paths["train"],
+                paths["validation"],
+                replace(config, imbalance=weighting),
+                run,
+                tracking_uri,
+                {},
+            )
+            model = mlflow.pyfunc.load_model(result.model_uri)
+            frames = {"validation": splits["validation"]} | {
+                f"test_{s}": test[test["source"] == s] for s in SOURCES
+            }
+            answers[(mix, weighting, offset)] = {
+                name: model.predict(frame[["text"]])[probability_columns()].to_numpy()
+                for name, frame in frames.items()
+            }
+            seconds = time.perf_counter() - started
+            train_y = splits["train"]["label"].tolist()
+            variants = [(weighting, [offset], None)]
+            if weighting == "none":
+                variants.append(("prior_correction", [offset], prior_scale(train_y, "prior_correction")))
+            if offset:
+                variants += [(f"{w} (2 seeds)", [0, offset], scale) for w, _, scale in list(variants)]
+            for name, offsets, scale in variants:
+                probabilities = {
+                    k: np.mean([answers[(mix, weighting, o)][k] for o in offsets], axis=0) for k in frames
+                }
+                row = {"featurizer": "transformer", "mix": mix, "imbalance": name, "train_rows": len(train_y)}
+                for set_name, frame in frames.items():
+                    labels = probabilities_frame(list(LABELS), probabilities[set_name], scale)[
+                        "label"
+                    ].tolist()
+                    metrics = classification_metrics(frame["label"].tolist(), labels)
+                    row[f"{set_name}_macro_recall"] = metrics["macro_recall"]
+                    row |= {f"{set_name}_{label}_recall": metrics[f"{label}_recall"] for label in LABELS}
+                row["heldout_mean"] = statistics.fmean(row[f"test_{s}_macro_recall"] for s in SOURCES)
+                rows.append(row | {"seconds": seconds, "steps": steps, "seed": seed + offsets[-1]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--max-rows", type=int, default=10_000, help="rows per split per source (0: all)")
+    parser.add_argument("--transformer-steps", type=int, default=0, help="fine-tune at N steps (0: skip)")
     parser.add_argument("--output", type=Path, default=Path("bench/results/recipes.json"))
     args = parser.parse_args()
     params = PipelineParams.load()
@@ -128,6 +205,8 @@ def main() -> None:
             | scores
             | {"seconds": time.perf_counter() - started}
         )
+    if args.transformer_steps:
+        rows += transformer_rows(mixes, test, args.transformer_steps, seed)
     header = f"{'featurizer':<11}{'mix':<25}{'imbalance':<17}{'val':>7}" + "".join(
         f"{s.split('_')[0][:8]:>9}" for s in SOURCES
     )
@@ -147,6 +226,7 @@ def main() -> None:
         "classifier": linear.classifier,
         "c": linear.c,
         "seed": seed,
+        "transformer_steps": args.transformer_steps,
         "recipes": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

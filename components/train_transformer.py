@@ -21,12 +21,12 @@ from components.candidate import TrainResult, candidate_run, finish_candidate
 from core.config import RunConfig
 from core.hub import resolve_model
 from core.imbalance import loss_weights, prior_scale
-from core.labels import LABELS
+from core.labels import LABELS, probability_columns
 from core.scores import classification_metrics
 from core.text import normalize_text
 from models.onnx_runtime import export_int8
 from models.output import probabilities_frame
-from models.transformer import log_transformer_model
+from models.transformer import log_transformer_models
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,9 @@ def _validation_scorer(scale: list[float] | None):
     return scores
 
 
-def _log_training_curve(log_history: list[dict]) -> None:
-    """Log train loss and validation macro recall per step, and a plot of both."""
+def _log_training_curve(log_history: list[dict], suffix: str) -> None:
+    """Log train loss and validation macro recall per step, and a plot of both (names end in ``suffix``:
+    one curve per seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,9 +119,9 @@ def _log_training_curve(log_history: list[dict]) -> None:
     losses = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     scores = [(e["step"], e["eval_macro_recall"]) for e in log_history if "eval_macro_recall" in e]
     for step, loss in losses:
-        mlflow.log_metric("train_loss", loss, step=step)
+        mlflow.log_metric(f"train_loss{suffix}", loss, step=step)
     for step, score in scores:
-        mlflow.log_metric("curve_validation_macro_recall", score, step=step)
+        mlflow.log_metric(f"curve_validation_macro_recall{suffix}", score, step=step)
     fig, loss_axis = plt.subplots(figsize=(6, 4))
     if losses:
         loss_axis.plot(*zip(*losses, strict=True), color="tab:blue", label="train loss")
@@ -133,7 +134,7 @@ def _log_training_curve(log_history: list[dict]) -> None:
     score_axis.set(ylabel="validation macro recall")
     fig.legend(loc="upper right")
     fig.tight_layout()
-    mlflow.log_figure(fig, "training/curve.png")
+    mlflow.log_figure(fig, f"training/curve{suffix}.png")
 
 
 @dataclass(frozen=True)
@@ -155,30 +156,34 @@ class TransformerConfig:
     imbalance: str
     length_grouping: bool
     threads: int
+    seeds: int
+    gpu_seeds: int
 
 
-def train_transformer_model(
-    train_path: str,
-    validation_path: str,
+@dataclass(frozen=True)
+class FineTuned:
+    """One fine-tuning: its saved model folder (weights, tokenizer, INT8 export), its validation
+    probabilities in row order, and how it went."""
+
+    folder: Path
+    validation_probabilities: np.ndarray
+    log_history: list[dict]
+    steps: int
+    seconds: float
+    stopped_by: str
+
+
+def fine_tune(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
     config: TransformerConfig,
-    run: RunConfig,
-    tracking_uri: str,
-    lineage: dict,
-) -> TrainResult:
-    """Fine-tune ``config.model_id`` on ``train_path``; keep the checkpoint with the best validation macro
-    recall.
-
-    Training stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock time, or
-    ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly to zero
-    at the last scheduled step: set ``max_steps`` to what fits the time budget so the decay completes.
-    With ``length_grouping`` training batches group texts of similar length (evaluation always runs in
-    length order), so batches carry little padding: on a 2-core CPU a step takes a third less time
-    (``bench/transformer_batching.py``).
-    ``label_smoothing`` softens the cross-entropy targets; ``imbalance`` (core/imbalance.py) weighs the
-    classes in the loss or corrects the trained model's answers by the training prior. Uses a GPU when
-    one is present.
-    """
-    import torch
+    seed: int,
+    folder: Path,
+    scale: list[float] | None,
+) -> FineTuned:
+    """Fine-tune ``config.model_id`` with ``seed`` on ``train`` and keep the checkpoint with the best
+    validation macro recall (answers prior-corrected by ``scale``, as the logged model's are); save it
+    with its tokenizer and INT8 export to ``folder``."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -189,10 +194,7 @@ def train_transformer_model(
         set_seed,
     )
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
-    set_seed(run.seed)  # before the new classification head is initialised, so that runs repeat
+    set_seed(seed)  # before the new classification head is initialised, so that runs repeat
     source = resolve_model(config.model_id, config.offline_fallback)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -202,74 +204,137 @@ def train_transformer_model(
         label2id={label: i for i, label in enumerate(LABELS)},
     )
     budget = _time_budget_callback(config.max_minutes * 60)
+    arguments = TrainingArguments(
+        output_dir=str(folder.parent / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        train_sampling_strategy="group_by_length" if config.length_grouping else "random",
+        per_device_eval_batch_size=config.batch_size * 2,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        lr_scheduler_type="linear",
+        warmup_steps=0.06,
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.eval_steps,
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_recall",
+        logging_steps=max(1, config.eval_steps // 4),
+        report_to="none",
+        seed=seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=_tokenized(train, tokenizer, config.max_length),
+        eval_dataset=_tokenized(validation, tokenizer, config.max_length, sort_by_length=True),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_validation_scorer(scale),
+        compute_loss_func=_weighted_loss(train["label"], config.imbalance, config.label_smoothing),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience), budget],
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    trainer.args.train_sampling_strategy = "random"  # else predict() takes a length-grouped shuffle too
+    prediction = trainer.predict(trainer.eval_dataset)
+    trainer.save_model(str(folder))
+    export_int8(folder)  # the INT8 runtime's ONNX file, logged with the weights
+    stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
+    logger.info("seed %d: %d steps in %.0f s (%s)", seed, trainer.state.global_step, seconds, stopped_by)
+    return FineTuned(
+        folder,
+        _in_row_order(prediction, trainer.eval_dataset["row"]),
+        trainer.state.log_history,
+        trainer.state.global_step,
+        seconds,
+        stopped_by,
+    )
+
+
+def seed_count(config: TransformerConfig, on_gpu: bool) -> int:
+    """How many seeds to fine-tune: ``gpu_seeds`` on a GPU, ``seeds`` otherwise."""
+    count = config.gpu_seeds if on_gpu else config.seeds
+    if count < 1:
+        raise ValueError(f"train_transformer.seeds and gpu_seeds must be at least 1, got {count}")
+    return count
+
+
+def seed_vote(members: list[FineTuned], scale: list[float] | None) -> pd.DataFrame:
+    """The validation answers of the logged model: one member's, or the average of the members' (each
+    prior-corrected first), as models/ensemble.py averages them when it serves."""
+    answers = [probabilities_frame(list(LABELS), m.validation_probabilities, scale) for m in members]
+    if len(answers) == 1:
+        return answers[0]
+    return probabilities_frame(list(LABELS), np.mean([a[probability_columns()] for a in answers], axis=0))
+
+
+def train_transformer_model(
+    train_path: str,
+    validation_path: str,
+    config: TransformerConfig,
+    run: RunConfig,
+    tracking_uri: str,
+    lineage: dict,
+) -> TrainResult:
+    """Fine-tune ``config.model_id`` on ``train_path`` (:func:`fine_tune`) with seeds ``run.seed``,
+    ``run.seed + 1``, ... (:func:`seed_count`): one seed gives the model, several a seed ensemble that
+    averages their probabilities with equal weights (nothing tuned on validation).
+
+    Each fine-tuning stops at the first of: ``epochs`` (or ``max_steps``), ``max_minutes`` of wall-clock
+    time, or ``patience`` evaluations without improvement. The learning rate warms up, then decays linearly
+    to zero at the last scheduled step: set ``max_steps`` to what fits the time budget so the decay completes.
+    With ``length_grouping`` training batches group texts of similar length (evaluation always runs in
+    length order), so batches carry little padding: on a 2-core CPU a step takes a third less time
+    (``bench/transformer_batching.py``).
+    ``label_smoothing`` softens the cross-entropy targets; ``imbalance`` (core/imbalance.py) weighs the
+    classes in the loss or corrects the trained model's answers by the training prior. Uses a GPU when
+    one is present.
+    """
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
+    on_gpu = torch.cuda.is_available()
+    seeds = [run.seed + i for i in range(seed_count(config, on_gpu))]
+    scale = prior_scale(train["label"].tolist(), config.imbalance)
     params = asdict(config) | {
         "model_family": "transformer",
-        "model_source": source,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "model_source": resolve_model(config.model_id, config.offline_fallback),
+        "device": "cuda" if on_gpu else "cpu",
         "threads": torch.get_num_threads(),
         "train_rows": len(train),
         "validation_rows": len(validation),
+        "seed_members": ",".join(map(str, seeds)),
     }
     with (
         candidate_run(tracking_uri, run.experiment, "transformer", lineage, params, train) as run_id,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        arguments = TrainingArguments(
-            output_dir=str(Path(tmp) / "checkpoints"),
-            per_device_train_batch_size=config.batch_size,
-            train_sampling_strategy="group_by_length" if config.length_grouping else "random",
-            per_device_eval_batch_size=config.batch_size * 2,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps or -1,
-            lr_scheduler_type="linear",
-            warmup_steps=0.06,
-            eval_strategy="steps",
-            eval_steps=config.eval_steps,
-            save_strategy="steps",
-            save_steps=config.eval_steps,
-            save_total_limit=2,
-            save_only_model=True,
-            load_best_model_at_end=True,
-            metric_for_best_model="macro_recall",
-            logging_steps=max(1, config.eval_steps // 4),
-            report_to="none",
-            seed=run.seed,
-        )
-        loss = _weighted_loss(train["label"], config.imbalance, config.label_smoothing)
-        scale = prior_scale(train["label"].tolist(), config.imbalance)
-        trainer = Trainer(
-            model=model,
-            args=arguments,
-            train_dataset=_tokenized(train, tokenizer, config.max_length),
-            eval_dataset=_tokenized(validation, tokenizer, config.max_length, sort_by_length=True),
-            processing_class=tokenizer,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=_validation_scorer(scale),
-            compute_loss_func=loss,
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience), budget],
-        )
-        started = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - started
-        trainer.args.train_sampling_strategy = "random"  # else predict() takes a length-grouped shuffle too
-        prediction = trainer.predict(trainer.eval_dataset)
-        probabilities = _in_row_order(prediction, trainer.eval_dataset["row"])
-        stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
-        mlflow.set_tag("stopped_by", stopped_by)
-        _log_training_curve(trainer.state.log_history)
-        model_dir = Path(tmp) / "model"
-        trainer.save_model(str(model_dir))
-        export_int8(model_dir)  # the INT8 runtime's ONNX file, logged with the weights
-        model_uri = log_transformer_model(model_dir, config.max_length, config.batch_size, scale)
-        timings = {"train_seconds": train_seconds, "train_steps": trainer.state.global_step}
-        output = probabilities_frame(list(LABELS), probabilities, scale)
-        result = finish_candidate(run_id, model_uri, validation, output, timings)
+        members = [
+            fine_tune(train, validation, config, seed, Path(tmp) / f"seed-{seed}" / "model", scale)
+            for seed in seeds
+        ]
+        for seed, member in zip(seeds, members, strict=True):
+            _log_training_curve(member.log_history, "" if len(seeds) == 1 else f"_seed_{seed}")
+        mlflow.set_tag("stopped_by", ",".join(sorted({m.stopped_by for m in members})))
+        folders = [m.folder for m in members]
+        model_uri = log_transformer_models(folders, config.max_length, config.batch_size, scale, Path(tmp))
+        timings = {
+            "train_seconds": sum(m.seconds for m in members),
+            "train_steps": sum(m.steps for m in members),
+        }
+        result = finish_candidate(run_id, model_uri, validation, seed_vote(members, scale), timings)
     logger.info(
-        "transformer: %d steps in %.0f s (%s); validation macro recall %.4f, macro F1 %.4f",
-        trainer.state.global_step,
-        train_seconds,
-        stopped_by,
+        "transformer: %d seed(s), %d steps in %.0f s; validation macro recall %.4f, macro F1 %.4f",
+        len(seeds),
+        timings["train_steps"],
+        timings["train_seconds"],
         result.validation_metrics["macro_recall"],
         result.validation_metrics["macro_f1"],
     )

@@ -27,6 +27,7 @@ _DESCRIBED_PARAMS = (
     "max_steps",
     "max_minutes",
     "label_smoothing",
+    "seed_members",
     "device",
     "members",
 )

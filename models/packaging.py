@@ -29,23 +29,46 @@ def pinned(packages: tuple[str, ...]) -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
+def _model_arguments(
+    python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, str], config: dict, requirements: tuple
+) -> dict:
+    """What every logged or saved sentiment model is given (see the module's docstring)."""
+    from mlflow.models import infer_signature
+
+    example = pd.DataFrame({"text": ["what a great day", "this is awful"]})
+    output = probabilities_frame(list(LABELS), np.full((2, len(LABELS)), 1.0 / len(LABELS)))
+    return {
+        "python_model": python_model,
+        "artifacts": artifacts,
+        "code_paths": [str(ROOT / package) for package in PACKAGES_SHIPPED],
+        "model_config": config,
+        "signature": infer_signature(example, output),
+        "pip_requirements": pinned(BASE_REQUIREMENTS + requirements),
+    }
+
+
 def log_sentiment_model(
     python_model: mlflow.pyfunc.PythonModel, artifacts: dict[str, str], config: dict, requirements: tuple
 ) -> str:
     """Log ``python_model`` with ``artifacts`` and model ``config`` as ``model`` in the active run; return
     its URI."""
-    from mlflow.models import infer_signature
-
-    example = pd.DataFrame({"text": ["what a great day", "this is awful"]})
-    output = probabilities_frame(list(LABELS), np.full((2, len(LABELS)), 1.0 / len(LABELS)))
     info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=python_model,
-        artifacts=artifacts,
-        code_paths=[str(ROOT / package) for package in PACKAGES_SHIPPED],
-        model_config=config,
-        signature=infer_signature(example, output),
-        pip_requirements=pinned(BASE_REQUIREMENTS + requirements),
+        name="model", **_model_arguments(python_model, artifacts, config, requirements)
     )
     logger.info("logged model %s", info.model_uri)
     return info.model_uri
+
+
+def save_sentiment_model(
+    python_model: mlflow.pyfunc.PythonModel,
+    artifacts: dict[str, str],
+    config: dict,
+    requirements: tuple,
+    path: Path,
+) -> Path:
+    """Save the same model as :func:`log_sentiment_model` logs to the local folder ``path`` (a member of a
+    model that carries others, models/ensemble.py); return ``path``."""
+    mlflow.pyfunc.save_model(
+        path=str(path), **_model_arguments(python_model, artifacts, config, requirements)
+    )
+    return path

@@ -22,7 +22,7 @@ from scipy.special import softmax
 from core.text import normalize_text
 from models.onnx_runtime import INT8_FILE, MODEL_RUNTIMES, onnx_session, session_logits
 from models.output import probabilities_frame, texts_of
-from models.packaging import log_sentiment_model
+from models.packaging import log_sentiment_model, save_sentiment_model
 
 REQUIREMENTS = ("transformers", "onnxruntime", "scipy")
 
@@ -98,11 +98,25 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
         return probabilities_frame(self.classes, probabilities, self.prior_scale)
 
 
-def log_transformer_model(
-    model_dir: Path, max_length: int, batch_size: int, prior_scale: list[float] | None
+def log_transformer_models(
+    model_dirs: list[Path], max_length: int, batch_size: int, prior_scale: list[float] | None, workdir: Path
 ) -> str:
-    """Log a saved model+tokenizer folder (and the prior correction, core/imbalance.py, if any) as a
-    pyfunc model in the active run; return its URI."""
+    """Log saved model+tokenizer folders (and the prior correction, core/imbalance.py, if any) as a pyfunc
+    model in the active run; return its URI. One folder is the model; several (one per seed) are each
+    saved as a member pyfunc under ``workdir`` and logged as their equal-weight soft vote
+    (models/ensemble.py, which passes the runtime on to them)."""
+    from models.ensemble import log_ensemble_model
+
     config = {"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"}
     config |= {"prior_scale": prior_scale} if prior_scale else {}
-    return log_sentiment_model(TransformerSentimentModel(), {"model": str(model_dir)}, config, REQUIREMENTS)
+    if len(model_dirs) == 1:
+        return log_sentiment_model(
+            TransformerSentimentModel(), {"model": str(model_dirs[0])}, config, REQUIREMENTS
+        )
+    members = [
+        save_sentiment_model(
+            TransformerSentimentModel(), {"model": str(folder)}, config, REQUIREMENTS, workdir / f"member-{n}"
+        )
+        for n, folder in enumerate(model_dirs)
+    ]
+    return log_ensemble_model([str(path) for path in members], None)

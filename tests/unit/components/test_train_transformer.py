@@ -108,3 +108,34 @@ def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
     assert run.data.tags["stopped_by"] == "time_budget"
     assert run.data.metrics["train_steps"] == 1  # the budget is checked after every step
+
+
+def test_several_seeds_give_an_equal_weight_seed_ensemble(splits, tracking_uri) -> None:
+    """seeds: 2 fine-tunes with seeds run.seed and run.seed + 1 and logs their soft vote: its validation
+    answers are the served model's, each member has its own curve, and the INT8 runtime reaches both."""
+    result = train_transformer(
+        splits["train"],
+        splits["validation"],
+        tracking_uri,
+        max_steps=8,
+        seeds=2,
+        imbalance="prior_correction",
+        **TINY,
+    )
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.get_run(result.run_id)
+    seed = run_config().seed
+    assert run.data.params["seed_members"] == f"{seed},{seed + 1}" and run.data.metrics["train_steps"] == 16
+    curves = {a.path for a in client.list_artifacts(result.run_id, "training")}
+    assert curves == {f"training/curve_seed_{s}.png" for s in (seed, seed + 1)}
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    members = model.unwrap_python_model().members
+    assert len(members) == 2 and all(m.model_config["prior_scale"] for m in members)
+    validation = pd.read_parquet(splits["validation"])
+    served = model.predict(validation[["text"]])
+    np.testing.assert_allclose(
+        served[probability_columns()], result.validation_predictions[probability_columns()], atol=1e-5
+    )
+    assert served["label"].tolist() == result.validation_predictions["predicted"].tolist()
+    int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
+    assert {m.unwrap_python_model().runtime for m in int8.unwrap_python_model().members} == {"int8"}
