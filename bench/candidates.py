@@ -1,5 +1,5 @@
 """Report every candidate of the latest pipeline run: validation and test macro recall and macro F1,
-out-of-domain macro recall per domain, the gate's (weighted) score, training time, single-text latency
+macro recall per source's test set and per out-of-domain domain, the gate's score, training time, single-text latency
 and model size, as logged to MLflow by the pipeline, plus the gate's decision. Prints a table and writes
 it as JSON.
 
@@ -41,9 +41,10 @@ def latest_decision(client: mlflow.MlflowClient, experiment: str) -> dict:
 
 
 def report_columns(decision: dict) -> tuple[tuple[str, str], ...]:
-    """COLUMNS with each out-of-domain set the gate weighed, and the gate's score."""
-    domains = [name for name in decision.get("weights", {}) if name.startswith("ood_")]
-    extra = tuple((f"{name}_macro_recall", name.removeprefix("ood_")[:11]) for name in domains)
+    """COLUMNS with each source's test set and each out-of-domain set the gate weighed, and the gate's
+    score."""
+    sets = [name for name in decision.get("weights", {}) if name != "test"]  # test_<source>, ood_<domain>
+    extra = tuple((f"{name}_macro_recall", name.split("_", 1)[1][:11]) for name in sets)
     return COLUMNS[:4] + extra + (("gate_score", "gate score"),) + COLUMNS[4:]
 
 
