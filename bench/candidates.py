@@ -1,7 +1,7 @@
 """Report every candidate of the latest pipeline run: validation and test macro recall and macro F1,
-macro recall per source's test set and per out-of-domain domain, the gate's score, training time, single-text latency
-and model size, as logged to MLflow by the pipeline, plus the gate's decision. Prints a table and writes
-it as JSON.
+macro recall per source's test set and per out-of-domain domain, the gate's score, training time,
+single-text latency and model size, as logged to MLflow by the pipeline, plus the gate's decision.
+Prints a table and writes it as JSON.
 
     python bench/candidates.py [--tracking-uri URI] [--output bench/results/candidates.json]
 

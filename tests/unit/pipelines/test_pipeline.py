@@ -78,7 +78,9 @@ def data_steps(ingest_config: dict, validate_config: dict, data_fingerprints: st
     ingested = ingest(config=ingest_config, run=RUN, fingerprints=data_fingerprints)
     validated = validate(raw=ingested.outputs["dataset"], config=validate_config)
     splits = preprocess(
-        clean=validated.outputs["clean"], config={"validation_fraction": 0.25, "test_fraction": 0.25}, run=RUN
+        clean=validated.outputs["clean"],
+        config={"validation_fraction": 0.25, "test_fraction": 0.25, "mix_exponent": 0.5},
+        run=RUN,
     )
     for step, task in (("ingest", ingested), ("validate", validated), ("preprocess", splits)):
         configure(task, step, PARAMS.cluster)
@@ -86,8 +88,8 @@ def data_steps(ingest_config: dict, validate_config: dict, data_fingerprints: st
 
 
 def run_data_steps(source: Path, max_bad_fraction: float):
-    ingest_config = {"source": str(source), "extra_train": [], "max_rows_per_split": 0}
-    params = PARAMS.override("ingest", source=str(source)).override("out_of_domain", sources=[])
+    ingest_config = {"sources": [str(source)], "extra_train": [], "max_rows_per_split": 0}
+    params = PARAMS.override("ingest", sources=[str(source)]).override("out_of_domain", sources=[])
     return data_steps(
         ingest_config=ingest_config,
         validate_config={"max_bad_fraction": max_bad_fraction, "max_text_chars": 200},
