@@ -8,14 +8,15 @@ validation macro recall (on the validation mix it would select on), each test sl
 score) and recall per class on each slice. Prints a table and writes JSON.
 
     python bench/recipes.py [--data ../shared/data] [--max-rows 10000] [--transformer-steps 0]
+                            [--transformer-weightings class_weight,none] [--skip-linear]
                             [--output bench/results/recipes.json]
 
-With ``--transformer-steps N`` the fine-tuned transformer (params.yaml's, through train_transformer) joins
-the table at N optimiser steps: a full fine-tuning takes 40 minutes on 2 cores, so N is a fraction of it
-and the rows compare recipes at that budget. Its runs: TweetEval alone and the size ** 0.5 mix with the
-class-weighted loss, the mix unweighted, and the mix unweighted with a second seed. ``prior_correction``
-rows are the unweighted runs' answers divided by the training prior (what that treatment's model
-answers; its checkpoint selection may differ), ``2 seeds`` rows the two seeds' averaged probabilities.
+With ``--transformer-steps N`` the fine-tuned transformer (params.yaml's, through train_transformer, one
+seed) joins the table at N optimiser steps, on the size ** 0.5 mix, once per loss weighting in
+``--transformer-weightings``: a full fine-tuning takes 40 minutes on 2 cores, so N is a fraction of it and
+the rows compare recipes at that budget. An unweighted run also gives a ``prior_correction (post hoc)``
+row: its answers divided by the training prior (what that treatment's model answers; its checkpoint
+selection may differ). ``--skip-linear`` runs the transformer alone.
 """
 
 import argparse
@@ -101,17 +102,15 @@ def score_recipe(model, features, frames: dict[str, pd.DataFrame], scale) -> dic
     return row
 
 
-TRANSFORMER_RUNS = (  # (mix, loss weighting, seed offset)
-    ("tweeteval alone", "class_weight", 0),
-    ("3 sources, size ** 0.5", "class_weight", 0),
-    ("3 sources, size ** 0.5", "none", 0),
-    ("3 sources, size ** 0.5", "none", 1),
-)
+TRANSFORMER_MIX = "3 sources, size ** 0.5"
 
 
-def transformer_rows(mixes: dict, test: pd.DataFrame, steps: int, seed: int) -> list[dict]:
-    """Fine-tune TRANSFORMER_RUNS at ``steps`` steps each; score them (and the prior-corrected and
-    two-seed variants) on validation and every test slice."""
+def transformer_rows(
+    mixes: dict, test: pd.DataFrame, steps: int, weightings: list[str], seed: int
+) -> list[dict]:
+    """Fine-tune params.yaml's transformer on TRANSFORMER_MIX at ``steps`` steps once per loss weighting
+    in ``weightings``; score each (and an unweighted run's answers prior-corrected) on validation and
+    every test slice."""
     from dataclasses import replace
 
     import mlflow
@@ -120,54 +119,48 @@ def transformer_rows(mixes: dict, test: pd.DataFrame, steps: int, seed: int) -> 
     from core.labels import probability_columns
 
     params = PipelineParams.load()
-    config = replace(params.train_transformer, max_steps=steps, max_minutes=float(steps))
-    answers, rows = {}, []
+    config = replace(params.train_transformer, max_steps=steps, max_minutes=float(steps), seeds=1)
+    splits, rows = mixes[TRANSFORMER_MIX], []
+    train_y = splits["train"]["label"].tolist()
+    frames = {"validation": splits["validation"]} | {f"test_{s}": test[test["source"] == s] for s in SOURCES}
     with tempfile.TemporaryDirectory() as tmp:
-        tracking_uri = f"sqlite:///{tmp}/mlflow.db"
-        for mix, weighting, offset in tqdm(TRANSFORMER_RUNS, desc="transformer runs"):
-            splits = mixes[mix]
-            paths = {name: f"{tmp}/{name}.parquet" for name in ("train", "validation")}
-            for name, path in paths.items():
-                splits[name].to_parquet(path)
-            run = replace(params.run, seed=seed + offset, experiment="recipes")
+        paths = {name: f"{tmp}/{name}.parquet" for name in ("train", "validation")}
+        for name, path in paths.items():
+            splits[name].to_parquet(path)
+        for weighting in tqdm(weightings, desc="transformer runs"):
             started = time.perf_counter()
+            run = replace(params.run, seed=seed, experiment="recipes")
             result = train_transformer_model(
                 paths["train"],
                 paths["validation"],
                 replace(config, imbalance=weighting),
                 run,
-                tracking_uri,
+                f"sqlite:///{tmp}/mlflow.db",
                 {},
             )
             model = mlflow.pyfunc.load_model(result.model_uri)
-            frames = {"validation": splits["validation"]} | {
-                f"test_{s}": test[test["source"] == s] for s in SOURCES
-            }
-            answers[(mix, weighting, offset)] = {
+            answers = {
                 name: model.predict(frame[["text"]])[probability_columns()].to_numpy()
                 for name, frame in frames.items()
             }
             seconds = time.perf_counter() - started
-            train_y = splits["train"]["label"].tolist()
-            variants = [(weighting, [offset], None)]
-            if weighting == "none":
-                variants.append(("prior_correction", [offset], prior_scale(train_y, "prior_correction")))
-            if offset:
-                variants += [(f"{w} (2 seeds)", [0, offset], scale) for w, _, scale in list(variants)]
-            for name, offsets, scale in variants:
-                probabilities = {
-                    k: np.mean([answers[(mix, weighting, o)][k] for o in offsets], axis=0) for k in frames
+            variants = [(weighting, None)]
+            if weighting == "none":  # the same training; its answers divided by the prior
+                variants.append(("prior_correction (post hoc)", prior_scale(train_y, "prior_correction")))
+            for name, scale in variants:
+                row = {
+                    "featurizer": "transformer",
+                    "mix": TRANSFORMER_MIX,
+                    "imbalance": name,
+                    "train_rows": len(train_y),
                 }
-                row = {"featurizer": "transformer", "mix": mix, "imbalance": name, "train_rows": len(train_y)}
                 for set_name, frame in frames.items():
-                    labels = probabilities_frame(list(LABELS), probabilities[set_name], scale)[
-                        "label"
-                    ].tolist()
+                    labels = probabilities_frame(list(LABELS), answers[set_name], scale)["label"].tolist()
                     metrics = classification_metrics(frame["label"].tolist(), labels)
                     row[f"{set_name}_macro_recall"] = metrics["macro_recall"]
                     row |= {f"{set_name}_{label}_recall": metrics[f"{label}_recall"] for label in LABELS}
                 row["heldout_mean"] = statistics.fmean(row[f"test_{s}_macro_recall"] for s in SOURCES)
-                rows.append(row | {"seconds": seconds, "steps": steps, "seed": seed + offsets[-1]})
+                rows.append(row | {"seconds": seconds, "steps": steps})
     return rows
 
 
@@ -178,6 +171,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--max-rows", type=int, default=10_000, help="rows per split per source (0: all)")
     parser.add_argument("--transformer-steps", type=int, default=0, help="fine-tune at N steps (0: skip)")
+    parser.add_argument(
+        "--transformer-weightings",
+        default="class_weight,none",
+        help="loss weightings to fine-tune, one run each",
+    )
+    parser.add_argument("--skip-linear", action="store_true", help="only the transformer runs")
     parser.add_argument("--output", type=Path, default=Path("bench/results/recipes.json"))
     args = parser.parse_args()
     params = PipelineParams.load()
@@ -186,6 +185,7 @@ def main() -> None:
     test = next(iter(mixes.values()))["test"]
     rows = []
     recipes = [(f, m, i) for f in ("tfidf", "embeddings") for m in MIXES for i in IMBALANCE_TREATMENTS]
+    recipes = [] if args.skip_linear else recipes
     featurizers = {}
     for featurizer, mix, imbalance in tqdm(recipes, desc="recipes"):
         started = time.perf_counter()
@@ -206,7 +206,8 @@ def main() -> None:
             | {"seconds": time.perf_counter() - started}
         )
     if args.transformer_steps:
-        rows += transformer_rows(mixes, test, args.transformer_steps, seed)
+        weightings = args.transformer_weightings.split(",")
+        rows += transformer_rows(mixes, test, args.transformer_steps, weightings, seed)
     header = f"{'featurizer':<11}{'mix':<25}{'imbalance':<17}{'val':>7}" + "".join(
         f"{s.split('_')[0][:8]:>9}" for s in SOURCES
     )
