@@ -88,14 +88,12 @@ class Featurizer:
         return np.stack([self.cache[t] for t in texts])
 
 
-def score_recipe(model, features, frames: dict[str, pd.DataFrame], scale) -> dict[str, float]:
-    """Macro recall on validation and on each source's test slice, recall per class, the held-out mean."""
+def scored(frames: dict[str, pd.DataFrame], answers: dict[str, list[str]]) -> dict[str, float]:
+    """Macro recall of ``answers`` (labels per set) on validation and each source's test slice, recall per
+    class, and the held-out mean (the test slices')."""
     row = {}
     for name, frame in frames.items():
-        answers = probabilities_frame(
-            list(model.classes_), model.predict_proba(features(frame["text"])), scale
-        )
-        metrics = classification_metrics(frame["label"].tolist(), answers["label"].tolist())
+        metrics = classification_metrics(frame["label"].tolist(), answers[name])
         row[f"{name}_macro_recall"] = metrics["macro_recall"]
         row |= {f"{name}_{label}_recall": metrics[f"{label}_recall"] for label in LABELS}
     row["heldout_mean"] = statistics.fmean(row[f"test_{s}_macro_recall"] for s in SOURCES)
@@ -148,19 +146,14 @@ def transformer_rows(
             if weighting == "none":  # the same training; its answers divided by the prior
                 variants.append(("prior_correction (post hoc)", prior_scale(train_y, "prior_correction")))
             for name, scale in variants:
-                row = {
-                    "featurizer": "transformer",
-                    "mix": TRANSFORMER_MIX,
-                    "imbalance": name,
-                    "train_rows": len(train_y),
+                labels = {
+                    k: probabilities_frame(list(LABELS), v, scale)["label"].tolist()
+                    for k, v in answers.items()
                 }
-                for set_name, frame in frames.items():
-                    labels = probabilities_frame(list(LABELS), answers[set_name], scale)["label"].tolist()
-                    metrics = classification_metrics(frame["label"].tolist(), labels)
-                    row[f"{set_name}_macro_recall"] = metrics["macro_recall"]
-                    row |= {f"{set_name}_{label}_recall": metrics[f"{label}_recall"] for label in LABELS}
-                row["heldout_mean"] = statistics.fmean(row[f"test_{s}_macro_recall"] for s in SOURCES)
-                rows.append(row | {"seconds": seconds, "steps": steps})
+                recipe = {"featurizer": "transformer", "mix": TRANSFORMER_MIX, "imbalance": name}
+                rows.append(
+                    recipe | {"train_rows": len(train_y)} | scored(frames, labels) | {"seconds": seconds}
+                )
     return rows
 
 
@@ -199,7 +192,12 @@ def main() -> None:
         frames = {"validation": splits["validation"]} | {
             f"test_{s}": test[test["source"] == s] for s in SOURCES
         }
-        scores = score_recipe(model, features, frames, prior_scale(train_y, imbalance))
+        scale = prior_scale(train_y, imbalance)
+        answers = {
+            name: probabilities_frame(list(model.classes_), model.predict_proba(features(f["text"])), scale)
+            for name, f in frames.items()
+        }
+        scores = scored(frames, {name: answer["label"].tolist() for name, answer in answers.items()})
         rows.append(
             {"featurizer": featurizer, "mix": mix, "imbalance": imbalance, "train_rows": len(train_y)}
             | scores
