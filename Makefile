@@ -3,6 +3,11 @@
 # minikube; see docs/cluster.md.
 SHELL := /bin/bash
 VENV ?= .venv
+# The interpreter the venvs are made with: the first of these that pyproject's requires-python
+# (>=3.11,<3.13) admits (Debian 13's python3 is 3.13).
+PYTHON_CANDIDATES := python3.11 python3.12 python3
+BASE_PYTHON ?= $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c \
+	'import sys; print("$(p)" if (3, 11) <= sys.version_info[:2] < (3, 13) else "")' 2>/dev/null)))
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TOOLS_VENV ?= .venv-tools
@@ -67,11 +72,15 @@ help: ## list the targets
 install: $(INSTALLED) ## create $(VENV) (the project, CPU torch first) and $(TOOLS_VENV) (checkov, hadolint)
 
 $(INSTALLED): pyproject.toml requirements-tools.txt
-	python3 -m venv $(VENV)
+	@test -n "$(BASE_PYTHON)" || { echo "make install: no Python 3.11 or 3.12 on PATH (tried $(PYTHON_CANDIDATES)); \
+	pyproject.toml requires >=3.11,<3.13: install one, or name it with BASE_PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@$(BASE_PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make install: $(BASE_PYTHON) has no venv \
+	support: apt-get install $(notdir $(BASE_PYTHON))-venv" >&2; exit 1; }
+	$(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet $(TORCH_PIN) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
-	python3 -m venv $(TOOLS_VENV)
+	$(BASE_PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 

@@ -192,6 +192,7 @@ def plan_batch(
                 "staging": staging,
                 "model_uri": model.uri,
                 "model_version": model.version,
+                "tracking_uri": tracking_uri,  # the registry a shard loads the model from
                 "runtime": model.runtime,
             }
         )
@@ -220,9 +221,12 @@ def score_frame(model, texts: list[str], batch_size: int, desc: str) -> pd.DataF
 def score_shard(order: dict, batch_size: int) -> dict:
     """Score the shard of one work order (from :func:`plan_batch`) and write its part; every attempt
     first leaves a mark under the order's ``attempts``, so publish can tell which shards were retried."""
+    import mlflow
+
     from models.runtime_choice import load_in_runtime
 
     order = {**order, "index": int(order["index"])}  # KFP passes a dict's numbers as floats
+    mlflow.set_tracking_uri(order["tracking_uri"])  # the plan's registry, not the environment's
     locations.write_bytes(locations.join(order["attempts"], uuid.uuid4().hex), b"")
     started = time.perf_counter()
     model = load_in_runtime(order["model_uri"], order["runtime"])

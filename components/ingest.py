@@ -149,6 +149,33 @@ def _read_hub(dataset_id: str) -> pd.DataFrame:
         ) from exc
 
 
+def _is_path(source: str) -> bool:
+    """True when ``source`` names a local file or folder rather than a Hugging Face dataset id."""
+    return source.startswith((".", "/", "~")) or Path(source).suffix in TABLE_SUFFIXES
+
+
+def check_source(source: str) -> None:
+    """Raise DataSourceError, in seconds, when ``source`` is a local path that does not exist or an s3://
+    URI with nothing under it (a hub id is checked when ingest reads it: it fails fast offline)."""
+    if source.startswith("s3://"):
+        from minio import Minio
+
+        from core.object_store import bucket_and_key, s3_client
+
+        bucket, key = bucket_and_key(source)
+        client: Minio = s3_client()
+        try:
+            found = client.bucket_exists(bucket) and next(
+                iter(client.list_objects(bucket, prefix=key, recursive=True)), None
+            )
+        except Exception as exc:  # unreachable endpoint, refused credentials: say which source
+            raise DataSourceError(f"{source}: cannot be read ({exc})") from exc
+        if not found:
+            raise DataSourceError(f"{source}: nothing found there")
+    elif not Path(source).expanduser().exists() and _is_path(source):
+        raise DataSourceError(f"{source}: no such file or folder")
+
+
 def read_source(source: str) -> pd.DataFrame:
     """Read any supported source into columns text, label, split (split is null when it has none)."""
     if source.startswith("s3://"):
@@ -160,7 +187,7 @@ def read_source(source: str) -> pd.DataFrame:
     path = Path(source).expanduser()
     if path.exists():
         return _read_local(path)
-    if source.startswith((".", "/", "~")) or Path(source).suffix in TABLE_SUFFIXES:
+    if _is_path(source):
         raise DataSourceError(f"{source}: no such file or folder")
     return _read_hub(source)
 

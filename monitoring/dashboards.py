@@ -7,6 +7,7 @@ The JSON files are committed: import them in Grafana, or let kustomize ship them
 this module generates, and runs every panel query against a real Prometheus.
 """
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -607,11 +608,18 @@ def render(name: str) -> str:
     return json.dumps(DASHBOARDS[name](), indent=2, sort_keys=True) + "\n"
 
 
-def main() -> None:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Write the Grafana dashboards' JSON files.")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="the folder (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    output = parse_args(argv).output
+    output.mkdir(parents=True, exist_ok=True)
     for name in DASHBOARDS:
-        (OUTPUT / name).write_text(render(name))
-        print(f"wrote {OUTPUT / name}")
+        (output / name).write_text(render(name))
+        print(f"wrote {output / name}")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,18 @@ def summary(decision: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def check_sources(params: PipelineParams) -> None:
+    """Exit with one line naming the first DATA or OOD source that does not exist, before anything runs."""
+    from components.ingest import DataSourceError, check_source
+
+    for flag, sources in (("DATA", params.ingest.sources), ("OOD", params.out_of_domain.sources)):
+        for source in sources:
+            try:
+                check_source(source)
+            except DataSourceError as exc:
+                raise SystemExit(f"{flag}: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -277,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     host = os.environ.get("KFP_HOST")
+    if not host:  # a cluster's s3:// sources are read in its pods, where MinIO is reachable
+        check_sources(params)
     if args.monitor:
         print(run_monitoring(args.monitor, params, workdir, host))
         return

@@ -263,11 +263,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--name", default=params.model_name)
-    parser.add_argument("--namespace", default=params.deploy_namespace)
+    parser.add_argument("--name", default=params.run.model_name)
+    parser.add_argument("--namespace", default=params.deploy.namespace)
     parser.add_argument("--prometheus", default=config["prometheus_url"])
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", params.pushgateway))
+    parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", params.run.pushgateway))
     parser.add_argument(
         "--once", action="store_true", help="judge one interval and report (implies --no-apply)"
     )

@@ -21,6 +21,7 @@ from tests.helpers import (
 from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+pytest_plugins = ["tests.run_record"]  # each test's time and peak memory, and what the suite started
 REGISTRY_BUCKET = "mlflow"
 
 

@@ -7,6 +7,8 @@ manifest's real match pattern is what injects the content script."""
 import datetime
 import http.server
 import json
+import os
+import shutil
 import ssl
 import subprocess
 import threading
@@ -25,8 +27,10 @@ from selenium.webdriver.chrome.service import Service
 from tests.helpers import REPO, free_port
 
 EXTENSION = REPO / "extension"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Whatever chromium and chromedriver are on PATH (.ci/run installs Debian's); CHROMIUM and CHROMEDRIVER
+# name others.
+CHROMIUM = Path(os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver")
 HOST = "www.youtube.com"
 
 
