@@ -149,6 +149,16 @@ def champion_store(champion_registry: RegistryServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def champion_model(champion_store: str):
+    """:func:`champion_store`'s champion, loaded in this process once for the session (FP32): what the
+    servers on that store must answer. Leaves the tracking URI at the store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(champion_store)
+    return mlflow.pyfunc.load_model("models:/sentiment@champion")
+
+
+@pytest.fixture(scope="session")
 def fast_champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
     """A production registry whose champion is the TF-IDF linear model (thousands of texts a second on 2
     cores, a few hundred KB of artifacts), for tests about clients and rollouts rather than models."""

@@ -2,6 +2,7 @@
 KFP tasks under kfp.local."""
 
 import json
+import re
 import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -113,12 +114,15 @@ def test_data_steps_run_as_kfp_tasks(kfp_local: Path, tmp_path: Path) -> None:
     assert report["quarantined_duplicate_text"] == 3 and report["rows_clean"] == 144
 
 
-def test_validate_task_fails_the_run_on_bad_data(kfp_local: Path, tmp_path: Path) -> None:
+def test_validate_task_fails_the_run_on_bad_data(kfp_local: Path, tmp_path: Path, capfd) -> None:
     source = tmp_path / "data.csv"
     frame = sentiment_frame()
     pd.concat([frame, frame]).to_csv(source, index=False)  # half the rows are duplicates
-    with pytest.raises(RuntimeError, match="validate"):
+    with pytest.raises(RuntimeError) as failed:
         run_data_steps(source, max_bad_fraction=0.1)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", str(failed.value)).endswith("Inner task failed: 'validate'.")
+    # for the data's reason, in the task's own log: not an import or a wiring error
+    assert "ValidationError: 50.0% of rows are bad (limit 10.0%)" in capfd.readouterr().out
 
 
 def test_the_data_steps_come_from_the_cache_until_the_source_changes(tmp_path: Path, monkeypatch) -> None:

@@ -12,14 +12,30 @@ import yaml
 
 from pipelines.batch import batch_pipeline
 from pipelines.pipeline import compile_pipeline, monitoring_pipeline, training_pipeline
-from pipelines.task_settings import (
-    ACCELERATED_STEPS,
-    CACHED_STEPS,
-    RETRIED_STEPS,
-    Accelerator,
-    ClusterConfig,
-)
+from pipelines.task_settings import Accelerator, ClusterConfig
 from tests.helpers import PARAMS
+
+# What each step must get, written here rather than read from the code under test (docs/cluster.md says
+# why): caching where a step's outputs are a pure function of its inputs; retries where it talks to S3
+# or MLflow; the accelerator on the fine-tuning and the batch shards.
+CACHED_STEPS = {"ingest", "validate", "preprocess", "prepare_out_of_domain", "embedding_reference"}
+RETRIED_STEPS = {
+    "ingest",
+    "prepare_out_of_domain",
+    "train_linear",
+    "train_transformer",
+    "ensemble",
+    "evaluate",
+    "gate",
+    "deploy",
+    "analyze",
+    "monitor",
+    "retrain",
+    "batch_plan",
+    "batch_score",
+    "batch_publish",
+}
+ACCELERATED_STEPS = {"train_transformer", "batch_score"}
 
 GPU = Accelerator(
     type="nvidia.com/gpu",
@@ -116,6 +132,15 @@ def test_only_the_fine_tuning_and_the_shards_ask_for_the_accelerator_and_its_nod
             assert "accelerator" not in resources, task
             assert "nodeSelector" not in platform.get(executor, {}), task
             assert "tolerations" not in platform.get(executor, {}), task
+
+
+def test_every_step_named_above_is_a_step_of_a_pipeline(tmp_path: Path) -> None:
+    steps = {
+        step_of(task)
+        for build in PIPELINES
+        for task in step_tasks(compiled(tmp_path, build(PARAMS.cluster))[0])
+    }
+    assert steps >= CACHED_STEPS | RETRIED_STEPS | ACCELERATED_STEPS
 
 
 def test_the_batch_pipeline_scores_at_most_parallelism_shards_at_once(tmp_path: Path) -> None:

@@ -136,21 +136,25 @@ def infer_code(stub, request: pb.ModelInferRequest) -> tuple[grpc.StatusCode, st
     return grpc.StatusCode.OK, ""
 
 
-ANSWERS: list[tuple[grpc.StatusCode, str, str]] = []
+def test_every_malformed_request_is_invalid_argument(stub, champion_model) -> None:
+    answers: list[tuple[grpc.StatusCode, str]] = []
 
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(request=malformed_request())
+    def refused(request: pb.ModelInferRequest) -> None:
+        code, details = infer_code(stub, request)
+        answers.append((code, details))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details, request)
+        assert details, request
 
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(request=malformed_request())
-def test_every_malformed_request_is_invalid_argument(stub, request) -> None:
-    code, details = infer_code(stub, request)
-    ANSWERS.append((code, details, str(request)[:200]))
-    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details, request)
-    assert details, request
+    refused()
+    assert len(answers) >= 500  # the corpus was large
+    assert_answers_correctly(stub, champion_model)  # and the server is still correct after it
 
 
 def texts_of_raw(raw: bytes) -> list[str]:
@@ -163,13 +167,12 @@ def texts_of_raw(raw: bytes) -> list[str]:
     return texts
 
 
-def test_the_corpus_was_large_and_the_server_is_still_correct(stub, champion_store) -> None:
-    import mlflow
+def assert_answers_correctly(stub, champion_model) -> None:
+    """Two texts sent as contents and as raw input get the champion's own labels and probabilities."""
     import pandas as pd
 
     from core.labels import probability_columns
 
-    assert len(ANSWERS) >= 500
     texts = ["I love the new phone!", "awful experience with my flight"]
     encoded = [t.encode() for t in texts]
     via_contents = pb.ModelInferRequest(
@@ -181,11 +184,14 @@ def test_the_corpus_was_large_and_the_server_is_still_correct(stub, champion_sto
         inputs=[Tensor(name="text", datatype="BYTES", shape=[2])],
         raw_input_contents=[raw_bytes_tensor(encoded)],
     )
-    mlflow.set_tracking_uri(champion_store)
-    expected = mlflow.pyfunc.load_model("models:/sentiment@champion").predict(pd.DataFrame({"text": texts}))
+    expected = champion_model.predict(pd.DataFrame({"text": texts}))
     for request in (via_contents, via_raw):
         answer = stub.ModelInfer(request, timeout=30)
         assert texts_of_raw(answer.raw_output_contents[0]) == expected["label"].tolist()
         probabilities = np.frombuffer(answer.raw_output_contents[2], dtype=np.float32).reshape(2, 3)
         np.testing.assert_allclose(probabilities, expected[probability_columns()].to_numpy(), atol=1e-6)
     assert stub.ServerReady(pb.ServerReadyRequest()).ready
+
+
+def test_raw_and_content_inputs_get_the_champions_answers(stub, champion_model) -> None:
+    assert_answers_correctly(stub, champion_model)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import grpc
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,9 +23,8 @@ TEXTS = ["I love the new phone!", "awful experience with my flight", "the concer
 
 
 @pytest.fixture(scope="module")
-def expected(champion_store: str) -> pd.DataFrame:
-    mlflow.set_tracking_uri(champion_store)
-    return mlflow.pyfunc.load_model("models:/sentiment@champion").predict(pd.DataFrame({"text": TEXTS}))
+def expected(champion_model) -> pd.DataFrame:
+    return champion_model.predict(pd.DataFrame({"text": TEXTS}))
 
 
 def assert_answers(labels, probabilities, expected: pd.DataFrame) -> None:

@@ -19,7 +19,14 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 from core.labels import LABELS, probability_columns
 from core.tracking import ensure_experiment
 from tests.conftest import SERVER_LIMITS
-from tests.helpers import free_port, metric_value, scrape_metrics, sentiment_frame
+from tests.helpers import (
+    free_port,
+    metric_value,
+    scrape_metrics,
+    sentiment_frame,
+    start_model_server,
+    stop_process,
+)
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
 V1 = "/v1/models/sentiment:predict"
@@ -27,10 +34,9 @@ V2 = "/v2/models/sentiment/infer"
 
 
 @pytest.fixture(scope="module")
-def champion(champion_store: str) -> mlflow.pyfunc.PyFuncModel:
+def champion(champion_model) -> mlflow.pyfunc.PyFuncModel:
     """The registered champion itself, loaded straight from MLflow: what the server must answer."""
-    mlflow.set_tracking_uri(champion_store)
-    return mlflow.pyfunc.load_model("models:/sentiment@champion")
+    return champion_model
 
 
 @pytest.fixture(scope="module")
@@ -286,15 +292,32 @@ def test_server_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
         timeout=180,
     )
     assert result.returncode != 0
-    assert "sentiment" in result.stderr and "champion" in result.stderr
+    # the reason and what to do, as one logged line, not a crash's traceback
+    assert f"cannot resolve models:/sentiment@champion in the registry at {uri}" in result.stderr
+    assert "Run the pipeline first (make pipeline-run)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 FEEDBACK = "/v1/models/sentiment:feedback"
 
 
-def test_feedback_on_answer_ids_moves_the_live_quality_gauges(model_server, champion) -> None:
+@pytest.fixture
+def own_server(fast_champion_store: str, tmp_path: Path):
+    """A TF-IDF predictor of the test's own (FP32, live quality from 10 labels), so that its live-quality
+    window holds this test's labels and no other's; yields (url, the champion loaded here)."""
+    process, url, _ = start_model_server(
+        fast_champion_store,
+        tmp_path / "server.log",
+        extra_args=("--quality_min_labels", "10", "--runtime", "fp32"),
+    )
+    mlflow.set_tracking_uri(fast_champion_store)
+    yield url, mlflow.pyfunc.load_model("models:/sentiment@champion")
+    stop_process(process)
+
+
+def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> None:
     """Label 30 answers (v1 ids, v2 ids and by text): the gauges equal the metrics computed here."""
-    url, _ = model_server
+    url, champion = own_server
     frame = sentiment_frame().sample(n=30, random_state=5)
     texts, truth = frame["text"].tolist(), frame["label"].tolist()
     v1 = httpx.post(f"{url}{V1}", json={"instances": texts[:15]}).json()["predictions"]
@@ -317,7 +340,7 @@ def test_feedback_on_answer_ids_moves_the_live_quality_gauges(model_server, cham
     after = scrape_metrics(url)
     predicted = champion.predict(pd.DataFrame({"text": texts}))["label"].tolist()
     accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
-    # the first labels this server gets (no other test posts feedback): the window is exactly these 30
+    # the first labels this server gets: the window is exactly these 30
     assert metric_value(after, "sentiment_live_labelled_texts", model_version="1") == 30
     live = {
         statistic: metric_value(
