@@ -19,9 +19,12 @@ TORCH_INDEX ?=
 DATA ?=
 OOD ?=
 MAX_ROWS ?=
+PARAMS ?=  # a params file of your own (default: params.yaml), e.g. with smaller training budgets
 HTTP_PORT ?= 8080
 PREDICTIONS ?= $(MLOPS_HOME)/predictions
 GRPC_PORT ?= 8081
+
+PARAMS_ARG = $(if $(strip $(PARAMS)),--params $(PARAMS))
 
 # cluster
 CLUSTER ?= kind
@@ -84,8 +87,8 @@ $(INSTALLED): pyproject.toml requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA="path|s3://..|hf-id ..." OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(foreach source,$(DATA),--data $(source)) \
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA="path|s3://..|hf-id ..." OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu PARAMS=file
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(PARAMS_ARG) $(foreach source,$(DATA),--data $(source)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS)) \
 		$(if $(GPU),--accelerator $(GPU))
 
@@ -100,12 +103,12 @@ serve: install ## serve the registered champion with the KServe model server on 
 		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS)
 
 monitor: install ## drift, live quality and a retraining when needed, from what `make serve` logged (PREDICTIONS=folder|s3://..; DATA/OOD/MAX_ROWS as for pipeline-run)
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(foreach source,$(DATA),--data $(source)) \
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(PARAMS_ARG) $(foreach source,$(DATA),--data $(source)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS))
 
 batch-score: install ## score a corpus with the champion (or MODEL=models:/..): INPUT=file|s3://.. OUTPUT=folder|s3://.. (kfp.local, or the cluster with KFP_HOST; GPU=nvidia.com/gpu there)
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make batch-score INPUT=<file|s3://...> OUTPUT=<folder|s3://...> [MODEL=models:/sentiment/3]"; exit 2; }
-	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.batch --input $(INPUT) --output $(OUTPUT) $(if $(MODEL),--model $(MODEL)) \
+	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.batch --input $(INPUT) --output $(OUTPUT) $(if $(MODEL),--model $(MODEL)) $(PARAMS_ARG) \
 		$(if $(GPU),--accelerator $(GPU))
 
 dashboards: install ## regenerate the Grafana dashboards (manifests/base/dashboards/*.json) from monitoring/dashboards.py

@@ -437,20 +437,38 @@ def monitor_predictions(
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the version and the look-back default to params.yaml's ``run`` and ``monitor``."""
+    from core.config import params_section
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--predictions", required=True, help="folder or s3:// prefix of the prediction log")
-    parser.add_argument("--model", default="models:/sentiment@champion", help="the version to judge")
+    parser.add_argument(
+        "--model",
+        default=f"models:/{params_section('run')['model_name']}@champion",
+        help="the version to judge",
+    )
     parser.add_argument("--tracking_uri", default=mlflow.get_tracking_uri())
     parser.add_argument("--threshold", type=float, default=SIGNIFICANT_PSI, help="PSI that counts as drift")
-    parser.add_argument("--since_hours", type=float, help="only the last N hours (0: all; params.yaml's)")
-    args = parser.parse_args(argv)
-    from pipelines.params import PipelineParams
+    parser.add_argument(
+        "--since_hours",
+        type=float,
+        default=params_section("monitor")["since_hours"],
+        help="only the last N hours (0: all)",
+    )
+    return parser.parse_args(argv)
 
-    config = PipelineParams.load().override("monitor", since_hours=args.since_hours).monitor
+
+def main(argv: list[str] | None = None) -> None:
+    from core.config import from_mapping, params_section
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    config = from_mapping(
+        MonitorConfig, params_section("monitor") | {"since_hours": args.since_hours}, "monitor"
+    )
     report = monitor_predictions(args.predictions, args.model, args.tracking_uri, args.threshold, config)
     print(report.markdown())
     print(json.dumps(report.decision() | {"mlflow_run": report.run_id}))

@@ -3,9 +3,19 @@ params.yaml, or the dict a KFP step receives) that must name every field and not
 converted to its field's type, so a KFP Struct's 8.0 arrives as the int 8."""
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 Section = TypeVar("Section")
+PARAMS_FILE = Path(__file__).resolve().parent.parent / "params.yaml"
+
+
+def params_section(name: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Section ``name`` of params.yaml as a mapping: where the command lines of the packages below
+    ``pipelines`` take their defaults."""
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())[name]
 
 
 def from_mapping(cls: type[Section], values: dict[str, Any], where: str) -> Section:

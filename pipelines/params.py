@@ -19,10 +19,10 @@ from components.retrain import RetrainConfig
 from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from components.validate import ValidateConfig
-from core.config import RunConfig, from_mapping
+from core.config import PARAMS_FILE, RunConfig, from_mapping
 from pipelines.task_settings import ClusterConfig
 
-DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent.parent / "params.yaml"
+DEFAULT_PARAMS_FILE = PARAMS_FILE
 
 
 @dataclass(frozen=True)

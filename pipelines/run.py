@@ -260,6 +260,21 @@ def summary(decision: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def load_params(args: argparse.Namespace) -> PipelineParams:
+    """The params file with the command line's and the environment's overrides (SERVE_IMAGE, PUSHGATEWAY)."""
+    params = (
+        PipelineParams.load(args.params)
+        .override("ingest", sources=args.data, max_rows_per_split=args.max_rows_per_split)
+        .override("out_of_domain", sources=args.ood)
+        .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
+        .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))
+    )
+    if args.accelerator:
+        accelerator = replace(params.cluster.accelerator, type=args.accelerator)
+        params = replace(params, cluster=replace(params.cluster, accelerator=accelerator))
+    return params
+
+
 def check_sources(params: PipelineParams) -> None:
     """Exit with one line naming the first DATA or OOD source that does not exist, before anything runs."""
     from components.ingest import DataSourceError, check_source
@@ -276,16 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = parse_args(argv)
-    params = (
-        PipelineParams.load(args.params)
-        .override("ingest", sources=args.data, max_rows_per_split=args.max_rows_per_split)
-        .override("out_of_domain", sources=args.ood)
-        .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
-        .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))
-    )
-    if args.accelerator:
-        accelerator = replace(params.cluster.accelerator, type=args.accelerator)
-        params = replace(params, cluster=replace(params.cluster, accelerator=accelerator))
+    params = load_params(args)
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     host = os.environ.get("KFP_HOST")

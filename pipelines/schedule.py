@@ -72,7 +72,7 @@ def unschedule(client, experiment: str) -> int:
     return len(existing)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--predictions", default=CLUSTER_PREDICTIONS, help="the predictor's log prefix")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     parser.add_argument("--unschedule", action="store_true", help="delete the recurring run")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     host = os.environ.get("KFP_HOST")
     if not host:
         raise SystemExit("set KFP_HOST (e.g. make kfp-ui, then KFP_HOST=http://localhost:8088)")

@@ -252,22 +252,19 @@ def run_analysis(
     return verdict
 
 
-def main(argv: list[str] | None = None) -> None:
-    from pipelines.params import PipelineParams
-    from rollout.deploy import Cluster, Registry, load_kube_config
-    from rollout.inference_service import ServingSettings
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; defaults from params.yaml (``run``, ``deploy`` and ``canary_analysis``)."""
+    from core.config import params_section
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    params = PipelineParams.load()
-    config = params.canary_analysis
+    run, deploy = params_section("run"), params_section("deploy")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--name", default=params.run.model_name)
-    parser.add_argument("--namespace", default=params.deploy.namespace)
-    parser.add_argument("--prometheus", default=config["prometheus_url"])
+    parser.add_argument("--name", default=run["model_name"])
+    parser.add_argument("--namespace", default=deploy["namespace"])
+    parser.add_argument("--prometheus", default=params_section("canary_analysis")["prometheus_url"])
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", params.run.pushgateway))
+    parser.add_argument("--pushgateway", default=os.environ.get("PUSHGATEWAY", run["pushgateway"]))
     parser.add_argument(
         "--once", action="store_true", help="judge one interval and report (implies --no-apply)"
     )
@@ -275,6 +272,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.tracking_uri:
         parser.error("set MLFLOW_TRACKING_URI or --tracking-uri: the verdict goes to the registry")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    from core.config import params_section
+    from rollout.deploy import Cluster, Registry, load_kube_config
+    from rollout.inference_service import ServingSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    config = params_section("canary_analysis")
     settings = AnalysisSettings.from_config(
         {**config, "prometheus_url": args.prometheus}, args.namespace, args.name
     )

@@ -322,14 +322,16 @@ def load_kube_config() -> None:
         config.load_kube_config()
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; the model's name and namespace default to params.yaml's ``run`` and ``deploy``."""
+    from core.config import params_section
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=("rollout", "promote", "rollback", "status"))
-    parser.add_argument("--name", default=ServingSettings.name)
-    parser.add_argument("--namespace", default=ServingSettings.namespace)
+    parser.add_argument("--name", default=params_section("run")["model_name"])
+    parser.add_argument("--namespace", default=params_section("deploy")["namespace"])
     parser.add_argument("--image", help="the serve image (rollout); make passes the one `make images` built")
     parser.add_argument(
         "--model-uri", help="models:/<name>/<version> or @<alias>, resolved in MLflow (rollout)"
@@ -341,6 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.action == "rollout" and not (args.model_uri and args.image):
         parser.error("rollout needs --model-uri and --image")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
     load_kube_config()
     cluster, registry = Cluster(), Registry(args.name, os.environ.get("MLFLOW_TRACKING_URI"))
     settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)

@@ -87,8 +87,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--load_attempts",
         type=int,
         default=defaults.load_attempts,
-        help="tries to load the model at start, with exponential backoff (2 s, 4 s, ... 60 s); 0: until it "
-        "loads (the server is live meanwhile and answers 503, not ready)",
+        help="tries to load the model at start, with exponential backoff (see below); 0: until it loads "
+        "(the server is live meanwhile and answers 503, not ready)",
+    )
+    lifecycle.add_argument(
+        "--load_backoff_seconds",
+        type=float,
+        default=defaults.load_backoff_seconds,
+        help="the first wait between load attempts; it doubles after each failure",
+    )
+    lifecycle.add_argument(
+        "--load_backoff_max_seconds",
+        type=float,
+        default=defaults.load_backoff_max_seconds,
+        help="the longest wait between load attempts",
     )
     monitoring = parser.add_argument_group("monitoring")
     monitoring.add_argument(
@@ -171,6 +183,8 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         limits=RequestLimits(args.max_instances, args.max_text_chars),
         reload_seconds=args.reload_interval_seconds,
         load_attempts=args.load_attempts,
+        load_backoff_seconds=args.load_backoff_seconds,
+        load_backoff_max_seconds=args.load_backoff_max_seconds,
         runtime=args.runtime,
         drift_window=args.drift_window,
         drift_min_texts=args.drift_min_texts,

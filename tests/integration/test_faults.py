@@ -55,10 +55,10 @@ def test_sigterm_under_load_finishes_every_request_in_flight_then_exits(
     assert exit_seconds < 30
 
 
-@pytest.fixture
-def stallable_s3(tmp_path):
-    """An S3 (moto_server) of the test's own, to stall; yields (process, address)."""
-    process, endpoint = start_s3(tmp_path / "moto.log")
+@pytest.fixture(scope="module")
+def stallable_s3(tmp_path_factory):
+    """An S3 (moto_server) of this module's own, to stall; yields (process, address)."""
+    process, endpoint = start_s3(tmp_path_factory.mktemp("stallable-s3") / "moto.log")
     make_bucket(endpoint, "mlflow")
     yield process, endpoint
     os.kill(process.pid, signal.SIGCONT)
@@ -66,25 +66,46 @@ def stallable_s3(tmp_path):
 
 
 @pytest.fixture
-def registry(tmp_path, stallable_s3) -> RegistryServer:
-    """A registry of the test's own on :func:`stallable_s3`; two TF-IDF versions registered through the
-    server (artifacts in S3); ``champion`` -> 1."""
-    served = RegistryServer(tmp_path, stallable_s3[1], "mlflow")
-    mlflow.set_tracking_uri(served.url)
-    mlflow.set_experiment("sentiment")
-    paths = write_splits(tmp_path, seed=5)
-    for c in (1.0, 0.1):
-        trained = train_linear_model(
-            paths["train"], paths["validation"], "tfidf", linear_config(c=c), run_config(), served.url, {}
-        )
-        mlflow.register_model(trained.model_uri, "sentiment")
-    mlflow.MlflowClient(served.url).set_registered_model_alias("sentiment", "champion", "1")
+def resumed_s3(stallable_s3):
+    """:func:`stallable_s3`, answering again after the test whatever the test did to it."""
+    yield stallable_s3
+    os.kill(stallable_s3[0].pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def trained_registry(tmp_path_factory, stallable_s3) -> RegistryServer:
+    """Two TF-IDF versions registered through a registry on :func:`stallable_s3` (artifacts in S3),
+    ``champion`` -> 1; the server stopped, its store the template of each test's :func:`registry`."""
+    root = tmp_path_factory.mktemp("fault-registry")
+    served = RegistryServer(root, stallable_s3[1], "mlflow")
+    try:
+        mlflow.set_tracking_uri(served.url)
+        mlflow.set_experiment("sentiment")
+        paths = write_splits(root, seed=5)
+        for c in (1.0, 0.1):
+            trained = train_linear_model(
+                paths["train"], paths["validation"], "tfidf", linear_config(c=c), run_config(), served.url, {}
+            )
+            mlflow.register_model(trained.model_uri, "sentiment")
+        mlflow.MlflowClient(served.url).set_registered_model_alias("sentiment", "champion", "1")
+    finally:
+        served.stop()
+    return served
+
+
+@pytest.fixture
+def registry(trained_registry: RegistryServer, resumed_s3, tmp_path) -> RegistryServer:
+    """A registry of the test's own: a server over a copy of :func:`trained_registry`'s store (the same
+    S3 artifacts), so that stopping it or moving its alias changes no other test's."""
+    served = trained_registry.copy(tmp_path)
     yield served
     served.stop()
 
 
-# The predictor's MLflow client gives up on an unreachable server quickly; the predictor retries itself.
+# The predictor's MLflow client gives up on an unreachable server quickly; the predictor retries itself,
+# here every half second to a second rather than 2, 4, 8 ... 60 s apart.
 FAST_FAILING_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+QUICK_LOAD_RETRIES = ("--load_backoff_seconds", "0.5", "--load_backoff_max_seconds", "1")
 
 
 def served_version(url: str) -> str | None:
@@ -100,7 +121,16 @@ def start_unready_predictor(tracking_uri: str, log_path: Path) -> tuple[subproce
     http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
     process = start_process(
-        [sys.executable, "-m", "serving", "--http_port", str(http_port), "--grpc_port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--http_port",
+            str(http_port),
+            "--grpc_port",
+            str(free_port()),
+            *QUICK_LOAD_RETRIES,
+        ],
         log_path,
         env={"MLFLOW_TRACKING_URI": tracking_uri, **FAST_FAILING_MLFLOW},
     )
@@ -138,10 +168,10 @@ def test_a_predictor_started_while_the_registry_is_down_is_live_not_ready_then_r
 
 
 def test_a_predictor_started_while_the_registry_s3_stalls_is_live_not_ready_then_ready(
-    registry: RegistryServer, stallable_s3, tmp_path
+    registry: RegistryServer, resumed_s3, tmp_path
 ) -> None:
     """The registry answers, its S3 does not (SIGSTOP): the model's files cannot come."""
-    s3_process, _ = stallable_s3
+    s3_process, _ = resumed_s3
     os.kill(s3_process.pid, signal.SIGSTOP)
     process, url = start_unready_predictor(registry.url, tmp_path / "server.log")
     try:

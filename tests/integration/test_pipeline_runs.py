@@ -1,23 +1,38 @@
-"""Whole pipelines through kfp.local: the training pipeline (``python -m pipelines.run``) into a sqlite
-MLflow, and the monitoring pipeline on a champion's prediction log."""
+"""Whole pipelines through kfp.local: the README's local commands (``make pipeline-run``, ``make serve``,
+``make batch-score``, ``make monitor``) as a user types them, into a sqlite MLflow, and the monitoring
+pipeline on a champion's prediction log."""
 
 import json
-import tempfile
+import os
+import subprocess
 from pathlib import Path
 
+import httpx
 import mlflow
 import pandas as pd
+import pytest
 import yaml
 
+from components.batch_score import read_scores
 from components.ingest import read_source
 from core.lineage import DATASET_DIGEST_CHARS, content_digest
-from pipelines import run
-from tests.helpers import TEMPLATES, sentiment_frame, write_comment_sets, write_params, write_splits
+from tests.helpers import (
+    REPO,
+    TEMPLATES,
+    free_port,
+    sentiment_frame,
+    stop_process,
+    wait_for_http,
+    write_comment_sets,
+    write_params,
+    write_splits,
+)
 from tests.unit.components.test_monitor import LONG_RANT, log_predictions
 
-# The transformer gets a few steps and the linear models two trials: these tests check wiring, not scores.
+# The transformer (the bundled MiniLM, whatever the network) gets a few steps and the linear models two
+# trials: these tests check wiring, not scores.
 BUDGET = {
-    "train_transformer": {"max_steps": 12, "eval_steps": 6, "batch_size": 16},
+    "train_transformer": {"model_id": "all-MiniLM-L6-v2", "max_steps": 12, "eval_steps": 6, "batch_size": 16},
     "train_linear": {"trials": 2},
 }
 
@@ -39,23 +54,40 @@ def product_comments(path: Path) -> None:
     pd.DataFrame(rows, columns=["Comment", "Sentiment"]).to_csv(path, index=False)
 
 
-def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsys) -> None:
-    """`python -m pipelines.run` with no KFP_HOST and two training sources: every step under kfp.local,
-    into a sqlite MLflow; each source's test slice is a held-out set of its own."""
-    monkeypatch.delenv("KFP_HOST", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+def user_environment(home: Path) -> dict[str, str]:
+    """A shell with no project variables (no MLFLOW_*, KFP_HOST, AWS_*, MLOPS_HOME, TMPDIR, GPU, ...): only
+    PATH, a HOME and a locale, plus the suite's process counter (tests/counting), which changes nothing."""
+    keep = ("PATH", "LANG", "SENTIMENT_TEST_COUNTS", "PYTHONPATH")
+    return {name: os.environ[name] for name in keep if name in os.environ} | {"HOME": str(home)}
+
+
+def make(*arguments: str, env: dict[str, str], timeout_s: float = 900) -> str:
+    """``make <arguments>`` in the repository root, as a user types it; its output (it must succeed)."""
+    done = subprocess.run(
+        ["make", *arguments], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+    assert done.returncode == 0, f"make {' '.join(arguments)}:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    return done.stdout
+
+
+def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None:
+    """`make pipeline-run` on two training sources and two out-of-domain sets (every step under kfp.local,
+    into a sqlite MLflow; each source's test slice a held-out set of its own), then `make serve`, `make
+    batch-score` and `make monitor` on what it registered: each typed in the repository root, with no
+    project variable in the environment, with the documented make variables only (MLOPS_HOME keeps the
+    run's store out of the checkout's .mlops; PARAMS gives small budgets)."""
+    if subprocess.run(["make", "-q", "install"], cwd=REPO).returncode != 0:
+        pytest.fail("the venv is out of date: run `make install` first (these commands would reinstall it)")
+    env = user_environment(tmp_path / "home")
     source, comments = tmp_path / "data.csv", tmp_path / "comments.csv"
     sentiment_frame().to_csv(source, index=False)
     product_comments(comments)
     workdir = tmp_path / "mlops"
     reddit, youtube = write_comment_sets(tmp_path)
-    arguments = ["--data", str(source), "--data", str(comments), "--ood", reddit, "--ood", youtube]
     params = write_params(tmp_path / "params.yaml", **BUDGET)
-    run.main([*arguments, "--params", str(params), "--workdir", str(workdir)])
+    home = [f"MLOPS_HOME={workdir}", f"PARAMS={params}"]
 
-    printed = capsys.readouterr().out
+    printed = make("pipeline-run", f"DATA={source} {comments}", f"OOD={reddit} {youtube}", *home, env=env)
     for name in ("linear-embeddings", "linear-tfidf", "transformer", "ensemble"):
         assert f"{name:<16}{'test':<30}" in printed
     assert f"{'ensemble':<16}ood_reddit_sentiment" in printed and f"{'ensemble':<16}test_comments" in printed
@@ -92,6 +124,35 @@ def test_local_runner_runs_the_whole_pipeline(tmp_path: Path, monkeypatch, capsy
     isvc, route = yaml.safe_load_all(manifest.read_text())
     assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v1"
     assert route["kind"] == "HTTPRoute"
+
+    # make serve: the champion it registered answers, and its answers are logged for the monitor
+    predictions, http_port = tmp_path / "predictions", free_port()
+    ports = [f"HTTP_PORT={http_port}", f"GRPC_PORT={free_port()}"]
+    serve = subprocess.Popen(
+        ["make", "serve", *home, *ports, f"PREDICTIONS={predictions}"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    texts = sentiment_frame()["text"].tolist()
+    try:
+        wait_for_http(f"http://127.0.0.1:{http_port}/v2/models/sentiment/ready", serve, timeout_s=180)
+        for start in range(0, len(texts), 16):
+            body = {"instances": texts[start : start + 16]}
+            answer = httpx.post(f"http://127.0.0.1:{http_port}/v1/models/sentiment:predict", json=body)
+            assert answer.status_code == 200 and answer.json()["model_version"] == champion.version
+    finally:
+        stop_process(serve)  # SIGTERM: the prediction log writes what it holds
+    assert list(predictions.rglob("*.parquet"))
+
+    # make batch-score: every row scored by the same version, _SUCCESS last
+    scored = tmp_path / "scored"
+    printed = make("batch-score", f"INPUT={source}", f"OUTPUT={scored}", *home, env=env)
+    assert f"scored {len(texts)} rows (0 quarantined" in printed
+    assert (scored / "_SUCCESS").exists()
+    assert set(read_scores(str(scored))["model_version"]) == {champion.version}
+
+    # make monitor: the monitoring pipeline judges what make serve logged
+    printed = make("monitor", *home, f"PREDICTIONS={predictions}", f"DATA={source} {comments}", env=env)
+    assert "no retraining: " in printed and "reports: MLflow experiments" in printed
 
 
 def test_monitoring_pipeline_runs_locally(champion_store: str, tmp_path: Path, monkeypatch) -> None:
