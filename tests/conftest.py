@@ -10,12 +10,14 @@ from core.tracking import ensure_experiment
 from tests.helpers import (
     PARAMS,
     SHARED_DATA,
+    TINY,
     gate_config,
     linear_config,
     run_config,
     shared_absent,
     start_model_server,
     stop_process,
+    train_transformer,
     write_splits,
 )
 from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
@@ -146,6 +148,23 @@ def champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer:
 def champion_store(champion_registry: RegistryServer) -> str:
     """The URL of :func:`champion_registry`."""
     return champion_registry.url
+
+
+@pytest.fixture(scope="session")
+def trained_transformer(tmp_path_factory, registry_s3: str):
+    """The transformer step run once for the session: the bundled MiniLM fine-tuned for 24 steps (label
+    smoothing 0.1) on :func:`write_splits` (seed 2), logged with its INT8 export to a registry of its own
+    (stopped: tests take a ``copy()``). Yields (registry, the step's result, the splits' paths)."""
+    server = registry_server(tmp_path_factory, registry_s3, "transformer-registry")
+    try:
+        ensure_experiment(server.url, "sentiment", None)
+        splits = write_splits(server.root, seed=2)
+        result = train_transformer(
+            splits["train"], splits["validation"], server.url, max_steps=24, label_smoothing=0.1, **TINY
+        )
+    finally:
+        server.stop()
+    return server, result, splits
 
 
 @pytest.fixture(scope="session")

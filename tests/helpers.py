@@ -56,6 +56,19 @@ def transformer_config(**changes) -> TransformerConfig:
     return replace(PARAMS.train_transformer, **schedule | changes)
 
 
+# A small fine-tuning of the bundled MiniLM for the fixture's 72 training texts.
+TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
+
+
+def train_transformer(train_path: str, validation_path: str, tracking_uri: str, **config):
+    """The transformer step with :func:`transformer_config` and ``config``."""
+    from components.train_transformer import train_transformer_model
+
+    return train_transformer_model(
+        train_path, validation_path, transformer_config(**config), run_config(), tracking_uri, {}
+    )
+
+
 def write_params(path: Path, **sections: dict) -> Path:
     """Write params.yaml to ``path`` with the values in ``sections`` (section name -> {key: value}) replacing
     those of the file; return ``path``."""

@@ -15,6 +15,7 @@ from core import registry
 from models.bundle import VersionDetails
 from models.runtime_choice import choose_runtime, has_int8_runtime
 from tests.helpers import (
+    TINY,
     gate_config,
     linear_config,
     metric_value,
@@ -22,14 +23,19 @@ from tests.helpers import (
     scrape_metrics,
     start_model_server,
     stop_process,
-    write_splits,
+    train_transformer,
 )
-from tests.unit.components.test_train_transformer import TINY, train_transformer
 
 
 @pytest.fixture
-def splits(tmp_path: Path) -> dict[str, str]:
-    return write_splits(tmp_path, seed=2)
+def own_registry(trained_transformer, tmp_path: Path):
+    """A registry of the test's own over a copy of the session's fine-tuning's store (the transformer
+    trained there, 24 steps, no model registered yet); yields (its URL, that training's result, the
+    splits it was trained on)."""
+    template, trained, splits = trained_transformer
+    server = template.copy(tmp_path)
+    yield server.url, trained, splits
+    server.stop()
 
 
 def candidate(trained, test_path: str, tracking_uri: str) -> Candidate:
@@ -43,8 +49,9 @@ def gate(candidates: list[Candidate], test_path: str, tracking_uri: str, **rules
 
 
 def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_trained_one(
-    splits, tracking_uri, tmp_path: Path
+    own_registry, tmp_path: Path
 ) -> None:
+    tracking_uri, trained, splits = own_registry
     few = tmp_path / "few.parquet"  # two texts per class: a weak TF-IDF linear champion
     pd.read_parquet(splits["train"]).groupby("label").head(2).to_parquet(few)
     linear = train_linear_model(
@@ -58,14 +65,7 @@ def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_t
     assert not kept.promoted and kept.candidate_score < kept.champion_score
     assert registry.champion("sentiment", mlflow.MlflowClient(tracking_uri)).run_id == linear.run_id
 
-    trained = train_transformer(
-        splits["train"],
-        splits["validation"],
-        tracking_uri,
-        max_steps=24,
-        label_smoothing=0.1,
-        **TINY,
-    )
+    # the session's fine-tuning (conftest.py: 24 steps), already in this registry
     taken = gate(  # any INT8 loss is accepted here, so that the predictor's INT8 path runs below
         [candidate(trained, splits["test"], tracking_uri)], splits["test"], tracking_uri, int8_max_loss=1.0
     )

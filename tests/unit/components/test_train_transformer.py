@@ -8,18 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.train_transformer import _weighted_loss, train_transformer_model
+from components.train_transformer import _weighted_loss, fine_tune
 from core.labels import probability_columns
-from tests.helpers import run_config, transformer_config, write_splits
-
-TINY = {"model_id": "all-MiniLM-L6-v2", "batch_size": 16, "learning_rate": 1e-4, "eval_steps": 8}
-
-
-def train_transformer(train_path: str, validation_path: str, tracking_uri: str, **config):
-    """The transformer step with :func:`tests.helpers.transformer_config` and ``config``."""
-    return train_transformer_model(
-        train_path, validation_path, transformer_config(**config), run_config(), tracking_uri, {}
-    )
+from tests.helpers import TINY, run_config, train_transformer, transformer_config, write_splits
 
 
 @pytest.fixture
@@ -27,46 +18,48 @@ def splits(tmp_path: Path) -> dict[str, str]:
     return write_splits(tmp_path, seed=2)
 
 
-def test_fine_tuned_model_is_logged_with_its_curve_and_serves(splits, tracking_uri) -> None:
-    result = train_transformer(
-        splits["train"],
-        splits["validation"],
-        tracking_uri,
-        max_steps=24,
-        label_smoothing=0.1,
-        **TINY,
-    )
-    assert result.validation_metrics["macro_recall"] > 0.8
-    client = mlflow.MlflowClient(tracking_uri)
-    run = client.get_run(result.run_id)
-    assert run.data.params["model_family"] == "transformer" and run.data.params["label_smoothing"] == "0.1"
-    assert run.data.params["imbalance"] == "class_weight"
-    assert (
-        run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
-    )
-    assert len(client.get_metric_history(result.run_id, "curve_validation_macro_recall")) == 3
-    assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
+def test_fine_tuned_model_is_logged_with_its_curve_and_serves(trained_transformer, tmp_path: Path) -> None:
+    """The session's fine-tuning (conftest.py: 24 steps, label smoothing 0.1), read back from its registry."""
+    template, result, _ = trained_transformer
+    registry = template.copy(tmp_path)
+    try:
+        mlflow.set_tracking_uri(registry.url)
+        assert result.validation_metrics["macro_recall"] > 0.8
+        client = mlflow.MlflowClient(registry.url)
+        run = client.get_run(result.run_id)
+        params = run.data.params
+        assert params["model_family"] == "transformer" and params["label_smoothing"] == "0.1"
+        assert params["imbalance"] == "class_weight"
+        assert (
+            run.data.metrics["train_steps"] == 24
+            and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
+        )
+        assert len(client.get_metric_history(result.run_id, "curve_validation_macro_recall")) == 3
+        assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
 
-    model = mlflow.pyfunc.load_model(result.model_uri)
-    texts = [
-        "I love the album!",
-        "I hate my flight.",
-        "the hotel is scheduled for 5pm",
-        "so happy with this book :)",
-    ]
-    answer = model.predict(pd.DataFrame({"text": texts}))
-    assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
-    assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
+        model = mlflow.pyfunc.load_model(result.model_uri)
+        texts = [
+            "I love the album!",
+            "I hate my flight.",
+            "the hotel is scheduled for 5pm",
+            "so happy with this book :)",
+        ]
+        answer = model.predict(pd.DataFrame({"text": texts}))
+        assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
+        assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
 
-    # The INT8 runtime: the ONNX export logged with the weights, run by ONNX Runtime.
-    assert (
-        Path(mlflow.artifacts.download_artifacts(result.model_uri)) / "artifacts/model/model-int8.onnx"
-    ).exists()
-    int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
-    assert int8.unwrap_python_model().runtime == "int8"
-    int8_answer = int8.predict(pd.DataFrame({"text": texts}))
-    assert int8_answer["label"].tolist() == answer["label"].tolist()
-    np.testing.assert_allclose(int8_answer[probability_columns()], answer[probability_columns()], atol=0.1)
+        # The INT8 runtime: the ONNX export logged with the weights, run by ONNX Runtime.
+        assert (
+            Path(mlflow.artifacts.download_artifacts(result.model_uri)) / "artifacts/model/model-int8.onnx"
+        ).exists()
+        int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
+        assert int8.unwrap_python_model().runtime == "int8"
+        int8_answer = int8.predict(pd.DataFrame({"text": texts}))
+        assert int8_answer["label"].tolist() == answer["label"].tolist()
+        columns = probability_columns()
+        np.testing.assert_allclose(int8_answer[columns], answer[columns], atol=0.1)
+    finally:
+        registry.stop()
 
 
 def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
@@ -90,24 +83,27 @@ def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
         _weighted_loss(labels, "oversample", 0.0)
 
 
-def test_one_seed_trains_one_model(splits, tracking_uri) -> None:
-    """The new classification head is seeded too: two runs with one seed give the same probabilities."""
-    texts = pd.DataFrame({"text": ["I love it", "I hate it", "the shop opens at noon"]})
+def test_one_seed_trains_one_model(splits, tmp_path: Path) -> None:
+    """The new classification head is seeded too: two fine-tunings with one seed give the same
+    probabilities."""
+    train, validation = pd.read_parquet(splits["train"]), pd.read_parquet(splits["validation"])
+    config = transformer_config(max_steps=2, **TINY)
 
-    def probabilities() -> np.ndarray:
-        result = train_transformer(splits["train"], splits["validation"], tracking_uri, max_steps=2, **TINY)
-        return mlflow.pyfunc.load_model(result.model_uri).predict(texts)[probability_columns()].to_numpy()
+    def probabilities(name: str) -> np.ndarray:
+        tuned = fine_tune(train, validation, config, 42, tmp_path / name / "model", None)
+        return tuned.validation_probabilities
 
-    np.testing.assert_array_equal(probabilities(), probabilities())
+    first, second = probabilities("first"), probabilities("second")
+    assert first.shape == (len(validation), 3)
+    np.testing.assert_array_equal(first, second)
 
 
-def test_wall_clock_budget_stops_training(splits, tracking_uri) -> None:
-    result = train_transformer(
-        splits["train"], splits["validation"], tracking_uri, epochs=50, max_minutes=0.001, **TINY
-    )
-    run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
-    assert run.data.tags["stopped_by"] == "time_budget"
-    assert run.data.metrics["train_steps"] == 1  # the budget is checked after every step
+def test_wall_clock_budget_stops_training(splits, tmp_path: Path) -> None:
+    """The budget is checked after every step: one step, however many epochs were asked for."""
+    train, validation = pd.read_parquet(splits["train"]), pd.read_parquet(splits["validation"])
+    config = transformer_config(epochs=50, max_minutes=0.001, **TINY)
+    tuned = fine_tune(train, validation, config, 42, tmp_path / "model", None)
+    assert tuned.stopped_by == "time_budget" and tuned.steps == 1
 
 
 def test_several_seeds_give_an_equal_weight_seed_ensemble(splits, tracking_uri) -> None:
