@@ -4,6 +4,7 @@ kfp.local, the model server, and the data sets in ../shared."""
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.tracking import ensure_experiment
@@ -85,15 +86,28 @@ def mlflow_server(tmp_path_factory, registry_s3: str) -> str:
     server.stop()
 
 
-@pytest.fixture
-def s3_endpoint(tmp_path: Path, monkeypatch) -> str:
-    """A real S3 API (moto_server) of the test's own, with credentials in the environment."""
-    process, endpoint = start_s3(tmp_path / "moto.log")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{endpoint}")
-    for name, value in S3_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+@pytest.fixture(scope="session")
+def scratch_s3(tmp_path_factory) -> str:
+    """A second moto_server for the session, emptied for each test that takes :func:`s3_endpoint` (the
+    registries' S3 keeps its objects); its address."""
+    process, endpoint = start_s3(tmp_path_factory.mktemp("scratch-s3") / "moto.log")
     yield endpoint
     stop_process(process)
+
+
+def empty_s3(endpoint: str) -> None:
+    """Delete every bucket and object of the moto_server at ``endpoint`` (moto's reset call)."""
+    httpx.post(f"http://{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+
+
+@pytest.fixture
+def s3_endpoint(scratch_s3: str, monkeypatch) -> str:
+    """A real S3 API (moto_server), empty for the test, with credentials in the environment."""
+    empty_s3(scratch_s3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{scratch_s3}")
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    return scratch_s3
 
 
 SERVER_LIMITS = {"max_instances": 16, "max_text_chars": 500, "max_body_bytes": 65536}

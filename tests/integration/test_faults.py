@@ -217,11 +217,12 @@ def test_the_registry_down_while_the_alias_moves_fails_no_request_and_the_move_h
 
 
 def test_a_stalled_s3_under_the_prediction_log_delays_no_request_drops_and_counts_then_resumes(
-    fast_champion_store, tmp_path, monkeypatch
+    fast_champion_store, resumed_s3, tmp_path
 ) -> None:
     """moto_server stopped with SIGSTOP: its socket accepts and never answers, as a stalled S3 does."""
-    moto, s3_endpoint = start_s3(tmp_path / "moto.log")
-    make_bucket(s3_endpoint, "predictions")
+    moto, s3_endpoint = resumed_s3
+    if "predictions" not in {b.name for b in s3_client_of(s3_endpoint).list_buckets()}:
+        make_bucket(s3_endpoint, "predictions")
     s3 = {"AWS_ENDPOINT_URL": f"http://{s3_endpoint}", **S3_CREDENTIALS}
     logging = ("--prediction_log", "s3://predictions/sentiment", "--prediction_log_sample", "1")
     writing = ("--prediction_log_flush_rows", "20", "--prediction_log_flush_seconds", "0.5")
@@ -252,8 +253,12 @@ def test_a_stalled_s3_under_the_prediction_log_delays_no_request_drops_and_count
         assert clients.answered() > answered_during_stall
     finally:
         stop_process(process)
-        os.kill(moto.pid, signal.SIGCONT)
-        stop_process(moto)
+
+
+def s3_client_of(endpoint: str):
+    from minio import Minio
+
+    return Minio(endpoint, *S3_CREDENTIALS.values(), secure=False)
 
 
 def wait_until_above(value, floor: float, timeout_s: float = 30) -> float:

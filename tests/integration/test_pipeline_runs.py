@@ -155,7 +155,9 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
     assert "no retraining: " in printed and "reports: MLflow experiments" in printed
 
 
-def test_monitoring_pipeline_runs_locally(champion_store: str, tmp_path: Path, monkeypatch) -> None:
+def test_monitoring_pipeline_runs_locally(
+    champion_store: str, champion_model, tmp_path: Path, monkeypatch
+) -> None:
     """The same monitoring pipeline the cluster schedules, through kfp.local (``pipelines.run --monitor``)."""
     from pipelines.params import PipelineParams
     from pipelines.run import run_monitoring
@@ -164,7 +166,7 @@ def test_monitoring_pipeline_runs_locally(champion_store: str, tmp_path: Path, m
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # restored after the test; the runner points it elsewhere
     mlflow.set_tracking_uri(champion_store)
     champion = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion")
-    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    model = champion_model
     texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()
     log_predictions(tmp_path / "log", model, [f"{text} {LONG_RANT}" for text in texts * 5], champion.version)
     (tmp_path / "work").mkdir()

@@ -14,24 +14,32 @@ import pytest
 from core.object_store import s3_client
 from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
 from monitoring.drift import REFERENCE_ARTIFACT
+from tests.conftest import empty_s3
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
+from tests.registry import S3_CREDENTIALS
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
 UNREACHABLE_MLFLOW = "http://127.0.0.1:9"  # discard port: any MLflow call would fail
 
 
-@pytest.fixture
-def published(champion_store: str, s3_endpoint: str, tmp_path: Path) -> tuple[str, Path]:
-    """Version 1's bundle published to s3://serving-bundles, then downloaded as the init container does."""
+@pytest.fixture(scope="module")
+def published(champion_store: str, scratch_s3: str, tmp_path_factory) -> tuple[str, Path]:
+    """Version 1's bundle published to s3://serving-bundles (the session's scratch S3, emptied first),
+    then downloaded as the init container does; once for the module."""
     from kserve_storage import Storage
 
-    mlflow.set_tracking_uri(champion_store)
-    s3_client().make_bucket("serving-bundles")
-    uri = publish_bundle("s3://serving-bundles/models", "sentiment", "1")
-    assert uri == "s3://serving-bundles/models/sentiment/1"
-    mounted = tmp_path / "mnt-models"
-    Storage.download_files([uri], [str(mounted)])
-    return uri, mounted
+    empty_s3(scratch_s3)
+    with pytest.MonkeyPatch.context() as patch:  # what KServe's credential builder sets
+        patch.setenv("AWS_ENDPOINT_URL", f"http://{scratch_s3}")
+        for name, value in S3_CREDENTIALS.items():
+            patch.setenv(name, value)
+        mlflow.set_tracking_uri(champion_store)
+        s3_client().make_bucket("serving-bundles")
+        uri = publish_bundle("s3://serving-bundles/models", "sentiment", "1")
+        assert uri == "s3://serving-bundles/models/sentiment/1"
+        mounted = tmp_path_factory.mktemp("bundle") / "mnt-models"
+        Storage.download_files([uri], [str(mounted)])
+        yield uri, mounted
 
 
 def test_a_bundle_carries_the_model_its_version_scores_and_drift_reference(published, champion_store) -> None:

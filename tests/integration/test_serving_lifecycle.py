@@ -9,36 +9,27 @@ import httpx
 import mlflow
 import pytest
 
-from components.train_linear import train_linear_model
 from serving import prometheus_metrics as metrics
 from serving.predictor import SentimentPredictor, ServingOptions
 from tests.helpers import (
-    linear_config,
     metric_value,
-    run_config,
     scrape_metrics,
     start_model_server,
     stop_process,
-    write_splits,
 )
 from tests.traffic import V1, ClosedLoopClients
 
 
 @pytest.fixture
-def two_versions(tracking_uri: str, tmp_path) -> str:
-    """The production registry, cleared for each test, with two registered TF-IDF models (versions 1 and
-    2); ``champion`` points at 1."""
-    uri = tracking_uri
-    mlflow.set_tracking_uri(uri)
-    paths = write_splits(tmp_path, seed=3)
-    for c in (1.0, 0.1):
-        config = linear_config(c=c)
-        trained = train_linear_model(
-            paths["train"], paths["validation"], "tfidf", config, run_config(), uri, {}
-        )
-        mlflow.register_model(trained.model_uri, "sentiment")
-    mlflow.MlflowClient(uri).set_registered_model_alias("sentiment", "champion", "1")
-    return uri
+def two_versions(fast_champion_registry, tmp_path) -> str:
+    """A registry of the test's own (a copy of the TF-IDF champion's store): version 1 and version 2 (the
+    same model registered again); ``champion`` points at 1. Returns its URL."""
+    server = fast_champion_registry.copy(tmp_path)
+    mlflow.set_tracking_uri(server.url)
+    first = mlflow.MlflowClient(server.url).get_model_version("sentiment", "1")
+    assert str(mlflow.register_model(first.source, "sentiment", tags=first.tags).version) == "2"
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

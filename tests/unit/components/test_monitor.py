@@ -92,7 +92,9 @@ def log_predictions(folder: Path, model, texts: list[str], version: str) -> None
     log.close()
 
 
-def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_path: Path) -> None:
+def test_monitor_reports_drift_only_when_inputs_shift(
+    champion_store: str, champion_model, tmp_path: Path
+) -> None:
     mlflow.set_tracking_uri(champion_store)
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("sentiment", "champion")
@@ -100,7 +102,7 @@ def test_monitor_reports_drift_only_when_inputs_shift(champion_store: str, tmp_p
         mlflow.artifacts.load_text(f"runs:/{champion.run_id}/{REFERENCE_ARTIFACT}")
     )
     assert reference.rows == 36  # evaluate profiled the test split
-    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    model = champion_model
     rng = np.random.default_rng(3)
     test_texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()  # the fixture's
     same = rng.choice(test_texts, size=400).tolist()  # same distribution as the reference
@@ -143,13 +145,13 @@ def log_feedback(folder: Path, model, frame: pd.DataFrame, version: str) -> None
 
 
 def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traffic(
-    champion_store: str, tmp_path: Path
+    champion_store: str, champion_model, tmp_path: Path
 ) -> None:
     """Real YouTube and Reddit comments, labelled, against a champion of templated tweets: text drift in
     both windows and a live-quality drop; the champion's own training texts, labelled: neither."""
     mlflow.set_tracking_uri(champion_store)
     version = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion").version
-    model = mlflow.pyfunc.load_model("models:/sentiment@champion")
+    model = champion_model
     sources = [
         read_source(str(shared_dataset(n))) for n in ("youtube_comments_sentiment", "reddit_sentiment")
     ]
