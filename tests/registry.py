@@ -2,8 +2,11 @@
 backend whose artifacts it proxies to S3 (``--artifacts-destination s3://…``), as on the cluster (MinIO).
 Clients reach artifacts only through the server, as the predictor and the steps do there."""
 
+import atexit
+import functools
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -31,16 +34,28 @@ def make_bucket(s3_endpoint: str, bucket: str) -> None:
     Minio(s3_endpoint, *S3_CREDENTIALS.values(), secure=False).make_bucket(bucket)
 
 
+@functools.cache
+def migrated_store() -> Path:
+    """An empty MLflow sqlite store with every migration applied, made once per process (removed at
+    exit): a new registry starts from a copy rather than running every migration itself."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-migrated-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts")).engine.dispose()
+    return folder / "mlflow.db"
+
+
 class RegistryServer:
-    """``mlflow server`` on a free port over ``root / "mlflow.db"`` (a copy of ``backend`` when given),
+    """``mlflow server`` on a free port over ``root / "mlflow.db"`` (a copy of ``backend`` when given,
+    else of :func:`migrated_store`),
     artifacts in ``s3://<bucket>/artifacts`` on ``s3_endpoint``. ``stop`` and ``start`` take it down and
     bring it back on the same port with the same store."""
 
     def __init__(self, root: Path, s3_endpoint: str, bucket: str, backend: Path | None = None):
         self.root, self.s3_endpoint, self.bucket = root, s3_endpoint, bucket
         self.backend = root / "mlflow.db"
-        if backend is not None:
-            shutil.copy(backend, self.backend)
+        shutil.copy(backend or migrated_store(), self.backend)
         self.store = f"sqlite:///{self.backend}"  # the server's own store, for changes made while it is down
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
