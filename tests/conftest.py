@@ -198,6 +198,24 @@ def fast_champion_registry(tmp_path_factory, registry_s3: str) -> RegistryServer
     yield from champion_registry_of(tmp_path_factory, registry_s3, "tfidf", embedding_reference=False)
 
 
+ADMIN_TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="session")
+def fast_model_server(fast_champion_registry: RegistryServer, tmp_path_factory) -> str:
+    """``python -m serving`` on the TF-IDF champion with ADMIN_TOKEN set (the state-changing routes need
+    it), shared by the tests about clients, explanations and authorisation; its URL."""
+    from serving.auth import TOKEN_ENV
+
+    process, url, _ = start_model_server(
+        fast_champion_registry.url,
+        tmp_path_factory.mktemp("fast-server") / "server.log",
+        env={TOKEN_ENV: ADMIN_TOKEN},
+    )
+    yield url
+    stop_process(process)
+
+
 @pytest.fixture(scope="session")
 def fast_champion_store(fast_champion_registry: RegistryServer) -> str:
     """The URL of :func:`fast_champion_registry`."""

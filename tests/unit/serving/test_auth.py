@@ -4,19 +4,16 @@ another, the route's own answer with it; inference, metadata, health and metrics
 import httpx
 import pytest
 
-from serving.auth import TOKEN_ENV, changes_state, refusal
-from tests.helpers import start_model_server, stop_process
+from serving.auth import changes_state, refusal
+from tests.conftest import ADMIN_TOKEN
 
-TOKEN = "s3cret-token"
+TOKEN = ADMIN_TOKEN
 
 
-@pytest.fixture(scope="module")
-def guarded_server(fast_champion_store: str, tmp_path_factory):
-    process, url, _ = start_model_server(
-        fast_champion_store, tmp_path_factory.mktemp("auth") / "server.log", env={TOKEN_ENV: TOKEN}
-    )
-    yield url
-    stop_process(process)
+@pytest.fixture
+def guarded_server(fast_model_server: str) -> str:
+    """The session's TF-IDF predictor: it runs with ADMIN_TOKEN set."""
+    return fast_model_server
 
 
 @pytest.mark.parametrize(

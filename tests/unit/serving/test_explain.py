@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from serving.explain import ExplainLimits, without_each_word, words_of
-from tests.helpers import TEMPLATES, metric_value, scrape_metrics, start_model_server, stop_process
+from tests.helpers import TEMPLATES, metric_value, scrape_metrics
 
 CLEAR_CASES = [  # (text, its label, a word that pushes towards that label)
     ("I love the new phone", "positive", "love"),
@@ -30,13 +30,10 @@ def explain(url: str, body, **kwargs) -> httpx.Response:
     return httpx.post(f"{url}/v1/models/sentiment:explain", json=body, timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def tfidf_server(fast_champion_store: str, tmp_path_factory):
-    process, url, _ = start_model_server(
-        fast_champion_store, tmp_path_factory.mktemp("explain") / "server.log"
-    )
-    yield url
-    stop_process(process)
+@pytest.fixture
+def tfidf_server(fast_model_server: str) -> str:
+    """The session's TF-IDF predictor."""
+    return fast_model_server
 
 
 def test_occlusion_leaves_out_each_word_once() -> None:
