@@ -371,8 +371,9 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def checkov(*paths: Path) -> dict:
-    """Run checkov with the committed skip list; return {'passed': n, 'failed': [check ids]}."""
+def checkov(*paths: Path) -> dict[str, dict]:
+    """Run checkov once over ``paths`` with the committed skip list; return, per file name, {'passed': n,
+    'failed': [check id and resource]}, and the parsing errors under ``"parsing_errors"``."""
     result = subprocess.run(
         [
             tool("checkov"),
@@ -393,15 +394,43 @@ def checkov(*paths: Path) -> dict:
     )
     reports = json.loads(result.stdout) if result.stdout.strip() else []
     reports = reports if isinstance(reports, list) else [reports]
-    failed = [
-        f"{c['check_id']} {c['resource']}"
-        for r in reports
-        if "results" in r
-        for c in r["results"]["failed_checks"]
-    ]
-    passed = sum(r["summary"]["passed"] for r in reports if "summary" in r)
-    unparsed = sum(r["summary"]["parsing_errors"] for r in reports if "summary" in r)
-    return {"passed": passed, "failed": failed, "parsing_errors": unparsed}
+    by_file: dict[str, dict] = {p.name: {"passed": 0, "failed": []} for p in paths}
+    for report in reports:
+        for check in report.get("results", {}).get("passed_checks", []):
+            by_file[Path(check["file_path"]).name]["passed"] += 1
+        for check in report.get("results", {}).get("failed_checks", []):
+            by_file[Path(check["file_path"]).name]["failed"].append(
+                f"{check['check_id']} {check['resource']}"
+            )
+    by_file["parsing_errors"] = sum(r["summary"]["parsing_errors"] for r in reports if "summary" in r)
+    return by_file
+
+
+CARELESS = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "careless", "namespace": "mlops"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "x"}},
+        "template": {
+            "metadata": {"labels": {"app": "x"}},
+            "spec": {
+                "containers": [
+                    {"name": "x", "image": "python:latest", "securityContext": {"privileged": True}}
+                ]
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def checkov_report(rendered, tmp_path_factory) -> dict[str, dict]:
+    """One checkov run over every rendering, both Dockerfiles and a careless Deployment (its control)."""
+    folder = tmp_path_factory.mktemp("checkov")
+    files = [write_yaml(folder / f"{name}.yaml", objects) for name, objects in rendered.items()]
+    careless = write_yaml(folder / "careless.yaml", [CARELESS])
+    return checkov(*files, careless, REPO / "Dockerfile.train", REPO / "Dockerfile.serve")
 
 
 def write_yaml(path: Path, objects: list[dict]) -> Path:
@@ -409,33 +438,23 @@ def write_yaml(path: Path, objects: list[dict]) -> Path:
     return path
 
 
-def test_checkov_passes_the_manifests_the_chart_and_the_dockerfiles(rendered, tmp_path: Path) -> None:
-    files = [write_yaml(tmp_path / f"{name}.yaml", objects) for name, objects in rendered.items()]
-    report = checkov(*files, REPO / "Dockerfile.train", REPO / "Dockerfile.serve")
-    assert report["failed"] == [] and report["parsing_errors"] == 0 and report["passed"] > 300
+def test_checkov_passes_the_manifests_the_chart_and_the_dockerfiles(checkov_report) -> None:
+    ours = {
+        name: report
+        for name, report in checkov_report.items()
+        if name not in ("careless.yaml", "parsing_errors")
+    }
+    assert [failure for report in ours.values() for failure in report["failed"]] == []
+    assert checkov_report["parsing_errors"] == 0
+    assert sum(report["passed"] for report in ours.values()) > 300
+    assert all(report["passed"] > 0 for report in ours.values()), ours  # every file was checked
     # CKV_DOCKER_2 (HEALTHCHECK) is skipped for the batch train image only (.checkov.yaml): the serve
     # image must have one.
     assert "\nHEALTHCHECK " in (REPO / "Dockerfile.serve").read_text()
 
 
-def test_checkov_fails_a_careless_deployment(tmp_path: Path) -> None:
-    careless = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "careless", "namespace": "mlops"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "x"}},
-            "template": {
-                "metadata": {"labels": {"app": "x"}},
-                "spec": {
-                    "containers": [
-                        {"name": "x", "image": "python:latest", "securityContext": {"privileged": True}}
-                    ]
-                },
-            },
-        },
-    }
-    failed = " ".join(checkov(write_yaml(tmp_path / "careless.yaml", [careless]))["failed"])
+def test_checkov_fails_a_careless_deployment(checkov_report) -> None:
+    failed = " ".join(checkov_report["careless.yaml"]["failed"])
     for check in (
         "CKV_K8S_14",
         "CKV_K8S_16",
