@@ -4,6 +4,14 @@ kfp.local, the model server, and the data sets in ../shared."""
 import os
 from pathlib import Path
 
+# Two workers on two cores: each, and every process it starts, computes on one thread. Otherwise torch,
+# OpenMP, the BLAS and the tokenizers each start a thread per core in every process and spin against
+# each other. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 import httpx
 import pytest
 
@@ -26,6 +34,34 @@ from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 pytest_plugins = ["tests.run_record"]  # each test's time and peak memory, and what the suite started
 REGISTRY_BUCKET = "mlflow"
+
+
+# The session fixtures that cost the most to build: under pytest-xdist (pyproject: -n 2 --dist loadgroup)
+# every test that needs one runs on the same worker, so each is built once. Other tests go by module, so
+# a module's own fixtures are built once too.
+SHARED_BY_ONE_WORKER = {"champion_registry": "embeddings-champion", "trained_transformer": "transformer"}
+# The workers take groups in this order (pyproject: --no-loadscope-reorder), longest work first, so that
+# no long group starts last: those above, then the real-server folders, then the rest.
+LONG_FOLDERS = ("tests/integration/", "tests/model/", "tests/extension/", "tests/cluster/")
+
+
+def group_of(item: pytest.Item) -> str:
+    return next(
+        (group for name, group in SHARED_BY_ONE_WORKER.items() if name in item.fixturenames),
+        item.module.__name__,
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle (a wrapper), before xdist reads the marks
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item: pytest.Item) -> int:
+        if group_of(item) in SHARED_BY_ONE_WORKER.values():
+            return 0
+        return 1 if item.nodeid.startswith(LONG_FOLDERS) else 2
+
+    items.sort(key=rank)  # stable: the seed's order within each rank
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
 
 
 def shared_dataset(relative: str) -> Path:
@@ -167,8 +203,10 @@ def champion_store(champion_registry: RegistryServer) -> str:
 @pytest.fixture(scope="session")
 def trained_transformer(tmp_path_factory, registry_s3: str):
     """The transformer step run once for the session: the bundled MiniLM fine-tuned for 24 steps (label
-    smoothing 0.1) on :func:`write_splits` (seed 2), logged with its INT8 export to a registry of its own
-    (stopped: tests take a ``copy()``). Yields (registry, the step's result, the splits' paths)."""
+    smoothing 0.1) on :func:`write_splits` (seed 2), logged with its INT8 export to a registry of its own.
+    Tests take a ``copy()``; this one stays up, because MLflow caches a run's artifact repository (the
+    server it was logged through) in the process, and copies share its S3. Yields (registry, the step's
+    result, the splits' paths)."""
     server = registry_server(tmp_path_factory, registry_s3, "transformer-registry")
     try:
         ensure_experiment(server.url, "sentiment", None)
@@ -176,9 +214,9 @@ def trained_transformer(tmp_path_factory, registry_s3: str):
         result = train_transformer(
             splits["train"], splits["validation"], server.url, max_steps=24, label_smoothing=0.1, **TINY
         )
+        yield server, result, splits
     finally:
         server.stop()
-    return server, result, splits
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,8 @@ def migrated_store() -> Path:
 
     folder = Path(tempfile.mkdtemp(prefix="mlflow-migrated-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts")).engine.dispose()
+    # the Default experiment's artifacts go where a fresh server's would: through the server, to S3
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", "mlflow-artifacts:/").engine.dispose()
     return folder / "mlflow.db"
 
 

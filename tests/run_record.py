@@ -38,29 +38,39 @@ def used_memory_mib() -> float:
 
 
 class MemorySampler(threading.Thread):
-    """Samples the machine's used memory every 0.25 s; ``take_peak`` returns and resets the peak."""
+    """Samples the machine's used memory every 0.25 s: the session's peak, and each running test's."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="memory-sampler")
-        self.peak = self.session_peak = used_memory_mib()
+        self.session_peak = used_memory_mib()
+        self.running: dict[str, float] = {}
+        self.lock = threading.Lock()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(0.25):
             used = used_memory_mib()
-            self.peak, self.session_peak = max(self.peak, used), max(self.session_peak, used)
+            with self.lock:
+                self.session_peak = max(self.session_peak, used)
+                for nodeid, peak in self.running.items():
+                    self.running[nodeid] = max(peak, used)
 
-    def take_peak(self) -> float:
-        peak, self.peak = self.peak, used_memory_mib()
-        return peak
+    def start_test(self, nodeid: str) -> None:
+        with self.lock:
+            self.running[nodeid] = used_memory_mib()
+
+    def end_test(self, nodeid: str) -> float:
+        with self.lock:
+            return max(self.running.pop(nodeid, 0.0), used_memory_mib())
 
 
-def wrap_counted(module, name: str, what: str) -> None:
-    """Count every call of ``module.name`` as ``what``."""
+def wrap_counted(module, name: str, what: str, when=lambda *args, **kwargs: True) -> None:
+    """Count every call of ``module.name`` for which ``when`` holds (given its arguments) as ``what``."""
     original = getattr(module, name)
 
     def counted(*args, **kwargs):
-        count(what)
+        if when(*args, **kwargs):
+            count(what)
         return original(*args, **kwargs)
 
     setattr(module, name, counted)
@@ -76,29 +86,38 @@ class RunRecord:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config) -> None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        counts_file = RESULTS / "counts.log"
-        counts_file.write_text("")
-        os.environ[COUNTS_ENV] = str(counts_file)
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(COUNTING_PATH), os.environ.get("PYTHONPATH")) if p
-        )
+        self.worker = hasattr(config, "workerinput")  # an xdist worker: it runs tests, the controller records
+        if not self.worker:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            counts_file = RESULTS / "counts.log"
+            counts_file.write_text("")
+            os.environ[COUNTS_ENV] = str(counts_file)  # the workers and every child inherit it
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(COUNTING_PATH), os.environ.get("PYTHONPATH")) if p
+            )
+            self.sampler.start()
         install_hook()
         import mlflow.pyfunc
         from kfp.local import pipeline_orchestrator
 
         import components.train_transformer
 
-        wrap_counted(mlflow.pyfunc, "load_model", "model loads (in the test process)")
+        wrap_counted(
+            mlflow.pyfunc,
+            "load_model",
+            "champion loads in the test processes",
+            lambda uri, *args, **kwargs: "@champion" in str(uri),
+        )
         wrap_counted(components.train_transformer, "fine_tune", "fine-tunes")
         wrap_counted(pipeline_orchestrator, "run_local_pipeline", "kfp.local pipeline runs")
-        self.sampler.start()
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item, nextitem):
-        self.sampler.take_peak()
-        yield
-        self.peaks[item.nodeid] = self.sampler.take_peak()
+    def pytest_runtest_logstart(self, nodeid, location) -> None:
+        if not self.worker:
+            self.sampler.start_test(nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid, location) -> None:
+        if not self.worker:
+            self.peaks[nodeid] = self.sampler.end_test(nodeid)
 
     def pytest_runtest_logreport(self, report) -> None:
         self.phases[report.nodeid][report.when] = report.duration
@@ -125,7 +144,7 @@ class RunRecord:
     def pytest_sessionfinish(self, session) -> None:
         self.sampler.stopped.set()
         rows = self.rows()
-        if not rows:
+        if self.worker or not rows:
             return
         with open(RESULTS / "durations.csv", "w", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]))
@@ -138,6 +157,7 @@ class RunRecord:
             "sum_of_tests_s": round(sum(row["total_s"] for row in rows), 1),
             "peak_memory_mib": round(self.sampler.session_peak),
             "randomly_seed": session.config.getoption("randomly_seed", None),
+            "workers": session.config.getoption("numprocesses", None) or 0,
             "started": self.counts_description(),
             "slowest": rows[:SLOWEST],
         }
@@ -149,7 +169,7 @@ class RunRecord:
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         rows = self.rows()
-        if not rows:
+        if self.worker or not rows:
             return
         write = terminalreporter.write_line
         terminalreporter.section("what the suite started")

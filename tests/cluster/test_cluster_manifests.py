@@ -382,7 +382,6 @@ def checkov(*paths: Path) -> dict[str, dict]:
             "--skip-download",
             "--output",
             "json",
-            "--quiet",
             "--framework",
             "kubernetes",
             "dockerfile",

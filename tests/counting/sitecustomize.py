@@ -34,7 +34,11 @@ def _on_event(event: str, args: tuple) -> None:
 
 
 def install_hook() -> None:
-    sys.addaudithook(_on_event)
+    """Count this process's starts, once however often it is asked (this file is imported both as the
+    interpreter's sitecustomize and as tests.counting.sitecustomize)."""
+    if not getattr(sys, "_sentiment_counting", False):
+        sys._sentiment_counting = True
+        sys.addaudithook(_on_event)
 
 
 def read_counts() -> dict[str, int]:

@@ -89,6 +89,8 @@ def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
     output = "s3://corpora/out/comments-scored"
     locations.write_bytes(locations.join(output, "scores", "part-00009.parquet"), b"a previous run's")
     monkeypatch.setenv(canary_models.FAULT_MARKER_ENV, str(tmp_path / "fault-happened"))
+    # the steps get the registry as an argument: nothing may come from the environment (a user's has none)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = PARAMS.override("batch_score", id_column="comment_id", shard_rows=SHARD_ROWS)
 
     task = batch_pipeline(QUICK_RETRIES, parallelism=2)(

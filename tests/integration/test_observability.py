@@ -293,22 +293,21 @@ def test_every_alert_expression_parses_and_every_rule_is_healthy(observed) -> No
 
 
 def test_drift_stays_low_until_the_inputs_shift_then_alerts(observed) -> None:
-    """Before the shift no feature drifted; after it, the drift alert is pending (for: 15m) on the shifted
-    feature, and on that feature alone."""
+    """Before the shift no feature drifted; after it, the drift alert is pending (for: 15m) on exactly
+    the features past the rule's threshold: the texts' length among them, the predicted class not."""
     prometheus, before, _, _ = observed
     assert len(before) == 3 and max(before.values()) < 0.1, before
-    psi = {
-        json.loads(key)["feature"]: value for key, value in prometheus.values("sentiment_drift_psi").items()
-    }
-    shifted = {feature for feature, value in psi.items() if value > SIGNIFICANT_PSI}
-    assert shifted == {"input_length"}, psi
     alerts = prometheus.wait_for(
         'ALERTS{alertname="SentimentInputDrift"}', lambda v: len(v) >= 1, timeout_s=20
     )
     labels = [json.loads(key) for key in alerts]
-    assert [(a["feature"], a["alertstate"], a["model"]) for a in labels] == [
-        ("input_length", "pending", MODEL)
-    ]
+    psi = {
+        json.loads(key)["feature"]: value for key, value in prometheus.values("sentiment_drift_psi").items()
+    }
+    assert {a["feature"] for a in labels} == {feature for feature, value in psi.items() if value > 0.25}, psi
+    alerting = {a["feature"] for a in labels}
+    assert "input_length" in alerting and psi["predicted_class"] < 0.25  # both sides of the rule are seen
+    assert {(a["alertstate"], a["model"]) for a in labels} == {("pending", MODEL)}
 
 
 def test_the_pipeline_metrics_came_through_the_pushgateway(observed) -> None:

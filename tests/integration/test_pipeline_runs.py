@@ -138,7 +138,7 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
         for start in range(0, len(texts), 16):
             body = {"instances": texts[start : start + 16]}
             answer = httpx.post(f"http://127.0.0.1:{http_port}/v1/models/sentiment:predict", json=body)
-            assert answer.status_code == 200 and answer.json()["model_version"] == champion.version
+            assert answer.status_code == 200 and answer.json()["model_version"] == str(champion.version)
     finally:
         stop_process(serve)  # SIGTERM: the prediction log writes what it holds
     assert list(predictions.rglob("*.parquet"))
@@ -148,7 +148,7 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
     printed = make("batch-score", f"INPUT={source}", f"OUTPUT={scored}", *home, env=env)
     assert f"scored {len(texts)} rows (0 quarantined" in printed
     assert (scored / "_SUCCESS").exists()
-    assert set(read_scores(str(scored))["model_version"]) == {champion.version}
+    assert set(read_scores(str(scored))["model_version"]) == {str(champion.version)}
 
     # make monitor: the monitoring pipeline judges what make serve logged
     printed = make("monitor", *home, f"PREDICTIONS={predictions}", f"DATA={source} {comments}", env=env)

@@ -1,11 +1,18 @@
-"""``python -m pipelines.run`` with KFP_HOST set: the compiled package goes to kfp.Client."""
+"""``python -m pipelines.run``: with KFP_HOST set the compiled package goes to kfp.Client; without it, its
+sources are checked before anything runs."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import kfp
+import pytest
 
+from core import locations
 from pipelines import run
+from tests.helpers import PARAMS, REPO
+from tests.registry import make_bucket
 
 
 def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -33,3 +40,30 @@ def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch
     assert submitted["arguments"]["tracking_uri"] == run.CLUSTER_TRACKING_URI
     lineage = json.loads(submitted["arguments"]["lineage"])
     assert json.loads(lineage["ingest.sources"]) == ["s3://data/tweets/", "s3://data/comments/"]
+
+
+def test_a_missing_source_stops_the_run_in_seconds_with_one_line(tmp_path: Path) -> None:
+    """`make pipeline-run DATA=<missing file>` as a user types it: one line naming the source, before
+    anything is compiled or run (not a traceback from inside the ingest task)."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    work = f"MLOPS_HOME={tmp_path / 'm'}"
+    done = subprocess.run(
+        ["make", "pipeline-run", "DATA=no/such/tweets.csv", f"OOD={tmp_path}", work],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-2] == "DATA: no/such/tweets.csv: no such file or folder"
+    assert "Traceback" not in done.stderr and not (tmp_path / "m" / "sentiment_pipeline.yaml").exists()
+
+
+def test_sources_are_checked_where_they_are(tmp_path: Path, s3_endpoint: str) -> None:
+    (tmp_path / "tweets.csv").write_text("text,label\nhi,positive\n")
+    make_bucket(s3_endpoint, "data")
+    locations.write_bytes("s3://data/comments/part-0.csv", b"text,label\nhi,positive\n")
+    found = [str(tmp_path / "tweets.csv"), "cardiffnlp/tweet_eval:sentiment", "s3://data/comments/"]
+    run.check_sources(
+        PARAMS.override("ingest", sources=found).override("out_of_domain", sources=[str(tmp_path)])
+    )
+    for missing in ("s3://data/tweets/", "s3://no-bucket/tweets.csv"):
+        with pytest.raises(SystemExit, match=f"^OOD: {missing}: nothing found there$"):
+            run.check_sources(PARAMS.override("out_of_domain", sources=[missing]))
