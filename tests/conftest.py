@@ -39,7 +39,11 @@ REGISTRY_BUCKET = "mlflow"
 # The session fixtures that cost the most to build: under pytest-xdist (pyproject: -n 2 --dist loadgroup)
 # every test that needs one runs on the same worker, so each is built once. Other tests go by module, so
 # a module's own fixtures are built once too.
-SHARED_BY_ONE_WORKER = {"champion_registry": "embeddings-champion", "trained_transformer": "transformer"}
+SHARED_BY_ONE_WORKER = {
+    "champion_registry": "embeddings-champion",
+    "fast_model_server": "embeddings-champion",  # the explain tests use both predictors
+    "trained_transformer": "transformer",
+}
 # The workers take groups in this order (pyproject: --no-loadscope-reorder), longest work first, so that
 # no long group starts last: those above, then the real-server folders, then the rest.
 LONG_FOLDERS = ("tests/integration/", "tests/model/", "tests/extension/", "tests/cluster/")

@@ -79,6 +79,8 @@ def wrap_counted(module, name: str, what: str, when=lambda *args, **kwargs: True
 class RunRecord:
     def __init__(self) -> None:
         self.phases: dict[str, dict[str, float]] = defaultdict(dict)
+        self.starts: dict[str, float] = {}
+        self.workers: dict[str, str] = {}
         self.outcomes: dict[str, str] = {}
         self.peaks: dict[str, float] = {}
         self.sampler = MemorySampler()
@@ -113,6 +115,7 @@ class RunRecord:
 
     def pytest_runtest_logstart(self, nodeid, location) -> None:
         if not self.worker:
+            self.starts[nodeid] = time.time() - self.started
             self.sampler.start_test(nodeid)
 
     def pytest_runtest_logfinish(self, nodeid, location) -> None:
@@ -121,6 +124,8 @@ class RunRecord:
 
     def pytest_runtest_logreport(self, report) -> None:
         self.phases[report.nodeid][report.when] = report.duration
+        node = getattr(report, "node", None)  # the xdist worker that ran it
+        self.workers[report.nodeid] = node.gateway.id if node is not None else "main"
         if report.when == "call" or report.outcome != "passed":
             self.outcomes[report.nodeid] = report.outcome
 
@@ -137,6 +142,8 @@ class RunRecord:
                     "call_s": call,
                     "teardown_s": teardown,
                     "peak_memory_mib": round(self.peaks.get(nodeid, 0.0)),
+                    "worker": self.workers.get(nodeid, "main"),
+                    "started_at_s": round(self.starts.get(nodeid, 0.0), 1),
                 }
             )
         return sorted(rows, key=lambda row: row["total_s"], reverse=True)

@@ -21,7 +21,7 @@ from core.labels import probability_columns
 from pipelines.batch import batch_arguments, batch_pipeline
 from pipelines.task_settings import Retry
 from tests import canary_models
-from tests.helpers import PARAMS, sentiment_frame, start_model_server, stop_process
+from tests.helpers import PARAMS, sentiment_frame
 from tests.registry import RegistryServer, make_bucket
 
 SHARD_ROWS = 50
@@ -62,26 +62,29 @@ def registry(fast_champion_registry: RegistryServer, tmp_path_factory):
         server.stop()
 
 
-def predictor_answers(tracking_uri: str, texts: list[str], log: Path) -> pd.DataFrame:
-    """The predictor's answers (v1 protocol, FP32, requests of 16 texts) for ``texts``."""
-    process, url, _ = start_model_server(tracking_uri, log, extra_args=("--runtime", "fp32"))
-    try:
-        rows = []
-        for start in range(0, len(texts), 16):
-            body = {"instances": texts[start : start + 16]}
-            response = requests.post(f"{url}/v1/models/sentiment:predict", json=body, timeout=30)
-            response.raise_for_status()
-            rows += response.json()["predictions"]
-    finally:
-        stop_process(process)
+def predictor_answers(url: str, texts: list[str]) -> pd.DataFrame:
+    """The predictor at ``url``'s answers (v1 protocol, requests of 16 texts) for ``texts``."""
+    rows = []
+    for start in range(0, len(texts), 16):
+        body = {"instances": texts[start : start + 16]}
+        response = requests.post(f"{url}/v1/models/sentiment:predict", json=body, timeout=30)
+        response.raise_for_status()
+        rows += response.json()["predictions"]
     return pd.DataFrame(
         [{"label": row["label"], **{f"prob_{k}": v for k, v in row["probabilities"].items()}} for row in rows]
     )
 
 
 def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
-    registry: RegistryServer, kfp_local: Path, s3_endpoint: str, tmp_path: Path, monkeypatch
+    registry: RegistryServer,
+    fast_model_server: str,
+    kfp_local: Path,
+    s3_endpoint: str,
+    tmp_path: Path,
+    monkeypatch,
 ) -> None:
+    """Scored with version 2 (version 1's model behind FailsFirstCall), compared with the session's
+    predictor serving version 1 of the registry this one copies: the same model, in FP32."""
     make_bucket(s3_endpoint, "corpora")
     good = write_corpus(tmp_path / "comments.csv")
     corpus = "s3://corpora/in/comments.csv"
@@ -120,7 +123,7 @@ def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
     quarantine = locations.read_parquet(locations.join(output, "quarantine.parquet"))
     assert sorted(quarantine["reason"]) == sorted(expected_quarantine)
 
-    answers = predictor_answers(registry.url, good["comment"].tolist(), tmp_path / "predictor.log")
+    answers = predictor_answers(fast_model_server, good["comment"].tolist())
     assert scores["label"].tolist() == answers["label"].tolist()
     expected = answers[probability_columns()].to_numpy()
     assert np.allclose(scores[probability_columns()].to_numpy(), expected, atol=1e-6)

@@ -20,11 +20,11 @@ from tests.helpers import (
 from tests.traffic import V1, ClosedLoopClients
 
 
-@pytest.fixture
-def two_versions(fast_champion_registry, tmp_path) -> str:
-    """A registry of the test's own (a copy of the TF-IDF champion's store): version 1 and version 2 (the
-    same model registered again); ``champion`` points at 1. Returns its URL."""
-    server = fast_champion_registry.copy(tmp_path)
+@pytest.fixture(scope="module")
+def registry_of_two(fast_champion_registry, tmp_path_factory) -> str:
+    """A registry of this module's own (a copy of the TF-IDF champion's store): version 1 and version 2
+    (the same model registered again). Returns its URL."""
+    server = fast_champion_registry.copy(tmp_path_factory.mktemp("lifecycle-registry"))
     mlflow.set_tracking_uri(server.url)
     first = mlflow.MlflowClient(server.url).get_model_version("sentiment", "1")
     assert str(mlflow.register_model(first.source, "sentiment", tags=first.tags).version) == "2"
@@ -32,12 +32,30 @@ def two_versions(fast_champion_registry, tmp_path) -> str:
     server.stop()
 
 
-@pytest.fixture
-def on_request(two_versions: str, tmp_path):
+@pytest.fixture(scope="module")
+def on_request_server(registry_of_two: str, tmp_path_factory):
     """A predictor that reloads only when asked (the repository load call)."""
-    process, url, _ = start_model_server(two_versions, tmp_path / "on-request.log")
+    process, url, _ = start_model_server(
+        registry_of_two, tmp_path_factory.mktemp("on-request") / "on-request.log"
+    )
     yield url
     stop_process(process)
+
+
+@pytest.fixture
+def two_versions(registry_of_two: str) -> str:
+    """:func:`registry_of_two` with ``champion`` -> 1, as each test starts. Returns its URL."""
+    mlflow.MlflowClient(registry_of_two).set_registered_model_alias("sentiment", "champion", "1")
+    return registry_of_two
+
+
+@pytest.fixture
+def on_request(two_versions: str, on_request_server: str) -> str:
+    """:func:`on_request_server`, serving version 1 as each test starts."""
+    response = httpx.post(f"{on_request_server}/v2/repository/models/sentiment/load", timeout=120)
+    assert response.status_code == 200, response.text
+    assert httpx.post(f"{on_request_server}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
+    return on_request_server
 
 
 @pytest.fixture
