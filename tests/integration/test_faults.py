@@ -74,8 +74,8 @@ def resumed_s3(stallable_s3):
 
 @pytest.fixture(scope="module")
 def trained_registry(tmp_path_factory, stallable_s3) -> RegistryServer:
-    """Two TF-IDF versions registered through a registry on :func:`stallable_s3` (artifacts in S3),
-    ``champion`` -> 1; the server stopped, its store the template of each test's :func:`registry`."""
+    """A registry of this module's own on :func:`stallable_s3` (artifacts in S3): two TF-IDF versions
+    registered through it."""
     root = tmp_path_factory.mktemp("fault-registry")
     served = RegistryServer(root, stallable_s3[1], "mlflow")
     try:
@@ -87,19 +87,21 @@ def trained_registry(tmp_path_factory, stallable_s3) -> RegistryServer:
                 paths["train"], paths["validation"], "tfidf", linear_config(c=c), run_config(), served.url, {}
             )
             mlflow.register_model(trained.model_uri, "sentiment")
-        mlflow.MlflowClient(served.url).set_registered_model_alias("sentiment", "champion", "1")
+        yield served
     finally:
         served.stop()
-    return served
 
 
 @pytest.fixture
-def registry(trained_registry: RegistryServer, resumed_s3, tmp_path) -> RegistryServer:
-    """A registry of the test's own: a server over a copy of :func:`trained_registry`'s store (the same
-    S3 artifacts), so that stopping it or moving its alias changes no other test's."""
-    served = trained_registry.copy(tmp_path)
-    yield served
-    served.stop()
+def registry(trained_registry: RegistryServer, resumed_s3) -> RegistryServer:
+    """:func:`trained_registry` as each test starts: up, ``champion`` -> 1. A test may stop it or move the
+    alias; the next one finds it up again."""
+    if trained_registry.process.poll() is not None:
+        trained_registry.start()
+    mlflow.MlflowClient(trained_registry.url).set_registered_model_alias("sentiment", "champion", "1")
+    yield trained_registry
+    if trained_registry.process.poll() is not None:
+        trained_registry.start()
 
 
 # The predictor's MLflow client gives up on an unreachable server quickly; the predictor retries itself,

@@ -18,48 +18,44 @@ def splits(tmp_path: Path) -> dict[str, str]:
     return write_splits(tmp_path, seed=2)
 
 
-def test_fine_tuned_model_is_logged_with_its_curve_and_serves(trained_transformer, tmp_path: Path) -> None:
-    """The session's fine-tuning (conftest.py: 24 steps, label smoothing 0.1), read back from its registry."""
-    template, result, _ = trained_transformer
-    registry = template.copy(tmp_path)
-    try:
-        mlflow.set_tracking_uri(registry.url)
-        assert result.validation_metrics["macro_recall"] > 0.8
-        client = mlflow.MlflowClient(registry.url)
-        run = client.get_run(result.run_id)
-        params = run.data.params
-        assert params["model_family"] == "transformer" and params["label_smoothing"] == "0.1"
-        assert params["imbalance"] == "class_weight"
-        assert (
-            run.data.metrics["train_steps"] == 24
-            and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
-        )
-        assert len(client.get_metric_history(result.run_id, "curve_validation_macro_recall")) == 3
-        assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
+def test_fine_tuned_model_is_logged_with_its_curve_and_serves(trained_transformer) -> None:
+    """The session's fine-tuning (conftest.py: 24 steps, label smoothing 0.1), read back from its registry
+    (read only: no copy needed)."""
+    registry, result, _ = trained_transformer
+    mlflow.set_tracking_uri(registry.url)
+    assert result.validation_metrics["macro_recall"] > 0.8
+    client = mlflow.MlflowClient(registry.url)
+    run = client.get_run(result.run_id)
+    params = run.data.params
+    assert params["model_family"] == "transformer" and params["label_smoothing"] == "0.1"
+    assert params["imbalance"] == "class_weight"
+    assert (
+        run.data.metrics["train_steps"] == 24 and run.data.tags["stopped_by"] == "schedule_or_early_stopping"
+    )
+    assert len(client.get_metric_history(result.run_id, "curve_validation_macro_recall")) == 3
+    assert [a.path for a in client.list_artifacts(result.run_id, "training")] == ["training/curve.png"]
 
-        model = mlflow.pyfunc.load_model(result.model_uri)
-        texts = [
-            "I love the album!",
-            "I hate my flight.",
-            "the hotel is scheduled for 5pm",
-            "so happy with this book :)",
-        ]
-        answer = model.predict(pd.DataFrame({"text": texts}))
-        assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
-        assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    texts = [
+        "I love the album!",
+        "I hate my flight.",
+        "the hotel is scheduled for 5pm",
+        "so happy with this book :)",
+    ]
+    answer = model.predict(pd.DataFrame({"text": texts}))
+    assert answer["label"].tolist() == ["positive", "negative", "neutral", "positive"]
+    assert answer[probability_columns()].sum(axis=1).round(5).eq(1).all()
 
-        # The INT8 runtime: the ONNX export logged with the weights, run by ONNX Runtime.
-        assert (
-            Path(mlflow.artifacts.download_artifacts(result.model_uri)) / "artifacts/model/model-int8.onnx"
-        ).exists()
-        int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
-        assert int8.unwrap_python_model().runtime == "int8"
-        int8_answer = int8.predict(pd.DataFrame({"text": texts}))
-        assert int8_answer["label"].tolist() == answer["label"].tolist()
-        columns = probability_columns()
-        np.testing.assert_allclose(int8_answer[columns], answer[columns], atol=0.1)
-    finally:
-        registry.stop()
+    # The INT8 runtime: the ONNX export logged with the weights, run by ONNX Runtime.
+    assert (
+        Path(mlflow.artifacts.download_artifacts(result.model_uri)) / "artifacts/model/model-int8.onnx"
+    ).exists()
+    int8 = mlflow.pyfunc.load_model(result.model_uri, model_config={"runtime": "int8"})
+    assert int8.unwrap_python_model().runtime == "int8"
+    int8_answer = int8.predict(pd.DataFrame({"text": texts}))
+    assert int8_answer["label"].tolist() == answer["label"].tolist()
+    columns = probability_columns()
+    np.testing.assert_allclose(int8_answer[columns], answer[columns], atol=0.1)
 
 
 def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
@@ -83,19 +79,17 @@ def test_class_weighted_loss_weighs_classes_by_inverse_frequency() -> None:
         _weighted_loss(labels, "oversample", 0.0)
 
 
-def test_one_seed_trains_one_model(splits, tmp_path: Path) -> None:
-    """The new classification head is seeded too: two fine-tunings with one seed give the same
-    probabilities."""
+def test_one_seed_trains_one_model(trained_transformer, tmp_path: Path) -> None:
+    """The new classification head is seeded too: the session's fine-tuning (conftest.py), run again with
+    the same seed and settings, gives the same validation probabilities."""
+    _, result, splits = trained_transformer
     train, validation = pd.read_parquet(splits["train"]), pd.read_parquet(splits["validation"])
-    config = transformer_config(max_steps=2, **TINY)
-
-    def probabilities(name: str) -> np.ndarray:
-        tuned = fine_tune(train, validation, config, 42, tmp_path / name / "model", None)
-        return tuned.validation_probabilities
-
-    first, second = probabilities("first"), probabilities("second")
-    assert first.shape == (len(validation), 3)
-    np.testing.assert_array_equal(first, second)
+    config = transformer_config(max_steps=24, label_smoothing=0.1, **TINY)
+    again = fine_tune(train, validation, config, run_config().seed, tmp_path / "model", None)
+    first = result.validation_predictions[probability_columns()].to_numpy()
+    assert again.validation_probabilities.shape == first.shape == (len(validation), 3)
+    # an unseeded head moves them by a hundredth or more
+    np.testing.assert_allclose(again.validation_probabilities, first, rtol=0, atol=1e-6)
 
 
 def test_wall_clock_budget_stops_training(splits, tmp_path: Path) -> None:
