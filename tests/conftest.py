@@ -1,7 +1,10 @@
 """Shared fixtures: the production registry (``mlflow server`` with artifacts in S3, tests/registry.py),
 kfp.local, the model server, and the data sets in ../shared."""
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Two workers on two cores: each, and every process it starts, computes on one thread. Otherwise torch,
@@ -36,17 +39,19 @@ pytest_plugins = ["tests.run_record"]  # each test's time and peak memory, and w
 REGISTRY_BUCKET = "mlflow"
 
 
-# The session fixtures that cost the most to build: under pytest-xdist (pyproject: -n 2 --dist loadgroup)
-# every test that needs one runs on the same worker, so each is built once. Other tests go by module, so
-# a module's own fixtures are built once too.
+# The session fixtures that cost the most to build: under pytest-xdist (pyproject: -n 2) every test that
+# needs one runs on the same worker, so each is built once. Other tests go by module, so a module's own
+# fixtures are built once too. (xdist's own --dist loadgroup cannot do this with pytest 9.2: it renames
+# items by setting ``_nodeid``, which pytest 9.2 no longer reads, so every test becomes a group of one.)
 SHARED_BY_ONE_WORKER = {
     "champion_registry": "embeddings-champion",
     "fast_model_server": "embeddings-champion",  # the explain tests use both predictors
     "trained_transformer": "transformer",
 }
-# The workers take groups in this order (pyproject: --no-loadscope-reorder), longest work first, so that
-# no long group starts last: those above, then the real-server folders, then the rest.
+# The workers take groups in this order, longest work first, so that no long group starts last: those
+# above, then the real-server folders, then the rest.
 LONG_FOLDERS = ("tests/integration/", "tests/model/", "tests/extension/", "tests/cluster/")
+GROUPS_ENV = "SENTIMENT_TEST_GROUPS"  # where the workers write each test's group for the scheduler
 
 
 def group_of(item: pytest.Item) -> str:
@@ -56,7 +61,14 @@ def group_of(item: pytest.Item) -> str:
     )
 
 
-@pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle (a wrapper), before xdist reads the marks
+def pytest_configure(config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        folder = tempfile.mkdtemp(prefix="test-groups-")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+        os.environ[GROUPS_ENV] = folder  # the workers inherit it
+
+
+@pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle (a wrapper)
 def pytest_collection_modifyitems(config, items) -> None:
     def rank(item: pytest.Item) -> int:
         if group_of(item) in SHARED_BY_ONE_WORKER.values():
@@ -64,8 +76,29 @@ def pytest_collection_modifyitems(config, items) -> None:
         return 1 if item.nodeid.startswith(LONG_FOLDERS) else 2
 
     items.sort(key=rank)  # stable: the seed's order within each rank
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get(GROUPS_ENV):
+        groups = {item.nodeid: group_of(item) for item in items}
+        (Path(os.environ[GROUPS_ENV]) / f"{worker}.json").write_text(json.dumps(groups))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule by the groups the workers wrote (see SHARED_BY_ONE_WORKER), in collection order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def __init__(self, config, log) -> None:
+            super().__init__(config, log)
+            self.groups: dict[str, str] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            if not self.groups:
+                for path in Path(os.environ[GROUPS_ENV]).glob("*.json"):
+                    self.groups.update(json.loads(path.read_text()))
+            return self.groups.get(nodeid, nodeid.split("::")[0])
+
+    return GroupScheduling(config, log)
 
 
 def shared_dataset(relative: str) -> Path:
