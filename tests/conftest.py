@@ -241,8 +241,8 @@ def champion_store(champion_registry: RegistryServer) -> str:
 def trained_transformer(tmp_path_factory, registry_s3: str):
     """The transformer step run once for the session: the bundled MiniLM fine-tuned for 24 steps (label
     smoothing 0.1) on :func:`write_splits` (seed 2), logged with its INT8 export to a registry of its own.
-    Tests that change it take a ``copy()``. It stays up: MLflow caches, in the process, the server a run's
-    artifacts went through, and copies share its S3. Yields (registry, the step's result, the splits)."""
+    The two-families gate test registers versions in it; the others only read its run. Yields (registry,
+    the step's result, the splits)."""
     server = registry_server(tmp_path_factory, registry_s3, "transformer-registry")
     try:
         ensure_experiment(server.url, "sentiment", None)

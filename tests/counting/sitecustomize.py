@@ -7,7 +7,7 @@ import sys
 
 COUNTS_ENV = "SENTIMENT_TEST_COUNTS"
 KINDS = (  # (what, a test on the started command line)
-    ("predictor processes", lambda argv: "-m" in argv and "serving" in argv),
+    ("predictor processes", lambda argv: "-m" in argv and "serving" in argv and "--help" not in argv),
     ("mlflow servers", lambda argv: any(a.endswith("mlflow") for a in argv[:1]) and "server" in argv),
     ("moto servers", lambda argv: any(a.endswith("moto_server") for a in argv[:1])),
     ("kfp.local task processes", lambda argv: any("kfp.dsl.executor_main" in a for a in argv)),

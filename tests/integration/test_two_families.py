@@ -28,14 +28,11 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def own_registry(trained_transformer, tmp_path: Path):
-    """A registry of the test's own over a copy of the session's fine-tuning's store (the transformer
-    trained there, 24 steps, no model registered yet); yields (its URL, that training's result, the
-    splits it was trained on)."""
-    template, trained, splits = trained_transformer
-    server = template.copy(tmp_path)
-    yield server.url, trained, splits
-    server.stop()
+def own_registry(trained_transformer):
+    """The session's fine-tuning's registry (the transformer trained there, 24 steps, no model registered
+    yet; the other tests that use it only read that run); (its URL, the training's result, the splits)."""
+    registry, trained, splits = trained_transformer
+    return registry.url, trained, splits
 
 
 def candidate(trained, test_path: str, tracking_uri: str) -> Candidate:
