@@ -55,7 +55,8 @@ def test_help_exits_zero_and_writes_nothing(module: str) -> None:
 
 
 def test_the_defaults_come_from_params_yaml(monkeypatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "PUSHGATEWAY", "MLOPS_HOME"):
+    # what a shell without project variables has (make exports SERVE_IMAGE and TRAIN_IMAGE to its commands)
+    for name in ("MLFLOW_TRACKING_URI", "PUSHGATEWAY", "MLOPS_HOME", "SERVE_IMAGE", "TRAIN_IMAGE"):
         monkeypatch.delenv(name, raising=False)
     from components import monitor
     from pipelines import batch, run, schedule
