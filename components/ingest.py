@@ -128,24 +128,32 @@ def _read_local(path: Path) -> pd.DataFrame:
     return _from_datasets(datasets.load_dataset(str(path)))
 
 
+HUB_HINT = (
+    "With no network, pass a local path or an s3:// URI instead, e.g. "
+    "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
+    "to use a copy already in the Hugging Face cache)."
+)
+
+
+def _check_hub(dataset_id: str) -> None:
+    """Raise DataSourceError, in seconds, when the hub that holds ``dataset_id`` cannot be reached."""
+    problem = hub_unreachable()
+    if problem:
+        raise DataSourceError(f"cannot load '{dataset_id}' from the Hugging Face hub: {problem}. {HUB_HINT}")
+
+
 def _read_hub(dataset_id: str) -> pd.DataFrame:
     """``owner/name`` or ``owner/name:config`` from the Hugging Face hub, through ``datasets``."""
     import datasets
 
     name, _, config = dataset_id.partition(":")
-    hint = (
-        "With no network, pass a local path or an s3:// URI instead, e.g. "
-        "`make pipeline-run DATA=../shared/data/tweeteval_sentiment` (or set HF_HUB_OFFLINE=1 "
-        "to use a copy already in the Hugging Face cache)."
-    )
-    problem = hub_unreachable()
-    if problem:
-        raise DataSourceError(f"cannot load '{dataset_id}' from the Hugging Face hub: {problem}. {hint}")
+    _check_hub(dataset_id)
     try:
         return _from_datasets(datasets.load_dataset(name, config or None))
     except Exception as exc:
         raise DataSourceError(
-            f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). " + hint
+            f"could not load '{dataset_id}' from the Hugging Face hub ({type(exc).__name__}: {exc}). "
+            + HUB_HINT
         ) from exc
 
 
@@ -155,8 +163,8 @@ def _is_path(source: str) -> bool:
 
 
 def check_source(source: str) -> None:
-    """Raise DataSourceError, in seconds, when ``source`` is a local path that does not exist or an s3://
-    URI with nothing under it (a hub id is checked when ingest reads it: it fails fast offline)."""
+    """Raise DataSourceError, in seconds, when ``source`` is a local path that does not exist, an s3://
+    URI with nothing under it, or a hub id whose hub cannot be reached."""
     if source.startswith("s3://"):
         from minio import Minio
 
@@ -172,8 +180,10 @@ def check_source(source: str) -> None:
             raise DataSourceError(f"{source}: cannot be read ({exc})") from exc
         if not found:
             raise DataSourceError(f"{source}: nothing found there")
-    elif not Path(source).expanduser().exists() and _is_path(source):
-        raise DataSourceError(f"{source}: no such file or folder")
+    elif not Path(source).expanduser().exists():
+        if _is_path(source):
+            raise DataSourceError(f"{source}: no such file or folder")
+        _check_hub(source)
 
 
 def read_source(source: str) -> pd.DataFrame:

@@ -275,7 +275,7 @@ def load_params(args: argparse.Namespace) -> PipelineParams:
     return params
 
 
-def check_sources(params: PipelineParams) -> None:
+def check_sources_exist(params: PipelineParams) -> None:
     """Exit with one line naming the first DATA or OOD source that does not exist, before anything runs."""
     from components.ingest import DataSourceError, check_source
 
@@ -295,11 +295,11 @@ def main(argv: list[str] | None = None) -> None:
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     host = os.environ.get("KFP_HOST")
-    if not host:  # a cluster's s3:// sources are read in its pods, where MinIO is reachable
-        check_sources(params)
-    if args.monitor:
+    if args.monitor:  # its sources are read only if it retrains
         print(run_monitoring(args.monitor, params, workdir, host))
         return
+    if not (host or args.compile_only):  # a cluster reads s3:// sources in its pods, where MinIO is
+        check_sources_exist(params)
     package = compile_pipeline(str(workdir / "sentiment_pipeline.yaml"), training_pipeline(params.cluster))
     logger.info("compiled %s", package)
     if args.compile_only:

@@ -10,6 +10,7 @@ import kfp
 import pytest
 
 from core import locations
+from core.hub import hub_unreachable
 from pipelines import run
 from tests.helpers import PARAMS, REPO
 from tests.registry import make_bucket
@@ -60,10 +61,33 @@ def test_sources_are_checked_where_they_are(tmp_path: Path, s3_endpoint: str) ->
     (tmp_path / "tweets.csv").write_text("text,label\nhi,positive\n")
     make_bucket(s3_endpoint, "data")
     locations.write_bytes("s3://data/comments/part-0.csv", b"text,label\nhi,positive\n")
-    found = [str(tmp_path / "tweets.csv"), "cardiffnlp/tweet_eval:sentiment", "s3://data/comments/"]
-    run.check_sources(
-        PARAMS.override("ingest", sources=found).override("out_of_domain", sources=[str(tmp_path)])
-    )
+    found = [str(tmp_path / "tweets.csv"), "s3://data/comments/"]
+    checked = PARAMS.override("ingest", sources=found).override("out_of_domain", sources=[str(tmp_path)])
+    run.check_sources_exist(checked)
     for missing in ("s3://data/tweets/", "s3://no-bucket/tweets.csv"):
         with pytest.raises(SystemExit, match=f"^OOD: {missing}: nothing found there$"):
-            run.check_sources(PARAMS.override("out_of_domain", sources=[missing]))
+            run.check_sources_exist(checked.override("out_of_domain", sources=[missing]))
+    hub = PARAMS.override("ingest", sources=["cardiffnlp/tweet_eval:sentiment"])
+    if hub_unreachable():  # as on this project's machines: one line that says how to pass data
+        with pytest.raises(SystemExit, match=r"^DATA: cannot load 'cardiffnlp/tweet_eval:sentiment' .*DATA="):
+            run.check_sources_exist(hub)
+    else:
+        run.check_sources_exist(hub)
+
+
+def test_the_readmes_main_command_stops_in_seconds_without_the_hub(tmp_path: Path) -> None:
+    """`make pipeline-run` as the README shows it, in a shell with no project variables and no hub: one
+    line saying how to pass data, before anything runs (it used to retry the ingest task for 100 s)."""
+    if not hub_unreachable():
+        pytest.skip("the hub is reachable: the command would download TweetEval and train for an hour")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["make", "pipeline-run", f"MLOPS_HOME={tmp_path / 'm'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip().splitlines()[-2].startswith("DATA: cannot load 'cardiffnlp/tweet_eval:sentiment'")
+    )
+    assert "make pipeline-run DATA=" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "m" / "sentiment_pipeline.yaml").exists()
