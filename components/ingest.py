@@ -166,17 +166,11 @@ def check_source(source: str) -> None:
     """Raise DataSourceError, in seconds, when ``source`` is a local path that does not exist, an s3://
     URI with nothing under it, or a hub id whose hub cannot be reached."""
     if source.startswith("s3://"):
-        from minio import Minio
+        from core import locations
 
-        from core.object_store import bucket_and_key, s3_client
-
-        bucket, key = bucket_and_key(source)
-        client: Minio = s3_client()
         try:
-            found = client.bucket_exists(bucket) and next(
-                iter(client.list_objects(bucket, prefix=key, recursive=True)), None
-            )
-        except Exception as exc:  # unreachable endpoint, refused credentials: say which source
+            found = locations.exists(source)  # an object or a prefix
+        except OSError as exc:  # unreachable endpoint, refused credentials: say which source
             raise DataSourceError(f"{source}: cannot be read ({exc})") from exc
         if not found:
             raise DataSourceError(f"{source}: nothing found there")
