@@ -69,7 +69,10 @@ def is_bundle(path: str) -> bool:
 
 
 def bundle_uri(root: str, name: str, version: str) -> str:
-    return f"{root.rstrip('/')}/{name}/{version}"
+    """The bundle's folder, with a trailing slash: KServe's storage initializer downloads every key that
+    starts with the URI (kserve-storage ``_download_s3``, a prefix listing), so without it version 1 would
+    also fetch versions 10, 11, ... into /mnt/models."""
+    return f"{root.rstrip('/')}/{name}/{version}/"
 
 
 def publish_bundle(root: str, name: str, version: str) -> str:
@@ -78,7 +81,7 @@ def publish_bundle(root: str, name: str, version: str) -> str:
     import mlflow
 
     uri = bundle_uri(root, name, version)
-    if _exists(f"{uri}/{BUNDLE_FILE}"):
+    if _exists(uri + BUNDLE_FILE):
         return uri
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
@@ -104,7 +107,7 @@ def _copy_folder(folder: Path, uri: str) -> None:
 
         for path in files:
             if path.is_file():
-                upload_file(path, f"{uri}/{path.relative_to(folder).as_posix()}")
+                upload_file(path, uri + path.relative_to(folder).as_posix())
         return
     target = Path(uri)
     for path in files:

@@ -43,6 +43,7 @@ class ServingSettings:
     max_replicas: int = 4
     scale_metric: str = "cpu"
     scale_target: int = 70
+    request_timeout: str = "60s"  # as KServe's routes (httproute_reconciler.go); Envoy's default: 15 s
 
     @property
     def host(self) -> str:
@@ -218,6 +219,7 @@ def traffic_route(
         "headers": [{"type": "RegularExpression", "name": "content-type", "value": "^application/grpc.*"}],
     }
     rest = {"path": {"type": "PathPrefix", "value": "/"}}
+    timeouts = {"request": settings.request_timeout}
     return {
         "apiVersion": f"{ROUTE_GROUP}/{ROUTE_VERSION}",
         "kind": "HTTPRoute",
@@ -237,8 +239,8 @@ def traffic_route(
             ],
             "hostnames": [settings.host],
             "rules": [
-                {"matches": [grpc], "backendRefs": backends(GRPC_PORT)},
-                {"matches": [rest], "backendRefs": backends(REST_PORT)},
+                {"matches": [match], "backendRefs": backends(port), "timeouts": timeouts}
+                for match, port in ((grpc, GRPC_PORT), (rest, REST_PORT))
             ],
         },
     }

@@ -92,7 +92,7 @@ def test_first_rollout_publishes_the_bundle_creates_waits_then_routes(api, setti
     assert predictor["name"] == "v1" and isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == (
         "cluster-local"
     )  # KServe v0.20 writes no route of its own; ours splits traffic
-    assert storage_uri_of(predictor) == settings.bundle_root + "/sentiment/1"
+    assert storage_uri_of(predictor) == settings.bundle_root + "/sentiment/1/"
     assert (Path(settings.bundle_root) / "sentiment" / "1" / BUNDLE_FILE).is_file()
     env = {e["name"] for e in predictor["containers"][0]["env"]}
     assert "MLFLOW_TRACKING_URI" not in env and "MODEL_URI" not in env  # no MLflow needed to serve
@@ -100,6 +100,8 @@ def test_first_rollout_publishes_the_bundle_creates_waits_then_routes(api, setti
     assert route["spec"]["hostnames"] == ["sentiment-mlops.example.com"]
     assert weights(route) == [{"sentiment-v1-predictor": 100}] * 2
     assert [ref["port"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]] == [8081, 80]
+    # KServe's own routes wait 60 s for an answer (Envoy Gateway's default without a timeout is 15 s)
+    assert [rule["timeouts"] for rule in route["spec"]["rules"]] == [{"request": "60s"}] * 2
     assert aliases(registry_uri)[PRODUCTION_ALIAS] == "1" and CANARY_ALIAS not in aliases(registry_uri)
     assert rollout(cluster(api), Registry("sentiment"), settings, "1", canary_percent=10) == "unchanged"
 
@@ -197,7 +199,7 @@ def test_local_deploy_step_writes_the_manifests_it_would_apply(tmp_path: Path, s
     assert deploy_champion(decision, settings, 10, str(manifest)) == "manifest"
     isvc, route = yaml.safe_load_all(manifest.read_text())
     assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v7"
-    assert storage_uri_of(isvc["spec"]["predictor"]) == f"{settings.bundle_root}/sentiment/7"
+    assert storage_uri_of(isvc["spec"]["predictor"]) == f"{settings.bundle_root}/sentiment/7/"
     assert route["kind"] == "HTTPRoute" and weights(route) == [{"sentiment-v7-predictor": 100}] * 2
 
     kept = {"promoted": False, "registered_version": None, "reason": "does not beat the champion"}

@@ -3,6 +3,7 @@ S3 (moto), KServe's own storage-initializer code (kserve-storage, ``Storage.down
 init container's entrypoint calls) downloads it with the env KServe's credential builder sets, and the
 predictor serves it from that folder through ``STORAGE_URI`` with no MLflow server reachable."""
 
+import io
 import json
 from pathlib import Path
 
@@ -24,8 +25,8 @@ UNREACHABLE_MLFLOW = "http://127.0.0.1:9"  # discard port: any MLflow call would
 
 @pytest.fixture(scope="module")
 def published(champion_store: str, scratch_s3: str, tmp_path_factory) -> tuple[str, Path]:
-    """Version 1's bundle published to s3://serving-bundles (the session's scratch S3, emptied first),
-    then downloaded as the init container does; once for the module."""
+    """Version 1's bundle published to s3://serving-bundles (the session's scratch S3, emptied first) beside
+    a version 10, then downloaded as the init container does; once for the module."""
     from kserve_storage import Storage
 
     empty_s3(scratch_s3)
@@ -35,8 +36,9 @@ def published(champion_store: str, scratch_s3: str, tmp_path_factory) -> tuple[s
             patch.setenv(name, value)
         mlflow.set_tracking_uri(champion_store)
         s3_client().make_bucket("serving-bundles")
+        s3_client().put_object("serving-bundles", "models/sentiment/10/serving.json", io.BytesIO(b"{}"), 2)
         uri = publish_bundle("s3://serving-bundles/models", "sentiment", "1")
-        assert uri == "s3://serving-bundles/models/sentiment/1"
+        assert uri == "s3://serving-bundles/models/sentiment/1/"  # a folder: not a prefix of version 10
         mounted = tmp_path_factory.mktemp("bundle") / "mnt-models"
         Storage.download_files([uri], [str(mounted)])
         yield uri, mounted
@@ -58,6 +60,7 @@ def test_a_bundle_carries_the_model_its_version_scores_and_drift_reference(publi
     reference = mlflow.artifacts.load_text(f"runs:/{registered.run_id}/{REFERENCE_ARTIFACT}")
     assert json.loads(details.drift_reference) == json.loads(reference)
     assert (mounted / "MLmodel").is_file()
+    assert not (mounted / "0").exists()  # version 10's keys share the prefix "sentiment/1"
     objects = list(s3_client().list_objects("serving-bundles", prefix="models/sentiment/1/", recursive=True))
     assert publish_bundle("s3://serving-bundles/models", "sentiment", "1") == uri  # already there: kept
     again = list(s3_client().list_objects("serving-bundles", prefix="models/sentiment/1/", recursive=True))

@@ -51,9 +51,10 @@
     - {name: tmp, mountPath: /tmp}
 {{- end -}}
 
-{{/* The serving bundle of a version (.version), published by the deploy step (components/serving_bundle.py). */}}
+{{/* The serving bundle of a version (.version), published by the deploy step (models/bundle.py); the
+     trailing slash keeps version 1 from also matching 10, 11, ... (the storage initializer lists a prefix). */}}
 {{- define "sentiment-serving.storageUri" -}}
-{{ .root.Values.bundleRoot }}/{{ .root.Values.modelName }}/{{ .version }}
+{{ .root.Values.bundleRoot }}/{{ .root.Values.modelName }}/{{ .version }}/
 {{- end -}}
 
 {{/* The image, whose tag must be the one `make images` built. */}}
