@@ -26,11 +26,14 @@ GRPC_PORT ?= 8081
 
 PARAMS_ARG = $(if $(strip $(PARAMS)),--params $(PARAMS))
 
-# cluster
-CLUSTER ?= kind
+# cluster: what cluster-up and images chose is kept in $(BUILD) (cluster-kind, image-tag), so later targets
+# need no repeated CLUSTER= and keep using the images that were loaded after a new commit
+BUILD := $(MLOPS_HOME)/cluster
+CLUSTER ?= $(or $(shell cat $(BUILD)/cluster-kind 2>/dev/null),kind)
 KIND_CLUSTER ?= sentiment-mlops
 MINIKUBE_ARGS ?=  # e.g. --gpus all: a node with the host's NVIDIA GPUs (docker driver, NVIDIA container toolkit)
-TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+HEAD_TAG := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+TAG ?= $(or $(shell cat $(BUILD)/image-tag 2>/dev/null),$(HEAD_TAG))
 TRAIN_IMAGE ?= sentiment-mlops-train:$(TAG)
 SERVE_IMAGE ?= sentiment-mlops-serve:$(TAG)
 CERT_MANAGER_VERSION := v1.17.0
@@ -44,11 +47,20 @@ KPS_VERSION := 79.0.0
 METRICS_SERVER_VERSION := 3.12.2
 PUSHGATEWAY_CHART_VERSION := 3.2.0
 PERCENT ?= 10
-BUILD := $(MLOPS_HOME)/cluster
+# Helm: KServe v0.20.0 installs with v3.16.3 (its kserve-deps.env HELM_VERSION); OCI charts need 3.8 or newer
+HELM_MIN_VERSION := 3.8
+# What Docker must give the kind node (or minikube's VM): the stack, two predictors during a canary (1 CPU /
+# 2 Gi requested each) and train_transformer (2 CPU / 3 Gi) beside train_linear (1 CPU / 2 Gi)
+MIN_CPUS := 6
+MIN_MEMORY_GIB := 14
 
 export MLFLOW_DISABLE_TELEMETRY := true
 export TRAIN_IMAGE SERVE_IMAGE
 
+# $(call secret_file,path): a random hex secret in path, created once; a newline an older make secrets left
+# is dropped (kubectl create secret --from-file keeps it; MinIO trims its password, S3 clients do not).
+secret_file = { test -s $(1) || openssl rand -hex 24 > $(1); } && printf '%s' "$$(tr -d '[:space:]' < $(1))" > $(1).new \
+	&& chmod 600 $(1).new && mv $(1).new $(1)
 # $(call require,tool,how to get it): fail with a clear message when a tool is missing.
 require = command -v $(1) >/dev/null 2>&1 || { echo "make $@: '$(1)' is not installed: $(2)" >&2; exit 1; }
 # $(call forward,namespace,service,local:remote): a port-forward in the background, stopped when the
@@ -132,8 +144,8 @@ format: install ## apply ruff's formatting and fixes
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
 
-clean: ## remove local run outputs (.mlops); keeps the venv
-	rm -rf $(MLOPS_HOME)
+clean: ## remove local run outputs (.mlops); keeps the venv and .mlops/cluster (the cluster's passwords, kind, image tag)
+	@test ! -d $(MLOPS_HOME) || find $(MLOPS_HOME) -mindepth 1 -maxdepth 1 ! -name cluster -exec rm -rf {} +
 
 # ---- cluster (kind or minikube); each target is safe to re-run ------------------------------------
 
@@ -141,19 +153,29 @@ cluster-up: ## create the CLUSTER (kind|minikube) and install everything: cluste
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
 	@$(call require,helm,https://helm.sh/docs/intro/install/)
 	@$(call require,docker,https://docs.docker.com/engine/install/)
+	@case "$(CLUSTER)" in kind|minikube) ;; *) echo "make cluster-up: CLUSTER is kind or minikube, not '$(CLUSTER)'" >&2; exit 2;; esac
+	@mkdir -p $(BUILD) && echo $(CLUSTER) > $(BUILD)/cluster-kind
 ifeq ($(CLUSTER),kind)
 	@$(call require,kind,https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
-	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config cluster/kind-config.yaml
+	@read cpus memory <<< "$$(docker info --format '{{.NCPU}} {{.MemTotal}}')"; \
+	test "$$cpus" -ge $(MIN_CPUS) -a "$$memory" -ge $$(( $(MIN_MEMORY_GIB) * 1000 * 1024 * 1024 )) || { \
+	echo "make cluster-up: Docker gives $$cpus CPUs and $$(( memory / 1024 / 1024 / 1024 )) GiB; the stack needs \
+	$(MIN_CPUS) CPUs and $(MIN_MEMORY_GIB) GiB (Docker Desktop: Settings > Resources)" >&2; exit 1; }
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --config cluster/kind-config.yaml
 	kubectl config use-context kind-$(KIND_CLUSTER)
 else
 	@$(call require,minikube,https://minikube.sigs.k8s.io/docs/start/)
-	minikube status >/dev/null 2>&1 || minikube start --cpus 6 --memory 14g --kubernetes-version v1.32.2 $(MINIKUBE_ARGS)
+	minikube status >/dev/null 2>&1 || minikube start --cpus $(MIN_CPUS) --memory $(MIN_MEMORY_GIB)g --kubernetes-version v1.32.2 $(MINIKUBE_ARGS)
 	kubectl config use-context minikube
 endif
-	$(MAKE) cluster-infra images platform
+	$(MAKE) cluster-infra images
+	$(MAKE) platform
 
-cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mode), KFP, kube-prometheus-stack, Pushgateway, metrics-server
+cluster-infra: install ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mode), KFP, kube-prometheus-stack, Pushgateway, metrics-server
 	@$(call require,helm,https://helm.sh/docs/intro/install/)
+	@version=$$(helm version --template '{{.Version}}'); \
+	printf '%s\n%s\n' "v$(HELM_MIN_VERSION)" "$${version%%+*}" | sort -V -C || { echo "make cluster-infra: helm \
+	$$version is older than $(HELM_MIN_VERSION) (OCI charts); KServe v0.20.0 installs with v3.16.3" >&2; exit 1; }
 	helm repo add jetstack https://charts.jetstack.io --force-update
 	helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
 	helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server/ --force-update
@@ -163,18 +185,25 @@ cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mo
 		--version $(METRICS_SERVER_VERSION) --set 'args={--kubelet-insecure-tls}' --wait
 	kubectl apply --server-side -f \
 		https://github.com/kubernetes-sigs/gateway-api/releases/download/$(GATEWAY_API_VERSION)/standard-install.yaml
+	# Envoy Gateway as KServe v0.20.0 installs it (hack/setup/infra/manage.envoy-gateway-helm.sh): only the
+	# chart's own gateway.envoyproxy.io CRDs, then the chart with --skip-crds, so its bundled experimental
+	# Gateway API CRDs never replace the standard ones above
+	helm show crds oci://docker.io/envoyproxy/gateway-helm --version $(ENVOY_GATEWAY_VERSION) \
+		| $(PYTHON) cluster/select_crds.py gateway.envoyproxy.io | kubectl apply --server-side --force-conflicts -f -
 	helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version $(ENVOY_GATEWAY_VERSION) \
-		-n envoy-gateway-system --create-namespace --wait
+		-n envoy-gateway-system --create-namespace --skip-crds --wait
 	helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version $(KSERVE_VERSION) \
 		-n kserve --create-namespace --wait
 	kubectl apply -f cluster/gateway.yaml
 	helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources --version $(KSERVE_VERSION) \
 		-n kserve --set kserve.controller.deploymentMode=Standard \
 		--set kserve.controller.gateway.ingressGateway.enableGatewayApi=true \
-		--set kserve.controller.gateway.ingressGateway.kserveGateway=kserve/kserve-ingress-gateway --wait
+		--set kserve.controller.gateway.ingressGateway.kserveGateway=kserve/kserve-ingress-gateway \
+		--set kserve.controller.gateway.disableIstioVirtualHost=true --wait
 	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$(KFP_VERSION)"
 	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
 	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$(KFP_VERSION)"
+	kubectl -n kubeflow wait --for=condition=Available --timeout=900s deployment --all
 	helm upgrade --install kps prometheus-community/kube-prometheus-stack --version $(KPS_VERSION) \
 		-n monitoring --create-namespace \
 		--set prometheus.prometheusSpec.podMonitorSelectorNilUsesHelmValues=false \
@@ -188,20 +217,21 @@ cluster-infra: ## cert-manager, Gateway API + Envoy Gateway, KServe (Standard mo
 
 secrets: ## the MinIO credentials Secret in mlops and kubeflow, the predictor's admin token (random values kept in .mlops/cluster)
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
-	@mkdir -p $(BUILD) && test -s $(BUILD)/minio-password || openssl rand -hex 24 > $(BUILD)/minio-password
-	@for ns in mlops kubeflow; do \
+	@$(call require,openssl,apt-get install openssl)
+	@mkdir -p $(BUILD) && $(call secret_file,$(BUILD)/minio-password) && $(call secret_file,$(BUILD)/predictor-token)
+	@set -eo pipefail; for ns in mlops kubeflow; do \
 		kubectl create namespace $$ns --dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
 		kubectl -n $$ns create secret generic minio-credentials --from-literal=AWS_ACCESS_KEY_ID=mlops \
-			--from-file=AWS_SECRET_ACCESS_KEY=$(BUILD)/minio-password --dry-run=client -o yaml | kubectl apply -f -; \
+			--from-file=AWS_SECRET_ACCESS_KEY=$(BUILD)/minio-password --dry-run=client -o yaml \
+		| kubectl annotate --local -f - -o yaml serving.kserve.io/s3-endpoint=minio.mlops.svc.cluster.local:9000 \
+			serving.kserve.io/s3-usehttps=0 serving.kserve.io/s3-verifyssl=0 serving.kserve.io/s3-region=us-east-1 \
+		| kubectl apply -f -; \
 	done
-	@test -s $(BUILD)/predictor-token || openssl rand -hex 24 > $(BUILD)/predictor-token
 	kubectl -n mlops create secret generic sentiment-predictor-token --from-file=token=$(BUILD)/predictor-token \
 		--dry-run=client -o yaml | kubectl apply -f -
-	kubectl -n mlops annotate --overwrite secret minio-credentials \
-		serving.kserve.io/s3-endpoint=minio.mlops.svc.cluster.local:9000 serving.kserve.io/s3-usehttps=0 \
-		serving.kserve.io/s3-verifyssl=0 serving.kserve.io/s3-region=us-east-1
 
-images: ## build the train and serve images, tagged with the git commit, and load them into the cluster
+images: TAG = $(HEAD_TAG)
+images: ## build the train and serve images, tagged with the git commit, load them into the cluster, keep the tag for later targets
 	@$(call require,docker,https://docs.docker.com/engine/install/)
 	docker build -f Dockerfile.train -t $(TRAIN_IMAGE) .
 	docker build -f Dockerfile.serve -t $(SERVE_IMAGE) .
@@ -210,6 +240,7 @@ ifeq ($(CLUSTER),kind)
 else
 	minikube image load $(TRAIN_IMAGE) $(SERVE_IMAGE)
 endif
+	@mkdir -p $(BUILD) && echo $(TAG) > $(BUILD)/image-tag
 
 platform: secrets ## apply manifests/overlays/CLUSTER (MinIO, MLflow, RBAC, PodMonitor, KFP's MinIO config) with TAG
 	@mkdir -p $(BUILD)/overlay

@@ -320,3 +320,19 @@ def start_prometheus(config: dict, folder: Path) -> tuple[subprocess.Popen, str]
 def numbered(texts: list[str]) -> list[str]:
     """Answer ids for ``texts`` (``id-0``, ``id-1``, ...), as the predictor would give them."""
     return [f"id-{i}" for i in range(len(texts))]
+
+
+def user_environment(home: Path) -> dict[str, str]:
+    """A shell with no project variables (no MLFLOW_*, KFP_HOST, AWS_*, MLOPS_HOME, TMPDIR, GPU, ...): only
+    PATH, a HOME and a locale, plus the suite's process counter (tests/counting), which changes nothing."""
+    keep = ("PATH", "LANG", "SENTIMENT_TEST_COUNTS", "PYTHONPATH")
+    return {name: os.environ[name] for name in keep if name in os.environ} | {"HOME": str(home)}
+
+
+def make(*arguments: str, env: dict[str, str], timeout_s: float = 900) -> str:
+    """``make <arguments>`` in the repository root, as a user types it; its output (it must succeed)."""
+    done = subprocess.run(
+        ["make", *arguments], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+    assert done.returncode == 0, f"make {' '.join(arguments)}:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    return done.stdout

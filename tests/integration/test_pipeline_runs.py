@@ -3,7 +3,6 @@
 pipeline on a champion's prediction log."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -20,8 +19,10 @@ from tests.helpers import (
     REPO,
     TEMPLATES,
     free_port,
+    make,
     sentiment_frame,
     stop_process,
+    user_environment,
     wait_for_http,
     write_comment_sets,
     write_params,
@@ -52,22 +53,6 @@ def product_comments(path: Path) -> None:
     ]
     rows = [(t.format(topic), label) for label, ts in TEMPLATES.items() for t in ts for topic in topics]
     pd.DataFrame(rows, columns=["Comment", "Sentiment"]).to_csv(path, index=False)
-
-
-def user_environment(home: Path) -> dict[str, str]:
-    """A shell with no project variables (no MLFLOW_*, KFP_HOST, AWS_*, MLOPS_HOME, TMPDIR, GPU, ...): only
-    PATH, a HOME and a locale, plus the suite's process counter (tests/counting), which changes nothing."""
-    keep = ("PATH", "LANG", "SENTIMENT_TEST_COUNTS", "PYTHONPATH")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"HOME": str(home)}
-
-
-def make(*arguments: str, env: dict[str, str], timeout_s: float = 900) -> str:
-    """``make <arguments>`` in the repository root, as a user types it; its output (it must succeed)."""
-    done = subprocess.run(
-        ["make", *arguments], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
-    )
-    assert done.returncode == 0, f"make {' '.join(arguments)}:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
-    return done.stdout
 
 
 def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None:
