@@ -10,7 +10,9 @@ Every step waits for KServe to report the new predictor Ready before the route s
 registry follows the route: ``production`` names the version the route sends all (or, during a canary,
 the rest of the) traffic to, ``canary`` the version it sends a share to, each moved right after the route
 is; ``champion`` is only the gate's. A deploy that fails leaves the route, and so the aliases, serving a
-Ready version.
+Ready version; run again (a KFP retry, or ``make deploy`` once more), it converges: it waits for what the
+InferenceService already holds to be Ready, then brings the route and the aliases in line with it, so an
+interrupted run ends where an uninterrupted one would have.
 
     python -m rollout.deploy rollout --model-uri models:/sentiment@champion --image <serve image>
     python -m rollout.deploy {promote,rollback,status} [--name sentiment] [--namespace mlops]
@@ -26,6 +28,7 @@ from pathlib import Path
 from core.registry import resolve
 from models.bundle import bundle_uri, publish_bundle
 from rollout.inference_service import (
+    COMPONENT_LABELS,
     GROUP,
     PLURAL,
     ROUTE_GROUP,
@@ -34,10 +37,12 @@ from rollout.inference_service import (
     VERSION,
     ServingSettings,
     canary_patch,
+    full_size_patch,
     inference_service,
     predictor_name,
     promote_patch,
     rollback_patch,
+    service_name,
     storage_uri_of,
     traffic_route,
     version_of,
@@ -61,6 +66,7 @@ class Cluster:
         from kubernetes import client
 
         self.api = client.CustomObjectsApi(api_client)
+        self.autoscaling = client.AutoscalingV2Api(api_client)
         self.poll_seconds = poll_seconds
 
     def _get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict | None:
@@ -104,6 +110,26 @@ class Cluster:
             self.api.patch_namespaced_custom_object(
                 ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, {"spec": body["spec"]}
             )
+
+    def delete_stale_autoscalers(self, settings: ServingSettings, current: dict) -> list[str]:
+        """Delete the HPAs of predictors that are neither the stable one nor a canary: KServe v0.20.0 deletes
+        a dropped predictor's Deployment and Service but not its HPA (components/predictor.go, the
+        orphan cleanup lists only those two kinds). Returns the names deleted."""
+        from kubernetes.client.exceptions import ApiException
+
+        selector = ",".join(f"{k}={v}" for k, v in COMPONENT_LABELS.items()).format(name=settings.name)
+        kept = {service_name(settings, v) for v in stable_and_canary(current) if v is not None}
+        found = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+            settings.namespace, label_selector=selector
+        )
+        stale = [hpa.metadata.name for hpa in found.items if hpa.metadata.name not in kept]
+        for name in stale:
+            try:
+                self.autoscaling.delete_namespaced_horizontal_pod_autoscaler(name, settings.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        return stale
 
     def wait_ready(self, settings: ServingSettings, canary: str | None, timeout_seconds: float) -> dict:
         """Wait until KServe reports the InferenceService Ready and, with ``canary``, that version's canary
@@ -153,6 +179,11 @@ class Registry:
         if CANARY_ALIAS in self.client.get_registered_model(self.name).aliases:
             self.client.delete_registered_model_alias(self.name, CANARY_ALIAS)
 
+    def serving_aliases(self) -> dict[str, str]:
+        """The ``production`` and ``canary`` aliases as they are (alias -> version)."""
+        aliases = self.client.get_registered_model(self.name).aliases
+        return {a: str(v) for a, v in aliases.items() if a in (PRODUCTION_ALIAS, CANARY_ALIAS)}
+
 
 def stable_and_canary(current: dict) -> tuple[str, str | None]:
     """The versions of the stable predictor and of the canary (None without one)."""
@@ -168,6 +199,36 @@ def canary_share(current: dict) -> int:
     return canaries[0]["trafficPercent"] if canaries else 0
 
 
+def routed(current: dict) -> tuple[str, str | None, int]:
+    """(stable, canary, percent) the route should send once the InferenceService is Ready: a canary's share
+    is its ``trafficPercent``; a full-size canary (100, a replacement under way) gets nothing until the
+    replacement promotes it."""
+    stable, canary = stable_and_canary(current)
+    percent = canary_share(current)
+    return (stable, canary, percent) if canary and percent < 100 else (stable, None, 0)
+
+
+def converge(cluster: Cluster, registry: Registry, settings: ServingSettings, timeout_seconds: float) -> bool:
+    """Wait until the InferenceService (and its canary) is Ready, then write the route and the aliases it
+    calls for where they differ, and delete the HPAs KServe left behind. True when anything was written."""
+    _, canary = stable_and_canary(cluster.existing(settings))
+    current = cluster.wait_ready(settings, canary, timeout_seconds)
+    stable, canary, percent = routed(current)
+    route = traffic_route(settings, stable, canary, percent)
+    wrote = bool(cluster.delete_stale_autoscalers(settings, current))
+    live = cluster.route(settings)
+    if live is None or live["spec"] != route["spec"]:
+        cluster.apply_route(route)
+        wrote = True
+    wanted = {PRODUCTION_ALIAS: stable, **({CANARY_ALIAS: canary} if canary else {})}
+    if registry.serving_aliases() != wanted:
+        registry.serving(stable)
+        if canary:
+            registry.canary(canary)
+        wrote = True
+    return wrote
+
+
 def rollout(
     cluster: Cluster,
     registry: Registry,
@@ -178,18 +239,19 @@ def rollout(
 ) -> str:
     """Serve registry ``version``: create the InferenceService, or add it as a canary with
     ``canary_percent`` of the traffic (a new share when it is the canary already), or (0) replace the
-    serving version. Returns created, canary, replaced or unchanged."""
+    serving version. Returns created, canary, replaced, converged (this version was there already: an
+    interrupted run's route and aliases finished) or unchanged."""
     storage_uri = publish_bundle(settings.bundle_root, settings.name, version)
     current = cluster.inference_service(settings)
     if current is None:
         cluster.create(inference_service(settings, version, storage_uri))
-        cluster.wait_ready(settings, None, timeout_seconds)
-        cluster.apply_route(traffic_route(settings, version))
-        registry.serving(version)
+        converge(cluster, registry, settings, timeout_seconds)
         return "created"
     stable, canary = stable_and_canary(current)
-    if version == stable or (version == canary and canary_percent == canary_share(current)):
-        return "unchanged"
+    if version == stable:
+        return "converged" if converge(cluster, registry, settings, timeout_seconds) else "unchanged"
+    if version == canary and canary_percent == canary_share(current):
+        return "canary" if converge(cluster, registry, settings, timeout_seconds) else "unchanged"
     if version == canary and not canary_percent:
         promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
         return "replaced"
@@ -197,10 +259,8 @@ def rollout(
         cluster.apply_route(traffic_route(settings, stable))
         registry.clear_canary()
     cluster.patch(settings, canary_patch(settings, version, storage_uri, canary_percent or 100))
-    cluster.wait_ready(settings, version, timeout_seconds)
     if canary_percent:
-        cluster.apply_route(traffic_route(settings, stable, version, canary_percent))
-        registry.canary(version)
+        converge(cluster, registry, settings, timeout_seconds)
         return "canary"
     promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
     return "replaced"
@@ -224,8 +284,9 @@ def promote(
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
     expected_canary: str | None = None,
 ) -> str:
-    """The canary takes all traffic, then becomes the stable predictor (KServe deletes the old one's
-    Deployment and Service in the same reconcile, so the route moves first). Returns its version."""
+    """The canary, sized as the stable predictor (``trafficPercent: 100``) and Ready, takes all traffic,
+    then becomes the stable predictor (KServe deletes the old one's Deployment and Service in the same
+    reconcile, so the route moves first). Returns its version."""
     return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, keep_canary=True)
 
 
@@ -249,14 +310,26 @@ def _end_canary(
     expected_canary: str | None,
     keep_canary: bool,
 ) -> str:
-    """Route all traffic to the version that stays (the registry follows), then patch the canary away."""
+    """Route all traffic to the version that stays (the registry follows), then patch the canary away; a
+    promoted canary is first sized as the stable one and must be Ready. Last, the HPAs KServe left behind
+    are deleted."""
     current = cluster.existing(settings)
+    if expected_canary is not None and not current["spec"].get("canary"):
+        stable, _ = stable_and_canary(current)
+        if (stable == expected_canary) == keep_canary:  # done already, up to Ready: finish it
+            converge(cluster, registry, settings, timeout_seconds)
+            return stable
     stable, canary = _canary_to_act_on(current, expected_canary)
+    if keep_canary:
+        if canary_share(current) != 100:
+            cluster.patch(settings, full_size_patch(current))
+        current = cluster.wait_ready(settings, canary, timeout_seconds)
     kept = canary if keep_canary else stable
     cluster.apply_route(traffic_route(settings, kept))
     registry.serving(kept)
     cluster.patch(settings, promote_patch(current) if keep_canary else rollback_patch(current))
-    cluster.wait_ready(settings, None, timeout_seconds)
+    settled = cluster.wait_ready(settings, None, timeout_seconds)
+    cluster.delete_stale_autoscalers(settings, settled)
     return kept
 
 

@@ -22,6 +22,10 @@ ROUTE_GROUP, ROUTE_VERSION, ROUTE_PLURAL = "gateway.networking.k8s.io", "v1", "h
 AUTOSCALING_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "autoScaling")
 CLUSTER_LOCAL = {"networking.kserve.io/visibility": "cluster-local"}
 REST_PORT, GRPC_PORT = 80, 8081  # the predictor Service's ports (container ports 8080 and 8081)
+# The labels KServe puts on a predictor's Deployment, Service and HPA ({name}: the InferenceService's), as
+# its orphan cleanup selects them (pkg/constants/constants.go InferenceServicePodLabelKey,
+# KServiceComponentLabel)
+COMPONENT_LABELS = {"serving.kserve.io/inferenceservice": "{name}", "component": "predictor"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,15 @@ def canary_patch(settings: ServingSettings, version: str, storage_uri: str, perc
         k: v for k, v in predictor(settings, version, storage_uri).items() if k not in AUTOSCALING_FIELDS
     }
     return {"spec": {"canary": [{"trafficPercent": percent, "predictor": canary}]}}
+
+
+def full_size_patch(current: dict) -> dict:
+    """Merge patch that gives the canary ``trafficPercent: 100``: KServe then runs as many replicas of it as
+    the stable predictor's ``minReplicas`` (before a promote moves all traffic onto it)."""
+    canaries = current["spec"].get("canary") or []
+    if not canaries:
+        raise ValueError(f"{current['metadata']['name']} has no canary to size")
+    return {"spec": {"canary": [{**canaries[0], "trafficPercent": 100}]}}
 
 
 def promote_patch(current: dict) -> dict:

@@ -22,10 +22,12 @@ from rollout.deploy import (
     status,
 )
 from rollout.inference_service import ServingSettings, storage_uri_of
-from tests.kube_stand_in import StandInApiServer
+from tests.helpers import REPO
+from tests.kube_stand_in import OBJECT_PATH, StandInApiServer
 from tests.registry import RegistryServer
 
 ISVC, ROUTE = "inferenceservices/sentiment", "httproutes/sentiment"
+V1_HPA = "horizontalpodautoscalers/sentiment-v1-predictor"
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +47,17 @@ def deploy_registry(fast_champion_registry: RegistryServer, tmp_path_factory) ->
 @pytest.fixture
 def registry_uri(deploy_registry: RegistryServer) -> str:
     """:func:`deploy_registry` with the aliases the gate left (``champion`` -> 1) and no other."""
-    client = mlflow.MlflowClient(deploy_registry.url)
+    registry_reset(deploy_registry.url)
+    mlflow.set_tracking_uri(deploy_registry.url)
+    return deploy_registry.url
+
+
+def registry_reset(uri: str) -> None:
+    """Only the gate's alias (``champion``) left."""
+    client = mlflow.MlflowClient(uri)
     for alias in client.get_registered_model("sentiment").aliases:
         if alias != "champion":
             client.delete_registered_model_alias("sentiment", alias)
-    mlflow.set_tracking_uri(deploy_registry.url)
-    return deploy_registry.url
 
 
 @pytest.fixture
@@ -80,13 +87,9 @@ def weights(route: dict) -> list[dict[str, int]]:
 
 def test_first_rollout_publishes_the_bundle_creates_waits_then_routes(api, settings, registry_uri) -> None:
     assert rollout(cluster(api), Registry("sentiment"), settings, "1", canary_percent=10) == "created"
-    assert api.calls() == [
-        ("GET", ISVC),
-        ("POST", "inferenceservices"),
-        ("GET", ISVC),
-        ("GET", ROUTE),
-        ("POST", "httproutes"),
-    ]
+    writes = [(m, p) for m, p in api.calls() if m != "GET"]
+    assert writes == [("POST", "inferenceservices"), ("POST", "httproutes")]
+    assert api.calls().index(("POST", "httproutes")) > api.calls().index(("GET", ISVC))  # Ready first
     isvc = api.isvc()
     predictor = isvc["spec"]["predictor"]
     assert predictor["name"] == "v1" and isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == (
@@ -125,7 +128,12 @@ def test_canary_gets_its_share_only_once_ready_then_promote(api, settings, regis
     before = len(api.requests)
     assert promote(cluster(api), registry, settings) == "2"
     writes = [(m, p) for m, p in api.calls()[before:] if m != "GET"]
-    assert writes == [("PATCH", ROUTE), ("PATCH", ISVC)]  # traffic moves before KServe deletes v1's pods
+    # sized as the stable one and Ready, v2 takes the traffic before KServe deletes v1's pods; v1's HPA,
+    # which KServe keeps, goes last
+    assert writes == [("PATCH", ISVC), ("PATCH", ROUTE), ("PATCH", ISVC), ("DELETE", V1_HPA)]
+    full_size = next(body for m, p, _, body in api.requests[before:] if m == "PATCH")
+    assert full_size["spec"]["canary"][0]["trafficPercent"] == 100
+    assert api.autoscalers() == ["sentiment-v2-predictor"]
     spec = api.isvc()["spec"]
     assert "canary" not in spec and spec["predictor"]["name"] == "v2"
     assert spec["predictor"]["minReplicas"] == 1 and spec["predictor"]["maxReplicas"] == 4  # kept
@@ -161,6 +169,7 @@ def test_replace_goes_through_a_full_size_canary(api, settings, registry_uri) ->
         ("PATCH", ISVC),
         ("PATCH", ROUTE),
         ("PATCH", ISVC),
+        ("DELETE", V1_HPA),
     ]
     assert api.isvc()["spec"]["predictor"]["name"] == "v3" and "canary" not in api.isvc()["spec"]
     assert weights(api.route()) == [{"sentiment-v3-predictor": 100}] * 2
@@ -253,10 +262,122 @@ def test_a_promote_that_times_out_leaves_the_aliases_saying_what_the_route_serve
         registry = Registry("sentiment")
         rollout(cluster(api), registry, settings, "1", canary_percent=0)
         rollout(cluster(api), registry, settings, "2", canary_percent=10)
-        api.ready = False
-        with pytest.raises(DeployError, match="not Ready"):
+        api.ready = False  # the full-size canary never gets Ready: it takes no more traffic
+        with pytest.raises(DeployError, match="not Ready with canary v2"):
+            promote(cluster(api), registry, settings, timeout_seconds=0.2)
+        assert weights(api.route()) == [{"sentiment-v1-predictor": 90, "sentiment-v2-predictor": 10}] * 2
+        assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "1", CANARY_ALIAS: "2"}
+        # Ready after the promote's patch, not after the rollout it left: route and aliases say v2
+        api.ready = lambda isvc: bool(isvc["spec"].get("canary"))
+        with pytest.raises(DeployError, match="not Ready after"):
             promote(cluster(api), registry, settings, timeout_seconds=0.2)
         assert weights(api.route()) == [{"sentiment-v2-predictor": 100}] * 2  # v2's pods serve it all
         assert aliases(registry_uri) == {"champion": "1", PRODUCTION_ALIAS: "2"}
     finally:
         api.stop()
+
+
+WAIT = {"timeout_seconds": 0.2}
+
+
+def first(c, r, s):
+    return rollout(c, r, s, "1", canary_percent=0, **WAIT)
+
+
+def canary_of_2(c, r, s):
+    return rollout(c, r, s, "2", canary_percent=10, **WAIT)
+
+
+def replace_by_3(c, r, s):
+    return rollout(c, r, s, "3", canary_percent=0, **WAIT)
+
+
+def promote_2(c, r, s):
+    return promote(c, r, s, expected_canary="2", **WAIT)  # as the analysis' verdict names it
+
+
+def never(isvc: dict) -> bool:
+    return False
+
+
+# (steps before, the step a Ready timeout interrupts, what KServe reports Ready meanwhile)
+INTERRUPTED = {
+    "create": ([], first, never),
+    "canary": ([first], canary_of_2, never),
+    "replace, at the new predictor": ([first], replace_by_3, never),
+    "replace, after its promote": (
+        [first],
+        replace_by_3,
+        lambda isvc: isvc["spec"]["predictor"]["name"] != "v3" or bool(isvc["spec"].get("canary")),
+    ),
+    "promote": ([first, canary_of_2], promote_2, never),
+    "promote, after its patch": (
+        [first, canary_of_2],
+        promote_2,
+        lambda isvc: bool(isvc["spec"].get("canary")),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", INTERRUPTED)
+def test_a_rerun_after_a_ready_timeout_converges_to_the_uninterrupted_state(
+    case, settings, registry_uri
+) -> None:
+    """Stopped by a Ready timeout and run again once KServe reports Ready (a KFP retry of the deploy step, a
+    user's second make deploy): the same InferenceService, route, HPAs and aliases as a run never stopped."""
+    before, step, readiness = INTERRUPTED[case]
+
+    def run(interrupt: bool) -> dict:
+        registry_reset(registry_uri)
+        api = StandInApiServer()
+        try:
+            for earlier in before:
+                earlier(cluster(api), Registry("sentiment"), settings)
+            if interrupt:
+                api.ready = readiness
+                with pytest.raises(DeployError, match="not Ready"):
+                    step(cluster(api), Registry("sentiment"), settings)
+                api.ready = True
+            step(cluster(api), Registry("sentiment"), settings)
+            return {
+                "inference service": api.isvc()["spec"],
+                "route": api.route()["spec"],
+                "autoscalers": api.autoscalers(),
+                "aliases": aliases(registry_uri),
+            }
+        finally:
+            api.stop()
+
+    assert run(interrupt=True) == run(interrupt=False)
+
+
+def test_every_call_of_the_deploy_step_is_one_the_pipeline_runners_role_allows(
+    api, settings, registry_uri
+) -> None:
+    """The deploy step runs as KFP's pipeline-runner, bound to manifests/base/pipeline-rbac.yaml's Role: a
+    call outside its rules would be refused with 403 on the cluster."""
+    registry = Registry("sentiment")
+    for step in (first, canary_of_2, promote_2, replace_by_3):
+        step(cluster(api), registry, settings)
+    rollout(cluster(api), registry, settings, "4", canary_percent=10, **WAIT)
+    rollback(cluster(api), registry, settings, expected_canary="4", **WAIT)
+    (role,) = [
+        d
+        for d in yaml.safe_load_all((REPO / "manifests/base/pipeline-rbac.yaml").read_text())
+        if d["kind"] == "Role"
+    ]
+    allowed = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    verbs = {"POST": "create", "PATCH": "patch", "DELETE": "delete"}
+    made = set()
+    for method, path, _, _ in api.requests:
+        match = OBJECT_PATH.match(path)
+        verb = verbs.get(method) or ("get" if match["name"] else "list")
+        made.add((match["group"], match["plural"], verb))
+    assert ("autoscaling", "horizontalpodautoscalers", "delete") in made
+    assert made <= allowed, made - allowed

@@ -203,7 +203,13 @@ def test_an_equally_good_canary_is_promoted(fleet) -> None:
     assert {c["outcome"] for c in verdict["checks"]} == {PASS} and verdict["consecutive_passes"] == 2
     assert checks(verdict)["class_mix"]["p_value"] > 0.01
     assert verdict["evidence"]["2"]["requests"] >= 40 and verdict["evidence"]["2"]["errors"] == 0
-    assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]  # route first, then promote
+    # sized as the stable one (and Ready), then the route, then promote; the old predictor's HPA goes last
+    assert writes == [
+        ("PATCH", "inferenceservices"),
+        ("PATCH", "httproutes"),
+        ("PATCH", "inferenceservices"),
+        ("DELETE", "horizontalpodautoscalers"),
+    ]
     aliases = mlflow.MlflowClient(fleet["tracking_uri"]).get_registered_model(MODEL).aliases
     assert str(aliases[PRODUCTION_ALIAS]) == "2" and str(aliases["champion"]) == "1"
 
