@@ -230,32 +230,34 @@ def run_training(params, tracking_uri: str, kfp_host: str, workdir: Path, max_ho
     this step's; raises if it fails."""
     import os
     import subprocess
-    import sys
 
     import yaml
 
     workdir.mkdir(parents=True, exist_ok=True)
     params_file = workdir / f"retrain-params-{time.strftime('%Y%m%dT%H%M%S')}.yaml"
     params_file.write_text(yaml.safe_dump(params.as_dict(), sort_keys=False))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("_KFP") and k != "KFP_HOST"}
-    environment |= {"MLFLOW_TRACKING_URI": tracking_uri} | ({"KFP_HOST": kfp_host} if kfp_host else {})
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.run",
-            "--params",
-            str(params_file),
-            "--workdir",
-            str(workdir),
-            "--wait-hours",
-            str(max_hours),
-        ],
+        training_command(params_file, workdir, max_hours),
         cwd=Path(__file__).resolve().parent.parent,
-        env=environment,
+        env=training_environment(dict(os.environ), tracking_uri, kfp_host),
         check=True,
         timeout=max_hours * 3600,
     )
+
+
+def training_command(params_file: Path, workdir: Path, max_hours: float) -> list[str]:
+    """``python -m pipelines.run`` on ``params_file``, waiting up to ``max_hours`` for a KFP run."""
+    import sys
+
+    arguments = ["--params", str(params_file), "--workdir", str(workdir), "--wait-hours", str(max_hours)]
+    return [sys.executable, "-m", "pipelines.run", *arguments]
+
+
+def training_environment(environment: dict[str, str], tracking_uri: str, kfp_host: str) -> dict[str, str]:
+    """This step's environment (TRAIN_IMAGE included: the pipeline sets it) for the training run, without
+    KFP's executor variables, with MLflow and KFP where this step was told they are."""
+    kept = {k: v for k, v in environment.items() if not k.startswith("_KFP") and k != "KFP_HOST"}
+    return kept | {"MLFLOW_TRACKING_URI": tracking_uri} | ({"KFP_HOST": kfp_host} if kfp_host else {})
 
 
 def latest_gate_decision(tracking_uri: str, experiment: str, since: float) -> dict:

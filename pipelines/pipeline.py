@@ -5,6 +5,7 @@ soft-voting ensemble -> evaluate each (on the test split and the out-of-domain s
 
 from kfp import compiler, dsl, kubernetes
 
+from components import TRAIN_IMAGE
 from components.analyze import analyze
 from components.deploy import deploy
 from components.embedding_reference import embedding_reference
@@ -176,6 +177,9 @@ def monitoring_pipeline(cluster: ClusterConfig):
             kfp_host=kfp_host,
             workdir=workdir,
         )
+        # the training pipeline the retrain step compiles runs in this pipeline's image (components use
+        # TRAIN_IMAGE at import; a step's pod has no such env otherwise)
+        retrained.set_env_variable("TRAIN_IMAGE", TRAIN_IMAGE)
         for step, task in (("monitor", judged), ("retrain", retrained)):
             with_object_store(configure(task, step, cluster))
         return retrained.output

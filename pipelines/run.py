@@ -262,17 +262,23 @@ def summary(decision: dict, seconds: float) -> str:
 
 def load_params(args: argparse.Namespace) -> PipelineParams:
     """The params file with the command line's and the environment's overrides (SERVE_IMAGE, PUSHGATEWAY)."""
-    params = (
+    params = environment_overrides(
         PipelineParams.load(args.params)
         .override("ingest", sources=args.data, max_rows_per_split=args.max_rows_per_split)
         .override("out_of_domain", sources=args.ood)
-        .override("deploy", serve_image=os.environ.get("SERVE_IMAGE"))
-        .override("run", pushgateway=os.environ.get("PUSHGATEWAY"))
     )
     if args.accelerator:
         accelerator = replace(params.cluster.accelerator, type=args.accelerator)
         params = replace(params, cluster=replace(params.cluster, accelerator=accelerator))
     return params
+
+
+def environment_overrides(params: PipelineParams) -> PipelineParams:
+    """``params`` with SERVE_IMAGE and PUSHGATEWAY from the environment where set (make passes the serve
+    image `make images` built; the training image is TRAIN_IMAGE, read by components/__init__.py)."""
+    return params.override("deploy", serve_image=os.environ.get("SERVE_IMAGE")).override(
+        "run", pushgateway=os.environ.get("PUSHGATEWAY")
+    )
 
 
 def check_sources_exist(params: PipelineParams) -> None:

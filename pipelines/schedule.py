@@ -16,7 +16,13 @@ from pathlib import Path
 
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import MONITORING_PIPELINE_NAME, compile_pipeline, monitoring_pipeline
-from pipelines.run import CLUSTER_KFP_HOST, CLUSTER_TRACKING_URI, cluster_params, monitoring_arguments
+from pipelines.run import (
+    CLUSTER_KFP_HOST,
+    CLUSTER_TRACKING_URI,
+    cluster_params,
+    environment_overrides,
+    monitoring_arguments,
+)
 
 SCHEDULE_NAME = f"{MONITORING_PIPELINE_NAME}-schedule"
 HOURLY = "0 0 * * * *"  # KFP's cron has a seconds field
@@ -91,19 +97,26 @@ def main(argv: list[str] | None = None) -> None:
     import kfp
 
     client = kfp.Client(host=host)
-    params = cluster_params(PipelineParams.load(args.params))
+    params = scheduled_params(args.params)
     if args.unschedule:
         print(f"deleted {unschedule(client, params.run.experiment)} recurring run(s) {SCHEDULE_NAME}")
         return
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = monitoring_pipeline(params.cluster)
-        package = compile_pipeline(str(Path(tmp) / "monitoring_pipeline.yaml"), pipeline)
-        arguments = monitoring_arguments(
-            params, args.predictions, tracking_uri, CLUSTER_KFP_HOST, Path("/tmp")
-        )
+        package, arguments = scheduled_run(params, args.predictions, Path(tmp))
         outcome = schedule(client, package, arguments, args.cron, params.run.experiment)
     print(f"{SCHEDULE_NAME} ({args.cron}): {outcome}")
+
+
+def scheduled_params(params_file: Path) -> PipelineParams:
+    """The params a scheduled run uses: the file, the environment's images and the cluster's services."""
+    return cluster_params(environment_overrides(PipelineParams.load(params_file)))
+
+
+def scheduled_run(params: PipelineParams, predictions: str, folder: Path) -> tuple[str, dict]:
+    """The compiled monitoring pipeline (in ``folder``) and the arguments of each scheduled run."""
+    package = compile_pipeline(str(folder / "monitoring_pipeline.yaml"), monitoring_pipeline(params.cluster))
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+    return package, monitoring_arguments(params, predictions, tracking_uri, CLUSTER_KFP_HOST, Path("/tmp"))
 
 
 if __name__ == "__main__":
