@@ -47,6 +47,11 @@ KPS_VERSION := 79.0.0
 METRICS_SERVER_VERSION := 3.12.2
 PUSHGATEWAY_CHART_VERSION := 3.2.0
 PERCENT ?= 10
+RPS ?= 10
+SECONDS ?= 300
+URL ?=
+TEXTS ?=
+WAIT_HOURS ?=
 # Helm: KServe v0.20.0 installs with v3.16.3 (its kserve-deps.env HELM_VERSION); OCI charts need 3.8 or newer
 HELM_MIN_VERSION := 3.8
 # What Docker must give the kind node (or minikube's VM): the stack, two predictors during a canary (1 CPU /
@@ -75,11 +80,18 @@ with_mlflow = $(call forward,mlops,svc/mlflow,5000:5000) $(call forward,mlops,sv
 	AWS_ACCESS_KEY_ID=mlops AWS_SECRET_ACCESS_KEY=$$(cat $(BUILD)/minio-password) $(1)
 # Prometheus and the Pushgateway of kube-prometheus-stack, port-forwarded for make analyze.
 PROMETHEUS_SVC := svc/kps-kube-prometheus-stack-prometheus
+# The Gateway's Envoy Service (found by its label), port-forwarded to localhost:8089 for make predict and
+# make load, and the route's host (<name>-<namespace>.<domain>, as KServe would name it).
+GATEWAY_HOST := sentiment-mlops.example.com
+gateway_forward = gw=$$(kubectl -n envoy-gateway-system get svc -o name \
+	-l gateway.envoyproxy.io/owning-gateway-name=kserve-ingress-gateway | head -1); \
+	test -n "$$gw" || { echo "make $@: no Envoy service for kserve-ingress-gateway" >&2; exit 1; }; \
+	kubectl -n envoy-gateway-system port-forward $$gw 8089:80 >/dev/null & pf=$$!; trap 'kill $$pf 2>/dev/null' EXIT; sleep 3;
 
 .DEFAULT_GOAL := help
 .PHONY: help install pipeline-run compile ui serve monitor batch-score schedule unschedule dashboards test test-slow extension-test lint format clean \
 	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
-	predict cluster-down
+	predict load cluster-demo cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -99,10 +111,10 @@ $(INSTALLED): pyproject.toml requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA="path|s3://..|hf-id ..." OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu PARAMS=file
+pipeline-run: install ## run the pipeline (kfp.local, or the cluster when KFP_HOST is set, e.g. after make kfp-ui); DATA="path|s3://..|hf-id ..." OOD="src ..." MAX_ROWS=N GPU=nvidia.com/gpu PARAMS=file WAIT_HOURS=h (cluster: wait for the run)
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run $(PARAMS_ARG) $(foreach source,$(DATA),--data $(source)) \
 		$(foreach source,$(OOD),--ood $(source)) $(if $(MAX_ROWS),--max-rows-per-split $(MAX_ROWS)) \
-		$(if $(GPU),--accelerator $(GPU))
+		$(if $(GPU),--accelerator $(GPU)) $(if $(WAIT_HOURS),--wait-hours $(WAIT_HOURS))
 
 compile: install ## compile the pipeline to $(MLOPS_HOME)/sentiment_pipeline.yaml
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --compile-only
@@ -262,8 +274,8 @@ kfp-ui: ## port-forward the KFP UI/API to localhost:8088; then KFP_HOST=http://l
 deploy: install ## serve the champion as InferenceService `sentiment` (create, or replace the serving version once the new one is Ready)
 	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE))
 
-canary: install ## start the champion as a canary with PERCENT (default 10) of the traffic, once Ready
-	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollout --model-uri models:/sentiment@champion --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
+canary: install ## start the champion (or MODEL=models:/sentiment/<n>) as a canary with PERCENT (default 10) of the traffic, once Ready
+	@$(call with_mlflow,$(PYTHON) -m rollout.deploy rollout --model-uri $(or $(MODEL),models:/sentiment@champion) --image $(SERVE_IMAGE) --canary-percent $(PERCENT))
 
 promote: install ## the canary takes all traffic and becomes the serving version (alias production)
 	@$(call with_mlflow,$(PYTHON) -m rollout.deploy promote)
@@ -282,16 +294,17 @@ status: install ## which versions serve with what share of the route, readiness,
 	kubectl -n mlops get pods,hpa -l app.kubernetes.io/name=sentiment-predictor
 
 predict: ## send one v1 and one v2 request through the Gateway (port-forwarded to localhost:8089)
-	@gw=$$(kubectl -n envoy-gateway-system get svc -o name \
-		-l gateway.envoyproxy.io/owning-gateway-name=kserve-ingress-gateway | head -1); \
-	test -n "$$gw" || { echo "make predict: no Envoy service for kserve-ingress-gateway" >&2; exit 1; }; \
-	kubectl -n envoy-gateway-system port-forward $$gw 8089:80 >/dev/null & pf=$$!; sleep 3; \
-	curl -sS -H 'Host: sentiment-mlops.example.com' -H 'Content-Type: application/json' \
+	@$(gateway_forward) \
+	curl -sS -H 'Host: $(GATEWAY_HOST)' -H 'Content-Type: application/json' \
 		localhost:8089/v1/models/sentiment:predict -d '{"instances": ["I love this!", "worst day ever"]}'; echo; \
-	curl -sS -H 'Host: sentiment-mlops.example.com' -H 'Content-Type: application/json' \
+	curl -sS -H 'Host: $(GATEWAY_HOST)' -H 'Content-Type: application/json' \
 		localhost:8089/v2/models/sentiment/infer \
-		-d '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy"]}]}'; echo; \
-	kill $$pf
+		-d '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy"]}]}'; echo
+
+load: install ## steady traffic: RPS requests/s (default 10) for SECONDS s (default 300) through the Gateway, or to URL (e.g. make serve's); TEXTS=file
+	@$(if $(URL),,$(gateway_forward)) \
+	$(PYTHON) -m rollout.load --url $(or $(URL),http://localhost:8089) $(if $(URL),,--host $(GATEWAY_HOST)) \
+		--rps $(RPS) --seconds $(SECONDS) $(if $(TEXTS),--texts $(TEXTS))
 
 cluster-down: ## delete the kind cluster (or stop minikube)
 ifeq ($(CLUSTER),kind)
