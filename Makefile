@@ -306,6 +306,9 @@ load: install ## steady traffic: RPS requests/s (default 10) for SECONDS s (defa
 	$(PYTHON) -m rollout.load --url $(or $(URL),http://localhost:8089) $(if $(URL),,--host $(GATEWAY_HOST)) \
 		--rps $(RPS) --seconds $(SECONDS) $(if $(TEXTS),--texts $(TEXTS))
 
+cluster-demo: ## docs/cluster.md's walk-through in one command on a fresh kind cluster: two versions, a promoted and a rolled-back canary (1.5-2 h)
+	bash cluster/demo.sh
+
 cluster-down: ## delete the kind cluster (or stop minikube)
 ifeq ($(CLUSTER),kind)
 	@$(call require,kind,https://kind.sigs.k8s.io/docs/user/quick-start/#installation)

@@ -6,6 +6,7 @@ every call and what is piped to ``kubectl apply -f -`` (the API server). Whateve
 are the bytes a cluster would store."""
 
 import base64
+import re
 import shutil
 import stat
 import subprocess
@@ -201,3 +202,24 @@ def test_make_cluster_up_names_the_kind_cluster_and_checks_dockers_size(
     done = run_make(cluster_shell, "-n", "cluster-up", f"MLOPS_HOME={home}", "KIND_CLUSTER=demo")
     assert "kind create cluster --name demo --config cluster/kind-config.yaml" in done.stdout
     assert "name" not in yaml.safe_load((REPO / "cluster/kind-config.yaml").read_text())
+
+
+def test_make_cluster_demo_runs_the_walk_throughs_commands_in_order(cluster_shell, tmp_path: Path) -> None:
+    """cluster/demo.sh runs the commands docs/cluster.md's walk-through shows, in the same order, and
+    make accepts each of them (a dry run, as typed, MLOPS_HOME aside)."""
+    ran = re.findall(r'^run(?:_in_background \S+)? "(.+)"$', (REPO / "cluster/demo.sh").read_text(), re.M)
+    docs = (REPO / "docs/cluster.md").read_text()
+    walk_through = docs[docs.index("## Walkthrough") : docs.index("### How the install follows upstream")]
+    shown = iter(
+        line.strip()
+        for block in re.findall(r"```bash\n(.*?)```", walk_through, re.S)
+        for line in block.splitlines()
+    )
+    assert len(ran) >= 10 and all(command in shown for command in ran)  # a subsequence: same order
+    assert "bash cluster/demo.sh" in run_make(cluster_shell, "-n", "cluster-demo").stdout
+    for command in ran:
+        dry = subprocess.run(
+            f"{command.replace('make ', 'make -n ', 1)} MLOPS_HOME={tmp_path / 'mlops'}",
+            shell=True, cwd=REPO, env=cluster_shell, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert dry.returncode == 0, f"{command}: {dry.stderr[-2000:]}"
