@@ -18,11 +18,12 @@ def changes_state(method: str, path: str) -> bool:
 
 
 def refusal(authorization: str | None, token: str) -> tuple[int, str] | None:
-    """(status, message) for a caller who may not change state, or None for one who may."""
+    """(status, message) for a caller who may not change state, or None for one who may. Surrounding
+    whitespace counts on neither side (a Secret made from a file often ends with a newline)."""
     if not authorization:
         return 401, "this route changes the server's state: send Authorization: Bearer <token>"
     scheme, _, given = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.strip().encode()):
         return 403, "the bearer token is not the one this server was given"
     return None
 

@@ -38,6 +38,8 @@ def test_refusals() -> None:
     assert refusal(f"Basic {TOKEN}", TOKEN)[0] == 403
     assert refusal(f"Bearer {TOKEN}", TOKEN) is None
     assert refusal(f"bearer  {TOKEN} ", TOKEN) is None
+    # a token from a Secret made with --from-file of `openssl rand ... > file` ends with a newline
+    assert refusal(f"Bearer {TOKEN}", f"{TOKEN}\n") is None
 
 
 ROUTES = [
