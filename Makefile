@@ -37,8 +37,8 @@ TAG ?= $(or $(shell cat $(BUILD)/image-tag 2>/dev/null),$(HEAD_TAG))
 TRAIN_IMAGE ?= sentiment-mlops-train:$(TAG)
 SERVE_IMAGE ?= sentiment-mlops-serve:$(TAG)
 CERT_MANAGER_VERSION := v1.17.0
-# KServe v0.20.0 is tested upstream with Gateway API v1.5.1 and Envoy Gateway v1.8.1 (its hack/setup/
-# quick-install/kserve-deps.env); KFP 2.17.0 is the backend release of the kfp 2.17 SDK.
+# KServe v0.20.0 is tested upstream with Gateway API v1.5.1 and Envoy Gateway v1.8.1 (kserve-deps.env at
+# its repository root); KFP 2.17.0 is the backend release of the kfp 2.17 SDK.
 GATEWAY_API_VERSION := v1.5.1
 ENVOY_GATEWAY_VERSION := v1.8.1
 KSERVE_VERSION := v0.20.0
