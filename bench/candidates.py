@@ -11,9 +11,12 @@ Run `make pipeline-run DATA=...` first: training is the pipeline's job, this scr
 import argparse
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
+
+from core.decisions import latest_decision
 
 COLUMNS = (
     ("validation_macro_recall", "val recall"),
@@ -24,20 +27,6 @@ COLUMNS = (
     ("latency_ms_per_text", "ms/text"),
     ("model_mb", "MB"),
 )
-
-
-def latest_decision(client: mlflow.MlflowClient, experiment: str) -> dict:
-    """The gate decision of the experiment's most recent pipeline run."""
-    experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    runs = client.search_runs(
-        [experiment_id], filter_string="tags.`gate.decision` != ''", order_by=["attributes.start_time DESC"]
-    )
-    if not runs:
-        raise SystemExit(f"no gated run in experiment {experiment!r}: run the pipeline first")
-    path = mlflow.artifacts.download_artifacts(
-        run_id=runs[0].info.run_id, artifact_path="gate/gate_decision.json"
-    )
-    return json.loads(Path(path).read_text())
 
 
 def report_columns(decision: dict) -> tuple[tuple[str, str], ...]:
@@ -74,7 +63,10 @@ def main() -> None:
 
     mlflow.set_tracking_uri(args.tracking_uri)
     client = mlflow.MlflowClient()
-    decision = latest_decision(client, args.experiment)
+    found = latest_decision(args.tracking_uri, args.experiment)
+    if found is None:
+        raise SystemExit(f"no gated run in experiment {args.experiment!r}: run the pipeline first")
+    decision = asdict(found)
     columns = report_columns(decision)
     rows = candidate_rows(client, decision, columns)
     print(f"{'candidate':<16}" + "".join(f"{title:>12}" for _, title in columns))

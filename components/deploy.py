@@ -23,11 +23,10 @@ def deploy(decision: str, config: dict, run: dict, tracking_uri: str, manifest: 
     """Serve the version the gate promoted: create the InferenceService, or add it as a canary with
     ``canary_percent`` of the traffic when one serves, each time waiting for it to be Ready before the
     route and the ``production`` alias move. Outside a cluster (kfp.local) it only writes the manifests it
-    would apply. Returns the outcome (created, canary, replaced, unchanged, manifest, skipped)."""
-    import json
-
+    would apply. Returns the outcome (created, canary, replaced, converged, unchanged, manifest, skipped)."""
     from components.deploy import DeployConfig
     from core.config import RunConfig, from_mapping
+    from core.decisions import GateDecision
     from core.tracking import use_tracking
     from rollout.deploy import deploy_champion
     from rollout.inference_service import ServingSettings
@@ -36,6 +35,8 @@ def deploy(decision: str, config: dict, run: dict, tracking_uri: str, manifest: 
     settings = from_mapping(DeployConfig, config, "deploy")
     model_name = from_mapping(RunConfig, run, "run").model_name
     serving = ServingSettings(image=settings.serve_image, name=model_name, namespace=settings.namespace)
-    outcome = deploy_champion(json.loads(decision), serving, settings.canary_percent, manifest.path)
+    outcome = deploy_champion(
+        GateDecision.from_json(decision), serving, settings.canary_percent, manifest.path
+    )
     manifest.metadata.update({"outcome": outcome, "namespace": settings.namespace})
     return outcome

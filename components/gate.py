@@ -17,11 +17,8 @@ Safety: the alias moves last, in one registry call, and only to a version whose 
 for this test set; a crash at any point leaves the previous champion in place.
 """
 
-import json
 import logging
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
@@ -30,6 +27,7 @@ from kfp.dsl import Dataset, Input
 from components import component
 from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
 from core.config import RunConfig
+from core.decisions import GateDecision, record_decision
 from core.lineage import content_digest
 from core.model_card import MODEL_CARD_ARTIFACT
 from core.registry import CHAMPION_ALIAS, champion
@@ -54,25 +52,6 @@ class GateConfig:
     score: str
     ood_weight: float
     int8_max_loss: float
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promoted: bool
-    reason: str
-    metric: str
-    weights: dict[str, float]
-    run_id: str
-    candidate_score: float
-    candidate_scores: dict[str, float]
-    candidate_set_scores: dict[str, dict[str, float]]
-    champion_score: float | None
-    champion_version: str | None
-    interval: tuple[float, float] | None
-    confidence: float
-    registered_version: str | None
-    int8_loss: float | None
-    int8_accepted: bool
 
 
 def int8_verdict(run, metric: str, max_loss: float) -> tuple[float | None, bool]:
@@ -183,26 +162,6 @@ def _champion_comparison(
     return paired_bootstrap(paired, metric, config.bootstrap_samples, config.confidence, seed)
 
 
-def _log_decision(decision: GateDecision) -> None:
-    with mlflow.start_run(run_id=decision.run_id), tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags(
-            {"gate.decision": "promoted" if decision.promoted else "rejected", "gate.reason": decision.reason}
-        )
-        mlflow.log_metric(f"gate_score_{decision.metric}", decision.candidate_score)
-        if decision.champion_score is not None:
-            mlflow.log_metric(f"gate_champion_score_{decision.metric}", decision.champion_score)
-        if decision.int8_loss is not None:
-            mlflow.log_metric(f"gate_int8_loss_{decision.metric}", decision.int8_loss)
-            mlflow.set_tag("gate.int8", "accepted" if decision.int8_accepted else "rejected")
-        if decision.interval is not None:
-            mlflow.log_metrics(
-                {"gate_interval_low": decision.interval[0], "gate_interval_high": decision.interval[1]}
-            )
-        path = Path(tmp) / "gate_decision.json"
-        path.write_text(json.dumps(asdict(decision), indent=2))
-        mlflow.log_artifact(str(path), "gate")
-
-
 def gate_candidates(
     candidates: list[Candidate],
     test_path: str,
@@ -271,7 +230,7 @@ def gate_candidates(
         int8_loss=int8_loss,
         int8_accepted=int8_accepted,
     )
-    _log_decision(decision)
+    record_decision(decision)
     logger.info(
         "gate: %s run %s (%s); candidates %s", "PROMOTED" if promoted else "rejected", run_id, reason, scores
     )
@@ -293,9 +252,6 @@ def gate(
     """Promote the best candidate (by the predictions evaluate handed on) to the registry's ``champion``
     alias only if it beats the champion (params.yaml ``gate``); record whether its INT8 runtime is
     accepted. Returns the decision as JSON, and pushes it to the run's Pushgateway when there is one."""
-    import json
-    from dataclasses import asdict
-
     import pandas as pd
 
     from components.evaluate import Candidate
@@ -318,4 +274,4 @@ def gate(
     )
     families = {p.metadata["run_id"]: p.metadata["family"] for p in evaluated}
     push_gate_metrics(settings.pushgateway, settings.model_name, result, families)
-    return json.dumps(asdict(result))
+    return result.to_json()

@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from components import component
+from core.decisions import latest_decision
 from core.lineage import content_digest, log_sources
 from core.object_store import upload_file
 from core.tracking import use_tracking
@@ -185,49 +186,61 @@ def retrain(
     """Retrain on the usual data plus the labelled feedback under ``predictions`` when the monitor's
     ``decision`` says so (params.yaml ``retrain``; ``training`` is every other section); kfp.local under
     ``workdir`` without ``kfp_host``, else submitted to KFP there. Returns the outcome as JSON."""
-    import json
     from dataclasses import asdict
 
     from components.monitor import read_feedback
     from components.retrain import RetrainConfig, retrain_if_needed, training_runner
     from core.config import from_mapping
-    from pipelines.params import PipelineParams
 
-    params = PipelineParams.from_dict(training, "training")
     settings = from_mapping(RetrainConfig, config, "retrain")
     outcome = retrain_if_needed(
         json.loads(decision),
         read_feedback(predictions),
         settings,
         tracking_uri,
-        params.run.seed,
-        training_runner(params, tracking_uri, kfp_host, workdir, settings.max_training_hours),
+        training["run"]["seed"],
+        training_runner(training, tracking_uri, kfp_host, workdir, settings.max_training_hours),
     )
     return json.dumps(asdict(outcome))
 
 
+def with_feedback(training: dict, extra_train: list[str], extra_out_of_domain: list[str]) -> dict:
+    """The training params (every params.yaml section, as the monitoring pipeline was given them) with
+    the feedback sources added to the training data and the held-out sets."""
+    ingest, out_of_domain = training["ingest"], training["out_of_domain"]
+    return training | {
+        "ingest": ingest | {"extra_train": [*ingest.get("extra_train", []), *extra_train]},
+        "out_of_domain": out_of_domain
+        | {"sources": [*out_of_domain.get("sources", []), *extra_out_of_domain]},
+    }
+
+
 def training_runner(
-    params, tracking_uri: str, kfp_host: str, workdir: str, max_hours: float
+    training: dict, tracking_uri: str, kfp_host: str, workdir: str, max_hours: float
 ) -> Callable[[list[str], list[str]], dict]:
     """``train(extra_train, extra_out_of_domain)`` for :func:`retrain_if_needed`: the training pipeline
-    with those sources added to ``params``, run by ``python -m pipelines.run`` in a fresh process
-    (a KFP step cannot compile a pipeline in its own): through kfp.local under ``workdir``, or on KFP at
-    ``kfp_host``, up to ``max_hours``; returns the decision its gate logged to MLflow."""
+    with those sources added to ``training`` (the params sections), run by ``python -m pipelines.run`` in
+    a fresh process (a KFP step cannot compile a pipeline in its own; pipelines.run checks the params):
+    through kfp.local under ``workdir``, or on KFP at ``kfp_host``, up to ``max_hours``; returns the
+    decision its gate logged to MLflow."""
 
     def train(extra_train: list[str], extra_out_of_domain: list[str]) -> dict:
-        updated = params.override("ingest", extra_train=[*params.ingest.extra_train, *extra_train]).override(
-            "out_of_domain", sources=[*params.out_of_domain.sources, *extra_out_of_domain]
-        )
+        updated = with_feedback(training, extra_train, extra_out_of_domain)
         started = time.time()
         run_training(updated, tracking_uri, kfp_host, Path(workdir), max_hours)
-        return latest_gate_decision(tracking_uri, updated.run.experiment, started)
+        decision = latest_decision(tracking_uri, updated["run"]["experiment"], started)
+        if decision is None:
+            raise RuntimeError(
+                f"no gated run in experiment {updated['run']['experiment']!r} since the training started"
+            )
+        return asdict(decision)
 
     return train
 
 
-def run_training(params, tracking_uri: str, kfp_host: str, workdir: Path, max_hours: float) -> None:
-    """``python -m pipelines.run`` with ``params`` (waiting up to ``max_hours`` for a KFP run), its log in
-    this step's; raises if it fails."""
+def run_training(training: dict, tracking_uri: str, kfp_host: str, workdir: Path, max_hours: float) -> None:
+    """``python -m pipelines.run`` with the ``training`` params (waiting up to ``max_hours`` for a KFP
+    run), its log in this step's; raises if it fails."""
     import os
     import subprocess
 
@@ -235,7 +248,7 @@ def run_training(params, tracking_uri: str, kfp_host: str, workdir: Path, max_ho
 
     workdir.mkdir(parents=True, exist_ok=True)
     params_file = workdir / f"retrain-params-{time.strftime('%Y%m%dT%H%M%S')}.yaml"
-    params_file.write_text(yaml.safe_dump(params.as_dict(), sort_keys=False))
+    params_file.write_text(yaml.safe_dump(training, sort_keys=False))
     subprocess.run(
         training_command(params_file, workdir, max_hours),
         cwd=Path(__file__).resolve().parent.parent,
@@ -258,20 +271,3 @@ def training_environment(environment: dict[str, str], tracking_uri: str, kfp_hos
     KFP's executor variables, with MLflow and KFP where this step was told they are."""
     kept = {k: v for k, v in environment.items() if not k.startswith("_KFP") and k != "KFP_HOST"}
     return kept | {"MLFLOW_TRACKING_URI": tracking_uri} | ({"KFP_HOST": kfp_host} if kfp_host else {})
-
-
-def latest_gate_decision(tracking_uri: str, experiment: str, since: float) -> dict:
-    """The decision the gate of the experiment's most recent gated run logged (a candidate run started
-    after ``since``, a Unix time)."""
-    client = mlflow.MlflowClient(tracking_uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name(experiment).experiment_id],
-        filter_string=f"tags.`gate.decision` != '' and attributes.start_time >= {int(since * 1000)}",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
-        raise RuntimeError(f"no gated run in experiment {experiment!r} since the training started")
-    return json.loads(
-        Path(client.download_artifacts(runs[0].info.run_id, "gate/gate_decision.json")).read_text()
-    )

@@ -9,7 +9,7 @@ import logging
 import mlflow
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from components.gate import GateDecision
+from core.decisions import GateDecision
 
 logger = logging.getLogger(__name__)
 

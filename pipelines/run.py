@@ -17,6 +17,7 @@ import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from core.decisions import GateDecision
 from core.registry import CHAMPION_ALIAS
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import (
@@ -136,11 +137,11 @@ def init_local_runner(workdir: Path) -> None:
     )
 
 
-def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> dict:
+def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> GateDecision:
     """Run every step as a local subprocess with kfp.local; return the gate's decision."""
     init_local_runner(workdir)
     task = training_pipeline(params.cluster)(**pipeline_arguments(params, tracking_uri))
-    return {**json.loads(task.output), "tracking_uri": tracking_uri}
+    return GateDecision.from_json(task.output)
 
 
 def monitoring_arguments(
@@ -226,18 +227,18 @@ def candidate_name(params: dict) -> str:
     return "linear-" + params["featurizer"] if params["model_family"] == "linear" else params["model_family"]
 
 
-def summary(decision: dict, seconds: float) -> str:
+def summary(decision: GateDecision, tracking_uri: str, seconds: float) -> str:
     """What was trained, each candidate's metrics, the gate's decision and how to serve it."""
     import mlflow
 
-    client = mlflow.MlflowClient(decision["tracking_uri"])
+    client = mlflow.MlflowClient(tracking_uri)
     names = ("macro_recall", "macro_f1", "accuracy")
     lines = [
         f"pipeline finished in {seconds:.0f} s",
         f"{'candidate':<16}{'split':<30}" + "".join(f"{n:>14}" for n in names),
     ]
     model_name = None
-    for run_id in decision["candidate_scores"]:
+    for run_id in decision.candidate_scores:
         run = client.get_run(run_id)
         model_name = run.data.params["pipeline.run.model_name"]
         tests = [name for name in run.data.tags.get("test_sets", "").split(",") if name not in ("", "test")]
@@ -245,18 +246,16 @@ def summary(decision: dict, seconds: float) -> str:
         for split in ["validation", "test", *tests, *(f"ood_{d}" for d in domains)]:
             values = "".join(f"{run.data.metrics[f'{split}_{n}']:>14.4f}" for n in names)
             lines.append(f"{candidate_name(run.data.params):<16}{split:<30}{values}")
-    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision["weights"].items())
-    lines.append(f"gate score: {decision['metric']} weighted by set ({weights})")
-    for run_id, score in decision["candidate_scores"].items():
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in decision.weights.items())
+    lines.append(f"gate score: {decision.metric} weighted by set ({weights})")
+    for run_id, score in decision.candidate_scores.items():
         lines.append(f"{candidate_name(client.get_run(run_id).data.params):<16}{score:>12.4f}")
-    chosen = candidate_name(client.get_run(decision["run_id"]).data.params)
-    verdict = "PROMOTED to champion" if decision["promoted"] else "rejected"
-    lines.append(f"best candidate: {chosen} (MLflow run {decision['run_id']})")
-    lines.append(f"gate: {verdict}: {decision['reason']}")
-    if decision["promoted"]:
-        lines.append(
-            f"serve it: make serve  (loads models:/{model_name}@champion from {decision['tracking_uri']})"
-        )
+    chosen = candidate_name(client.get_run(decision.run_id).data.params)
+    verdict = "PROMOTED to champion" if decision.promoted else "rejected"
+    lines.append(f"best candidate: {chosen} (MLflow run {decision.run_id})")
+    lines.append(f"gate: {verdict}: {decision.reason}")
+    if decision.promoted:
+        lines.append(f"serve it: make serve  (loads models:/{model_name}@champion from {tracking_uri})")
     return "\n".join(lines)
 
 
@@ -322,14 +321,15 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"run {run_id} ended {state}")
         return
     started = time.perf_counter()
+    tracking_uri = local_tracking_uri(workdir, params.run.experiment)
     try:
-        decision = run_locally(params, workdir, local_tracking_uri(workdir, params.run.experiment))
+        decision = run_locally(params, workdir, tracking_uri)
     except (
         RuntimeError
     ) as exc:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
         raise SystemExit(f"{message} Its error is in the step's log above.") from exc
-    print(summary(decision, time.perf_counter() - started))
+    print(summary(decision, tracking_uri, time.perf_counter() - started))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import os
 import time
 from pathlib import Path
 
+from core.decisions import GateDecision
 from core.registry import resolve
 from models.bundle import bundle_uri, publish_bundle
 from rollout.inference_service import (
@@ -361,17 +362,17 @@ def status(current: dict, route: dict | None) -> dict:
 
 
 def deploy_champion(
-    decision: dict, settings: ServingSettings, canary_percent: int, manifest_path: str
+    decision: GateDecision, settings: ServingSettings, canary_percent: int, manifest_path: str
 ) -> str:
     """The pipeline's deploy step: when the gate promoted, serve the new version (a canary of
     ``canary_percent`` when one already serves). In a pod it calls the Kubernetes API; elsewhere (a local
     run) it writes the InferenceService it would create to ``manifest_path`` instead. Returns the outcome."""
     import yaml
 
-    if not decision["promoted"]:
-        Path(manifest_path).write_text(f"# not deployed: the gate kept the champion ({decision['reason']})\n")
+    if not decision.promoted:
+        Path(manifest_path).write_text(f"# not deployed: the gate kept the champion ({decision.reason})\n")
         return "skipped"
-    version = str(decision["registered_version"])
+    version = str(decision.registered_version)
     storage_uri = bundle_uri(settings.bundle_root, settings.name, version)
     manifests = [inference_service(settings, version, storage_uri), traffic_route(settings, version)]
     Path(manifest_path).write_text(yaml.safe_dump_all(manifests, sort_keys=False))

@@ -8,6 +8,7 @@ import mlflow
 import pytest
 import yaml
 
+from core.decisions import GateDecision
 from models.bundle import BUNDLE_FILE
 from rollout.deploy import (
     CANARY_ALIAS,
@@ -201,17 +202,31 @@ def test_a_predictor_that_never_gets_ready_moves_neither_traffic_nor_aliases(set
         never.stop()
 
 
+def gate_decision(**fields) -> GateDecision:
+    scores = {"run-1": 0.7}
+    return GateDecision(
+        **{"metric": "macro_recall", "weights": {"test": 1.0}, "run_id": "run-1", "candidate_score": 0.7}
+        | {
+            "candidate_scores": scores,
+            "candidate_set_scores": {"run-1": {"test": 0.7}},
+            "champion_score": None,
+        }
+        | {"champion_version": None, "interval": None, "confidence": 0.95, "int8_loss": None}
+        | {"int8_accepted": False, **fields}
+    )
+
+
 def test_local_deploy_step_writes_the_manifests_it_would_apply(tmp_path: Path, settings, monkeypatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     manifest = tmp_path / "manifest.yaml"
-    decision = {"promoted": True, "registered_version": "7", "reason": "beats the champion"}
+    decision = gate_decision(promoted=True, registered_version="7", reason="beats the champion")
     assert deploy_champion(decision, settings, 10, str(manifest)) == "manifest"
     isvc, route = yaml.safe_load_all(manifest.read_text())
     assert isvc["kind"] == "InferenceService" and isvc["spec"]["predictor"]["name"] == "v7"
     assert storage_uri_of(isvc["spec"]["predictor"]) == f"{settings.bundle_root}/sentiment/7/"
     assert route["kind"] == "HTTPRoute" and weights(route) == [{"sentiment-v7-predictor": 100}] * 2
 
-    kept = {"promoted": False, "registered_version": None, "reason": "does not beat the champion"}
+    kept = gate_decision(promoted=False, registered_version=None, reason="does not beat the champion")
     assert deploy_champion(kept, settings, 10, str(manifest)) == "skipped"
     assert "does not beat the champion" in manifest.read_text()
 

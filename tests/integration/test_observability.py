@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.gate import GateDecision
+from core.decisions import GateDecision
 from monitoring.dashboards import DASHBOARDS
 from monitoring.drift import SIGNIFICANT_PSI
 from monitoring.pushgateway import push_gate_metrics

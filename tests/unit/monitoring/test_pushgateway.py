@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.gate import GateDecision
+from core.decisions import GateDecision
 from monitoring.pushgateway import JOB, gate_registry, push_gate_metrics
 from tests.helpers import free_port, start_pushgateway, stop_process
 
