@@ -148,9 +148,10 @@ extension-test: install ## the Chrome extension's unit tests (node) and browser 
 	cd extension && node --test test/
 	$(PYTHON) -m pytest tests/extension
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; the import contracts (layers) in pyproject.toml
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install ## apply ruff's formatting and fixes
 	$(PYTHON) -m ruff format .

@@ -14,6 +14,7 @@ import pandas as pd
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import component
+from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT
 from core.labels import probability_columns
 from core.lineage import content_digest
 from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
@@ -25,8 +26,7 @@ from core.scores import (
     source_sets,
 )
 from core.tracking import use_tracking
-from monitoring.drift import REFERENCE_ARTIFACT, build_reference
-from monitoring.embedding_drift import EMBEDDING_REFERENCE_ARTIFACT
+from monitoring.drift import build_reference
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from scipy.stats import ks_2samp
 
 from components import component
+from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT
 from core.labels import LABELS
 from core.object_store import download
 from core.registry import resolve
@@ -44,7 +45,6 @@ from core.scores import score_interval
 from core.tracking import use_tracking
 from monitoring.drift import (
     FEATURES,
-    REFERENCE_ARTIFACT,
     SIGNIFICANT_PSI,
     DriftReference,
     bin_shares,
@@ -52,7 +52,6 @@ from monitoring.drift import (
     drift_scores,
 )
 from monitoring.embedding_drift import (
-    EMBEDDING_REFERENCE_ARTIFACT,
     EmbeddingReference,
     embed,
     embedding_drift,

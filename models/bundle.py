@@ -36,7 +36,7 @@ class VersionDetails:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from monitoring.drift import REFERENCE_ARTIFACT
+        from core.artifacts import REFERENCE_ARTIFACT
 
         client = mlflow.MlflowClient()
         registered = client.get_model_version(name, version)

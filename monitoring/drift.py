@@ -15,7 +15,6 @@ import numpy as np
 
 from core.labels import LABELS
 
-REFERENCE_ARTIFACT = "monitoring/drift_reference.json"
 FEATURES = ("input_length", "confidence", "predicted_class")
 SIGNIFICANT_PSI = 0.25
 SHARE_FLOOR = 1e-4  # an empty bin counts as this share, so PSI stays finite

@@ -27,7 +27,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit
 
-EMBEDDING_REFERENCE_ARTIFACT = "monitoring/embedding_reference.npz"
 EMBEDDING_BATCH_SIZE = 64
 
 

@@ -12,9 +12,9 @@ import mlflow
 import pandas as pd
 import pytest
 
+from core.artifacts import REFERENCE_ARTIFACT
 from core.object_store import s3_client
 from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
-from monitoring.drift import REFERENCE_ARTIFACT
 from tests.conftest import empty_s3
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
 from tests.registry import S3_CREDENTIALS

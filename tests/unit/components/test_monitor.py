@@ -15,7 +15,8 @@ import pytest
 from components.ingest import read_source
 from components.monitor import MonitorError, monitor_predictions, read_prediction_log
 from components.validate import find_bad_rows
-from monitoring.drift import REFERENCE_ARTIFACT, SIGNIFICANT_PSI, DriftReference
+from core.artifacts import REFERENCE_ARTIFACT
+from monitoring.drift import SIGNIFICANT_PSI, DriftReference
 from serving.feedback import Answer, LabelledAnswer
 from serving.prediction_log import PredictionLog, feedback_log
 from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
