@@ -7,12 +7,14 @@ calls go to the stand-in API server (tests/kube_stand_in.py):
 
 - too little canary traffic (v5) -> wait (no call);
 - the equal canary (v2) -> promote (route to 100 %, then the InferenceService patch);
-- the shifted class mix (v3) -> rollback; the 5xx canary (v4) -> rollback (route first, then the patch).
+- the shifted class mix (v3) -> rollback; the 5xx canary (v4) -> rollback (route first, then the patch);
+- ``python -m rollout.canary_analysis --once`` (make analyze) on v5 with params.yaml's settings -> wait.
 
 Each case judges a canary version of its own, so the cases pass alone and in any order on one fleet.
 """
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -282,5 +284,53 @@ def test_there_is_nothing_to_analyse_without_a_canary() -> None:
             run_analysis(
                 quick_settings("http://127.0.0.1:9"), Cluster(api.api_client), None, serving, None, ""
             )
+    finally:
+        api.stop()
+
+
+def test_the_analysis_command_judges_one_interval_and_only_reports(fleet, tmp_path) -> None:
+    """``python -m rollout.canary_analysis --once`` as make analyze runs it, its kubeconfig pointing at the
+    stand-in API (v1 serving, v5 a 10 % canary), on the fleet's Prometheus with params.yaml's settings:
+    v5's few requests are too few for params.yaml's min_requests, so it reports wait and changes nothing."""
+    import subprocess
+    import sys
+
+    api = StandInApiServer()
+    try:
+        serving = ServingSettings(image="sentiment-mlops-serve:test", bundle_root=str(tmp_path / "bundles"))
+        mlflow.set_tracking_uri(fleet["tracking_uri"])
+        cluster = Cluster(api.api_client, poll_seconds=0.01)
+        rollout(cluster, Registry(MODEL), serving, "1", canary_percent=0)
+        rollout(cluster, Registry(MODEL), serving, "5", canary_percent=10)
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {"name": "stand-in", "cluster": {"server": api.api_client.configuration.host}}
+                    ],
+                    "users": [{"name": "user", "user": {}}],
+                    "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "user"}}],
+                    "current-context": "stand-in",
+                }
+            )
+        )
+        before = len(api.requests)
+        command = [sys.executable, "-m", "rollout.canary_analysis", "--once", "--prometheus"]
+        command += [fleet["prometheus"].url, "--tracking-uri", fleet["tracking_uri"]]
+        done = subprocess.run(
+            [*command, "--pushgateway", fleet["pushgateway"]],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        verdict = json.loads(done.stdout[done.stdout.index("{") :])
+        assert (verdict["stable_version"], verdict["canary_version"], verdict["decision"]) == ("1", "5", WAIT)
+        assert {c["outcome"] for c in verdict["checks"]} == {INSUFFICIENT}
+        assert verdict["evidence"]["5"]["requests"] < PipelineParams.load().canary_analysis["min_requests"]
+        assert {method for method, _ in api.calls()[before:]} == {"GET"}  # --once only reports
+        tags = mlflow.MlflowClient(fleet["tracking_uri"]).get_model_version(MODEL, "5").tags
+        assert tags["canary.verdict"] == WAIT
     finally:
         api.stop()
