@@ -312,11 +312,17 @@ def retrain_decision(
     return reasons, notes
 
 
+def _logged(run_id: str, artifact: str) -> bool:
+    """Whether the run logged ``artifact``; an MLflow or S3 outage raises (it is not a missing file)."""
+    folder = str(Path(artifact).parent)
+    return artifact in {f.path for f in mlflow.MlflowClient().list_artifacts(run_id, folder)}
+
+
 def _embedding_reference(run_id: str) -> EmbeddingReference | None:
-    try:
-        path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{EMBEDDING_REFERENCE_ARTIFACT}")
-    except Exception:
+    """The run's embedding reference; None for a model trained before references were logged."""
+    if not _logged(run_id, EMBEDDING_REFERENCE_ARTIFACT):
         return None
+    path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{EMBEDDING_REFERENCE_ARTIFACT}")
     return EmbeddingReference.from_bytes(Path(path).read_bytes())
 
 
@@ -330,12 +336,9 @@ def monitor_predictions(
     served = resolve(model_uri)
     name, version, run_id = served.name, str(served.version), served.run_id
     since_hours = config.since_hours
-    try:
-        reference = DriftReference.from_json(
-            mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
-        )
-    except Exception as exc:
-        raise MonitorError(f"version {version} of {name} has no drift reference ({exc})") from exc
+    if not _logged(run_id, REFERENCE_ARTIFACT):
+        raise MonitorError(f"version {version} of {name} has no drift reference ({REFERENCE_ARTIFACT})")
+    reference = DriftReference.from_json(mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}"))
     logged = read_prediction_log(predictions)
     logged = logged[logged["model_version"].astype(str) == version]
     labelled = read_feedback(predictions)

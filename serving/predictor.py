@@ -129,7 +129,7 @@ class ServingOptions:
     prediction_log_queue: int = QUEUE_SIZE
     remembered_answers: int = 100_000
     quality_window: int = 1000
-    quality_min_labels: int = 50
+    quality_min_labels: int = 100  # the monitor's too (params.yaml monitor.quality_min_labels; tested)
     explain: ExplainLimits = field(default_factory=ExplainLimits)
 
 

@@ -193,3 +193,19 @@ def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traf
 def test_the_alert_and_the_monitor_use_the_same_quality_margin() -> None:
     rules = (REPO / "monitoring" / "alerts.rules.yml").read_text()
     assert f"- {PARAMS.monitor.quality_margin})" in rules
+
+
+def test_a_missing_embedding_reference_is_none_but_an_outage_fails(tmp_path: Path, monkeypatch) -> None:
+    """A model trained before embedding references were logged skips the text-drift test; an MLflow that
+    does not answer is an error, not a missing reference (which would drop the test silently)."""
+    from components.monitor import _embedding_reference
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        mlflow.log_text("{}", "monitoring/other.json")
+    assert _embedding_reference(run.info.run_id) is None
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    mlflow.set_tracking_uri("http://127.0.0.1:9")  # the discard port: nothing answers
+    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
+        _embedding_reference(run.info.run_id)
