@@ -18,7 +18,6 @@ Training runs as ``python -m pipelines.run`` in a fresh process (a KFP step cann
 its own): through kfp.local without a KFP host, submitted to KFP and waited for with one.
 """
 
-import json
 import logging
 import tempfile
 import time
@@ -186,6 +185,7 @@ def retrain(
     """Retrain on the usual data plus the labelled feedback under ``predictions`` when the monitor's
     ``decision`` says so (params.yaml ``retrain``; ``training`` is every other section); kfp.local under
     ``workdir`` without ``kfp_host``, else submitted to KFP there. Returns the outcome as JSON."""
+    import json
     from dataclasses import asdict
 
     from components.monitor import read_feedback

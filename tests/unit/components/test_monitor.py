@@ -200,12 +200,17 @@ def test_a_missing_embedding_reference_is_none_but_an_outage_fails(tmp_path: Pat
     does not answer is an error, not a missing reference (which would drop the test silently)."""
     from components.monitor import _embedding_reference
 
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("old-model")
     with mlflow.start_run() as run:
         mlflow.log_text("{}", "monitoring/other.json")
     assert _embedding_reference(run.info.run_id) is None
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     mlflow.set_tracking_uri("http://127.0.0.1:9")  # the discard port: nothing answers
-    with pytest.raises(Exception, match=r"127\.0\.0\.1"):
-        _embedding_reference(run.info.run_id)
+    try:
+        with pytest.raises(Exception, match=r"127\.0\.0\.1"):
+            _embedding_reference(run.info.run_id)
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -55,6 +55,7 @@ def test_a_model_has_an_int8_runtime_when_its_logged_config_has_a_runtime(
     tracking_uri, config, has_int8
 ) -> None:
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("runtime-choice")  # not the active experiment id another test's server left
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model", python_model=Echo(), model_config=config, pip_requirements=[]
