@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.onnx_runtime import export_onnx, onnx_session, quantize_int8
+from models.onnx_runtime import INT8_BATCH_SIZE, export_onnx, onnx_session, quantize_int8
 
 ENCODER_INT8_FILE = "encoder-int8.onnx"
 ENCODER_INT8_CONFIG = "encoder-int8.json"
@@ -49,7 +49,8 @@ def export_encoder_int8(encoder, folder: Path) -> bool:
 class Int8Encoder:
     """The INT8 runtime of an encoder saved with :func:`export_encoder_int8`; its ``encode`` answers as
     ``SentenceTransformer.encode`` does for what ``models.linear.embed_texts`` asks (a numpy array of
-    L2-normalised embeddings), sorting texts by length to cut padding."""
+    L2-normalised embeddings), one text per run (models/onnx_runtime.py: its embedding then does not
+    depend on the other texts asked with it)."""
 
     def __init__(self, folder: Path, threads: int):
         from transformers import AutoTokenizer
@@ -81,13 +82,12 @@ class Int8Encoder:
         convert_to_numpy: bool = True,
         normalize_embeddings: bool = True,
     ) -> np.ndarray:
-        """Embeddings of ``texts``; always numpy and normalised (the last two arguments are the ones
-        ``embed_texts`` passes to either encoder)."""
+        """Embeddings of ``texts``, :data:`INT8_BATCH_SIZE` at a time whatever ``batch_size`` asks; always
+        numpy and normalised (the last two arguments are the ones ``embed_texts`` passes to either
+        encoder)."""
         from tqdm.auto import tqdm
 
-        order = np.argsort([len(t) for t in texts], kind="stable")
         embeddings = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in tqdm(range(0, len(texts), batch_size), disable=not show_progress_bar):
-            index = order[start : start + batch_size]
-            embeddings[index] = self._embed([texts[i] for i in index])
+        for start in tqdm(range(0, len(texts), INT8_BATCH_SIZE), disable=not show_progress_bar):
+            embeddings[start : start + INT8_BATCH_SIZE] = self._embed(texts[start : start + INT8_BATCH_SIZE])
         return embeddings

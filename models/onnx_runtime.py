@@ -5,6 +5,14 @@ Chosen by measurement on a 2-core AVX2 CPU (fine-tuned MiniLM, TweetEval validat
 dynamic INT8 of the Linear layers is 1.4x faster but loses 2.6 points of macro recall (1.3 per-channel);
 ONNX Runtime INT8 with 7-bit weights (``reduce_range``, advised for CPUs without VNNI) is about 1.5x
 faster and loses about 0.1 point.
+
+**One text per run.** Dynamic quantisation takes each activation's range from the tensor it quantises,
+that is from the whole batch, padding included: batched with other texts, a text's answer moved (4-5 %
+of labels between two batchings). So the INT8 runtimes run each text alone (:data:`INT8_BATCH_SIZE`): a
+text's answer is then the same whatever the predictor or a batch-scoring shard batched it with, and the
+same the gate scored. It costs little: a tweet alone needs no padding, and on 2 cores one text per run
+keeps 87 % of the batched throughput (bench/int8_batching.py). Static quantisation (ranges calibrated at
+training) would allow batching, but was slower and lost more than the gate's bound (docs/results.md).
 """
 
 from pathlib import Path
@@ -14,6 +22,7 @@ import numpy as np
 MODEL_RUNTIMES = ("fp32", "int8")  # a model config's ``runtime``: as trained, or this INT8 runtime
 INT8_FILE = "model-int8.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+INT8_BATCH_SIZE = 1  # texts per ONNX run of a dynamically quantised model: see above
 
 
 def export_onnx(model, tokenizer, path: Path, output: str) -> None:

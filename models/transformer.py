@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.special import softmax
 
 from core.text import normalize_text
-from models.onnx_runtime import INT8_FILE, MODEL_RUNTIMES, onnx_session, session_logits
+from models.onnx_runtime import INT8_BATCH_SIZE, INT8_FILE, MODEL_RUNTIMES, onnx_session, session_logits
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model, save_sentiment_model
 
@@ -86,7 +86,8 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
             self.logits_of = torch_logits(model.to("cuda") if torch.cuda.is_available() else model)
         label_of = AutoConfig.from_pretrained(folder).id2label
         self.max_length = int(config.get("max_length", 128))
-        self.batch_size = int(config.get("batch_size", 32))
+        # INT8: one text per run, so that its answer does not depend on the texts batched with it
+        self.batch_size = INT8_BATCH_SIZE if self.runtime == "int8" else int(config.get("batch_size", 32))
         self.prior_scale = config.get("prior_scale")
         self.classes = [label_of[i] for i in range(len(label_of))]
 
