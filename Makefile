@@ -124,7 +124,8 @@ ui: install ## the MLflow UI on the local store (runs, plots, model cards, the r
 
 serve: install ## serve the registered champion with the KServe model server on HTTP_PORT / GRPC_PORT
 	MLFLOW_TRACKING_URI=$(MLFLOW_TRACKING_URI) $(PYTHON) -m serving \
-		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS)
+		--http_port $(HTTP_PORT) --grpc_port $(GRPC_PORT) --workers 1 --prediction_log $(PREDICTIONS) \
+		--answer_key_file $(MLOPS_HOME)/answer-key
 
 monitor: install ## drift, live quality and a retraining when needed, from what `make serve` logged (PREDICTIONS=folder|s3://..; DATA/OOD/MAX_ROWS as for pipeline-run)
 	MLOPS_HOME=$(MLOPS_HOME) $(PYTHON) -m pipelines.run --monitor $(PREDICTIONS) $(PARAMS_ARG) $(foreach source,$(DATA),--data $(source)) \
@@ -228,10 +229,11 @@ cluster-infra: install ## cert-manager, Gateway API + Envoy Gateway, KServe (Sta
 	# last: KFP's install above re-applies its own kfp-launcher (SeaweedFS); ours points at MinIO
 	kubectl apply -k manifests/kfp
 
-secrets: ## the MinIO credentials Secret in mlops and kubeflow, the predictor's admin token (random values kept in .mlops/cluster)
+secrets: ## the MinIO credentials Secret in mlops and kubeflow, the predictor's admin token and answer-id key (random values kept in .mlops/cluster)
 	@$(call require,kubectl,https://kubernetes.io/docs/tasks/tools/)
 	@$(call require,openssl,apt-get install openssl)
-	@mkdir -p $(BUILD) && $(call secret_file,$(BUILD)/minio-password) && $(call secret_file,$(BUILD)/predictor-token)
+	@mkdir -p $(BUILD) && $(call secret_file,$(BUILD)/minio-password) && $(call secret_file,$(BUILD)/predictor-token) \
+		&& $(call secret_file,$(BUILD)/answer-key)
 	@set -eo pipefail; for ns in mlops kubeflow; do \
 		kubectl create namespace $$ns --dry-run=client -o yaml | kubectl apply -f - >/dev/null; \
 		kubectl -n $$ns create secret generic minio-credentials --from-literal=AWS_ACCESS_KEY_ID=mlops \
@@ -241,7 +243,7 @@ secrets: ## the MinIO credentials Secret in mlops and kubeflow, the predictor's 
 		| kubectl apply -f -; \
 	done
 	kubectl -n mlops create secret generic sentiment-predictor-token --from-file=token=$(BUILD)/predictor-token \
-		--dry-run=client -o yaml | kubectl apply -f -
+		--from-file=answer-key=$(BUILD)/answer-key --dry-run=client -o yaml | kubectl apply -f -
 
 images: TAG = $(HEAD_TAG)
 images: ## build the train and serve images, tagged with the git commit, load them into the cluster, keep the tag for later targets

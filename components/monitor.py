@@ -193,14 +193,21 @@ def read_prediction_log(source: str) -> pd.DataFrame:
 
 
 def read_feedback(source: str) -> pd.DataFrame:
-    """Every labelled answer in the feedback log under ``source``, the latest label per answer id
-    (columns of serving.feedback.LabelledAnswer; empty when there is none)."""
+    """Every labelled answer in the feedback log under ``source`` (every replica's parts), the latest label
+    per answer id (columns of serving.feedback.LabelledAnswer; empty when there is none). A label that a
+    replica joined by id alone, without the text (another replica answered), gets its text from the
+    prediction log by id; a text found in neither stays missing (it counts for live quality only)."""
     labelled = _read_parts(source, "feedback")
     if labelled is None:
         return pd.DataFrame(
             columns=["id", "text", "predicted", "model_version", "time", "label", "labelled_at"]
         )
     labelled["model_version"] = labelled["model_version"].astype(str)
+    if labelled["text"].isna().any():
+        logged = _read_parts(source, "predictions")
+        if logged is not None and "id" in logged:
+            texts = logged.dropna(subset=["id"]).drop_duplicates("id").set_index("id")["text"]
+            labelled["text"] = labelled["text"].fillna(labelled["id"].map(texts))
     return labelled.sort_values("labelled_at").drop_duplicates("id", keep="last").reset_index(drop=True)
 
 

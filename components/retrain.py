@@ -77,8 +77,10 @@ def write_feedback_source(
     feedback: pd.DataFrame, data_root: str, holdout: float, seed: int
 ) -> FeedbackSource:
     """Write the labelled ``feedback`` (columns text, label) as a content-addressed data source under
-    ``data_root`` (folder or s3:// prefix): a stratified ``holdout`` share held out, the rest to train."""
-    frame = feedback[["text", "label"]].reset_index(drop=True)
+    ``data_root`` (folder or s3:// prefix): a stratified ``holdout`` share held out, the rest to train.
+    Labels whose text is unknown (labelled by id on another replica, not in the prediction log) are left
+    out."""
+    frame = feedback.dropna(subset=["text"])[["text", "label"]].reset_index(drop=True)
     digest = content_digest(frame)
     counts = frame["label"].value_counts()
     stratify = frame["label"] if len(counts) > 1 and counts.min() >= 2 else None

@@ -39,7 +39,9 @@ class ServingSettings:
     s3_endpoint: str = "http://minio.mlops.svc.cluster.local:9000"
     prediction_log: str = "s3://predictions/sentiment"
     credentials_secret: str = "minio-credentials"
-    admin_token_secret: str = "sentiment-predictor-token"  # key "token"; optional (serving/auth.py)
+    admin_token_secret: str = (
+        "sentiment-predictor-token"  # keys "token" (optional: serving/auth.py), "answer-key"
+    )
     service_account: str = "sentiment-predictor"
     gateway: str = "kserve/kserve-ingress-gateway"
     domain: str = "example.com"
@@ -95,6 +97,11 @@ def predictor_container(settings: ServingSettings, storage_uri: str) -> dict:
                 "valueFrom": {
                     "secretKeyRef": {"name": settings.admin_token_secret, "key": "token", "optional": True}
                 },
+            },
+            # every replica signs and verifies answer ids with it (serving/answer_ids.py)
+            {
+                "name": "ANSWER_KEY",
+                "valueFrom": {"secretKeyRef": {"name": settings.admin_token_secret, "key": "answer-key"}},
             },
         ],
         "ports": [

@@ -152,6 +152,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="recent answers kept in memory, so that feedback can name them by id or text",
     )
     feedback.add_argument(
+        "--answer_key_file",
+        default=defaults.answer_key_file,
+        help="the key that signs answer ids, shared by every replica (created when missing); env ANSWER_KEY "
+        "or ANSWER_KEY_FILE instead; without any, a key of this process only",
+    )
+    feedback.add_argument(
         "--quality_window",
         type=int,
         default=defaults.quality_window,
@@ -194,6 +200,7 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         prediction_log_flush_seconds=args.prediction_log_flush_seconds,
         prediction_log_queue=args.prediction_log_queue,
         remembered_answers=args.remembered_answers,
+        answer_key_file=args.answer_key_file,
         quality_window=args.quality_window,
         quality_min_labels=args.quality_min_labels,
         explain=ExplainLimits(args.explain_max_texts, args.explain_max_words),

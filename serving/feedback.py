@@ -1,9 +1,11 @@
-"""Live labels: the predictor remembers its recent answers (id, text, label, version) and joins the
-labels that clients post back (``POST /v1/models/<name>:feedback``) to them.
+"""Live labels: the labels clients post back (``POST /v1/models/<name>:feedback``) joined to the answers
+they label.
 
-A feedback body is a JSON list of ``{"id": ..., "label": ...}`` (the id an answer carried) or
-``{"text": ..., "label": ...}`` (the latest answer for that text), labels in LABELS. A body with any bad
-row is refused as a whole (400, with every problem listed), so nothing is half-stored.
+A feedback body is a JSON list of ``{"id": ..., "label": ...}`` (the id an answer carried; a ``"text"``
+beside it is checked against the id) or ``{"text": ..., "label": ...}`` (this replica's latest answer for
+that text), labels in LABELS. Ids are signed (serving/answer_ids.py), so any replica joins any answer's
+label without shared state. Each row is joined or refused on its own, and the answer says which; with
+``{"feedback": [...], "atomic": true}`` a body with any refused row is refused as a whole.
 """
 
 import threading
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass
 from kserve.errors import InvalidInput
 
 from core.labels import LABELS
+from serving.answer_ids import AnswerSigner, ForgedId, text_digest
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Answer:
     """One text the predictor answered."""
 
     id: str
-    text: str
+    text: str | None  # None: labelled by id on a replica that did not answer it (the monitor joins it)
     predicted: str
     confidence: float
     model_version: str
@@ -70,38 +73,53 @@ class RecentAnswers:
             return self._by_id.get(answer_id) if answer_id is not None else None
 
 
-def join_feedback(payload: object, answers: RecentAnswers, max_rows: int) -> list[LabelledAnswer]:
-    """The answers ``payload`` labels; InvalidInput naming every bad row (unknown id or text, unknown
-    label, too many rows, wrong shape)."""
+def join_feedback(
+    payload: object, signer: AnswerSigner, answers: RecentAnswers, max_rows: int
+) -> tuple[list[LabelledAnswer], list[dict]]:
+    """(the rows of ``payload`` joined to their answers, the rows refused with why). An id is verified by
+    its signature, so it needs no memory of the answer: any replica that shares the key joins it; its text
+    is the row's (checked against the id's digest), else this replica's if it answered, else unknown (the
+    monitor joins it from the prediction log). A row with a text and no id joins this replica's latest
+    answer for that text. InvalidInput only for a body that is not a list of rows or too long."""
     if isinstance(payload, dict) and isinstance(payload.get("feedback"), list):
         payload = payload["feedback"]
     if not isinstance(payload, list) or not payload:
         raise _refused('expected a non-empty JSON list of {"id": ..., "label": ...} objects')
     if len(payload) > max_rows:
         raise _refused(f"{len(payload)} feedback rows in one request; the limit is {max_rows}")
-    now, joined, problems = time.time(), [], []
+    now, joined, refused = time.time(), [], []
     for i, row in enumerate(payload):
-        if not isinstance(row, dict) or "label" not in row or not ({"id", "text"} & row.keys()):
-            problems.append(f'[{i}] must be an object with "label" and "id" (or "text")')
-            continue
-        label, answer_id, text = row["label"], row.get("id"), row.get("text")
-        if label not in LABELS:
-            problems.append(f"[{i}] label {label!r} is not one of {', '.join(LABELS)}")
-            continue
-        if not isinstance(answer_id, str | None) or not isinstance(text, str | None):
-            problems.append(f'[{i}] "id" and "text" must be strings')
-            continue
-        answer = answers.find(answer_id, text)
+        answer = _answer_of(row, signer, answers)
+        if isinstance(answer, str):
+            refused.append({"row": i, "reason": answer})
+        else:
+            joined.append(LabelledAnswer(answer, row["label"], now))
+    return joined, refused
+
+
+def _answer_of(row: object, signer: AnswerSigner, answers: RecentAnswers) -> Answer | str:
+    """The answer a feedback row labels, or why the row is refused."""
+    if not isinstance(row, dict) or "label" not in row or not ({"id", "text"} & row.keys()):
+        return 'must be an object with "label" and "id" (or "text")'
+    label, answer_id, text = row["label"], row.get("id"), row.get("text")
+    if label not in LABELS:
+        return f"label {label!r} is not one of {', '.join(LABELS)}"
+    if not isinstance(answer_id, str | None) or not isinstance(text, str | None):
+        return '"id" and "text" must be strings'
+    if answer_id is None:
+        answer = answers.find(None, text)
         if answer is None:
-            what = f"id {answer_id!r}" if answer_id is not None else f"text {text[:40]!r}"
-            problems.append(
-                f"[{i}] unknown {what}: not among the last {answers.capacity} answers of this server"
-            )
-            continue
-        joined.append(LabelledAnswer(answer, label, now))
-    if problems:
-        raise _refused("; ".join(problems[:10]))
-    return joined
+            return f"text {text[:40]!r} was not answered recently by this replica: send the answer's id"
+        return answer
+    try:
+        signed = signer.verify(answer_id)
+    except ForgedId as exc:
+        return f"id {answer_id[:40]!r} refused: {exc}"
+    if text is not None and text_digest(text) != signed.text_digest:
+        return "its text is not the text this id answered"
+    remembered = answers.find(answer_id, None)
+    known = text if text is not None else (remembered.text if remembered else None)
+    return Answer(answer_id, known, signed.predicted, signed.confidence, signed.model_version, signed.time)
 
 
 def _refused(problem: str) -> InvalidInput:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from kserve.utils.utils import generate_uuid
 
 from core.labels import LABELS, probability_columns
 
@@ -105,14 +104,6 @@ class Predictions:
 
     def __getitem__(self, rows: slice) -> "Predictions":
         return Predictions(self.labels[rows], self.probabilities[rows], self.version)
-
-
-def answer_ids(request_id: str | None, count: int) -> list[str]:
-    """An id per answered text, for feedback: a v2 request's id when it holds one text, ``<id>-<i>`` for
-    the i-th of several; a fresh id per text of a v1 request (``request_id`` None)."""
-    if request_id is None:
-        return [generate_uuid() for _ in range(count)]
-    return [request_id] if count == 1 else [f"{request_id}-{i}" for i in range(count)]
 
 
 def v1_response(predictions: Predictions, ids: list[str]) -> dict:

@@ -26,6 +26,7 @@ from models.bundle import VersionDetails, is_bundle
 from models.runtime_choice import choose_runtime, has_int8_runtime, load_in_runtime
 from monitoring.drift import DriftReference
 from serving import prometheus_metrics as metrics
+from serving.answer_ids import AnswerSigner, load_key
 from serving.batcher import AdaptiveBatcher
 from serving.drift_window import DriftWindow
 from serving.explain import ExplainLimits, explain, explanation_texts
@@ -34,7 +35,6 @@ from serving.live_quality import LiveQuality
 from serving.payload import (
     Predictions,
     RequestLimits,
-    answer_ids,
     texts_from_v1,
     texts_from_v2,
     v1_response,
@@ -128,6 +128,7 @@ class ServingOptions:
     prediction_log_flush_seconds: float = FLUSH_SECONDS
     prediction_log_queue: int = QUEUE_SIZE
     remembered_answers: int = 100_000
+    answer_key_file: str = ""  # the key that signs answer ids (serving/answer_ids.py load_key)
     quality_window: int = 1000
     quality_min_labels: int = 100  # the monitor's too (params.yaml monitor.quality_min_labels; tested)
     explain: ExplainLimits = field(default_factory=ExplainLimits)
@@ -161,6 +162,9 @@ class SentimentPredictor(Model):
         )
         self._explaining = asyncio.Semaphore(1)  # one explanation at a time, beside (not in) the batches
         self.answers = RecentAnswers(options.remembered_answers)
+        key, source = load_key(options.answer_key_file or None)
+        self.signer = AnswerSigner(key)
+        logger.info("answer ids are signed with the key from %s", source)
         self.quality = LiveQuality(options.quality_window, options.quality_min_labels)
         metrics.watch_live_quality(self.quality)
         self._reload_lock = threading.Lock()
@@ -291,11 +295,14 @@ class SentimentPredictor(Model):
         texts = texts_from_v2(payload, limits) if is_v2 else texts_from_v1(payload, limits)
         answer = await self.batcher.predict(texts)
         request_id = (payload.id or generate_uuid()) if is_v2 else None
-        ids = answer_ids(request_id, len(texts))
         confidences = answer.probabilities.max(axis=1).tolist()
         metrics.record_predictions(texts, answer.labels, confidences, answer.version)
         self.drift.add(texts, answer.labels, confidences)
         now = time.time()
+        ids = [
+            self.signer.issue(text, label, confidence, answer.version, now)
+            for text, label, confidence in zip(texts, answer.labels, confidences, strict=True)
+        ]
         self.answers.add(
             [
                 Answer(i, text, label, confidence, answer.version, now)
@@ -309,21 +316,35 @@ class SentimentPredictor(Model):
         return v1_response(answer, ids)
 
     def feedback(self, payload: object) -> dict:
-        """Join the labels in ``payload`` (serving/feedback.py) to their answers: each counts in its
-        version's live quality and goes to the feedback log (never waited for). InvalidInput (400) for a
-        bad body, and then nothing is kept."""
+        """Join the labels in ``payload`` (serving/feedback.py) to their answers, row by row: each joined
+        row counts in its version's live quality and goes to the feedback log (never waited for); the
+        answer lists the refused rows with why. InvalidInput (400), nothing kept, for a bad body, when
+        every row is refused, or when any is and the body asked ``"atomic": true``."""
         try:
-            labelled = join_feedback(payload, self.answers, self.options.limits.max_instances)
+            labelled, refused = join_feedback(
+                payload, self.signer, self.answers, self.options.limits.max_instances
+            )
         except InvalidInput:
-            refused = len(payload) if isinstance(payload, list) else 1
-            metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(refused)
+            metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(
+                len(payload) if isinstance(payload, list) else 1
+            )
             raise
+        atomic = isinstance(payload, dict) and payload.get("atomic") is True
+        if refused and (atomic or not labelled):
+            metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(len(refused) + len(labelled))
+            reasons = "; ".join(f"[{r['row']}] {r['reason']}" for r in refused[:10])
+            raise InvalidInput(f"feedback refused, nothing stored: {reasons}")
         for row in labelled:
             self.quality.add(row.answer.model_version, row.answer.id, row.label, row.answer.predicted)
             if self.feedback_log:
                 self.feedback_log.enqueue(row.as_record())
         metrics.FEEDBACK_ROWS.labels(outcome="accepted").inc(len(labelled))
-        return {"accepted": len(labelled), "feedback_log": self.options.prediction_log or None}
+        metrics.FEEDBACK_ROWS.labels(outcome="refused").inc(len(refused))
+        return {
+            "accepted": len(labelled),
+            "refused": refused,
+            "feedback_log": self.options.prediction_log or None,
+        }
 
     async def explain(self, payload: dict, headers: dict[str, str] | None = None) -> dict:
         """KServe's v1 ``:explain``: per-word occlusion attributions (serving/explain.py). Off the batching

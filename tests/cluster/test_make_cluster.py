@@ -128,6 +128,9 @@ def test_make_secrets_stores_values_without_a_newline_and_keeps_them(cluster_she
         == token.encode()
     )
     assert stat.S_IMODE((home / "cluster" / "predictor-token").stat().st_mode) == 0o600
+    # the key every predictor replica signs answer ids with, beside the token
+    answer_key = base64.b64decode(secrets[("mlops", "sentiment-predictor-token")]["data"]["answer-key"])
+    assert answer_key == (home / "cluster" / "answer-key").read_bytes() and len(answer_key) == 48
     annotations = secrets[("mlops", "minio-credentials")]["metadata"]["annotations"]
     assert annotations["serving.kserve.io/s3-endpoint"] == "minio.mlops.svc.cluster.local:9000"
     assert run_make(cluster_shell, "secrets", f"MLOPS_HOME={home}").returncode == 0  # again: same values

@@ -25,6 +25,9 @@
     - name: ADMIN_TOKEN
       valueFrom:
         secretKeyRef: {name: {{ .root.Values.adminTokenSecret }}, key: token, optional: true}
+    - name: ANSWER_KEY
+      valueFrom:
+        secretKeyRef: {name: {{ .root.Values.adminTokenSecret }}, key: answer-key}
   ports:
     - {name: http1, containerPort: 8080, protocol: TCP}
     - {name: h2c, containerPort: 8081, protocol: TCP}

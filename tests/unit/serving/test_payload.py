@@ -9,7 +9,6 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 from serving.payload import (
     Predictions,
     RequestLimits,
-    answer_ids,
     texts_from_v1,
     texts_from_v2,
     v1_response,
@@ -110,7 +109,7 @@ def test_v1_response_maps_probabilities_to_labels_and_carries_ids():
 
 
 def test_v2_response_has_label_probability_and_id_outputs():
-    response = v2_response(predictions(), "sentiment", "req-1", answer_ids("req-1", 2))
+    response = v2_response(predictions(), "sentiment", "req-1", ["req-1-0", "req-1-1"])
     assert (response.id, response.model_name, response.model_version) == ("req-1", "sentiment", "3")
     label, ids, probs = response.outputs
     assert (label.name, label.shape, label.datatype, label.data) == (
@@ -123,10 +122,3 @@ def test_v2_response_has_label_probability_and_id_outputs():
     assert (probs.name, probs.shape, probs.datatype) == ("probabilities", [2, 3], "FP32")
     assert probs.data == pytest.approx([0.1, 0.2, 0.7, 0.7, 0.2, 0.1])
     assert response.parameters["labels"] == "negative,neutral,positive"
-
-
-def test_answer_ids():
-    assert answer_ids("req-7", 1) == ["req-7"]
-    assert answer_ids("req-7", 3) == ["req-7-0", "req-7-1", "req-7-2"]
-    fresh = answer_ids(None, 3)
-    assert len(set(fresh)) == 3 and all(len(i) >= 8 for i in fresh)

@@ -326,8 +326,9 @@ def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> Non
         "id": "client-req-9",
         "inputs": [{"name": "text", "shape": [10], "datatype": "BYTES", "data": texts[15:25]}],
     }
-    v2 = {o["name"]: o["data"] for o in httpx.post(f"{url}{V2}", json=body).json()["outputs"]}
-    assert v2["id"] == [f"client-req-9-{i}" for i in range(10)]
+    answered = httpx.post(f"{url}{V2}", json=body).json()
+    v2 = {o["name"]: o["data"] for o in answered["outputs"]}
+    assert answered["id"] == "client-req-9" and len(set(v2["id"])) == 10  # one signed id per text
     feedback += [{"id": i, "label": t} for i, t in zip(v2["id"], truth[15:25], strict=True)]
     for text in texts[25:]:
         httpx.post(f"{url}{V1}", json={"instances": [text]}).raise_for_status()
@@ -336,7 +337,8 @@ def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> Non
     for start in (0, 16):
         response = httpx.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16])
         assert response.status_code == 200, response.text
-        assert response.json() == {"accepted": len(feedback[start : start + 16]), "feedback_log": None}
+        expected = {"accepted": len(feedback[start : start + 16]), "refused": [], "feedback_log": None}
+        assert response.json() == expected
     after = scrape_metrics(url)
     predicted = champion.predict(pd.DataFrame({"text": texts}))["label"].tolist()
     accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
@@ -357,7 +359,11 @@ def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> Non
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ([{"id": "no-such-answer", "label": "positive"}], 400, "unknown id 'no-such-answer'"),
+        (
+            [{"id": "no-such-answer", "label": "positive"}],
+            400,
+            "id 'no-such-answer' refused: not an answer id",
+        ),
         ([{"text": TEXTS[0], "label": "happy"}], 400, "label 'happy' is not one of"),
         (
             [{"text": TEXTS[0], "label": "positive"}] * 17,
@@ -377,6 +383,20 @@ def test_bad_feedback_gets_4xx_with_a_message(model_server, body, status: int, m
         response = httpx.post(f"{url}{FEEDBACK}", json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
+
+
+def test_a_refused_row_does_not_sink_the_others_unless_the_body_is_atomic(model_server) -> None:
+    url, _ = model_server
+    (answer,) = httpx.post(f"{url}{V1}", json={"instances": [TEXTS[1]]}).json()["predictions"]
+    forged = answer["id"][:-4] + ("AAAA" if not answer["id"].endswith("AAAA") else "BBBB")
+    rows = [{"id": answer["id"], "label": "positive"}, {"id": forged, "label": "neutral"}]
+    response = httpx.post(f"{url}{FEEDBACK}", json=rows)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 1 and [r["row"] for r in body["refused"]] == [1]
+    assert "signature does not match" in body["refused"][0]["reason"]
+    atomic = httpx.post(f"{url}{FEEDBACK}", json={"feedback": rows, "atomic": True})
+    assert atomic.status_code == 400 and "nothing stored: [1] id" in atomic.json()["error"]
 
 
 def test_feedback_for_another_model_is_404(model_server) -> None:
