@@ -18,7 +18,7 @@ for this test set; a crash at any point leaves the previous champion in place.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mlflow
 import pandas as pd
@@ -52,6 +52,8 @@ class GateConfig:
     score: str
     ood_weight: float
     int8_max_loss: float
+    target: str
+    guard_tolerance: float
 
 
 def int8_verdict(run, metric: str, max_loss: float) -> tuple[float | None, bool]:
@@ -98,6 +100,24 @@ class ScoredSet:
 
 
 SCORES = ("heldout_mean", "weighted")
+TARGETS = ("first_source", "all")
+FEEDBACK_SET = "ood_feedback"  # the retraining loop's held-out feedback (components/retrain.py)
+
+
+def target_sets(sets: list[ScoredSet], target: str, first_source: str | None) -> list[ScoredSet]:
+    """The held-out sets that stand for the served traffic, weighted to sum to 1: ``first_source``, the
+    first DATA source's test slice (and the feedback slice when the retraining loop added one), equally;
+    ``all``, every set with the score's weights."""
+    if target not in TARGETS:
+        raise ValueError(f"gate.target must be one of {TARGETS}, got {target!r}")
+    if target == "all":
+        return sets
+    names = {s.name for s in sets}
+    first = "test" if "test" in names else f"test_{first_source}"
+    if first not in names:
+        raise ValueError(f"gate.target first_source: no held-out set {first!r} among {sorted(names)}")
+    chosen = [s for s in sets if s.name in (first, FEEDBACK_SET)]
+    return [ScoredSet(s.name, 1.0 / len(chosen), s.rows, s.digest_tag) for s in chosen]
 
 
 def scored_sets(
@@ -138,28 +158,70 @@ def _set_scores(
     return scores
 
 
-def _champion_comparison(
-    candidate: Candidate,
-    champion_uri: str,
-    sets: list[ScoredSet],
-    metric: str,
-    config: GateConfig,
-    seed: int,
-) -> tuple[float, float, float]:
-    """Paired bootstrap of the weighted score difference, candidate minus champion, on every set; the
-    champion is loaded once and predicts every set's rows in one call."""
+def _paired_with_champion(
+    candidate: Candidate, champion_uri: str, sets: list[ScoredSet]
+) -> dict[str, PairedSet]:
+    """Each set's truth, candidate and champion labels (weight 1); the champion is loaded once and
+    predicts every set's rows in one call."""
     rows = pd.concat([scored.rows[["text"]] for scored in sets], ignore_index=True)
     predicted = mlflow.pyfunc.load_model(champion_uri).predict(rows)["label"].tolist()
-    paired, start = [], 0
+    paired, start = {}, 0
     for scored in sets:
         mine = candidate.predictions[candidate.predictions["set"] == scored.name]
         if mine["text"].tolist() != scored.rows["text"].tolist():
             raise GateError(f"run {candidate.run_id}: its {scored.name} predictions are for other rows")
         truth = scored.rows["label"].tolist()
         champion_labels = predicted[start : start + len(scored.rows)]
-        paired.append(PairedSet(scored.weight, truth, mine["predicted"].tolist(), champion_labels))
+        paired[scored.name] = PairedSet(1.0, truth, mine["predicted"].tolist(), champion_labels)
         start += len(scored.rows)
-    return paired_bootstrap(paired, metric, config.bootstrap_samples, config.confidence, seed)
+    return paired
+
+
+def compare_with_champion(
+    paired: dict[str, PairedSet], target: list[ScoredSet], metric: str, config: GateConfig, seed: int
+) -> tuple[tuple[float, float, float], dict[str, list[float]]]:
+    """(gain, low, high) on the target (its weights, at ``config.confidence``), and [gain, low, high] on
+    each held-out set alone: the target's sets at ``config.confidence``, the others (the guards) at a
+    Bonferroni-corrected level, so that all of them together hold at ``config.confidence``."""
+    on_target = paired_bootstrap(
+        [replace(paired[s.name], weight=s.weight) for s in target],
+        metric,
+        config.bootstrap_samples,
+        config.confidence,
+        seed,
+    )
+    names = {s.name for s in target}
+    guards = [name for name in paired if name not in names]
+    guard_confidence = 1 - (1 - config.confidence) / max(len(guards), 1)
+    sets = {
+        name: list(
+            paired_bootstrap(
+                [pair],
+                metric,
+                config.bootstrap_samples,
+                config.confidence if name in names else guard_confidence,
+                seed,
+            )
+        )
+        for name, pair in paired.items()
+    }
+    return on_target, sets
+
+
+def guard_failure(
+    set_comparisons: dict[str, list[float]], target: list[ScoredSet], tolerance: float
+) -> str | None:
+    """Why the challenger is worse than the champion on a held-out set outside the target (the interval's
+    lower bound below ``-tolerance``), or None."""
+    names = {s.name for s in target}
+    worse = [
+        f"{name} {gain:+.4f} (interval [{low:+.4f}, {high:+.4f}])"
+        for name, (gain, low, high) in sorted(set_comparisons.items())
+        if name not in names and low < -tolerance
+    ]
+    if not worse:
+        return None
+    return f"worse than the champion beyond the tolerance {tolerance:.3f} on {', '.join(worse)}"
 
 
 def gate_candidates(
@@ -169,9 +231,12 @@ def gate_candidates(
     config: GateConfig,
     run: RunConfig,
     tracking_uri: str,
+    first_source: str | None = None,
 ) -> GateDecision:
-    """Judge ``candidates`` (each evaluated on ``test_path`` and ``ood_path``): the best by the (weighted)
-    ``run.metric`` is promoted if it wins against the champion (see :func:`decide`)."""
+    """Judge ``candidates`` (each evaluated on ``test_path`` and ``ood_path``): the best by ``run.metric``
+    on the target (:func:`target_sets`; ``first_source``: the name of the first DATA source) is promoted
+    if it beats the champion there (see :func:`decide`) and is no worse than the champion on any other
+    held-out set beyond ``config.guard_tolerance`` (:func:`guard_failure`)."""
     use_tracking(tracking_uri)
     client = mlflow.MlflowClient()
     metric, model_name = run.metric, run.model_name
@@ -181,19 +246,25 @@ def gate_candidates(
         TEST_DIGEST_TAG: content_digest(test),
         OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,
     }
+    target = target_sets(sets, config.target, first_source)
     set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
-    scores = {run_id: sum(s.weight * parts[s.name] for s in sets) for run_id, parts in set_scores.items()}
+    scores = {run_id: sum(s.weight * parts[s.name] for s in target) for run_id, parts in set_scores.items()}
     best = max(candidates, key=lambda c: scores[c.run_id])
     run_id = best.run_id
     current = champion(model_name, client)
     champion_score = interval = None
+    set_comparisons: dict[str, list[float]] = {}
     if current is not None:
-        champion_uri = f"models:/{model_name}/{current.version}"
-        gain, low, high = _champion_comparison(best, champion_uri, sets, metric, config, run.seed)
+        paired = _paired_with_champion(best, f"models:/{model_name}/{current.version}", sets)
+        (gain, low, high), set_comparisons = compare_with_champion(paired, target, metric, config, run.seed)
         champion_score, interval = scores[run_id] - gain, (low, high)
     promoted, reason = decide(
         scores[run_id], champion_score, interval, config.min_improvement, config.min_score
     )
+    rule = "first model" if current is None else "target"
+    guarded = guard_failure(set_comparisons, target, config.guard_tolerance) if promoted else None
+    if guarded:
+        promoted, reason, rule = False, f"{reason}, but {guarded}", "guard"
     int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, config.int8_max_loss)
     registered = None
     if promoted:
@@ -217,7 +288,7 @@ def gate_candidates(
         promoted=promoted,
         reason=reason,
         metric=metric,
-        weights={s.name: s.weight for s in sets},
+        weights={s.name: s.weight for s in target},
         run_id=run_id,
         candidate_score=scores[run_id],
         candidate_scores=scores,
@@ -229,6 +300,9 @@ def gate_candidates(
         registered_version=registered,
         int8_loss=int8_loss,
         int8_accepted=int8_accepted,
+        target=[s.name for s in target],
+        set_comparisons=set_comparisons,
+        rule=rule,
     )
     record_decision(decision)
     logger.info(
@@ -247,16 +321,19 @@ def gate(
     out_of_domain: Input[Dataset],
     config: dict,
     run: dict,
+    ingest: dict,
     tracking_uri: str,
 ) -> str:
     """Promote the best candidate (by the predictions evaluate handed on) to the registry's ``champion``
-    alias only if it beats the champion (params.yaml ``gate``); record whether its INT8 runtime is
-    accepted. Returns the decision as JSON, and pushes it to the run's Pushgateway when there is one."""
+    alias only if it beats the champion on the target and is no worse elsewhere (params.yaml ``gate``;
+    ``ingest``: its sources, the first of which is the default target); record whether its INT8 runtime
+    is accepted. Returns the decision as JSON, and pushes it to the run's Pushgateway when there is one."""
     import pandas as pd
 
     from components.evaluate import Candidate
     from components.gate import GateConfig, gate_candidates
     from core.config import RunConfig, from_mapping
+    from core.lineage import source_name
     from monitoring.pushgateway import push_gate_metrics
 
     evaluated = (linear_embeddings, linear_tfidf, transformer, ensemble)
@@ -271,6 +348,7 @@ def gate(
         from_mapping(GateConfig, config, "gate"),
         settings,
         tracking_uri,
+        source_name(ingest["sources"][0]) if ingest.get("sources") else None,
     )
     families = {p.metadata["run_id"]: p.metadata["family"] for p in evaluated}
     push_gate_metrics(settings.pushgateway, settings.model_name, result, families)

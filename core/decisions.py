@@ -5,7 +5,7 @@ artifact ``gate/gate_decision.json``. Written and read only through this module.
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 DECISION_TAG, REASON_TAG, INT8_TAG = "gate.decision", "gate.reason", "gate.int8"
@@ -31,6 +31,11 @@ class GateDecision:
     registered_version: str | None
     int8_loss: float | None
     int8_accepted: bool
+    # the rule (components/gate.py): the sets the gain is judged on, each held-out set's gain and
+    # interval against the champion [gain, low, high], and which rule decided
+    target: list[str] = field(default_factory=list)
+    set_comparisons: dict[str, list[float]] = field(default_factory=dict)
+    rule: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

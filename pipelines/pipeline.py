@@ -114,6 +114,7 @@ def training_pipeline(cluster: ClusterConfig):
             out_of_domain=out_of_domain,
             config=gate_config,
             run=run,
+            ingest=ingest_config,
             tracking_uri=tracking_uri,
         )
         deployed = deploy(decision=gated.output, config=deploy_config, run=run, tracking_uri=tracking_uri)

@@ -248,6 +248,9 @@ def summary(decision: GateDecision, tracking_uri: str, seconds: float) -> str:
             lines.append(f"{candidate_name(run.data.params):<16}{split:<30}{values}")
     weights = ", ".join(f"{name} {weight:g}" for name, weight in decision.weights.items())
     lines.append(f"gate score: {decision.metric} weighted by set ({weights})")
+    for name, (gain, low, high) in decision.set_comparisons.items():
+        role = "target" if name in decision.target else "guard"
+        lines.append(f"vs champion on {name:<24}{gain:+.4f}  interval [{low:+.4f}, {high:+.4f}]  ({role})")
     for run_id, score in decision.candidate_scores.items():
         lines.append(f"{candidate_name(client.get_run(run_id).data.params):<16}{score:>12.4f}")
     chosen = candidate_name(client.get_run(decision.run_id).data.params)

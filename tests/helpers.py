@@ -83,7 +83,8 @@ def write_params(path: Path, **sections: dict) -> Path:
 
 def gate_config(**changes) -> GateConfig:
     """A gate with no margin, a floor of 0.4, the test split's score alone (weighted, no out-of-domain
-    weight) and the usual bootstrap (1,000 samples, 95 %) and INT8 tolerance (0.005), then ``changes``."""
+    weight, target all: no guards) and the usual bootstrap (1,000 samples, 95 %) and INT8 tolerance
+    (0.005), then ``changes``."""
     rules = {
         "min_improvement": 0.0,
         "min_score": 0.4,
@@ -92,6 +93,8 @@ def gate_config(**changes) -> GateConfig:
         "score": "weighted",
         "ood_weight": 0.0,
         "int8_max_loss": 0.005,
+        "target": "all",
+        "guard_tolerance": 0.02,
     }
     return GateConfig(**rules | changes)
 

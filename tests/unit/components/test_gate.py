@@ -239,17 +239,19 @@ def test_out_of_domain_weight_decides_between_candidates_and_against_the_champio
     assert champion_version(tracking_uri) == weighed.registered_version
 
 
-def test_the_default_score_is_the_mean_over_the_held_out_sets(tracking_uri, test_path, ood_path) -> None:
-    """params.yaml's gate (heldout_mean): the test split and the reviews set weigh 1/2 each, so BROAD
-    (2/3 and 1) beats PERFECT (1 and 1/3), which fits the in-domain data alone."""
+def test_the_default_target_is_the_first_sources_test_slice(tracking_uri, test_path, ood_path) -> None:
+    """params.yaml's gate (target first_source): the candidates are ranked on the test split, the served
+    traffic, so PERFECT (1 there, 1/3 on the reviews) beats BROAD (2/3 and 1), which the held-out mean
+    would have chosen (test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected)."""
     perfect, broad = (candidate(m, tracking_uri, test_path, ood_path) for m in (PERFECT, BROAD))
-    assert PARAMS.gate.score == "heldout_mean"
+    assert (PARAMS.gate.target, PARAMS.gate.score) == ("first_source", "heldout_mean")
     defaults = {f.name: getattr(PARAMS.gate, f.name) for f in fields(PARAMS.gate)}
     decision = gate(
         [perfect, broad], test_path, tracking_uri, ood_path=ood_path, **defaults | {"min_score": 0.5}
     )
-    assert decision.run_id == broad.run_id and decision.weights == {"test": 0.5, "ood_reviews": 0.5}
-    assert decision.candidate_scores == pytest.approx({perfect.run_id: 2 / 3, broad.run_id: 5 / 6})
+    assert decision.run_id == perfect.run_id and decision.weights == {"test": 1.0}
+    assert decision.candidate_scores == pytest.approx({perfect.run_id: 1.0, broad.run_id: 2 / 3})
+    assert decision.target == ["test"] and decision.rule == "first model"
 
 
 def test_the_held_out_mean_gives_every_set_one_share() -> None:
@@ -315,3 +317,63 @@ def test_an_int8_runtime_beyond_the_loss_bound_is_rejected_and_served_in_fp32(
     assert tags["int8_accepted"] == str(accepted).lower()
     details = VersionDetails.from_registry("sentiment", "1")
     assert choose_runtime(details, ServingOptions.runtime, has_int8=True)[0] == served
+
+
+# Knows the reviews' words and the test split's, except "great" and "awful": a champion good everywhere.
+ALL_ROUND = KeywordModel(
+    positive=("love", "amazing", "happy", "superb"), negative=("hate", "terrible", "angry", "dreadful")
+)
+TRAFFIC = {"target": "first_source", "score": "heldout_mean", "min_improvement": 0.005}
+
+
+def test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected(
+    tmp_path, test_path, ood_path
+) -> None:
+    """The failure the target rule is for: PERFECT is the champion (test 1.0, reviews 1/3); BROAD, fitted
+    to the reviews, wins their mean (0.83 against 0.67) but loses on the test split, the served traffic.
+    The mean promotes it; the target rule does not."""
+    for target, promoted in (("all", True), ("first_source", False)):
+        uri = f"sqlite:///{tmp_path / target}.db"
+        gate(
+            [candidate(PERFECT, uri, test_path, ood_path)],
+            test_path,
+            uri,
+            ood_path,
+            **TRAFFIC | {"target": "all"},
+        )
+        decision = gate(
+            [candidate(BROAD, uri, test_path, ood_path)],
+            test_path,
+            uri,
+            ood_path,
+            **TRAFFIC | {"target": target},
+        )
+        assert decision.promoted is promoted, decision.reason
+    assert decision.target == ["test"] and decision.rule == "target"
+    assert decision.reason.startswith("does not beat the champion")
+    gain, low, _ = decision.set_comparisons["ood_reviews"]
+    assert gain > 0.5 and low > 0  # it is much better on the reviews: not what the traffic looks like
+
+
+def test_a_challenger_better_on_the_target_but_worse_elsewhere_is_rejected_by_the_guard(
+    tmp_path, test_path, ood_path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    gate([candidate(ALL_ROUND, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    decision = gate([candidate(PERFECT, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    assert not decision.promoted and decision.rule == "guard"
+    assert "beats the champion" in decision.reason and "on ood_reviews" in decision.reason
+    test_gain, test_low, _ = decision.set_comparisons["test"]
+    assert test_gain > 0 and test_low > 0 and decision.set_comparisons["ood_reviews"][1] < -0.02
+    assert champion_version(uri) == "1"
+
+
+def test_a_challenger_better_on_the_target_and_no_worse_elsewhere_is_promoted(
+    tmp_path, test_path, ood_path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    gate([candidate(PARTIAL, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    decision = gate([candidate(PERFECT, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    assert decision.promoted and decision.rule == "target", decision.reason
+    assert decision.set_comparisons["ood_reviews"][0] == 0  # both know none of the reviews' words
+    assert champion_version(uri) == "2"
