@@ -326,6 +326,16 @@ ALL_ROUND = KeywordModel(
 TRAFFIC = {"target": "first_source", "score": "heldout_mean", "min_improvement": 0.005}
 
 
+def challenge(
+    uri: str, champion_model, challenger, test_path: str, ood_path: str, target: str = "first_source"
+):
+    """``champion_model`` made champion (a first model), then the gate's decision on ``challenger`` with
+    the traffic rule's settings and ``target``."""
+    gate([candidate(champion_model, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    challengers = [candidate(challenger, uri, test_path, ood_path)]
+    return gate(challengers, test_path, uri, ood_path, **TRAFFIC | {"target": target})
+
+
 def test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected(
     tmp_path, test_path, ood_path
 ) -> None:
@@ -334,20 +344,7 @@ def test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected(
     The mean promotes it; the target rule does not."""
     for target, promoted in (("all", True), ("first_source", False)):
         uri = f"sqlite:///{tmp_path / target}.db"
-        gate(
-            [candidate(PERFECT, uri, test_path, ood_path)],
-            test_path,
-            uri,
-            ood_path,
-            **TRAFFIC | {"target": "all"},
-        )
-        decision = gate(
-            [candidate(BROAD, uri, test_path, ood_path)],
-            test_path,
-            uri,
-            ood_path,
-            **TRAFFIC | {"target": target},
-        )
+        decision = challenge(uri, PERFECT, BROAD, test_path, ood_path, target)
         assert decision.promoted is promoted, decision.reason
     assert decision.target == ["test"] and decision.rule == "target"
     assert decision.reason.startswith("does not beat the champion")
@@ -359,8 +356,7 @@ def test_a_challenger_better_on_the_target_but_worse_elsewhere_is_rejected_by_th
     tmp_path, test_path, ood_path
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    gate([candidate(ALL_ROUND, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
-    decision = gate([candidate(PERFECT, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    decision = challenge(uri, ALL_ROUND, PERFECT, test_path, ood_path)
     assert not decision.promoted and decision.rule == "guard"
     assert "beats the champion" in decision.reason and "on ood_reviews" in decision.reason
     test_gain, test_low, _ = decision.set_comparisons["test"]
@@ -372,8 +368,7 @@ def test_a_challenger_better_on_the_target_and_no_worse_elsewhere_is_promoted(
     tmp_path, test_path, ood_path
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    gate([candidate(PARTIAL, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
-    decision = gate([candidate(PERFECT, uri, test_path, ood_path)], test_path, uri, ood_path, **TRAFFIC)
+    decision = challenge(uri, PARTIAL, PERFECT, test_path, ood_path)
     assert decision.promoted and decision.rule == "target", decision.reason
     assert decision.set_comparisons["ood_reviews"][0] == 0  # both know none of the reviews' words
     assert champion_version(uri) == "2"
