@@ -1,6 +1,9 @@
-"""retrain: act on the monitor's decision (components/monitor.py). When it says ``retrain``, turn the
-labelled feedback into a new, versioned data source and run the training pipeline on the usual data
-plus that source, guarded so that a flood of alarms cannot start a flood of trainings:
+"""retrain: the monitoring pipeline's steps around a retraining (pipelines/pipeline.py). When the monitor
+(components/monitor.py) decides to retrain and the guards allow it, ``prepare_retraining`` turns the
+labelled feedback into a new, versioned data source and hands the training pipeline its data sections
+with that source added; the training pipeline runs nested in the monitoring pipeline (``dsl.If``: a step
+never launches a pipeline), and ``finish_retraining`` closes the record with the gate's decision, which
+the nested pipeline hands over as its output.
 
 - **feedback as data**: every labelled answer (latest label per answer id) becomes a folder
   ``<data_root>/feedback-<digest>/`` named by its content digest (the same labels give the same
@@ -8,37 +11,37 @@ plus that source, guarded so that a flood of alarms cannot start a flood of trai
   stratified ``feedback.parquet`` slice is held out as one more out-of-domain set, on which the gate
   scores challenger and champion (paired bootstrap), so a model that fits the new traffic can win and one
   that forgets the old test split cannot. Both pass the same validation and quarantine as any source.
-- **guards**: at least ``min_feedback_rows`` labels; one retraining at a time; a cooldown after each
-  start; at most ``max_per_week`` starts in seven days.
+- **guards** (monitoring/retraining.py): at least ``min_feedback_rows`` labels; one retraining at a time;
+  a cooldown after each start; at most ``max_per_week`` starts in seven days.
 - **a record of each start**: an MLflow run in experiment ``sentiment-retraining`` (why, on what data,
   with the feedback source as a dataset input), RUNNING while the training runs, then FINISHED with the
-  gate's verdict, or FAILED.
-
-Training runs as ``python -m pipelines.run`` in a fresh process (a KFP step cannot compile a pipeline in
-its own): through kfp.local without a KFP host, submitted to KFP and waited for with one.
+  gate's verdict; one still running after ``max_training_hours`` ended without a verdict and is closed as
+  FAILED by the next start's check.
 """
 
+import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Param
 from sklearn.model_selection import train_test_split
 
 from components import component
-from core.decisions import latest_decision
-from core.lineage import content_digest, log_sources
+from core.lineage import content_digest, flat_params, log_sources, sources_fingerprints
 from core.object_store import upload_file
 from core.tracking import use_tracking
+from monitoring.retraining import RetrainingStart, hold_off_reason, stale_starts
 
 logger = logging.getLogger(__name__)
 
 RETRAIN_EXPERIMENT = "sentiment-retraining"
-WEEK_SECONDS = 7 * 24 * 3600
+OUTCOME_TAG = "outcome"
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,13 @@ class FeedbackSource:
 
 @dataclass(frozen=True)
 class RetrainOutcome:
+    """What ``prepare_retraining`` decided: whether a retraining starts, why (or why not), its record and
+    the feedback source it trains on."""
+
     started: bool
     reason: str
     record_run_id: str | None = None
     feedback: FeedbackSource | None = None
-    training: dict | None = None  # the gate's decision on the retrained candidates
 
 
 def write_feedback_source(
@@ -100,39 +105,35 @@ def write_feedback_source(
     return FeedbackSource(uris["feedback_train"], uris["feedback"], digest, len(train), len(held_out))
 
 
-def hold_off(client: mlflow.MlflowClient, config: RetrainConfig, now: float) -> str | None:
-    """Why not to start a retraining now (one in progress, the cooldown, the weekly limit); None: go."""
+def earlier_starts(client: mlflow.MlflowClient, now: float) -> list[RetrainingStart]:
+    """The record of every retraining started so far (experiment RETRAIN_EXPERIMENT)."""
     experiment = client.get_experiment_by_name(RETRAIN_EXPERIMENT)
     if experiment is None:
-        return None
+        return []
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
-    ages = [(now - run.info.start_time / 1000, run) for run in runs]
-    for age, run in ages:
-        if run.info.status == "RUNNING" and age < config.max_training_hours * 3600:
-            return (
-                f"a retraining is in progress (MLflow run {run.info.run_id}, started {age / 60:.0f} min ago)"
-            )
-    if ages and ages[0][0] < config.cooldown_hours * 3600:
-        return (
-            f"cooldown: the last retraining started {ages[0][0] / 3600:.1f} h ago ({config.cooldown_hours} h)"
-        )
-    recent = sum(age < WEEK_SECONDS for age, _ in ages)
-    if recent >= config.max_per_week:
-        return f"{recent} retrainings started in the last 7 days (the limit is {config.max_per_week})"
-    return None
+    return [
+        RetrainingStart(run.info.run_id, now - run.info.start_time / 1000, run.info.status == "RUNNING")
+        for run in runs
+    ]
 
 
-def retrain_if_needed(
-    decision: dict,
-    feedback: pd.DataFrame,
-    config: RetrainConfig,
-    tracking_uri: str,
-    seed: int,
-    train: Callable[[list[str], list[str]], dict],
+def hold_off(client: mlflow.MlflowClient, config: RetrainConfig, now: float) -> str | None:
+    """Why not to start a retraining now (monitoring/retraining.py's guards on the record); None: go.
+    A record still running after ``max_training_hours`` is closed as FAILED first: its training ended
+    without handing back a verdict."""
+    starts = earlier_starts(client, now)
+    for stale in stale_starts(starts, config.max_training_hours):
+        client.set_tag(stale.record_id, OUTCOME_TAG, f"no verdict within {config.max_training_hours} h")
+        client.set_terminated(stale.record_id, "FAILED")
+    return hold_off_reason(starts, config.cooldown_hours, config.max_per_week, config.max_training_hours)
+
+
+def start_retraining(
+    decision: dict, feedback: pd.DataFrame, config: RetrainConfig, tracking_uri: str, seed: int
 ) -> RetrainOutcome:
-    """Start a retraining if the monitor's ``decision`` asks for one and the guards allow it:
-    ``train(extra_train, extra_out_of_domain)`` runs the training pipeline with the feedback source added
-    and returns the gate's decision. Every start is recorded in MLflow; a refusal says why."""
+    """Start a retraining if the monitor's ``decision`` asks for one and the guards allow it: write the
+    feedback source and open its record (left RUNNING for :func:`finish_retraining_record`). A refusal
+    says why."""
     if not decision["retrain"]:
         return RetrainOutcome(False, decision.get("note") or "the monitor found no reason to retrain")
     if len(feedback) < config.min_feedback_rows:
@@ -141,135 +142,135 @@ def retrain_if_needed(
             f"retraining wanted, but {len(feedback)} labelled answers (it needs {config.min_feedback_rows})",
         )
     use_tracking(tracking_uri, RETRAIN_EXPERIMENT)
-    refusal = hold_off(mlflow.MlflowClient(), config, time.time())
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_experiment_by_name(RETRAIN_EXPERIMENT).experiment_id
+    refusal = hold_off(client, config, time.time())
     if refusal:
         logger.info("retraining wanted (%s) but held off: %s", decision["reasons"], refusal)
         return RetrainOutcome(False, f"held off: {refusal}")
     source = write_feedback_source(feedback, config.data_root, config.feedback_holdout, seed)
     reason = "; ".join(decision["reasons"])
-    with mlflow.start_run(run_name=f"retrain-after-v{decision['model_version']}") as record:
-        mlflow.set_tags(
-            {
-                "reason": reason[:5000],
-                "monitored_version": str(decision["model_version"]),
-                "feedback_source": source.train_uri.rsplit("/", 1)[0],
-                "feedback_digest": source.digest,
-            }
-        )
-        mlflow.log_params(
-            asdict(config) | {"train_rows": source.train_rows, "holdout_rows": source.holdout_rows}
-        )
-        log_sources(
-            [
-                {"name": "feedback_train", "uri": source.train_uri, "digest": source.digest},
-                {"name": "feedback", "uri": source.holdout_uri, "digest": source.digest},
-            ],
-            context="retraining",
-        )
-        logger.info("retraining (MLflow run %s): %s; feedback %s", record.info.run_id, reason, source)
-        training = train([source.train_uri], [source.holdout_uri])
-        verdict = "promoted" if training.get("promoted") else "rejected"
-        mlflow.set_tags({"outcome": verdict, "gate.reason": str(training.get("reason", ""))[:5000]})
-        mlflow.log_dict(training, "retrain/gate_decision.json")
-    return RetrainOutcome(True, reason, record.info.run_id, source, training)
+    tags = {
+        "reason": reason[:5000],
+        "monitored_version": str(decision["model_version"]),
+        "feedback_source": source.train_uri.rsplit("/", 1)[0],
+        "feedback_digest": source.digest,
+    }
+    record = client.create_run(
+        experiment_id, run_name=f"retrain-after-v{decision['model_version']}", tags=tags
+    ).info.run_id
+    sizes = {"train_rows": source.train_rows, "holdout_rows": source.holdout_rows}
+    client.log_batch(
+        record, params=[Param(key, str(value)) for key, value in (asdict(config) | sizes).items()]
+    )
+    log_sources(
+        [
+            {"name": "feedback_train", "uri": source.train_uri, "digest": source.digest},
+            {"name": "feedback", "uri": source.holdout_uri, "digest": source.digest},
+        ],
+        context="retraining",
+        run_id=record,
+    )
+    logger.info("retraining (MLflow run %s): %s; feedback %s", record, reason, source)
+    return RetrainOutcome(True, reason, record, source)
+
+
+def with_feedback(ingest: dict, out_of_domain: dict, source: FeedbackSource) -> tuple[dict, dict]:
+    """The training pipeline's ``ingest`` and ``out_of_domain`` sections with the feedback ``source``
+    added: its training part to the training data, its held-out slice to the held-out sets."""
+    return (
+        ingest | {"extra_train": [*ingest.get("extra_train", []), source.train_uri]},
+        out_of_domain | {"sources": [*out_of_domain.get("sources", []), source.holdout_uri]},
+    )
+
+
+def finish_retraining_record(record_run_id: str, decision: dict, tracking_uri: str) -> str:
+    """Close the retraining's record with the gate's ``decision`` on the retrained candidates (tags, the
+    decision as an artifact, FINISHED); return the verdict."""
+    client = mlflow.MlflowClient(tracking_uri)
+    verdict = "promoted" if decision.get("promoted") else "rejected"
+    client.set_tag(record_run_id, OUTCOME_TAG, verdict)
+    client.set_tag(record_run_id, "gate.reason", str(decision.get("reason", ""))[:5000])
+    client.log_dict(record_run_id, decision, "retrain/gate_decision.json")
+    client.set_terminated(record_run_id, "FINISHED")
+    return verdict
 
 
 @component
-def retrain(
+def prepare_retraining(
     decision: str,
     predictions: str,
-    training: dict,
     config: dict,
+    run: dict,
+    ingest: dict,
+    out_of_domain: dict,
+    lineage: str,
     tracking_uri: str,
-    kfp_host: str,
-    workdir: str,
-) -> str:
-    """Retrain on the usual data plus the labelled feedback under ``predictions`` when the monitor's
-    ``decision`` says so (params.yaml ``retrain``; ``training`` is every other section); kfp.local under
-    ``workdir`` without ``kfp_host``, else submitted to KFP there. Returns the outcome as JSON."""
+) -> NamedTuple(
+    "Prepared",
+    start=bool,
+    ingest=dict,
+    out_of_domain=dict,
+    lineage=str,
+    data_fingerprints=str,
+    outcome=str,
+):
+    """When the monitor's ``decision`` says retrain and the guards allow it (params.yaml ``retrain``):
+    the labelled feedback under ``predictions`` as a data source, its record opened, and the training
+    pipeline's ``ingest`` and ``out_of_domain`` sections with it added (with their ``lineage`` and the
+    sources' fingerprints). ``start`` says whether the training runs; ``outcome`` is the JSON to report."""
     import json
+    from collections import namedtuple
     from dataclasses import asdict
 
     from components.monitor import read_feedback
-    from components.retrain import RetrainConfig, retrain_if_needed, training_runner
+    from components.retrain import RetrainConfig, retraining_inputs, start_retraining
     from core.config import from_mapping
 
     settings = from_mapping(RetrainConfig, config, "retrain")
-    outcome = retrain_if_needed(
-        json.loads(decision),
-        read_feedback(predictions),
-        settings,
-        tracking_uri,
-        training["run"]["seed"],
-        training_runner(training, tracking_uri, kfp_host, workdir, settings.max_training_hours),
+    outcome = start_retraining(
+        json.loads(decision), read_feedback(predictions), settings, tracking_uri, int(run["seed"])
     )
-    return json.dumps(asdict(outcome))
+    values = retraining_inputs(outcome, ingest, out_of_domain, lineage)
+    return namedtuple("Prepared", [*values, "outcome"])(**values, outcome=json.dumps(asdict(outcome)))
 
 
-def with_feedback(training: dict, extra_train: list[str], extra_out_of_domain: list[str]) -> dict:
-    """The training params (every params.yaml section, as the monitoring pipeline was given them) with
-    the feedback sources added to the training data and the held-out sets."""
-    ingest, out_of_domain = training["ingest"], training["out_of_domain"]
-    return training | {
-        "ingest": ingest | {"extra_train": [*ingest.get("extra_train", []), *extra_train]},
-        "out_of_domain": out_of_domain
-        | {"sources": [*out_of_domain.get("sources", []), *extra_out_of_domain]},
+def retraining_inputs(outcome: RetrainOutcome, ingest: dict, out_of_domain: dict, lineage: str) -> dict:
+    """The training pipeline's inputs that a retraining changes (unchanged when none starts)."""
+    if not outcome.started:
+        return {
+            "start": False,
+            "ingest": ingest,
+            "out_of_domain": out_of_domain,
+            "lineage": lineage,
+            "data_fingerprints": "{}",
+        }
+    ingest, out_of_domain = with_feedback(ingest, out_of_domain, outcome.feedback)
+    flat = json.loads(lineage) | flat_params({"ingest": ingest, "out_of_domain": out_of_domain})
+    sources = [*ingest["sources"], *ingest["extra_train"], *out_of_domain["sources"]]
+    return {
+        "start": True,
+        "ingest": ingest,
+        "out_of_domain": out_of_domain,
+        "lineage": json.dumps(flat, sort_keys=True),
+        "data_fingerprints": sources_fingerprints(sources),
     }
 
 
-def training_runner(
-    training: dict, tracking_uri: str, kfp_host: str, workdir: str, max_hours: float
-) -> Callable[[list[str], list[str]], dict]:
-    """``train(extra_train, extra_out_of_domain)`` for :func:`retrain_if_needed`: the training pipeline
-    with those sources added to ``training`` (the params sections), run by ``python -m pipelines.run`` in
-    a fresh process (a KFP step cannot compile a pipeline in its own; pipelines.run checks the params):
-    through kfp.local under ``workdir``, or on KFP at ``kfp_host``, up to ``max_hours``; returns the
-    decision its gate logged to MLflow."""
+@component
+def finish_retraining(outcome: str, decision: str, tracking_uri: str) -> str:
+    """Close the record of the retraining ``outcome`` (prepare_retraining's JSON) names with the gate's
+    ``decision`` (JSON) on the retrained candidates; return the outcome with the verdict and its reason."""
+    import json
 
-    def train(extra_train: list[str], extra_out_of_domain: list[str]) -> dict:
-        updated = with_feedback(training, extra_train, extra_out_of_domain)
-        started = time.time()
-        run_training(updated, tracking_uri, kfp_host, Path(workdir), max_hours)
-        decision = latest_decision(tracking_uri, updated["run"]["experiment"], started)
-        if decision is None:
-            raise RuntimeError(
-                f"no gated run in experiment {updated['run']['experiment']!r} since the training started"
-            )
-        return asdict(decision)
+    from components.retrain import finish_retraining_record
 
-    return train
+    started, gate = json.loads(outcome), json.loads(decision)
+    verdict = finish_retraining_record(started["record_run_id"], gate, tracking_uri)
+    return json.dumps(started | {"verdict": verdict, "gate_reason": gate.get("reason", "")})
 
 
-def run_training(training: dict, tracking_uri: str, kfp_host: str, workdir: Path, max_hours: float) -> None:
-    """``python -m pipelines.run`` with the ``training`` params (waiting up to ``max_hours`` for a KFP
-    run), its log in this step's; raises if it fails."""
-    import os
-    import subprocess
-
-    import yaml
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    params_file = workdir / f"retrain-params-{time.strftime('%Y%m%dT%H%M%S')}.yaml"
-    params_file.write_text(yaml.safe_dump(training, sort_keys=False))
-    subprocess.run(
-        training_command(params_file, workdir, max_hours),
-        cwd=Path(__file__).resolve().parent.parent,
-        env=training_environment(dict(os.environ), tracking_uri, kfp_host),
-        check=True,
-        timeout=max_hours * 3600,
-    )
-
-
-def training_command(params_file: Path, workdir: Path, max_hours: float) -> list[str]:
-    """``python -m pipelines.run`` on ``params_file``, waiting up to ``max_hours`` for a KFP run."""
-    import sys
-
-    arguments = ["--params", str(params_file), "--workdir", str(workdir), "--wait-hours", str(max_hours)]
-    return [sys.executable, "-m", "pipelines.run", *arguments]
-
-
-def training_environment(environment: dict[str, str], tracking_uri: str, kfp_host: str) -> dict[str, str]:
-    """This step's environment (TRAIN_IMAGE included: the pipeline sets it) for the training run, without
-    KFP's executor variables, with MLflow and KFP where this step was told they are."""
-    kept = {k: v for k, v in environment.items() if not k.startswith("_KFP") and k != "KFP_HOST"}
-    return kept | {"MLFLOW_TRACKING_URI": tracking_uri} | ({"KFP_HOST": kfp_host} if kfp_host else {})
+@component
+def no_retraining(outcome: str) -> str:
+    """The monitoring pipeline's branch when no retraining starts: the outcome (why not), unchanged."""
+    return outcome

@@ -7,6 +7,7 @@ its exact data.
 """
 
 import hashlib
+import json
 import re
 import warnings
 from pathlib import Path
@@ -93,11 +94,32 @@ def _dataset_source(uri: str):
         return resolve_dataset_source(uri)
 
 
-def log_sources(sources: list[dict], context: str = "training") -> None:
-    """Log each source to the active MLflow run as a dataset input (name, digest, URI)."""
+def log_sources(sources: list[dict], context: str = "training", run_id: str | None = None) -> None:
+    """Log each source as a dataset input (name, digest, URI) to the run ``run_id`` (default: the active
+    MLflow run)."""
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
+    inputs = []
     for source in sources:
         digest = source["digest"][:DATASET_DIGEST_CHARS]
         dataset = MetaDataset(_dataset_source(source["uri"]), name=source["name"], digest=digest)
-        mlflow.log_input(dataset, context=context)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    mlflow.MlflowClient().log_inputs(run_id or mlflow.active_run().info.run_id, datasets=inputs)
+
+
+def sources_fingerprints(sources: list[str]) -> str:
+    """Each source with what it holds now (:func:`source_fingerprint`), as JSON: the steps that read the
+    sources take it as an input, so KFP's cache key changes when a source does."""
+    return json.dumps({source: source_fingerprint(source) for source in sources}, sort_keys=True)
+
+
+def flat_params(sections: dict[str, dict]) -> dict:
+    """Every parameter of ``sections`` as a flat ``section.key`` name (lists and dicts as JSON), as each
+    candidate's MLflow run logs them."""
+    return {
+        f"{section}.{key}": json.dumps(value) if isinstance(value, list | dict) else value
+        for section, values in sections.items()
+        for key, value in values.items()
+    }

@@ -77,10 +77,11 @@ class PipelineParams:
         """Each source the training pipeline reads (ingest's and the out-of-domain sets) with what it
         holds now (core/lineage.source_fingerprint), as JSON: the steps that read them take it as an
         input, so KFP's cache key changes when a source does."""
-        from core.lineage import source_fingerprint
+        from core.lineage import sources_fingerprints
 
-        sources = [*self.ingest.sources, *self.ingest.extra_train, *self.out_of_domain.sources]
-        return json.dumps({source: source_fingerprint(source) for source in sources}, sort_keys=True)
+        return sources_fingerprints(
+            [*self.ingest.sources, *self.ingest.extra_train, *self.out_of_domain.sources]
+        )
 
     def check_sources(self) -> None:
         """Refuse an out-of-domain set that is also a training source (by name, as the sets are named):
@@ -98,9 +99,6 @@ class PipelineParams:
 
     def lineage(self) -> str:
         """Every parameter as flat ``section.key`` names (JSON), logged to each candidate's MLflow run."""
-        flat = {
-            f"{section}.{key}": json.dumps(value) if isinstance(value, list | dict) else value
-            for section, values in self.as_dict().items()
-            for key, value in values.items()
-        }
-        return json.dumps(flat, sort_keys=True)
+        from core.lineage import flat_params
+
+        return json.dumps(flat_params(self.as_dict()), sort_keys=True)

@@ -5,7 +5,6 @@ soft-voting ensemble -> evaluate each (on the test split and the out-of-domain s
 
 from kfp import compiler, dsl, kubernetes
 
-from components import TRAIN_IMAGE
 from components.analyze import analyze
 from components.deploy import deploy
 from components.embedding_reference import embedding_reference
@@ -16,7 +15,7 @@ from components.ingest import ingest
 from components.monitor import monitor
 from components.prepare_out_of_domain import prepare_out_of_domain
 from components.preprocess import preprocess
-from components.retrain import retrain
+from components.retrain import finish_retraining, no_retraining, prepare_retraining
 from components.train_linear import train_linear
 from components.train_transformer import train_transformer
 from components.validate import validate
@@ -147,7 +146,9 @@ def training_pipeline(cluster: ClusterConfig):
 
 
 def monitoring_pipeline(cluster: ClusterConfig):
-    """The monitoring pipeline, its tasks configured for a cluster by ``cluster``."""
+    """The monitoring pipeline, its tasks (the nested training pipeline's included) configured for a
+    cluster by ``cluster``."""
+    training = training_pipeline(cluster)
 
     @dsl.pipeline(
         name=MONITORING_PIPELINE_NAME,
@@ -158,32 +159,67 @@ def monitoring_pipeline(cluster: ClusterConfig):
         model_uri: str,
         monitor_config: dict,
         retrain_config: dict,
-        training: dict,
+        run: dict,
+        ingest_config: dict,
+        validate_config: dict,
+        preprocess_config: dict,
+        out_of_domain_config: dict,
+        train_linear_config: dict,
+        train_transformer_config: dict,
+        ensemble_config: dict,
+        gate_config: dict,
+        deploy_config: dict,
+        canary_analysis_config: dict,
         tracking_uri: str,
-        kfp_host: str,
-        workdir: str,
+        lineage: str,
     ) -> str:
-        """monitor -> retrain (schedule it as a recurring run on the cluster: make schedule). ``training``
-        holds every params.yaml section, for the training run a retraining starts: through kfp.local under
-        ``workdir`` without ``kfp_host``, on KFP at ``kfp_host`` otherwise. Returns the retrain outcome."""
+        """monitor -> prepare_retraining -> (if it starts one) the training pipeline on the usual data plus
+        the feedback -> finish_retraining with the gate's decision. Schedule it as a recurring run on the
+        cluster (make schedule). The training sections are the training pipeline's parameters; ``lineage``
+        is every parameter, flat. Returns the outcome as JSON (with the gate's verdict when it retrained)."""
         judged = monitor(
             predictions=predictions, model_uri=model_uri, config=monitor_config, tracking_uri=tracking_uri
         )
-        retrained = retrain(
+        prepared = prepare_retraining(
             decision=judged.outputs["Output"],
             predictions=predictions,
-            training=training,
             config=retrain_config,
+            run=run,
+            ingest=ingest_config,
+            out_of_domain=out_of_domain_config,
+            lineage=lineage,
             tracking_uri=tracking_uri,
-            kfp_host=kfp_host,
-            workdir=workdir,
         )
-        # the training pipeline the retrain step compiles runs in this pipeline's image (components use
-        # TRAIN_IMAGE at import; a step's pod has no such env otherwise)
-        retrained.set_env_variable("TRAIN_IMAGE", TRAIN_IMAGE)
-        for step, task in (("monitor", judged), ("retrain", retrained)):
+        for step, task in (("monitor", judged), ("prepare_retraining", prepared)):
             with_object_store(configure(task, step, cluster))
-        return retrained.output
+        with dsl.If(prepared.outputs["start"] == True, name="retraining"):  # noqa: E712 (a KFP condition)
+            retrained = training(
+                run=run,
+                ingest_config=prepared.outputs["ingest"],
+                validate_config=validate_config,
+                preprocess_config=preprocess_config,
+                out_of_domain_config=prepared.outputs["out_of_domain"],
+                train_linear_config=train_linear_config,
+                train_transformer_config=train_transformer_config,
+                ensemble_config=ensemble_config,
+                gate_config=gate_config,
+                deploy_config=deploy_config,
+                canary_analysis_config=canary_analysis_config,
+                monitor_config=monitor_config,
+                tracking_uri=tracking_uri,
+                lineage=prepared.outputs["lineage"],
+                data_fingerprints=prepared.outputs["data_fingerprints"],
+            )
+            finished = finish_retraining(
+                outcome=prepared.outputs["outcome"], decision=retrained.output, tracking_uri=tracking_uri
+            )
+            with_object_store(configure(finished, "finish_retraining", cluster))
+        # kfp.local (2.17.3) resolves a condition on a named output only inside an If/Else group: the
+        # Else branch passes the outcome through, so the run returns one outcome either way (OneOf)
+        with dsl.Else(name="no-retraining"):
+            skipped = no_retraining(outcome=prepared.outputs["outcome"])
+            configure(skipped, "no_retraining", cluster)
+        return dsl.OneOf(finished.output, skipped.output)
 
     return sentiment_monitoring
 

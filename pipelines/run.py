@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
 # The Pushgateway `make cluster-infra` installs; the gate pushes its decision there (Pipeline dashboard).
 CLUSTER_PUSHGATEWAY = "prometheus-pushgateway.monitoring.svc.cluster.local:9091"
-# The KFP API as a pipeline step sees it: where the monitoring pipeline's retrain step submits training
-# (Service ml-pipeline, port 8888: kubeflow/pipelines 2.17.0
-# manifests/kustomize/base/pipeline/ml-pipeline-apiserver-service.yaml).
-CLUSTER_KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 # Where the retrain step writes the feedback data sources on the cluster (the MinIO bucket `sources`).
 CLUSTER_DATA_ROOT = "s3://sources/feedback"
 
@@ -144,19 +140,17 @@ def run_locally(params: PipelineParams, workdir: Path, tracking_uri: str) -> Gat
     return GateDecision.from_json(task.output)
 
 
-def monitoring_arguments(
-    params: PipelineParams, predictions: str, tracking_uri: str, kfp_host: str, workdir: Path
-) -> dict:
-    """The monitoring pipeline's arguments for the champion of ``params.run.model_name``."""
+def monitoring_arguments(params: PipelineParams, predictions: str, tracking_uri: str) -> dict:
+    """The monitoring pipeline's arguments for the champion of ``params.run.model_name``: the monitor's and
+    the retraining's sections, and the training pipeline's arguments for a retraining (its data
+    fingerprints come from the retraining's own data)."""
+    training = pipeline_arguments(params, tracking_uri)
+    del training["data_fingerprints"]
     return {
         "predictions": predictions,
         "model_uri": f"models:/{params.run.model_name}@{CHAMPION_ALIAS}",
-        "monitor_config": asdict(params.monitor),
         "retrain_config": asdict(params.retrain),
-        "training": params.as_dict(),
-        "tracking_uri": tracking_uri,
-        "kfp_host": kfp_host,
-        "workdir": str(workdir),
+        **training,
     }
 
 
@@ -176,9 +170,7 @@ def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host
         import kfp
 
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
-        arguments = monitoring_arguments(
-            cluster_params(params), predictions, tracking_uri, CLUSTER_KFP_HOST, workdir
-        )
+        arguments = monitoring_arguments(cluster_params(params), predictions, tracking_uri)
         run = kfp.Client(host=host).create_run_from_pipeline_package(
             package,
             arguments=arguments,
@@ -190,17 +182,14 @@ def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host
     from components.retrain import RETRAIN_EXPERIMENT
 
     init_local_runner(workdir)
+    for experiment in (params.run.experiment, RETRAIN_EXPERIMENT):  # the retraining's, under workdir
+        local_tracking_uri(workdir, experiment)
     tracking_uri = local_tracking_uri(workdir, MONITOR_EXPERIMENT)
     params = params.override("retrain", data_root=params.retrain.data_root or str(workdir / "data"))
-    task = pipeline(**monitoring_arguments(params, predictions, tracking_uri, "", workdir))
-    outcome = json.loads(task.output)
-    verdict = (
-        f"retraining started: {outcome['reason']}"
-        if outcome["started"]
-        else f"no retraining: {outcome['reason']}"
-    )
-    if outcome["training"]:
-        verdict += f"\ngate on the retrained candidates: {outcome['training']['reason']}"
+    outcome = json.loads(pipeline(**monitoring_arguments(params, predictions, tracking_uri)).output)
+    verdict = f"{'retraining started' if outcome['started'] else 'no retraining'}: {outcome['reason']}"
+    if outcome["started"]:
+        verdict += f"\ngate on the retrained candidates: {outcome['gate_reason']}"
     experiments = f"'{MONITOR_EXPERIMENT}' and '{RETRAIN_EXPERIMENT}'"
     return f"{verdict}\nreports: MLflow experiments {experiments} at {tracking_uri}"
 

@@ -1,8 +1,8 @@
 """Run the monitoring pipeline on the cluster as a KFP recurring run: ``make schedule`` creates it (or
 replaces it when the pipeline, its arguments or the cron changed; unchanged, it is left alone, so the
 target is idempotent), ``make unschedule`` deletes it. At most one run at a time (``max_concurrency``
-1) and no catch-up after a pause; a retraining it starts runs as its own KFP run, waited for by the
-retrain step (components/retrain.py).
+1) and no catch-up after a pause; a retraining it starts runs inside the same KFP run (the training
+pipeline nested in the monitoring pipeline), so the next scheduled run waits for it.
 
     KFP_HOST=http://localhost:8088 python -m pipelines.schedule [--cron "0 0 * * * *"] [--unschedule]
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import MONITORING_PIPELINE_NAME, compile_pipeline, monitoring_pipeline
 from pipelines.run import (
-    CLUSTER_KFP_HOST,
     CLUSTER_TRACKING_URI,
     cluster_params,
     environment_overrides,
@@ -116,7 +115,7 @@ def scheduled_run(params: PipelineParams, predictions: str, folder: Path) -> tup
     """The compiled monitoring pipeline (in ``folder``) and the arguments of each scheduled run."""
     package = compile_pipeline(str(folder / "monitoring_pipeline.yaml"), monitoring_pipeline(params.cluster))
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
-    return package, monitoring_arguments(params, predictions, tracking_uri, CLUSTER_KFP_HOST, Path("/tmp"))
+    return package, monitoring_arguments(params, predictions, tracking_uri)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ if TYPE_CHECKING:  # kfp's DSL is imported where pipelines compile; inside a run
 # sources' content fingerprints (core/lineage.source_fingerprint), so a changed source is a new cache key;
 # validate, preprocess, the out-of-domain sets and the embedding reference are seeded functions of what
 # they are given. Off for the rest: training runs on a wall-clock budget and logs to MLflow, evaluate logs
-# to its candidate's run, the gate registers, deploy and analyze change the cluster, monitor and retrain
-# read the world as it is now, and batch scoring pins a registry alias that may move and stages every
-# run's shards in a folder of its own.
+# to its candidate's run, the gate registers, deploy and analyze change the cluster, monitor and the
+# retraining's steps read and write the world as it is now, and batch scoring pins a registry alias that
+# may move and stages every run's shards in a folder of its own.
 CACHED_STEPS = frozenset({"ingest", "validate", "preprocess", "prepare_out_of_domain", "embedding_reference"})
 # Retries: on the steps that talk to S3 or MLflow, where a failure can be a passing hiccup. Validate and
 # preprocess read and write only their artifacts: a failure there is the data's, and would fail again.
@@ -36,7 +36,8 @@ RETRIED_STEPS = frozenset(
         "deploy",
         "analyze",
         "monitor",
-        "retrain",
+        "prepare_retraining",
+        "finish_retraining",
         "batch_plan",
         "batch_score",
         "batch_publish",

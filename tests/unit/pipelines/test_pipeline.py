@@ -59,14 +59,42 @@ def test_compiled_yaml_loads_back_with_every_parameter(tmp_path: Path) -> None:
     assert "embedding-reference" in tasks["evaluate"]["dependentTasks"]
 
 
-def test_monitoring_pipeline_compiles_monitor_then_retrain(tmp_path: Path) -> None:
+def test_monitoring_pipeline_nests_the_training_pipeline_under_the_retraining_condition(
+    tmp_path: Path,
+) -> None:
+    """monitor -> prepare_retraining -> if it starts one: the training pipeline (a sub-DAG of the same
+    run, not a run a step launches) -> finish_retraining on the training's output; else no_retraining.
+    The run returns whichever branch's outcome ran."""
     package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline(PARAMS.cluster))
-    pipeline_spec, _platform_spec = yaml.safe_load_all(Path(package).read_text())
-    tasks = pipeline_spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"monitor", "retrain"} and tasks["retrain"]["dependentTasks"] == ["monitor"]
-    arguments = monitoring_arguments(
-        PipelineParams.load(), "s3://predictions/x", "http://mlflow", "", tmp_path
+    pipeline_spec, platform_spec = yaml.safe_load_all(Path(package).read_text())
+    components, tasks = pipeline_spec["components"], pipeline_spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"monitor", "prepare-retraining", "condition-branches-1"}
+    assert tasks["prepare-retraining"]["dependentTasks"] == ["monitor"]
+    branches = components[tasks["condition-branches-1"]["componentRef"]["name"]]["dag"]["tasks"]
+    condition = "inputs.parameter_values['pipelinechannel--prepare-retraining-start'] == true"
+    by_condition = {
+        task["triggerPolicy"]["condition"]: components[task["componentRef"]["name"]]["dag"]["tasks"]
+        for task in branches.values()
+    }
+    retraining, skipped = by_condition[condition], by_condition[f"!({condition})"]
+    assert set(retraining) == {"sentiment-training", "finish-retraining"}
+    assert set(skipped) == {"no-retraining"}
+    assert retraining["finish-retraining"]["inputs"]["parameters"]["decision"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output",
+        "producerTask": "sentiment-training",
+    }
+    training = components[retraining["sentiment-training"]["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"ingest", "train-transformer", "gate", "deploy"} <= set(training)
+    assert training["ingest"]["inputs"]["parameters"]["config"]["componentInputParameter"] == "ingest_config"
+    assert (
+        pipeline_spec["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"][
+            "producerSubtask"
+        ]
+        == "condition-branches-1"
     )
+    # the nested steps keep their object-store env on a cluster
+    assert "exec-gate" in platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    arguments = monitoring_arguments(PipelineParams.load(), "s3://predictions/x", "http://mlflow")
     assert set(arguments) == set(pipeline_spec["root"]["inputDefinitions"]["parameters"])
 
 

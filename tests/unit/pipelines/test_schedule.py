@@ -9,7 +9,7 @@ import yaml
 
 from pipelines.params import PipelineParams
 from pipelines.pipeline import compile_pipeline, monitoring_pipeline
-from pipelines.run import CLUSTER_KFP_HOST, cluster_params, monitoring_arguments
+from pipelines.run import cluster_params, monitoring_arguments
 from pipelines.schedule import HOURLY, SCHEDULE_NAME, schedule, unschedule
 from tests.helpers import PARAMS
 
@@ -64,9 +64,7 @@ class KfpStandIn:
 def test_schedule_is_idempotent_replaces_on_change_and_unschedules(tmp_path: Path) -> None:
     client, params = KfpStandIn(), cluster_params(PipelineParams.load())
     package = compile_pipeline(str(tmp_path / "monitoring.yaml"), monitoring_pipeline(PARAMS.cluster))
-    arguments = monitoring_arguments(
-        params, "s3://predictions/sentiment", "http://mlflow", CLUSTER_KFP_HOST, tmp_path
-    )
+    arguments = monitoring_arguments(params, "s3://predictions/sentiment", "http://mlflow")
     assert schedule(client, package, arguments, HOURLY, "sentiment") == "created"
     (created,) = client.runs.values()
     assert (created.display_name, created.cron, created.max_concurrency, created.no_catchup) == (
@@ -76,7 +74,7 @@ def test_schedule_is_idempotent_replaces_on_change_and_unschedules(tmp_path: Pat
         True,
     )
     assert created.package["pipelineInfo"]["name"] == "sentiment-monitoring"
-    assert created.params["kfp_host"] == CLUSTER_KFP_HOST
+    assert created.params["tracking_uri"] == "http://mlflow"
     assert created.params["retrain_config"]["data_root"] == "s3://sources/feedback"
     assert schedule(client, package, arguments, HOURLY, "sentiment") == "unchanged"
     assert list(client.runs) == ["rr-1"]
