@@ -24,6 +24,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def prepared_splits(data: Path, max_rows: int, seed: int) -> dict[str, dict[str,
     params = PipelineParams.load()
     with tempfile.TemporaryDirectory() as tmp:
         raw, clean, quarantine = (str(Path(tmp) / f"{n}.parquet") for n in ("raw", "clean", "quarantine"))
-        ingest_source([str(data / s) for s in SOURCES], raw, max_rows, seed, extra_train=[])
+        sources = [str(data / s) for s in SOURCES]
+        ingest_source(replace(params.ingest, sources=sources, max_rows_per_split=max_rows), raw, seed)
         validate_rows(raw, clean, quarantine, 1.0, params.validate.max_text_chars)
         frame = pd.read_parquet(clean)
     frame["text"] = frame["text"].map(normalize_text)
@@ -109,8 +111,6 @@ def transformer_rows(
     """Fine-tune params.yaml's transformer on TRANSFORMER_MIX at ``steps`` steps once per loss weighting
     in ``weightings``; score each (and an unweighted run's answers prior-corrected) on validation and
     every test slice."""
-    from dataclasses import replace
-
     import mlflow
 
     from components.train_transformer import train_transformer_model

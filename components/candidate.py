@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 
+from components.label_checks import LabelChecks
+from core.artifacts import LABEL_CHECKS_TAG_PREFIX, MACHINE_LABELLED_TAG
 from core.lineage import log_sources, sources_of
 from core.scores import classification_metrics, per_source_metrics
 from core.tracking import use_tracking
@@ -38,8 +40,22 @@ def candidate_run(
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params({f"pipeline.{k}": v for k, v in lineage.items()})
         mlflow.log_params(params)
-        log_sources(sources_of(data))
+        sources = sources_of(data)
+        log_sources(sources)
+        mlflow.set_tags(label_check_tags(sources))
         yield run.info.run_id
+
+
+def label_check_tags(sources: list[dict]) -> dict[str, str]:
+    """What ingest's label checks found in each source (components/label_checks.py), as run tags:
+    ``label_checks.<source>`` (one line each) and ``data.machine_labelled`` (the flagged sources)."""
+    checks = {s["name"]: LabelChecks(**s["label_checks"]) for s in sources if "label_checks" in s}
+    if not checks:
+        return {}
+    flagged = [name for name, c in checks.items() if c.machine_labelled]
+    return {f"{LABEL_CHECKS_TAG_PREFIX}{name}": c.summary() for name, c in checks.items()} | {
+        MACHINE_LABELLED_TAG: ", ".join(flagged) or "none"
+    }
 
 
 def finish_candidate(

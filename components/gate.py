@@ -28,7 +28,7 @@ from components import component
 from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
 from core.config import RunConfig
 from core.decisions import GateDecision, record_decision
-from core.lineage import content_digest
+from core.lineage import content_digest, sources_of
 from core.model_card import MODEL_CARD_ARTIFACT
 from core.registry import CHAMPION_ALIAS, champion
 from core.scores import PairedSet, paired_bootstrap
@@ -104,20 +104,39 @@ TARGETS = ("first_source", "all")
 FEEDBACK_SET = "ood_feedback"  # the retraining loop's held-out feedback (components/retrain.py)
 
 
-def target_sets(sets: list[ScoredSet], target: str, first_source: str | None) -> list[ScoredSet]:
-    """The held-out sets that stand for the served traffic, weighted to sum to 1: ``first_source``, the
-    first DATA source's test slice (and the feedback slice when the retraining loop added one), equally;
-    ``all``, every set with the score's weights."""
-    if target not in TARGETS:
-        raise ValueError(f"gate.target must be one of {TARGETS}, got {target!r}")
+def target_sets(sets: list[ScoredSet], target: str, target_source: str | None) -> list[ScoredSet]:
+    """The held-out sets that stand for the served traffic, weighted to sum to 1: for ``first_source``
+    (or a DATA source's name declared as the target), ``target_source``'s test slice (the only test set
+    with one source), and the feedback slice when the retraining loop added one, equally; for ``all``,
+    every set with the score's weights."""
     if target == "all":
         return sets
     names = {s.name for s in sets}
-    first = "test" if "test" in names else f"test_{first_source}"
+    first = "test" if "test" in names else f"test_{target_source}"
     if first not in names:
-        raise ValueError(f"gate.target first_source: no held-out set {first!r} among {sorted(names)}")
+        raise ValueError(
+            f"gate.target {target}: no held-out set {first!r} among {sorted(names)} (gate.target is one of "
+            f"{TARGETS} or a DATA source's name)"
+        )
     chosen = [s for s in sets if s.name in (first, FEEDBACK_SET)]
     return [ScoredSet(s.name, 1.0 / len(chosen), s.rows, s.digest_tag) for s in chosen]
+
+
+def target_source(target: str, sources: list[str], lineage: list[dict]) -> tuple[str | None, list[str]]:
+    """(the DATA source whose test slice is the target, the sources passed over): a source named by
+    ``target`` itself; for ``first_source``, the first of ``sources`` whose labels ingest did not flag
+    as machine-labelled (``lineage``: the test split's sources with their label checks), or the first
+    when every one is flagged. None for ``all``."""
+    if target == "all":
+        return None, []
+    if target != "first_source":
+        return target, []
+    flagged = {s["name"] for s in lineage if s.get("label_checks", {}).get("machine_labelled")}
+    trusted = [name for name in sources if name not in flagged]
+    if not sources:
+        return None, []
+    chosen = trusted[0] if trusted else sources[0]
+    return chosen, [name for name in sources[: sources.index(chosen)] if name in flagged]
 
 
 def scored_sets(
@@ -231,10 +250,11 @@ def gate_candidates(
     config: GateConfig,
     run: RunConfig,
     tracking_uri: str,
-    first_source: str | None = None,
+    sources: list[str] | None = None,
 ) -> GateDecision:
     """Judge ``candidates`` (each evaluated on ``test_path`` and ``ood_path``): the best by ``run.metric``
-    on the target (:func:`target_sets`; ``first_source``: the name of the first DATA source) is promoted
+    on the target (:func:`target_sets`, :func:`target_source`; ``sources``: the DATA sources' names, in
+    order) is promoted
     if it beats the champion there (see :func:`decide`) and is no worse than the champion on any other
     held-out set beyond ``config.guard_tolerance`` (:func:`guard_failure`)."""
     use_tracking(tracking_uri)
@@ -246,7 +266,8 @@ def gate_candidates(
         TEST_DIGEST_TAG: content_digest(test),
         OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,
     }
-    target = target_sets(sets, config.target, first_source)
+    chosen, passed_over = target_source(config.target, sources or [], sources_of(test))
+    target = target_sets(sets, config.target, chosen)
     set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
     scores = {run_id: sum(s.weight * parts[s.name] for s in target) for run_id, parts in set_scores.items()}
     best = max(candidates, key=lambda c: scores[c.run_id])
@@ -265,6 +286,8 @@ def gate_candidates(
     guarded = guard_failure(set_comparisons, target, config.guard_tolerance) if promoted else None
     if guarded:
         promoted, reason, rule = False, f"{reason}, but {guarded}", "guard"
+    if passed_over:
+        reason += f" (target {chosen}: {', '.join(passed_over)} probably machine-labelled)"
     int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, config.int8_max_loss)
     registered = None
     if promoted:
@@ -348,7 +371,7 @@ def gate(
         from_mapping(GateConfig, config, "gate"),
         settings,
         tracking_uri,
-        source_name(ingest["sources"][0]) if ingest.get("sources") else None,
+        [source_name(source) for source in ingest.get("sources", [])],
     )
     families = {p.metadata["run_id"]: p.metadata["family"] for p in evaluated}
     push_gate_metrics(settings.pushgateway, settings.model_name, result, families)

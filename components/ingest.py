@@ -14,9 +14,10 @@ import pandas as pd
 from kfp.dsl import Dataset, Output
 
 from components import component
+from components.label_checks import LabelChecks, check_labels
 from core.hub import hub_unreachable
 from core.labels import normalize_labels
-from core.lineage import SOURCES_ATTR, describe_source, source_name
+from core.lineage import SOURCES_ATTR, describe_source, source_name, sources_of
 from core.object_store import download
 
 logger = logging.getLogger(__name__)
@@ -203,6 +204,8 @@ class IngestConfig:
     sources: list[str]
     extra_train: list[str]
     max_rows_per_split: int
+    label_check_rows: int
+    machine_label_agreement: float
 
 
 def _sample_splits(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -214,35 +217,59 @@ def _sample_splits(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFram
     )
 
 
-def ingest_source(
-    sources: list[str], output_path: str, max_rows_per_split: int, seed: int, extra_train: list[str]
-) -> dict[str, int]:
-    """Read every one of ``sources`` (and every ``extra_train`` source, all of whose rows join the training
-    split) and write them as one parquet to ``output_path``, each row with its source's name, and the
-    sources and their digests in its metadata; return the row count per split.
+def ingest_source(config: IngestConfig, output_path: str, seed: int) -> dict[str, int]:
+    """Read every one of ``config.sources`` (and every ``extra_train`` source, all of whose rows join the
+    training split) and write them as one parquet to ``output_path``, each row with its source's name,
+    and the sources with their digests and label checks (components/label_checks.py) in its metadata;
+    return the row count per split.
 
-    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split of each of ``sources`` (for
-    quick runs and tests); ``extra_train`` is kept whole.
+    ``max_rows_per_split`` > 0 keeps a seeded random sample of each split of each of the sources (for
+    quick runs and tests); ``extra_train`` is kept whole. The labels are checked on every row read.
     """
-    if not sources:
+    if not config.sources:
         raise DataSourceError("no data source: name at least one (params.yaml ingest.sources, or DATA=)")
-    named = [(source_name(uri), uri, read_source(uri)) for uri in sources]
+    named = [(source_name(uri), uri, read_source(uri)) for uri in config.sources]
     extras = [
-        (source_name(uri), uri, read_source(uri).assign(split=EXTRA_TRAIN_SPLIT)) for uri in extra_train
+        (source_name(uri), uri, read_source(uri).assign(split=EXTRA_TRAIN_SPLIT))
+        for uri in config.extra_train
     ]
-    lineage = [describe_source(name, uri, frame) for name, uri, frame in named + extras]
+    lineage = [
+        describe_source(name, uri, frame)
+        | {"label_checks": source_label_checks(name, frame, config, seed).to_dict()}
+        for name, uri, frame in named + extras
+    ]
     if len({s["name"] for s in lineage}) < len(lineage):
         raise DataSourceError(f"two data sources have the same name: {[s['name'] for s in lineage]}")
-    if max_rows_per_split:
-        named = [(name, uri, _sample_splits(frame, max_rows_per_split, seed)) for name, uri, frame in named]
+    if config.max_rows_per_split:
+        named = [
+            (name, uri, _sample_splits(frame, config.max_rows_per_split, seed)) for name, uri, frame in named
+        ]
     frame = pd.concat([f.assign(source=name) for name, _, f in named + extras], ignore_index=True)
     frame["split"] = frame["split"].astype("string")
     frame["source"] = frame["source"].astype("string")
     frame.attrs[SOURCES_ATTR] = lineage
     frame.to_parquet(output_path, index=False)
     counts = {str(k or "unsplit"): int(v) for k, v in frame["split"].fillna("").value_counts().items()}
-    logger.info("ingested %d rows from %s: %s", len(frame), ", ".join(sources), counts)
+    logger.info("ingested %d rows from %s: %s", len(frame), ", ".join(config.sources), counts)
     return counts
+
+
+def source_label_checks(name: str, frame: pd.DataFrame, config: IngestConfig, seed: int) -> LabelChecks:
+    """The label checks of the source ``name``, logged (a warning when it looks machine-labelled)."""
+    checks = check_labels(frame, config.label_check_rows, config.machine_label_agreement, seed)
+    log = logger.warning if checks.machine_labelled else logger.info
+    log("labels of %s: %s", name, checks.summary())
+    return checks
+
+
+def label_summary(path: str) -> dict:
+    """The label checks of the sources of the ingested parquet at ``path``, for the step's metadata: the
+    sources flagged as machine-labelled and each source's lexicon agreement."""
+    checks = {source["name"]: source["label_checks"] for source in sources_of(pd.read_parquet(path))}
+    return {
+        "machine_labelled": sorted(name for name, c in checks.items() if c["machine_labelled"]),
+        "lexicon_agreement": {name: c["agreement"] for name, c in checks.items()},
+    }
 
 
 @component
@@ -250,14 +277,12 @@ def ingest(config: dict, run: dict, fingerprints: str, dataset: Output[Dataset])
     """Read local paths, s3:// URIs or Hugging Face ids (params.yaml ``ingest``) into one
     text/label/split/source parquet, ``dataset``. ``fingerprints`` (what the sources held at submission,
     PipelineParams.data_fingerprints) is not read here: it is part of the step's cache key."""
-    from components.ingest import IngestConfig, ingest_source
+    from components.ingest import IngestConfig, ingest_source, label_summary
     from core.config import RunConfig, from_mapping
 
     settings = from_mapping(IngestConfig, config, "ingest")
-    seed = from_mapping(RunConfig, run, "run").seed
-    counts = ingest_source(
-        settings.sources, dataset.path, settings.max_rows_per_split, seed, settings.extra_train
-    )
+    counts = ingest_source(settings, dataset.path, from_mapping(RunConfig, run, "run").seed)
     dataset.metadata.update(
         {"sources": settings.sources, "extra_train": settings.extra_train, "rows": counts}
+        | label_summary(dataset.path)
     )

@@ -8,6 +8,7 @@ import platform
 import statistics
 import time
 
+from core.artifacts import LABEL_CHECKS_TAG_PREFIX, MACHINE_LABELLED_TAG
 from core.labels import LABELS
 
 MODEL_CARD_ARTIFACT = "model_card.md"
@@ -76,6 +77,17 @@ def _sources_line(params: dict) -> str:
     return f"- sources: {named} (training rows mixed with exponent {mix}: components/preprocess.py)"
 
 
+def _label_check_lines(tags: dict) -> list[str]:
+    """Ingest's label checks of each source (components/label_checks.py), the flagged ones named."""
+    prefix = LABEL_CHECKS_TAG_PREFIX
+    checks = sorted((k.removeprefix(prefix), v) for k, v in tags.items() if k.startswith(prefix))
+    if not checks:
+        return []
+    flagged = tags.get(MACHINE_LABELLED_TAG, "none")
+    lines = [f"- probably machine-labelled (a lexicon reproduces their labels): {flagged}", "- label checks:"]
+    return lines + [f"  - `{name}`: {summary}" for name, summary in checks]
+
+
 def _value(metrics: dict, name: str) -> str:
     return f"{metrics[name]:.4f}" if name in metrics else "n/a"
 
@@ -126,6 +138,7 @@ def render_model_card(run, confusion_matrix: list[list[int]]) -> str:
         f"- rows: train {params.get('train_rows')}, validation {params.get('validation_rows')}, "
         f"test {tags.get('test_rows')}",
         f"- labels: {', '.join(LABELS)}",
+        *_label_check_lines(tags),
         "",
         "## Metrics",
         "",

@@ -102,6 +102,9 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
     assert len(cards) == 4 and all(card.startswith("# Model card:") for card in cards)
     assert all("| youtubecommentsdataset | 12 |" in card for card in cards)
     assert all("| test_comments | " in card and "| held-out mean | " in card for card in cards)
+    # both fixtures are written from templates whose words carry their labels: ingest's label checks say so
+    flagged = "- probably machine-labelled (a lexicon reproduces their labels): data, comments"
+    assert all(flagged in card and "  - `comments`: 0 empty texts with a label" in card for card in cards)
     # the deploy step, with no cluster, leaves the InferenceService and route it would create as its
     # artifact; the analyze step has no canary to judge
     (manifest,) = (workdir / "kfp").glob("sentiment-training-*/deploy/manifest")

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from components.evaluate import Candidate, evaluate_model
-from components.gate import GateError, decide, gate_candidates, scored_sets
+from components.gate import GateError, decide, gate_candidates, scored_sets, target_source
 from core.labels import LABELS
+from core.lineage import SOURCES_ATTR
 from core.registry import champion
+from core.tracking import ensure_experiment
 from models.output import probabilities_frame, texts_of
 from tests.helpers import PARAMS, gate_config, run_config, sentiment_frame
 
@@ -92,6 +94,14 @@ def gate(
 ):
     """The gate on ``candidates`` with :func:`tests.helpers.gate_config` and ``rules``."""
     return gate_candidates(candidates, test_path, ood_path, gate_config(**rules), GATE_RUN, tracking_uri)
+
+
+def local_store(tmp_path: Path, name: str) -> str:
+    """A sqlite MLflow store in ``tmp_path`` whose experiment keeps its artifacts there too (a store
+    without an artifact location would write them to ./mlruns, in the checkout)."""
+    uri = f"sqlite:///{tmp_path / name}.db"
+    ensure_experiment(uri, "sentiment", (tmp_path / f"{name}-artifacts").as_uri())
+    return uri
 
 
 def champion_version(tracking_uri: str) -> str | None:
@@ -290,6 +300,36 @@ def test_a_test_split_of_several_sources_is_judged_source_by_source(tracking_uri
     )
 
 
+def test_the_default_target_passes_over_a_machine_labelled_source(tmp_path: Path) -> None:
+    """Ingest flagged the first DATA source (reviews) as probably machine-labelled: first_source takes the
+    next one's test slice, and says so; a target declared by name is taken as declared."""
+    sources = [reviews_frame().assign(source="reviews"), sentiment_frame().assign(source="tweets")]
+    frame = pd.concat(sources, ignore_index=True)
+    frame.attrs[SOURCES_ATTR] = [
+        {"name": "reviews", "label_checks": {"machine_labelled": True}},
+        {"name": "tweets", "label_checks": {"machine_labelled": False}},
+    ]
+    path = tmp_path / "test.parquet"
+    frame.to_parquet(path)
+    for target, chosen in (("first_source", "test_tweets"), ("reviews", "test_reviews")):
+        uri = local_store(tmp_path, target)
+        broad = candidate(BROAD, uri, str(path))
+        config = gate_config(min_score=0.5, target=target)
+        decision = gate_candidates([broad], str(path), None, config, GATE_RUN, uri, ["reviews", "tweets"])
+        assert decision.target == [chosen] and decision.weights == {chosen: 1.0}
+        note = "(target tweets: reviews probably machine-labelled)"
+        assert (note in decision.reason) is (target == "first_source"), decision.reason
+
+
+def test_target_source() -> None:
+    flagged = [{"name": "a", "label_checks": {"machine_labelled": True}}, {"name": "b"}, {"name": "c"}]
+    assert target_source("first_source", ["a", "b", "c"], flagged) == ("b", ["a"])
+    assert target_source("first_source", ["b", "a"], flagged) == ("b", [])
+    assert target_source("first_source", ["a"], flagged) == ("a", [])  # all flagged: the first
+    assert target_source("c", ["a", "b", "c"], flagged) == ("c", [])  # declared
+    assert target_source("all", ["a", "b"], flagged) == (None, [])
+
+
 def test_candidate_scored_on_other_out_of_domain_data_is_refused(tracking_uri, test_path, ood_path) -> None:
     run = candidate(PERFECT, tracking_uri, test_path)  # evaluated without the out-of-domain set
     with pytest.raises(GateError, match="no ood_reviews_macro_recall for this data"):
@@ -343,7 +383,7 @@ def test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected(
     to the reviews, wins their mean (0.83 against 0.67) but loses on the test split, the served traffic.
     The mean promotes it; the target rule does not."""
     for target, promoted in (("all", True), ("first_source", False)):
-        uri = f"sqlite:///{tmp_path / target}.db"
+        uri = local_store(tmp_path, target)
         decision = challenge(uri, PERFECT, BROAD, test_path, ood_path, target)
         assert decision.promoted is promoted, decision.reason
     assert decision.target == ["test"] and decision.rule == "target"
@@ -355,7 +395,7 @@ def test_a_challenger_that_wins_the_mean_but_loses_on_the_target_is_rejected(
 def test_a_challenger_better_on_the_target_but_worse_elsewhere_is_rejected_by_the_guard(
     tmp_path, test_path, ood_path
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = local_store(tmp_path, "mlflow")
     decision = challenge(uri, ALL_ROUND, PERFECT, test_path, ood_path)
     assert not decision.promoted and decision.rule == "guard"
     assert "beats the champion" in decision.reason and "on ood_reviews" in decision.reason
@@ -367,7 +407,7 @@ def test_a_challenger_better_on_the_target_but_worse_elsewhere_is_rejected_by_th
 def test_a_challenger_better_on_the_target_and_no_worse_elsewhere_is_promoted(
     tmp_path, test_path, ood_path
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = local_store(tmp_path, "mlflow")
     decision = challenge(uri, PARTIAL, PERFECT, test_path, ood_path)
     assert decision.promoted and decision.rule == "target", decision.reason
     assert decision.set_comparisons["ood_reviews"][0] == 0  # both know none of the reviews' words

@@ -1,14 +1,15 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from minio import Minio
 
-from components.ingest import DataSourceError, ingest_source, read_source
+from components.ingest import DataSourceError, IngestConfig, ingest_source, read_source
 from core.labels import LABELS
 from core.lineage import content_digest, sources_of
 from tests.conftest import shared_dataset
-from tests.helpers import sentiment_frame
+from tests.helpers import PARAMS, sentiment_frame
 
 
 def test_csv_with_signed_labels_and_other_column_names(tmp_path: Path) -> None:
@@ -68,12 +69,22 @@ def test_unreachable_hub_fails_fast_saying_how_to_pass_data() -> None:
         read_source("sentiment-mlops-tests/no-such-dataset")
 
 
+def ingest_config(sources: list[Path], max_rows: int = 0, extra_train: tuple[Path, ...] = ()) -> IngestConfig:
+    """params.yaml's ingest section with these sources, sample size and extra training sources."""
+    return replace(
+        PARAMS.ingest,
+        sources=[str(s) for s in sources],
+        extra_train=[str(s) for s in extra_train],
+        max_rows_per_split=max_rows,
+    )
+
+
 def test_sample_per_split_is_seeded(tmp_path: Path) -> None:
     source = tmp_path / "all.csv"
     sentiment_frame().to_csv(source, index=False)
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    assert ingest_source([str(source)], str(first), 20, 7, extra_train=[]) == {"unsplit": 20}
-    ingest_source([str(source)], str(second), 20, 7, extra_train=[])
+    assert ingest_source(ingest_config([source], 20), str(first), 7) == {"unsplit": 20}
+    ingest_source(ingest_config([source], 20), str(second), 7)
     pd.testing.assert_frame_equal(pd.read_parquet(first), pd.read_parquet(second))
 
 
@@ -83,17 +94,19 @@ def test_extra_sources_join_the_training_split_and_every_source_is_recorded(tmp_
     frame.iloc[:100].to_csv(source, index=False)
     frame.iloc[100:].to_parquet(extra)
     output = tmp_path / "ingested.parquet"
-    counts = ingest_source([str(source)], str(output), 0, 7, extra_train=[str(extra)])
+    counts = ingest_source(ingest_config([source], extra_train=(extra,)), str(output), 7)
     assert counts == {"unsplit": 100, "train_extra": 44}
     ingested = pd.read_parquet(output)
     assert ingested[ingested["text"].isin(frame["text"].iloc[100:])]["split"].eq("train_extra").all()
     assert ingested["source"].value_counts().to_dict() == {"tweets": 100, "feedback_train": 44}
-    assert sources_of(ingested) == [
+    described = [{k: s[k] for k in ("name", "uri", "rows", "digest")} for s in sources_of(ingested)]
+    assert described == [
         {"name": "tweets", "uri": str(source), "rows": 100, "digest": content_digest(frame.iloc[:100])},
         {"name": "feedback_train", "uri": str(extra), "rows": 44, "digest": content_digest(frame.iloc[100:])},
     ]
+    assert [s["label_checks"]["rows"] for s in sources_of(ingested)] == [100, 44]
     with pytest.raises(DataSourceError, match="same name"):
-        ingest_source([str(source)], str(output), 0, 7, extra_train=[str(source)])
+        ingest_source(ingest_config([source], extra_train=(source,)), str(output), 7)
 
 
 def test_s3_object_and_prefix(s3_endpoint: str, tmp_path: Path) -> None:
@@ -135,9 +148,9 @@ def test_several_sources_are_read_each_row_named_by_its_source_and_each_sampled(
     frame.iloc[:100].to_csv(tweets, index=False)
     frame.iloc[100:].rename(columns={"text": "Comment", "label": "Sentiment"}).to_csv(comments, index=False)
     output = tmp_path / "ingested.parquet"
-    assert ingest_source([str(tweets), str(comments)], str(output), 30, 7, extra_train=[]) == {"unsplit": 60}
+    assert ingest_source(ingest_config([tweets, comments], 30), str(output), 7) == {"unsplit": 60}
     ingested = pd.read_parquet(output)
     assert ingested["source"].value_counts().to_dict() == {"tweets": 30, "comments": 30}
     assert [s["rows"] for s in sources_of(ingested)] == [100, 44]  # the lineage describes each whole source
     with pytest.raises(DataSourceError, match="no data source"):
-        ingest_source([], str(output), 0, 7, extra_train=[])
+        ingest_source(ingest_config([]), str(output), 7)

@@ -16,6 +16,7 @@ from components.ingest import read_source
 from components.monitor import MonitorError, monitor_predictions, read_prediction_log
 from components.validate import find_bad_rows
 from core.artifacts import REFERENCE_ARTIFACT
+from core.tracking import ensure_experiment
 from monitoring.drift import SIGNIFICANT_PSI, DriftReference
 from serving.feedback import Answer, LabelledAnswer
 from serving.prediction_log import PredictionLog, feedback_log
@@ -201,7 +202,9 @@ def test_a_missing_embedding_reference_is_none_but_an_outage_fails(tmp_path: Pat
     from components.monitor import _embedding_reference
 
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_experiment(uri, "old-model", (tmp_path / "artifacts").as_uri())
+    mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("old-model")
     with mlflow.start_run() as run:
         mlflow.log_text("{}", "monitoring/other.json")

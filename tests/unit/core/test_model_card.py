@@ -191,3 +191,20 @@ def test_several_sources_get_a_validation_and_a_test_row_each(logged_run):
         ["| test_tweets", "0.8200", "+0.0077"],
         ["| held-out mean", "0.7600", "-0.0523"],
     ]
+
+
+def test_the_label_checks_of_each_source_and_the_flagged_ones_are_shown(logged_run):
+    tags = {
+        "test_rows": "36",
+        "label_checks.reddit": "0 empty texts with a label, ...; probably machine-labelled",
+        "label_checks.tweets": "2 empty texts with a label, ...",
+        "data.machine_labelled": "reddit",
+    }
+    lines = render_model_card(logged_run(LINEAR, SCORES, tags), MATRIX).splitlines()
+    checks = lines.index("- label checks:")
+    assert lines[checks - 1] == "- probably machine-labelled (a lexicon reproduces their labels): reddit"
+    assert lines[checks + 1 : checks + 3] == [
+        "  - `reddit`: 0 empty texts with a label, ...; probably machine-labelled",
+        "  - `tweets`: 2 empty texts with a label, ...",
+    ]
+    assert "- label checks:" not in render_model_card(logged_run(LINEAR, SCORES, {"test_rows": "36"}), MATRIX)
