@@ -34,6 +34,7 @@ from components.ingest import read_source
 from components.monitor import MONITOR_EXPERIMENT
 from components.retrain import RETRAIN_EXPERIMENT
 from components.validate import find_bad_rows
+from monitoring.live_quality import quality_from_counts, version_counts
 from pipelines.params import DEFAULT_PARAMS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,19 +107,18 @@ def serve_and_label(workdir: Path, frame: pd.DataFrame) -> dict:
                 for p, y in zip(answer.json()["predictions"], batch["label"], strict=True)
             ]
             httpx.post(f"{url}/v1/models/sentiment:feedback", json=labels, timeout=60).raise_for_status()
-        gauges = {"model_version": version}
-        for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        metrics = httpx.get(f"{url}/metrics").text
+        live = quality_from_counts(version_counts(metrics, version))
+        gauges = {
+            "model_version": version,
+            "macro_recall_value": round(live.macro_recall, 4),
+            "macro_recall_lower": round(live.lower, 4),
+            "macro_recall_upper": round(live.upper, 4),
+            "accuracy_value": round(live.accuracy, 4),
+            "labelled": live.labelled,
+        }
+        for family in text_string_to_metric_families(metrics):
             for sample in family.samples:
-                if (
-                    sample.name == "sentiment_live_quality_ratio"
-                    and sample.labels["model_version"] == version
-                ):
-                    gauges[f"{sample.labels['metric']}_{sample.labels['statistic']}"] = round(sample.value, 4)
-                if (
-                    sample.name == "sentiment_live_labelled_texts"
-                    and sample.labels["model_version"] == version
-                ):
-                    gauges["labelled"] = sample.value
                 if (
                     sample.name == "sentiment_model_offline_score"
                     and sample.labels["metric"] == "test_macro_recall"

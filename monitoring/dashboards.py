@@ -373,13 +373,16 @@ def model_dashboard() -> dict:
         .with_panel(
             series(
                 "Live macro recall with its 95 % interval, and the offline test score",
-                "Do live labels confirm the pipeline's score? The alert fires when the upper bound falls "
-                "below the offline score minus 0.05.",
+                "Do live labels confirm the pipeline's score? The last day's labels of every replica "
+                "(recording rules); the alert fires when the upper bound falls below the offline score "
+                "minus 0.05.",
                 "percentunit",
-                Query(
-                    "max by (model_version, statistic) "
-                    f'(sentiment_live_quality_ratio{{{VSEL}, metric="macro_recall"}})',
-                    "v{{model_version}} {{statistic}}",
+                *(
+                    Query(
+                        f"max by (model_version) (sentiment:live_macro_recall{suffix}:ratio1d{{{VSEL}}})",
+                        f"v{{{{model_version}}}} {name}",
+                    )
+                    for name, suffix in (("value", ""), ("lower", "_lower"), ("upper", "_upper"))
                 ),
                 Query(
                     f'max(sentiment_model_offline_score{{{SEL}, metric="test_macro_recall"}})', "offline test"
@@ -388,11 +391,11 @@ def model_dashboard() -> dict:
         )
         .with_panel(
             single(
-                "Labelled answers in the live window",
-                "How many live labels the live-quality scores rest on, per version (per pod, summed)",
+                "Labelled answers, last day",
+                "How many live labels the live-quality scores rest on, per version (every replica summed)",
                 "short",
                 Query(
-                    f"sum by (model_version) (sentiment_live_labelled_texts{{{VSEL}}})",
+                    f"max by (model_version) (sentiment:live_labelled:1d{{{VSEL}}})",
                     "v{{model_version}}",
                     instant=True,
                 ),

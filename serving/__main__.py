@@ -157,18 +157,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the key that signs answer ids, shared by every replica (created when missing); env ANSWER_KEY "
         "or ANSWER_KEY_FILE instead; without any, a key of this process only",
     )
-    feedback.add_argument(
-        "--quality_window",
-        type=int,
-        default=defaults.quality_window,
-        help="last labelled answers per version that the live-quality gauges score",
-    )
-    feedback.add_argument(
-        "--quality_min_labels",
-        type=int,
-        default=defaults.quality_min_labels,
-        help="no live-quality score for a version with fewer labelled answers",
-    )
     explain = parser.add_argument_group(
         "explanations (POST /v1/models/<name>:explain; 400 beyond the bounds)"
     )
@@ -201,8 +189,6 @@ def serving_options(args: argparse.Namespace) -> ServingOptions:
         prediction_log_queue=args.prediction_log_queue,
         remembered_answers=args.remembered_answers,
         answer_key_file=args.answer_key_file,
-        quality_window=args.quality_window,
-        quality_min_labels=args.quality_min_labels,
         explain=ExplainLimits(args.explain_max_texts, args.explain_max_words),
     )
 

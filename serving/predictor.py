@@ -31,7 +31,6 @@ from serving.batcher import AdaptiveBatcher
 from serving.drift_window import DriftWindow
 from serving.explain import ExplainLimits, explain, explanation_texts
 from serving.feedback import Answer, RecentAnswers, join_feedback
-from serving.live_quality import LiveQuality
 from serving.payload import (
     Predictions,
     RequestLimits,
@@ -129,8 +128,6 @@ class ServingOptions:
     prediction_log_queue: int = QUEUE_SIZE
     remembered_answers: int = 100_000
     answer_key_file: str = ""  # the key that signs answer ids (serving/answer_ids.py load_key)
-    quality_window: int = 1000
-    quality_min_labels: int = 100  # the monitor's too (params.yaml monitor.quality_min_labels; tested)
     explain: ExplainLimits = field(default_factory=ExplainLimits)
 
 
@@ -165,8 +162,6 @@ class SentimentPredictor(Model):
         key, source = load_key(options.answer_key_file or None)
         self.signer = AnswerSigner(key)
         logger.info("answer ids are signed with the key from %s", source)
-        self.quality = LiveQuality(options.quality_window, options.quality_min_labels)
-        metrics.watch_live_quality(self.quality)
         self._reload_lock = threading.Lock()
         self._stopped = threading.Event()
 
@@ -317,7 +312,8 @@ class SentimentPredictor(Model):
 
     def feedback(self, payload: object) -> dict:
         """Join the labels in ``payload`` (serving/feedback.py) to their answers, row by row: each joined
-        row counts in its version's live quality and goes to the feedback log (never waited for); the
+        row counts in its version's live confusion matrix (sentiment_live_labels_total, summed across
+        replicas by the recording rules) and goes to the feedback log (never waited for); the
         answer lists the refused rows with why. InvalidInput (400), nothing kept, for a bad body, when
         every row is refused, or when any is and the body asked ``"atomic": true``."""
         try:
@@ -335,7 +331,7 @@ class SentimentPredictor(Model):
             reasons = "; ".join(f"[{r['row']}] {r['reason']}" for r in refused[:10])
             raise InvalidInput(f"feedback refused, nothing stored: {reasons}")
         for row in labelled:
-            self.quality.add(row.answer.model_version, row.answer.id, row.label, row.answer.predicted)
+            metrics.record_label(row.answer.model_version, row.label, row.answer.predicted)
             if self.feedback_log:
                 self.feedback_log.enqueue(row.as_record())
         metrics.FEEDBACK_ROWS.labels(outcome="accepted").inc(len(labelled))

@@ -12,7 +12,6 @@ from prometheus_client.registry import Collector
 from core.labels import LABELS
 from serving.batcher import BatchStats
 from serving.drift_window import DriftWindow
-from serving.live_quality import LiveQuality
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -88,6 +87,14 @@ FEEDBACK_ROWS = Counter(
     "Feedback rows (live labels) by outcome: accepted, or refused with their request (4xx).",
     ["outcome"],
 )
+LIVE_LABELS = Counter(
+    "sentiment_live_labels_total",
+    "Labelled answers (accepted feedback rows) by the answering model version, the true label and the "
+    "predicted one: this replica's part of the live confusion matrix. The recording rules "
+    "(monitoring/alerts.rules.yml) sum every replica's into live macro recall and accuracy with 95 % "
+    "intervals.",
+    ["model_version", "label", "predicted"],
+)
 MODEL_LOAD_SECONDS = Gauge("sentiment_model_load_duration_seconds", "Duration of the last model load.")
 MODEL_LOADS = Counter(
     "sentiment_model_loads_total", "Model load attempts (first load and reloads), by outcome.", ["outcome"]
@@ -129,47 +136,6 @@ def watch_drift(window: DriftWindow) -> None:
     _DRIFT.window = window
 
 
-class LiveQualityCollector(Collector):
-    """``sentiment_live_quality_ratio{model_version, metric, statistic}`` (statistic: value, lower, upper
-    of the 95 % interval) and ``sentiment_live_labelled_texts{model_version}``, from a LiveQuality window
-    at scrape time."""
-
-    def __init__(self) -> None:
-        self.quality: LiveQuality | None = None
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        quality = GaugeMetricFamily(
-            "sentiment_live_quality_ratio",
-            "Live quality of each model version on its last labelled answers (feedback): macro recall and "
-            "accuracy (statistic=value) with their 95 % bootstrap interval (lower, upper).",
-            labels=["model_version", "metric", "statistic"],
-        )
-        labelled = GaugeMetricFamily(
-            "sentiment_live_labelled_texts",
-            "Labelled answers in the live-quality window, by model version.",
-            labels=["model_version"],
-        )
-        if self.quality is not None:
-            for version, scores in self.quality.scores().items():
-                for metric, score in scores.items():
-                    for statistic in ("value", "lower", "upper"):
-                        quality.add_metric([version, metric, statistic], getattr(score, statistic))
-            for version, count in self.quality.labelled().items():
-                labelled.add_metric([version], count)
-        yield quality
-        yield labelled
-
-
-_LIVE_QUALITY = LiveQualityCollector()
-
-
-def watch_live_quality(quality: LiveQuality) -> None:
-    """Report ``quality`` as ``sentiment_live_*`` from now on; the first call registers the collector."""
-    if _LIVE_QUALITY.quality is None:
-        REGISTRY.register(_LIVE_QUALITY)
-    _LIVE_QUALITY.quality = quality
-
-
 def record_batch(stats: BatchStats) -> None:
     """Observe one batched model call."""
     BATCH_SIZE.observe(stats.texts)
@@ -184,6 +150,11 @@ def record_predictions(texts: list[str], labels: list[str], confidences: list[fl
         INPUT_LENGTH.observe(len(text))
         PREDICTIONS.labels(label=label, model_version=version).inc()
         CONFIDENCE.labels(model_version=version).observe(confidence)
+
+
+def record_label(version: str, label: str, predicted: str) -> None:
+    """Count one labelled answer of ``version`` in the live confusion matrix."""
+    LIVE_LABELS.labels(model_version=version, label=label, predicted=predicted).inc()
 
 
 def record_model(
@@ -202,7 +173,7 @@ def record_model(
 def initialise(version: str) -> None:
     """Create the labelled series at 0, so dashboards, rate() and increase() see them before the first
     request (a counter that appears at 3 loses those 3 to increase()): answers and server failures per
-    protocol, latency, confidence and the predicted classes of ``version``."""
+    protocol, latency, confidence, the predicted classes and the live confusion matrix of ``version``."""
     for protocol, codes in (("v1", ("200", "500")), ("v2", ("200", "500")), ("grpc", ("OK", "INTERNAL"))):
         REQUEST_DURATION.labels(protocol=protocol, model_version=version)
         for code in codes:
@@ -212,3 +183,5 @@ def initialise(version: str) -> None:
         FEEDBACK_ROWS.labels(outcome=outcome)
     for label in LABELS:
         PREDICTIONS.labels(label=label, model_version=version)
+        for predicted in LABELS:
+            LIVE_LABELS.labels(model_version=version, label=label, predicted=predicted)

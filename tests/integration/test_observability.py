@@ -283,12 +283,14 @@ def test_every_dashboard_variable_has_values(observed) -> None:
 
 
 def test_every_alert_expression_parses_and_every_rule_is_healthy(observed) -> None:
+    """Every alert and recording rule parses as a query, is loaded and evaluates without error."""
     prometheus = observed[0]
-    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
     for rule in rules:
-        assert prometheus.query(rule["expr"])["status"] == "success", rule["alert"]
-    loaded = httpx.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"][0]["rules"]
-    assert {r["name"] for r in loaded} == {r["alert"] for r in rules}
+        assert prometheus.query(rule["expr"])["status"] == "success", rule
+    groups = httpx.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"]
+    loaded = [rule for group in groups for rule in group["rules"]]
+    assert {r["name"] for r in loaded} == {r.get("alert") or r["record"] for r in rules}
     assert all(r["health"] == "ok" for r in loaded), [(r["name"], r.get("lastError")) for r in loaded]
 
 

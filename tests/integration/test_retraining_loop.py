@@ -18,11 +18,10 @@ import pytest
 from components.ingest import read_source
 from components.retrain import RETRAIN_EXPERIMENT
 from components.validate import find_bad_rows
+from monitoring.live_quality import quality_from_counts, version_counts
 from pipelines import run
 from tests.conftest import shared_dataset
 from tests.helpers import (
-    metric_value,
-    scrape_metrics,
     sentiment_frame,
     start_model_server,
     stop_process,
@@ -39,8 +38,8 @@ LOOP = {
 
 def serve_and_label(tracking_uri: str, predictions: Path, frame: pd.DataFrame, log: Path) -> dict[str, float]:
     """Serve the champion, send it ``frame``'s texts (50 per request), post their true labels as feedback,
-    and return the live-quality gauges of the version that answered; stop the server (which flushes
-    the logs)."""
+    and return the live quality of the version that answered, from the server's live confusion counts;
+    stop the server (which flushes the logs)."""
     process, url, _ = start_model_server(
         tracking_uri,
         log,
@@ -59,20 +58,10 @@ def serve_and_label(tracking_uri: str, predictions: Path, frame: pd.DataFrame, l
             ]
             labelled = httpx.post(f"{url}/v1/models/sentiment:feedback", json=rows)
             assert labelled.status_code == 200, labelled.text
-        samples = scrape_metrics(url)
-        version = answers.json()["model_version"]
-        gauges = {
-            statistic: metric_value(
-                samples,
-                "sentiment_live_quality_ratio",
-                model_version=version,
-                metric="macro_recall",
-                statistic=statistic,
-            )
-            for statistic in ("value", "lower", "upper")
-        }
-        return gauges | {
-            "labelled": metric_value(samples, "sentiment_live_labelled_texts", model_version=version)
+        counts = version_counts(httpx.get(f"{url}/metrics").text, answers.json()["model_version"])
+        live = quality_from_counts(counts)
+        return {"value": live.macro_recall, "lower": live.lower, "upper": live.upper} | {
+            "labelled": live.labelled
         }
     finally:
         stop_process(process)

@@ -84,8 +84,6 @@ def test_the_servers_defaults_are_its_options_defaults() -> None:
     from serving.predictor import ServingOptions
 
     assert serving_options(parse_args([])) == ServingOptions()
-    # live quality counts from the same number of labels in the predictor's gauges and the monitor's check
-    assert ServingOptions().quality_min_labels == PARAMS.monitor.quality_min_labels
 
 
 def python_commands(target: str, *variables: str) -> list[tuple[str, list[str]]]:

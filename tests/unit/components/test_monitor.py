@@ -191,9 +191,10 @@ def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traf
     assert not report.retrain and report.reasons == []
 
 
-def test_the_alert_and_the_monitor_use_the_same_quality_margin() -> None:
+def test_the_alert_and_the_monitor_use_the_same_quality_margin_and_label_minimum() -> None:
     rules = (REPO / "monitoring" / "alerts.rules.yml").read_text()
     assert f"- {PARAMS.monitor.quality_margin})" in rules
+    assert f"(sentiment:live_labelled:1d >= {PARAMS.monitor.quality_min_labels})" in rules
 
 
 def test_a_missing_embedding_reference_is_none_but_an_outage_fails(tmp_path: Path, monkeypatch) -> None:

@@ -2,14 +2,11 @@
 
 import base64
 
-import numpy as np
 import pytest
 from kserve.errors import InvalidInput
 
-from core.scores import classification_metrics
 from serving.answer_ids import AnswerSigner, ForgedId, text_digest
 from serving.feedback import Answer, RecentAnswers, join_feedback
-from serving.live_quality import LiveQuality
 
 SIGNER = AnswerSigner(b"k" * 32)
 
@@ -119,32 +116,3 @@ def test_a_body_that_is_not_a_list_of_rows_is_refused_as_a_whole(payload, messag
     with pytest.raises(InvalidInput, match="nothing stored") as refused:
         join_feedback(payload, SIGNER, RecentAnswers(capacity=10), max_rows=5)
     assert message in str(refused.value)
-
-
-def test_live_quality_scores_each_version_on_its_last_labels_with_an_interval():
-    rng = np.random.default_rng(0)
-    quality = LiveQuality(size=300, min_labels=50, samples=500)
-    labels = ["negative", "neutral", "positive"]
-    truth = rng.choice(labels, size=400).tolist()
-    predicted = [t if rng.random() < 0.7 else rng.choice(labels) for t in truth]
-    for i, (t, p) in enumerate(zip(truth, predicted, strict=True)):
-        quality.add("1", f"a{i}", t, p)
-    for i in range(20):
-        quality.add("2", f"b{i}", "neutral", "neutral")
-    assert quality.labelled() == {"1": 300, "2": 20}
-    scores = quality.scores()
-    assert set(scores) == {"1"}  # version 2 has fewer than min_labels
-    offline = classification_metrics(truth[-300:], predicted[-300:])  # the window: the last 300
-    for metric in ("macro_recall", "accuracy"):
-        score = scores["1"][metric]
-        assert score.value == pytest.approx(offline[metric])
-        assert score.lower < score.value < score.upper
-        assert 0.05 < score.upper - score.lower < 0.25  # about +-1.96 * sqrt(p(1-p)/n) for n = 300
-
-
-def test_a_relabelled_answer_counts_once_with_its_latest_label():
-    quality = LiveQuality(size=10, min_labels=1, samples=100)
-    quality.add("1", "a", "negative", "positive")
-    quality.add("1", "a", "positive", "positive")
-    assert quality.labelled() == {"1": 1}
-    assert quality.scores()["1"]["accuracy"].value == 1.0

@@ -4,6 +4,7 @@ train/evaluate/gate steps: protocols, batching under concurrency, request limits
 import asyncio
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -15,9 +16,11 @@ import pytest
 from kserve import InferenceGRPCClient, InferInput, InferRequest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+from sklearn.metrics import recall_score
 
 from core.labels import LABELS, probability_columns
 from core.tracking import ensure_experiment
+from monitoring.live_quality import quality_from_counts
 from tests.conftest import SERVER_LIMITS
 from tests.helpers import (
     free_port,
@@ -303,20 +306,20 @@ FEEDBACK = "/v1/models/sentiment:feedback"
 
 @pytest.fixture
 def own_server(fast_champion_store: str, tmp_path: Path):
-    """A TF-IDF predictor of the test's own (FP32, live quality from 10 labels), so that its live-quality
-    window holds this test's labels and no other's; yields (url, the champion loaded here)."""
+    """A TF-IDF predictor of the test's own (FP32), so that its live confusion matrix holds this test's
+    labels and no other's; yields (url, the champion loaded here)."""
     process, url, _ = start_model_server(
-        fast_champion_store,
-        tmp_path / "server.log",
-        extra_args=("--quality_min_labels", "10", "--runtime", "fp32"),
+        fast_champion_store, tmp_path / "server.log", extra_args=("--runtime", "fp32")
     )
     mlflow.set_tracking_uri(fast_champion_store)
     yield url, mlflow.pyfunc.load_model("models:/sentiment@champion")
     stop_process(process)
 
 
-def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> None:
-    """Label 30 answers (v1 ids, v2 ids and by text): the gauges equal the metrics computed here."""
+def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(own_server) -> None:
+    """Label 30 answers (v1 ids, v2 ids and by text): the counters hold their confusion matrix, whose
+    live quality (monitoring/live_quality.py, as the recording rules compute it) is the macro recall and
+    accuracy computed here from the same answers and labels."""
     url, champion = own_server
     frame = sentiment_frame().sample(n=30, random_state=5)
     texts, truth = frame["text"].tolist(), frame["label"].tolist()
@@ -342,16 +345,21 @@ def test_feedback_on_answer_ids_moves_the_live_quality_gauges(own_server) -> Non
     after = scrape_metrics(url)
     predicted = champion.predict(pd.DataFrame({"text": texts}))["label"].tolist()
     accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
-    # the first labels this server gets: the window is exactly these 30
-    assert metric_value(after, "sentiment_live_labelled_texts", model_version="1") == 30
-    live = {
-        statistic: metric_value(
-            after, "sentiment_live_quality_ratio", model_version="1", metric="accuracy", statistic=statistic
+    expected = Counter(zip(truth, predicted, strict=True))
+    counted = {
+        (label, guess): metric_value(
+            after, "sentiment_live_labels_total", model_version="1", label=label, predicted=guess
         )
-        for statistic in ("value", "lower", "upper")
+        - metric_value(before, "sentiment_live_labels_total", model_version="1", label=label, predicted=guess)
+        for label in LABELS
+        for guess in LABELS
     }
-    assert live["value"] == pytest.approx(accuracy)
-    assert live["lower"] <= live["value"] <= live["upper"]
+    assert counted == {cell: float(expected[cell]) for cell in counted}
+    live = quality_from_counts(counted)
+    assert live.labelled == 30 and live.accuracy == pytest.approx(accuracy)
+    classes = sorted(set(truth))  # macro over the classes that have labels, as the rules average
+    assert live.macro_recall == pytest.approx(recall_score(truth, predicted, labels=classes, average="macro"))
+    assert live.lower <= live.macro_recall <= live.upper
     accepted = metric_value(after, "sentiment_feedback_rows_total", outcome="accepted")
     assert accepted - metric_value(before, "sentiment_feedback_rows_total", outcome="accepted") == 30
 
