@@ -21,7 +21,8 @@ from sklearn.metrics import recall_score
 
 from core.config import params_section
 from models.linear import embed_texts, load_encoder
-from rollout.canary_checks import Thresholds, VersionEvidence, check_class_mix, check_confidence
+from rollout.canary_analysis import AnalysisSettings
+from rollout.canary_checks import VersionEvidence, check_class_mix, check_confidence
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -88,15 +89,7 @@ def main() -> None:
     gate = params_section("gate")
 
     analysis = params_section("canary_analysis")
-    looks = analysis["timeout_seconds"] // analysis["interval_seconds"] + 1
-    limits = Thresholds(
-        min_requests=analysis["min_requests"],
-        alpha=analysis["alpha"] / (2 * looks),
-        latency_max_ratio=analysis["latency_max_ratio"],
-        latency_slack_seconds=analysis["latency_slack_seconds"],
-        class_mix_min_shift=analysis["class_mix_min_shift"],
-        confidence_max_drop=analysis["confidence_max_drop"],
-    )
+    limits = AnalysisSettings.from_config(analysis, "mlops", "sentiment").per_look_thresholds()
     window = int(args.rps * analysis["interval_seconds"])  # requests in one window (= interval)
     canary_requests = window * args.canary_percent // 100
     rng = np.random.default_rng(args.seed)

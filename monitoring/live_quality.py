@@ -21,6 +21,7 @@ class CountedQuality:
 
     labelled: int
     macro_recall: float
+    stderr: float  # of macro recall: sqrt(sum_k r_k (1 - r_k) / n_k) / K
     lower: float
     upper: float
     accuracy: float
@@ -38,10 +39,12 @@ def quality_from_counts(counts: Mapping[tuple[str, str], float]) -> CountedQuali
     recalls = {label: counts.get((label, label), 0) / totals[label] for label in classes}
     macro = sum(recalls.values()) / len(classes)
     variance = sum(r * (1 - r) / totals[label] for label, r in recalls.items())
-    spread = Z95 * math.sqrt(variance) / len(classes)
+    stderr = math.sqrt(variance) / len(classes)
     labelled = sum(totals.values())
     correct = sum(counts.get((label, label), 0) for label in classes)
-    return CountedQuality(int(labelled), macro, macro - spread, macro + spread, correct / labelled)
+    return CountedQuality(
+        int(labelled), macro, stderr, macro - Z95 * stderr, macro + Z95 * stderr, correct / labelled
+    )
 
 
 def version_counts(metrics_text: str, version: str) -> dict[tuple[str, str], float]:

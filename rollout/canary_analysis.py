@@ -28,6 +28,7 @@ import httpx
 from rollout.canary_checks import (
     FAIL,
     INSUFFICIENT,
+    OPTIONAL_CHECKS,
     PASS,
     CheckResult,
     Thresholds,
@@ -85,9 +86,10 @@ class AnalysisSettings:
         return int(self.timeout_seconds // self.interval_seconds) + 1
 
     def per_look_thresholds(self) -> Thresholds:
-        """The thresholds with ``alpha`` split over every look and both statistical tests (Bonferroni),
-        so that ``alpha`` bounds the chance of rolling back an equal canary over the whole analysis."""
-        return replace(self.thresholds, alpha=self.thresholds.alpha / (2 * self.looks))
+        """The thresholds with ``alpha`` split over every look and the three statistical tests (5xx, class
+        mix, live quality; Bonferroni), so that ``alpha`` bounds the chance of rolling back an equal canary
+        over the whole analysis."""
+        return replace(self.thresholds, alpha=self.thresholds.alpha / (3 * self.looks))
 
 
 class PrometheusError(RuntimeError):
@@ -141,6 +143,14 @@ def version_evidence(
         f"sum by (model_version, label) (increase(sentiment_predictions_total{{{selector}}}[{window}]))",
         "label",
     )
+    labels = by_version(
+        "sum by (model_version, label, predicted) ("
+        f"last_over_time(sentiment_live_labels_total{{{selector}}}[{window}])"
+        f" - sentiment_live_labels_total{{{selector}}} offset {window}"
+        f" or last_over_time(sentiment_live_labels_total{{{selector}}}[{window}]))",
+        "label",
+        "predicted",
+    )
     confidence = by_version(
         f"sum by (model_version) (rate(sentiment_prediction_confidence_ratio_sum{{{selector}}}[{window}])) / "
         f"sum by (model_version) (rate(sentiment_prediction_confidence_ratio_count{{{selector}}}[{window}]))"
@@ -153,17 +163,28 @@ def version_evidence(
             latency_p99_seconds=p99.get((version,)),
             class_counts={label: round(n) for (v, label), n in classes.items() if v == version},
             mean_confidence=confidence.get((version,)),
+            labels=_nested({(t, p): round(n) for (v, t, p), n in labels.items() if v == version}),
         )
         for version in versions
     }
 
 
+def _nested(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """{(true, predicted): n} as {true: {predicted: n}} (JSON keys)."""
+    nested: dict[str, dict[str, int]] = {}
+    for (label, guess), n in counts.items():
+        nested.setdefault(label, {})[guess] = n
+    return nested
+
+
 def judge_interval(checks: list[CheckResult]) -> str:
-    """``fail`` if any check failed, ``pass`` if all passed, else ``insufficient``."""
+    """``fail`` if any check failed, ``pass`` if every check passed (an optional one may lack evidence),
+    else ``insufficient``."""
     outcomes = {check.outcome for check in checks}
     if FAIL in outcomes:
         return FAIL
-    return PASS if outcomes == {PASS} else INSUFFICIENT
+    required = {check.outcome for check in checks if check.name not in OPTIONAL_CHECKS}
+    return PASS if required == {PASS} else INSUFFICIENT
 
 
 def interval_decision(checks: list[CheckResult], passes: int, required_passes: int) -> tuple[str, str]:

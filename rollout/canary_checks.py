@@ -5,14 +5,21 @@ stable version did over the same window, and says pass, fail or insufficient (to
 - latency: the p99 ratio, failing beyond a tolerance that is both relative and absolute;
 - class_mix: chi-square test of homogeneity of the predicted classes, with a minimum effect size (total
   variation distance), so that a huge sample does not roll back a shift nobody would notice;
-- confidence: the drop of the mean confidence of the predicted class.
+- confidence: the drop of the mean confidence of the predicted class;
+- live_quality: the labels clients posted for each version's answers (its live confusion matrix):
+  one-sided z-test that the canary's macro recall is below the stable one's, with a minimum drop. Labels
+  come late or not at all, so too few of them leave this check insufficient without holding a promotion
+  (OPTIONAL_CHECKS); enough of them can roll a canary back that every traffic check passes.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from scipy.stats import chi2_contingency, fisher_exact
+from scipy.stats import chi2_contingency, fisher_exact, norm
+
+from monitoring.live_quality import quality_from_counts
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
+OPTIONAL_CHECKS = frozenset({"live_quality"})  # insufficient evidence here does not hold a promotion
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class VersionEvidence:
     latency_p99_seconds: float | None
     class_counts: dict[str, int]
     mean_confidence: float | None
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)  # true label -> predicted -> count
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,8 @@ class Thresholds:
     latency_slack_seconds: float
     class_mix_min_shift: float
     confidence_max_drop: float
+    min_labels: int
+    live_quality_max_drop: float
 
 
 @dataclass(frozen=True)
@@ -131,11 +141,41 @@ def check_confidence(stable: VersionEvidence, canary: VersionEvidence, max_drop:
     )
 
 
+def check_live_quality(
+    stable: VersionEvidence, canary: VersionEvidence, alpha: float, min_labels: int, max_drop: float
+) -> CheckResult:
+    """Fails when the canary's live macro recall is significantly below the stable one's (one-sided z-test
+    on the two interval estimates of monitoring/live_quality.py) by at least ``max_drop``; insufficient
+    while either version has fewer than ``min_labels`` labels."""
+    quality = {
+        v.version: quality_from_counts(
+            {(label, guess): n for label, row in v.labels.items() for guess, n in row.items()}
+        )
+        for v in (stable, canary)
+    }
+    counted = {v: q.labelled if q else 0 for v, q in quality.items()}
+    if min(counted.values()) < min_labels:
+        detail = ", ".join(f"version {v}: {n}" for v, n in counted.items())
+        return CheckResult("live_quality", INSUFFICIENT, None, None, f"labels {detail} (< {min_labels})")
+    ours, theirs = quality[canary.version], quality[stable.version]
+    drop = theirs.macro_recall - ours.macro_recall
+    stderr = (ours.stderr**2 + theirs.stderr**2) ** 0.5
+    p_value = float(norm.sf(drop / stderr)) if stderr > 0 else (0.0 if drop > 0 else 1.0)
+    return CheckResult(
+        "live_quality",
+        FAIL if p_value < alpha and drop >= max_drop else PASS,
+        -drop,
+        p_value,
+        f"live macro recall canary {ours.macro_recall:.3f} ({ours.labelled} labels) vs stable "
+        f"{theirs.macro_recall:.3f} ({theirs.labelled} labels); largest allowed drop {max_drop}",
+    )
+
+
 def run_checks(stable: VersionEvidence, canary: VersionEvidence, limits: Thresholds) -> list[CheckResult]:
     """Every check. While either version has fewer than ``min_requests`` requests every check is
     insufficient, except a significant 5xx failure: a canary failing its first requests is rolled back
     without waiting for more of them."""
-    names = ("errors", "latency", "class_mix", "confidence")
+    names = ("errors", "latency", "class_mix", "confidence", "live_quality")
     short = [v for v in (stable, canary) if v.requests < limits.min_requests]
     if short:
         detail = "; ".join(f"version {v.version}: {v.requests} requests" for v in short)
@@ -151,4 +191,5 @@ def run_checks(stable: VersionEvidence, canary: VersionEvidence, limits: Thresho
         check_latency(stable, canary, limits.latency_max_ratio, limits.latency_slack_seconds),
         check_class_mix(stable, canary, limits.alpha, limits.class_mix_min_shift),
         check_confidence(stable, canary, limits.confidence_max_drop),
+        check_live_quality(stable, canary, limits.alpha, limits.min_labels, limits.live_quality_max_drop),
     ]

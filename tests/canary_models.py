@@ -30,6 +30,17 @@ class NeutralAsPositive(_Wrapping):
         return answer
 
 
+class SwapsPolarity(_Wrapping):
+    """Answers like the base model with negative and positive swapped (labels and probabilities): on
+    balanced traffic the class mix and the confidence stay as they were; only labels show it is wrong."""
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        answer = self.base.predict(model_input).copy()
+        answer[["prob_negative", "prob_positive"]] = answer[["prob_positive", "prob_negative"]].to_numpy()
+        answer["label"] = answer["label"].replace({"negative": "positive", "positive": "negative"})
+        return answer
+
+
 class FailsOneInFour(_Wrapping):
     """Fails (the server answers 500) on a fixed quarter of texts, by their CRC-32."""
 

@@ -1,13 +1,15 @@
-"""The canary analysis proven with real parts: five real predictor processes serve five registered versions
+"""The canary analysis proven with real parts: six real predictor processes serve six registered versions
 (the stable v1; equally good v2 and v5; v3 calling every neutral text positive; v4 failing a quarter of its
-requests with 5xx, both test-only models from tests/canary_models.py), a load generator plays the Gateway
-(90 % stable / 10 % canary), a real Prometheus scrapes them all (labels as the PodMonitor sets them) and a
-real Pushgateway takes the verdicts. The analysis then decides against that Prometheus, and its Kubernetes
-calls go to the stand-in API server (tests/kube_stand_in.py):
+requests with 5xx; v6 swapping negative and positive, the test-only models of tests/canary_models.py), a
+load generator plays the Gateway (90 % stable / 10 % canary) and, where a case says so, the clients that
+post each answer's true label to :feedback; a real Prometheus scrapes them all (labels as the PodMonitor
+sets them) and a real Pushgateway takes the verdicts. The analysis then decides against that Prometheus,
+and its Kubernetes calls go to the stand-in API server (tests/kube_stand_in.py):
 
 - too little canary traffic (v5) -> wait (no call);
-- the equal canary (v2) -> promote (route to 100 %, then the InferenceService patch);
+- the equal canary (v2), labelled -> promote (route to 100 %, then the InferenceService patch);
 - the shifted class mix (v3) -> rollback; the 5xx canary (v4) -> rollback (route first, then the patch);
+- the swapped canary (v6), whose traffic checks all pass -> rollback on its labels;
 - ``python -m rollout.canary_analysis --once`` (make analyze) on v5 with params.yaml's settings -> wait.
 
 Each case judges a canary version of its own, so the cases pass alone and in any order on one fleet.
@@ -47,7 +49,7 @@ from tests.kube_stand_in import StandInApiServer
 from tests.registry import RegistryServer
 
 NAMESPACE, MODEL = "mlops", "sentiment"
-VERSIONS = "12345"
+VERSIONS = "123456"
 # Small and fast: 40 requests per version, 1 s intervals. The p99 of ~50 requests is their slowest one,
 # which one scheduling hiccup of four predictors on two cores moves by a whole histogram bucket (0.1 ->
 # 0.25 s), so the latency tolerance is wide here; tests/unit/rollout/test_canary_checks.py tests the
@@ -60,12 +62,13 @@ TEST_CONFIG = {
     "min_requests": 40,
     "on_timeout": "wait",
     "latency_slack_seconds": 0.5,
+    "min_labels": 40,
 }
 
 
 @pytest.fixture(scope="module")
 def fleet(fast_champion_registry: RegistryServer, tmp_path_factory):
-    """The registry (a copy of the TF-IDF champion's, with v1..v4), the four predictors, Prometheus and
+    """The registry (a copy of the TF-IDF champion's, with v1..v6), the six predictors, Prometheus and
     the Pushgateway; yields a dict of them."""
     root = tmp_path_factory.mktemp("canary")
     registry = fast_champion_registry.copy(root)
@@ -80,6 +83,7 @@ def fleet(fast_champion_registry: RegistryServer, tmp_path_factory):
         assert canary_models.register(canary_models.NeutralAsPositive(), "models:/sentiment/1", MODEL) == "3"
         assert canary_models.register(canary_models.FailsOneInFour(), "models:/sentiment/1", MODEL) == "4"
         mlflow.register_model(first.source, MODEL, tags=first.tags)  # v5: the same again, for the wait case
+        assert canary_models.register(canary_models.SwapsPolarity(), "models:/sentiment/1", MODEL) == "6"
         with ThreadPoolExecutor(5) as pool:
             started = list(
                 pool.map(
@@ -136,20 +140,27 @@ def wait_until(prometheus: Prometheus, expr: str, accept, timeout_s: float = 60)
     raise AssertionError(f"{expr} never satisfied the check")
 
 
-def send_traffic(fleet: dict, canary: str, requests: int, canary_every: int, seed: int) -> None:
+def send_traffic(
+    fleet: dict, canary: str, requests: int, canary_every: int, seed: int, labelled: bool = False
+) -> None:
     """``requests`` single-text v1 requests, every ``canary_every``-th to the canary, the rest to v1, four at
-    a time (the Gateway's split); then wait until Prometheus has scraped them all."""
-    texts = np.random.default_rng(seed).choice(sentiment_frame()["text"].to_numpy(), size=requests).tolist()
+    a time (the Gateway's split); with ``labelled``, each answer's true label posted back to the version
+    that answered; then wait until Prometheus has scraped them all."""
+    frame = sentiment_frame()
+    rows = np.random.default_rng(seed).choice(len(frame), size=requests)
+    texts, truth = frame["text"].iloc[rows].tolist(), frame["label"].iloc[rows].tolist()
     targets = [fleet["urls"][canary if i % canary_every == 0 else "1"] for i in range(requests)]
 
-    def call(pair: tuple[str, str]) -> int:
-        url, text = pair
-        return httpx.post(
-            f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]}, timeout=30
-        ).status_code
+    def call(request: tuple[str, str, str]) -> int:
+        url, text, label = request
+        answer = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]}, timeout=30)
+        if labelled and answer.status_code == 200:
+            row = {"id": answer.json()["predictions"][0]["id"], "label": label}
+            httpx.post(f"{url}/v1/models/{MODEL}:feedback", json=[row], timeout=30).raise_for_status()
+        return answer.status_code
 
     with ThreadPoolExecutor(4) as pool:
-        codes = list(pool.map(call, zip(targets, texts, strict=True)))
+        codes = list(pool.map(call, zip(targets, texts, truth, strict=True)))
     assert set(codes) <= {200, 500}
     for version in ("1", canary):
         answered = sum(1 for t in targets if t == fleet["urls"][version])
@@ -158,6 +169,12 @@ def send_traffic(fleet: dict, canary: str, requests: int, canary_every: int, see
             f'sum(sentiment_requests_total{{model_version="{version}"}})',
             lambda value, n=answered: value >= n,
         )
+        if labelled:
+            wait_until(
+                fleet["prometheus"],
+                f'sum(sentiment_live_labels_total{{model_version="{version}"}})',
+                lambda value, n=answered: value >= n,
+            )
 
 
 def judge(fleet: dict, canary: str) -> tuple[dict, list[tuple[str, str]]]:
@@ -199,12 +216,13 @@ def test_too_little_canary_traffic_waits(fleet) -> None:
 
 
 def test_an_equally_good_canary_is_promoted(fleet) -> None:
-    send_traffic(fleet, "2", requests=500, canary_every=10, seed=2)
+    send_traffic(fleet, "2", requests=500, canary_every=10, seed=2, labelled=True)
     verdict, writes = judge(fleet, "2")
     assert verdict["decision"] == PROMOTE, verdict["reason"]
     assert {c["outcome"] for c in verdict["checks"]} == {PASS} and verdict["consecutive_passes"] == 2
     assert checks(verdict)["class_mix"]["p_value"] > 0.01
     assert verdict["evidence"]["2"]["requests"] >= 40 and verdict["evidence"]["2"]["errors"] == 0
+    assert checks(verdict)["live_quality"]["p_value"] is not None  # judged on its labels
     # sized as the stable one (and Ready), then the route, then promote; the old predictor's HPA goes last
     assert writes == [
         ("PATCH", "inferenceservices"),
@@ -226,6 +244,20 @@ def test_a_canary_with_a_shifted_class_mix_is_rolled_back(fleet) -> None:
     assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]  # route first, then remove
     aliases = mlflow.MlflowClient(fleet["tracking_uri"]).get_registered_model(MODEL).aliases
     assert str(aliases[PRODUCTION_ALIAS]) == "1" and "canary" not in aliases
+
+
+def test_a_canary_its_labels_prove_wrong_is_rolled_back_though_its_traffic_looks_right(fleet) -> None:
+    send_traffic(fleet, "6", requests=500, canary_every=10, seed=6, labelled=True)
+    verdict, writes = judge(fleet, "6")
+    assert verdict["decision"] == ROLLBACK and "live_quality failed" in verdict["reason"], verdict["reason"]
+    outcomes = {name: check["outcome"] for name, check in checks(verdict).items()}
+    assert outcomes == {"errors": PASS, "latency": PASS, "class_mix": PASS, "confidence": PASS} | {
+        "live_quality": FAIL
+    }
+    assert checks(verdict)["live_quality"]["statistic"] < -0.5  # macro recall far below the stable one's
+    labels = verdict["evidence"]["6"]["labels"]
+    assert sum(n for row in labels.values() for n in row.values()) >= 40
+    assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]
 
 
 def test_a_canary_failing_requests_is_rolled_back(fleet) -> None:
@@ -272,7 +304,7 @@ def test_settings_are_checked_and_alpha_is_split_over_the_looks() -> None:
         quick_settings("http://127.0.0.1:9", min_requests=0)
     defaults = AnalysisSettings.from_config(PipelineParams.load().canary_analysis, NAMESPACE, MODEL)
     assert defaults.looks == 7  # 1,800 s / 300 s + the first
-    assert defaults.per_look_thresholds().alpha == pytest.approx(defaults.thresholds.alpha / 14)
+    assert defaults.per_look_thresholds().alpha == pytest.approx(defaults.thresholds.alpha / 21)
 
 
 def test_there_is_nothing_to_analyse_without_a_canary() -> None:
