@@ -117,10 +117,9 @@ def data_steps(ingest_config: dict, validate_config: dict, data_fingerprints: st
 
 
 def run_data_steps(source: Path, max_bad_fraction: float):
-    ingest_config = {"sources": [str(source)], "extra_train": [], "max_rows_per_split": 0}
     params = PARAMS.override("ingest", sources=[str(source)]).override("out_of_domain", sources=[])
     return data_steps(
-        ingest_config=ingest_config,
+        ingest_config=asdict(params.ingest),
         validate_config={"max_bad_fraction": max_bad_fraction, "max_text_chars": 200},
         data_fingerprints=params.data_fingerprints(),
     )
