@@ -90,7 +90,7 @@ gateway_forward = gw=$$(kubectl -n envoy-gateway-system get svc -o name \
 
 .DEFAULT_GOAL := help
 .PHONY: help install pipeline-run compile ui serve monitor batch-score schedule unschedule dashboards test test-slow extension-test lint format clean \
-	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze status \
+	cluster-up cluster-infra secrets images platform kfp-ui deploy canary promote rollback analyze history status \
 	predict load cluster-demo cluster-down
 
 help: ## list the targets
@@ -291,6 +291,10 @@ analyze: install ## canary analysis on Prometheus until promote, rollback or tim
 	$(call forward,monitoring,svc/prometheus-pushgateway,9091:9091) \
 	$(call with_mlflow,PUSHGATEWAY=localhost:9091 $(PYTHON) -m rollout.canary_analysis \
 		--prometheus http://localhost:9090 $(ANALYZE_ARGS))
+
+history: install ## what served when: every route change (time, versions and shares, why) with each version's offline and live quality
+	@$(call forward,monitoring,$(PROMETHEUS_SVC),9090:9090) \
+	$(call with_mlflow,$(PYTHON) -m rollout.history --prometheus http://localhost:9090)
 
 status: install ## which versions serve with what share of the route, readiness, pods and HPA
 	$(PYTHON) -m rollout.deploy status

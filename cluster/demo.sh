@@ -31,5 +31,6 @@ run "make status"
 run "make canary MODEL=models:/sentiment/1 PERCENT=20"
 run "make analyze"
 run "make status"
+run "make history"
 echo
 echo "cluster-demo: done (make cluster-down deletes the cluster)"

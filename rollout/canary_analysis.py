@@ -243,10 +243,10 @@ def apply_verdict(verdict: CanaryVerdict, cluster, registry, serving) -> None:
     """Promote or roll back the canary (rollout/deploy.py); ``wait`` leaves it as it is."""
     from rollout.deploy import promote, rollback
 
-    if verdict.decision == PROMOTE:
-        promote(cluster, registry, serving, expected_canary=verdict.canary_version)
-    elif verdict.decision == ROLLBACK:
-        rollback(cluster, registry, serving, expected_canary=verdict.canary_version)
+    act = {PROMOTE: promote, ROLLBACK: rollback}.get(verdict.decision)
+    if act:
+        reason = f"analysis: {verdict.reason}"
+        act(cluster, registry, serving, expected_canary=verdict.canary_version, reason=reason)
 
 
 def run_analysis(

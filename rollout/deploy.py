@@ -28,6 +28,7 @@ from pathlib import Path
 from core.decisions import GateDecision
 from core.registry import resolve
 from models.bundle import bundle_uri, publish_bundle
+from rollout.history import RouteChange, record_route_change
 from rollout.inference_service import (
     COMPONENT_LABELS,
     GROUP,
@@ -185,6 +186,10 @@ class Registry:
         aliases = self.client.get_registered_model(self.name).aliases
         return {a: str(v) for a, v in aliases.items() if a in (PRODUCTION_ALIAS, CANARY_ALIAS)}
 
+    def record_route(self, change: RouteChange) -> None:
+        """Keep the route ``change`` in the rollout history (rollout/history.py)."""
+        record_route_change(self.client, self.name, change)
+
 
 def stable_and_canary(current: dict) -> tuple[str, str | None]:
     """The versions of the stable predictor and of the canary (None without one)."""
@@ -209,9 +214,17 @@ def routed(current: dict) -> tuple[str, str | None, int]:
     return (stable, canary, percent) if canary and percent < 100 else (stable, None, 0)
 
 
-def converge(cluster: Cluster, registry: Registry, settings: ServingSettings, timeout_seconds: float) -> bool:
+def converge(
+    cluster: Cluster,
+    registry: Registry,
+    settings: ServingSettings,
+    timeout_seconds: float,
+    action: str = "converge",
+    reason: str = "",
+) -> bool:
     """Wait until the InferenceService (and its canary) is Ready, then write the route and the aliases it
-    calls for where they differ, and delete the HPAs KServe left behind. True when anything was written."""
+    calls for where they differ (a route change recorded as ``action`` for ``reason``), and delete the
+    HPAs KServe left behind. True when anything was written."""
     _, canary = stable_and_canary(cluster.existing(settings))
     current = cluster.wait_ready(settings, canary, timeout_seconds)
     stable, canary, percent = routed(current)
@@ -220,6 +233,7 @@ def converge(cluster: Cluster, registry: Registry, settings: ServingSettings, ti
     live = cluster.route(settings)
     if live is None or live["spec"] != route["spec"]:
         cluster.apply_route(route)
+        registry.record_route(RouteChange.now(action, stable, canary, percent, reason))
         wrote = True
     wanted = {PRODUCTION_ALIAS: stable, **({CANARY_ALIAS: canary} if canary else {})}
     if registry.serving_aliases() != wanted:
@@ -237,33 +251,44 @@ def rollout(
     version: str,
     canary_percent: int,
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
+    reason: str = "",
 ) -> str:
     """Serve registry ``version``: create the InferenceService, or add it as a canary with
     ``canary_percent`` of the traffic (a new share when it is the canary already), or (0) replace the
-    serving version. Returns created, canary, replaced, converged (this version was there already: an
-    interrupted run's route and aliases finished) or unchanged."""
+    serving version; each route change goes to the rollout history with ``reason``. Returns created,
+    canary, replaced, converged (this version was there already: an interrupted run's route and aliases
+    finished) or unchanged."""
     storage_uri = publish_bundle(settings.bundle_root, settings.name, version)
     current = cluster.inference_service(settings)
     if current is None:
         cluster.create(inference_service(settings, version, storage_uri))
-        converge(cluster, registry, settings, timeout_seconds)
+        converge(cluster, registry, settings, timeout_seconds, "create", reason)
         return "created"
     stable, canary = stable_and_canary(current)
     if version == stable:
-        return "converged" if converge(cluster, registry, settings, timeout_seconds) else "unchanged"
+        return (
+            "converged"
+            if converge(cluster, registry, settings, timeout_seconds, reason=reason)
+            else "unchanged"
+        )
     if version == canary and canary_percent == canary_share(current):
-        return "canary" if converge(cluster, registry, settings, timeout_seconds) else "unchanged"
+        return (
+            "canary"
+            if converge(cluster, registry, settings, timeout_seconds, "canary", reason)
+            else "unchanged"
+        )
     if version == canary and not canary_percent:
-        promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
+        promote(cluster, registry, settings, timeout_seconds, expected_canary=version, reason=reason)
         return "replaced"
     if canary and canary != version:  # the old canary's pods go with the patch below: take its share first
         cluster.apply_route(traffic_route(settings, stable))
+        registry.record_route(RouteChange.now("withdraw canary", stable, None, 0, f"version {version} next"))
         registry.clear_canary()
     cluster.patch(settings, canary_patch(settings, version, storage_uri, canary_percent or 100))
     if canary_percent:
-        converge(cluster, registry, settings, timeout_seconds)
+        converge(cluster, registry, settings, timeout_seconds, "canary", reason)
         return "canary"
-    promote(cluster, registry, settings, timeout_seconds, expected_canary=version)
+    promote(cluster, registry, settings, timeout_seconds, expected_canary=version, reason=reason)
     return "replaced"
 
 
@@ -284,11 +309,12 @@ def promote(
     settings: ServingSettings,
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
     expected_canary: str | None = None,
+    reason: str = "",
 ) -> str:
     """The canary, sized as the stable predictor (``trafficPercent: 100``) and Ready, takes all traffic,
     then becomes the stable predictor (KServe deletes the old one's Deployment and Service in the same
     reconcile, so the route moves first). Returns its version."""
-    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, keep_canary=True)
+    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, True, reason)
 
 
 def rollback(
@@ -297,10 +323,11 @@ def rollback(
     settings: ServingSettings,
     timeout_seconds: float = READY_TIMEOUT_SECONDS,
     expected_canary: str | None = None,
+    reason: str = "",
 ) -> str:
     """The stable predictor takes all traffic again (route first), then the canary is removed. Returns
     the stable version."""
-    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, keep_canary=False)
+    return _end_canary(cluster, registry, settings, timeout_seconds, expected_canary, False, reason)
 
 
 def _end_canary(
@@ -310,6 +337,7 @@ def _end_canary(
     timeout_seconds: float,
     expected_canary: str | None,
     keep_canary: bool,
+    reason: str,
 ) -> str:
     """Route all traffic to the version that stays (the registry follows), then patch the canary away; a
     promoted canary is first sized as the stable one and must be Ready. Last, the HPAs KServe left behind
@@ -318,7 +346,7 @@ def _end_canary(
     if expected_canary is not None and not current["spec"].get("canary"):
         stable, _ = stable_and_canary(current)
         if (stable == expected_canary) == keep_canary:  # done already, up to Ready: finish it
-            converge(cluster, registry, settings, timeout_seconds)
+            converge(cluster, registry, settings, timeout_seconds, reason=reason)
             return stable
     stable, canary = _canary_to_act_on(current, expected_canary)
     if keep_canary:
@@ -327,6 +355,7 @@ def _end_canary(
         current = cluster.wait_ready(settings, canary, timeout_seconds)
     kept = canary if keep_canary else stable
     cluster.apply_route(traffic_route(settings, kept))
+    registry.record_route(RouteChange.now("promote" if keep_canary else "rollback", kept, None, 0, reason))
     registry.serving(kept)
     cluster.patch(settings, promote_patch(current) if keep_canary else rollback_patch(current))
     settled = cluster.wait_ready(settings, None, timeout_seconds)
@@ -380,7 +409,8 @@ def deploy_champion(
         return "manifest"
     load_kube_config()
     cluster = Cluster()
-    outcome = rollout(cluster, Registry(settings.name), settings, version, canary_percent)
+    reason = f"gate: {decision.reason}"
+    outcome = rollout(cluster, Registry(settings.name), settings, version, canary_percent, reason=reason)
     live = [cluster.existing(settings), cluster.route(settings)]  # what the cluster holds now
     Path(manifest_path).write_text(yaml.safe_dump_all(live, sort_keys=False))
     return outcome
@@ -414,6 +444,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=READY_TIMEOUT_SECONDS, help="seconds to wait for Ready"
     )
+    parser.add_argument(
+        "--reason", default="by hand (rollout.deploy)", help="why, for the rollout history (make history)"
+    )
     args = parser.parse_args(argv)
     if args.action == "rollout" and not (args.model_uri and args.image):
         parser.error("rollout needs --model-uri and --image")
@@ -428,12 +461,16 @@ def main(argv: list[str] | None = None) -> None:
     settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)
     if args.action == "rollout":
         version = str(resolve(args.model_uri).version)
-        outcome = rollout(cluster, registry, settings, version, args.canary_percent, args.timeout)
+        outcome = rollout(
+            cluster, registry, settings, version, args.canary_percent, args.timeout, reason=args.reason
+        )
         print(f"{outcome}: version {version}")
     elif args.action == "promote":
-        print(f"promoted: version {promote(cluster, registry, settings, args.timeout)}")
+        promoted = promote(cluster, registry, settings, args.timeout, reason=args.reason)
+        print(f"promoted: version {promoted}")
     elif args.action == "rollback":
-        print(f"rolled back: version {rollback(cluster, registry, settings, args.timeout)} serves")
+        kept = rollback(cluster, registry, settings, args.timeout, reason=args.reason)
+        print(f"rolled back: version {kept} serves")
     print(json.dumps(status(cluster.existing(settings), cluster.route(settings)), indent=2))
 
 

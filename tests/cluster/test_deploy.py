@@ -2,6 +2,7 @@
 replace, each waiting for KServe's Ready before traffic or an alias moves, against the stand-in API server
 (tests/kube_stand_in.py: KServe v0.20.0's admission rules and status) and a real MLflow registry."""
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -396,3 +397,35 @@ def test_every_call_of_the_deploy_step_is_one_the_pipeline_runners_role_allows(
         made.add((match["group"], match["plural"], verb))
     assert ("autoscaling", "horizontalpodautoscalers", "delete") in made
     assert made <= allowed, made - allowed
+
+
+def test_the_rollout_history_prints_what_served_when_and_why(api, settings, registry_uri) -> None:
+    """Deploy v1 (the gate's reason), a 25 % canary of v2, promote it, a 10 % canary of v3, roll it back
+    (the analysis' reasons): ``python -m rollout.history`` (make history) prints each period with its shares
+    and why, and the offline score the gate registered v1 with."""
+    import subprocess
+    import sys
+
+    registry = Registry("sentiment")
+    rollout(cluster(api), registry, settings, "1", canary_percent=0, reason="gate: first model")
+    rollout(cluster(api), registry, settings, "2", canary_percent=25, reason="by hand")
+    promote(cluster(api), registry, settings, reason="analysis: every check passed")
+    rollout(cluster(api), registry, settings, "3", canary_percent=10, reason="gate: beats the champion")
+    rollback(cluster(api), registry, settings, reason="analysis: live_quality failed")
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout.history", "--tracking-uri", registry_uri],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table, versions = done.stdout.split("\n\n")
+    rows = [line.split(" | ")[2:] for line in table.splitlines()[2:]][-5:]  # this test's periods
+    assert rows == [
+        ["v1 100 %", "create", "gate: first model |"],
+        ["v1 75 %, v2 25 %", "canary", "by hand |"],
+        ["v2 100 %", "promote", "analysis: every check passed |"],
+        ["v2 90 %, v3 10 %", "canary", "gate: beats the champion |"],
+        ["v2 100 %", "rollback", "analysis: live_quality failed |"],
+    ]
+    assert table.splitlines()[-1].split(" | ")[1].startswith("now (")
+    scores = {line.split(" | ")[0]: line.split(" | ")[1] for line in versions.splitlines()[2:]}
+    assert re.fullmatch(r"macro_recall [01]\.\d{3}", scores["| v1"]) and scores["| v2"] == "n/a"

@@ -21,6 +21,7 @@ from sklearn.metrics import recall_score
 from core.labels import LABELS
 from monitoring.live_quality import quality_from_counts
 from rollout.canary_analysis import Prometheus
+from rollout.history import live_scores
 from tests.helpers import (
     REPO,
     free_port,
@@ -177,3 +178,6 @@ def test_every_label_posted_through_the_balancer_is_stored_once_and_summed_into_
     live = quality_from_counts(counted)
     assert recorded("sentiment:live_macro_recall_lower:ratio1d") == pytest.approx(live.lower)
     assert recorded("sentiment:live_macro_recall_upper:ratio1d") == pytest.approx(live.upper)
+    # the rollout history (make history) shows the same beside each version
+    shown = live_scores(prometheus.url, "sentiment")["1"]
+    assert shown == f"{live.macro_recall:.3f} [{live.lower:.3f}, {live.upper:.3f}], 400 labels"

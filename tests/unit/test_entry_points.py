@@ -39,6 +39,7 @@ def test_the_entry_points_are_found() -> None:
         "serving",
         "rollout.deploy",
         "rollout.canary_analysis",
+        "rollout.history",
     } <= set(ENTRY_POINTS)
 
 
@@ -61,12 +62,13 @@ def test_the_defaults_come_from_params_yaml(monkeypatch) -> None:
     from components import monitor
     from pipelines import batch, run, schedule
     from pipelines.params import DEFAULT_PARAMS_FILE
-    from rollout import canary_analysis, deploy
+    from rollout import canary_analysis, deploy, history
 
     analysis = canary_analysis.parse_args(["--tracking-uri", "http://mlflow"])
     assert (analysis.name, analysis.namespace) == (PARAMS.run.model_name, PARAMS.deploy.namespace)
     assert analysis.prometheus == PARAMS.canary_analysis["prometheus_url"]
     assert analysis.pushgateway == PARAMS.run.pushgateway
+    assert history.parse_args([]).name == PARAMS.run.model_name
     deploying = deploy.parse_args(["status"])
     assert (deploying.name, deploying.namespace) == (PARAMS.run.model_name, PARAMS.deploy.namespace)
     monitoring = monitor.parse_args(["--predictions", "log"])
