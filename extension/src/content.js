@@ -12,7 +12,7 @@
 
   const state = {
     videoId: null,
-    answers: new Map(), // prepared text -> {label, confidence} | {refused: message}; cleared on new settings
+    answers: new Map(), // prepared text -> {label, confidence, id} | {refused: message}; cleared on new settings
     queue: new batching.TextQueue(),
     batchLimit: LIMITS.maxTexts, // halved while the predictor refuses a request, to find the text it refuses
     waiting: new Map(), // text -> comment elements waiting for its answer
@@ -274,6 +274,32 @@
     }
   }
 
+  /** A click on a badge opens (or closes) the choice of the right label; a click on a choice sends the
+   * correction through the service worker to the predictor's :feedback, and the badge shows it was taken.
+   * Only our own elements' clicks are handled (and kept from YouTube's handlers); nothing waits on them. */
+  async function onClick(event) {
+    const choice = event.target.closest?.(".sentiment-lens-choice");
+    const badge = (choice?.parentElement?.previousElementSibling ?? event.target).closest?.(".sentiment-lens-badge");
+    const comment = badge?.closest(selectors.comment);
+    const answer = comment && state.answers.get(state.textOf.get(comment));
+    if (!answer?.id || badge.dataset.sentimentCorrection === "sending") return;
+    event.preventDefault();
+    event.stopPropagation();
+    const open = badge.nextElementSibling?.classList.contains("sentiment-lens-chooser") && badge.nextElementSibling;
+    if (!choice) {
+      if (open) open.remove();
+      else badge.after(panel.chooser(badge.dataset.sentimentCorrection || answer.label));
+      return;
+    }
+    const { label } = choice.dataset;
+    choice.parentElement.remove();
+    badge.dataset.sentimentCorrection = "sending";
+    const reply = await chrome.runtime.sendMessage({ type: "correct", id: answer.id, label }).catch(() => null);
+    if (!badge.isConnected) return;
+    delete badge.dataset.sentimentCorrection;
+    panel.markCorrected(badge, label, reply?.ok ? null : reply?.error?.message || "the extension did not answer");
+  }
+
   function onMessage(message) {
     if (message?.type !== "settings-changed") return;
     state.settingsGeneration += 1;
@@ -285,6 +311,7 @@
   state.observer.observe(document.documentElement, { childList: true, subtree: true, characterData: true });
   window.addEventListener("yt-navigate-finish", guarded(scheduleScan));
   document.addEventListener("mouseover", guarded(explainBadge), { passive: true });
+  document.addEventListener("click", guarded(onClick), { capture: true });
   chrome.runtime.onMessage.addListener(guarded(onMessage));
   guarded(scan)();
 })();

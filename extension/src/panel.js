@@ -26,22 +26,57 @@ const panel = (() => {
     return node;
   }
 
-  /** What a badge shows on hover: label, confidence and, once explained, the words behind the label. */
+  const isUnsure = (answer) => answer.confidence < settings.LIMITS.unsureBelow;
+
+  /** What a badge shows on hover: label, confidence (unsure below the limit), the words behind the label
+   * once explained, and that a click corrects it. */
   function badgeTitle(answer, words) {
     const percent = Math.round(answer.confidence * 100);
+    const unsure = isUnsure(answer) ? " (unsure)" : "";
     const explained = words?.length
       ? `; words: ${words.map((w) => `${w.word} (+${w.attribution.toFixed(2)})`).join(", ")}`
       : "";
-    return `${answer.label}, confidence ${percent} %${explained} (Comment Sentiment extension)`;
+    const click = answer.id ? "; click to correct it" : "";
+    return `${answer.label}, confidence ${percent} %${unsure}${explained}${click} (Comment Sentiment extension)`;
   }
 
-  /** The badge of one comment: its label, and its confidence on hover. */
+  /** The badge of one comment: its label ("positive?" when unsure), its confidence on hover. */
   function badge(answer) {
-    const node = element("span", `sentiment-lens-badge ${labelClass(answer.label)}`, answer.label);
+    const unsure = isUnsure(answer);
+    const classes = `sentiment-lens-badge ${labelClass(answer.label)}${unsure ? " sentiment-lens-unsure" : ""}`;
+    const node = element("span", classes, unsure ? `${answer.label}?` : answer.label);
     node.title = badgeTitle(answer);
     node.dataset.sentimentLabel = answer.label;
     node.dataset.sentimentConfidence = answer.confidence.toFixed(4);
+    if (answer.id) node.setAttribute("role", "button");
     return node;
+  }
+
+  /** The choice of the right label, shown after a clicked badge: one button per label but `current`. */
+  function chooser(current) {
+    const node = element("span", "sentiment-lens-chooser");
+    node.setAttribute("role", "group");
+    node.setAttribute("aria-label", "The right label");
+    for (const label of settings.LABELS.filter((l) => l !== current)) {
+      const button = element("button", `sentiment-lens-choice ${labelClass(label)}`, label);
+      button.type = "button";
+      button.dataset.label = label;
+      node.appendChild(button);
+    }
+    return node;
+  }
+
+  /** Show on `badge` that the reader's correction to `label` was sent (`error`: why it was not). */
+  function markCorrected(badge, label, error) {
+    if (error) {
+      badge.dataset.sentimentCorrection = "failed";
+      badge.title = `correction to ${label} not sent: ${error} (Comment Sentiment extension)`;
+      return;
+    }
+    badge.className = `sentiment-lens-badge ${labelClass(label)} sentiment-lens-corrected`;
+    badge.textContent = `${label} \u2713`;
+    badge.dataset.sentimentCorrection = label;
+    badge.title = `you corrected ${badge.dataset.sentimentLabel} to ${label}; sent, thank you (Comment Sentiment extension)`;
   }
 
   function bar(rows) {
@@ -99,7 +134,7 @@ const panel = (() => {
     document.getElementById(PANEL_ID)?.remove();
   }
 
-  return { PANEL_ID, badge, badgeTitle, unlabelledBadge, totals, render, remove };
+  return { PANEL_ID, badge, badgeTitle, chooser, markCorrected, unlabelledBadge, totals, render, remove };
 })();
 
 if (typeof module === "object") module.exports = panel;

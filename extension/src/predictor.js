@@ -43,16 +43,17 @@ const predictor = (() => {
 
   const isProbability = (value) => Number.isFinite(value) && value >= 0 && value <= 1;
 
-  function answer(label, probabilities) {
+  /** {label, confidence, id}: id is the answer's id (what a correction sends back), null when absent. */
+  function answer(label, probabilities, id) {
     if (typeof label !== "string" || !label || !probabilities.length || !probabilities.every(isProbability)) {
       throw new PredictorError("answer", "the predictor's answer lacks a label or probabilities");
     }
-    return { label, confidence: Math.max(...probabilities) };
+    return { label, confidence: Math.max(...probabilities), id: typeof id === "string" && id ? id : null };
   }
 
   function v1Answers(body) {
     if (!Array.isArray(body?.predictions)) throw new PredictorError("answer", 'the answer has no "predictions" list');
-    return body.predictions.map((p) => answer(p?.label, Object.values(p?.probabilities || {})));
+    return body.predictions.map((p) => answer(p?.label, Object.values(p?.probabilities || {}), p?.id));
   }
 
   function v2Answers(body) {
@@ -64,10 +65,13 @@ const predictor = (() => {
     }
     const classes = probabilities.shape?.[1];
     if (!Number.isInteger(classes) || classes < 1) throw new PredictorError("answer", "the probabilities have no class axis");
-    return labels.data.map((label, i) => answer(label, probabilities.data.slice(i * classes, (i + 1) * classes)));
+    const ids = output("id")?.data;
+    return labels.data.map((label, i) =>
+      answer(label, probabilities.data.slice(i * classes, (i + 1) * classes), Array.isArray(ids) ? ids[i] : null),
+    );
   }
 
-  /** [{label, confidence}] for the `count` texts of the request, read from a successful response body. */
+  /** [{label, confidence, id}] for the `count` texts of the request, read from a successful response body. */
   function parseAnswers(protocol, body, count) {
     const answers = protocol === "v2" ? v2Answers(body) : v1Answers(body);
     if (answers.length !== count) {
@@ -94,6 +98,22 @@ const predictor = (() => {
       .sort((a, b) => b.attribution - a.attribution)
       .slice(0, count)
       .map(({ word, attribution }) => ({ word, attribution }));
+  }
+
+  /** {url, init} for a reader's correction: the right `label` of the answer `id` (KServe v1 :feedback). */
+  function buildFeedbackRequest(config, id, label) {
+    const model = encodeURIComponent(config.modelName);
+    return {
+      url: `${config.predictorUrl}/v1/models/${model}:feedback`,
+      init: { method: "POST", headers: headers(config), body: JSON.stringify([{ id, label }]) },
+    };
+  }
+
+  /** Nothing when the predictor stored the correction; a PredictorError saying why it did not. */
+  function checkFeedback(body) {
+    if (body?.accepted === 1) return;
+    const reason = body?.refused?.[0]?.reason || "the predictor did not store it";
+    throw new PredictorError("refused", `the correction was refused: ${reason}`);
   }
 
   /** The PredictorError for an HTTP error status and its body text (kserve's {"error": message}). */
@@ -141,9 +161,17 @@ const predictor = (() => {
     return topWords(await send(config, buildExplainRequest(config, text), timeoutMs, fetchImpl), count);
   }
 
+  /** Send the reader's correction (`label` for the answer `id`); throws PredictorError when not stored. */
+  async function correct(config, id, label, timeoutMs, fetchImpl = fetch) {
+    checkFeedback(await send(config, buildFeedbackRequest(config, id, label), timeoutMs, fetchImpl));
+  }
+
   return {
     PredictorError,
     buildRequest,
+    buildFeedbackRequest,
+    checkFeedback,
+    correct,
     buildReadinessRequest,
     buildExplainRequest,
     parseAnswers,

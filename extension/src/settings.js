@@ -21,7 +21,9 @@ const settings = (() => {
     retryMaxMs: 60000,
     historySize: 20, // videos kept in the popup's history
     explainWords: 3, // words shown on a badge's hover, where the predictor offers :explain
+    unsureBelow: 0.6, // a badge whose label has a lower probability is shown as unsure ("positive?")
   });
+  const LABELS = Object.freeze(["negative", "neutral", "positive"]); // what a reader may correct a badge to
 
   const PROTOCOLS = ["v1", "v2"];
   const STORAGE_KEY = "settings";
@@ -68,7 +70,7 @@ const settings = (() => {
     await chrome.storage.local.set({ [STORAGE_KEY]: normalize(values) });
   }
 
-  return { DEFAULTS, LIMITS, PROTOCOLS, STORAGE_KEY, problems, normalize, originPattern, load, save };
+  return { DEFAULTS, LIMITS, LABELS, PROTOCOLS, STORAGE_KEY, problems, normalize, originPattern, load, save };
 })();
 
 if (typeof module === "object") module.exports = settings;

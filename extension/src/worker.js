@@ -1,7 +1,8 @@
 /* The service worker: the only part that talks to the predictor (its host permission lets it, where a
  * content script on youtube.com could not). Messages:
- *   {type: "label", texts}  -> {ok: true, answers: [{label, confidence}]} | {ok: false, error: {kind, message, status}}
+ *   {type: "label", texts}  -> {ok: true, answers: [{label, confidence, id}]} | {ok: false, error: {kind, message, status}}
  *   {type: "explain", text} -> {ok: true, words: [{word, attribution}]} | {ok: false, error}: :explain
+ *   {type: "correct", id, label} -> {ok: true} | {ok: false, error}: a reader's correction, to :feedback
  *   {type: "check"}         -> {ok: true, message} | {ok: false, error}: is the configured model ready?
  *   {type: "summary", video} -> {ok: true}: the video's totals, remembered for the popup.
  * and tells the content scripts when the settings change. */
@@ -35,6 +36,12 @@ async function explainWords(text) {
   return { ok: true, words: await predictor.explainText(config, text, count, requestTimeoutMs) };
 }
 
+async function sendCorrection(id, label) {
+  const config = await settings.load();
+  await predictor.correct(config, id, label, settings.LIMITS.requestTimeoutMs);
+  return { ok: true };
+}
+
 async function checkPredictor() {
   const config = await settings.load();
   const { url, init } = predictor.buildReadinessRequest(config);
@@ -62,6 +69,7 @@ function rememberVideo(video) {
 const HANDLERS = {
   label: (message) => labelTexts(message.texts),
   explain: (message) => explainWords(message.text),
+  correct: (message) => sendCorrection(message.id, message.label),
   check: () => checkPredictor(),
   summary: (message) => rememberVideo(message.video),
 };

@@ -32,8 +32,8 @@ test("answers are read from both protocols, confidence the top probability", () 
     ],
   };
   assert.deepEqual(parseAnswers("v1", v1, 2), [
-    { label: "positive", confidence: 0.7 },
-    { label: "negative", confidence: 0.6 },
+    { label: "positive", confidence: 0.7, id: "1" },
+    { label: "negative", confidence: 0.6, id: "2" },
   ]);
   const v2 = {
     outputs: [
@@ -43,8 +43,8 @@ test("answers are read from both protocols, confidence the top probability", () 
     ],
   };
   assert.deepEqual(parseAnswers("v2", v2, 2), [
-    { label: "neutral", confidence: 0.5 },
-    { label: "positive", confidence: 0.8 },
+    { label: "neutral", confidence: 0.5, id: "x-0" },
+    { label: "positive", confidence: 0.8, id: "x-1" },
   ]);
 });
 
@@ -58,7 +58,7 @@ test("an answer that does not fit the request is an error, not a wrong label", (
   assert.throws(() => parseAnswers("v1", { predictions: [{ label: "positive", probabilities: { a: 7 } }] }, 1), PredictorError);
   const v2 = (data) => ({ outputs: [{ name: "label", data }, { name: "probabilities", shape: [1, 1], data: [1] }] });
   assert.throws(() => parseAnswers("v2", v2("positive"), 1), (e) => e.kind === "answer");
-  assert.deepEqual(parseAnswers("v2", v2(["positive"]), 1), [{ label: "positive", confidence: 1 }]);
+  assert.deepEqual(parseAnswers("v2", v2(["positive"]), 1), [{ label: "positive", confidence: 1, id: null }]);
 });
 
 test("4xx carries the server's message, 5xx is a server failure", () => {
@@ -73,7 +73,7 @@ test("4xx carries the server's message, 5xx is a server failure", () => {
 test("label() maps fetch outcomes to answers or PredictorErrors", async () => {
   const ok = { predictions: [{ label: "positive", probabilities: { positive: 0.9, negative: 0.1 } }] };
   assert.deepEqual(await label(V1, ["yay"], 1000, async () => response(200, ok)), [
-    { label: "positive", confidence: 0.9 },
+    { label: "positive", confidence: 0.9, id: null },
   ]);
   const rejects = (fetchImpl, kind) =>
     assert.rejects(label(V1, ["yay"], 1000, fetchImpl), (e) => e instanceof PredictorError && e.kind === kind);
@@ -114,4 +114,22 @@ test("an explanation gives the words that push hardest towards the label", async
   assert.throws(() => topWords({}, 3), PredictorError);
   const refused = explainText(V1, "hi", 3, 1000, async () => response(404, { error: "Not Found" }));
   await assert.rejects(refused, (e) => e.kind === "refused" && e.status === 404);
+});
+
+test("a correction is posted to :feedback with the answer's id, and a refusal says why", async () => {
+  const { buildFeedbackRequest, correct } = require("../src/predictor.js");
+  const request = buildFeedbackRequest(V2, "a1.sig", "negative");
+  assert.equal(request.url, "http://localhost:8080/v1/models/sentiment:feedback");
+  assert.deepEqual(JSON.parse(request.init.body), [{ id: "a1.sig", label: "negative" }]);
+  assert.equal(request.init.headers.Authorization, "Bearer s3cret");
+  await correct(V1, "a1.sig", "negative", 1000, async () => response(200, { accepted: 1, refused: [] }));
+  const refused = { accepted: 0, refused: [{ row: 0, reason: "id 'a1.sig' refused: not an answer id of this service" }] };
+  await assert.rejects(
+    correct(V1, "a1.sig", "negative", 1000, async () => response(200, refused)),
+    (e) => e.kind === "refused" && /not an answer id of this service/.test(e.message),
+  );
+  await assert.rejects(
+    correct(V1, "a1.sig", "negative", 1000, async () => response(401, { error: "a bearer token is required" })),
+    (e) => e.kind === "refused" && e.status === 401,
+  );
 });

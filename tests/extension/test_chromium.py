@@ -436,3 +436,55 @@ return [...document.querySelectorAll('#history .video')].map((video) => [
   Object.fromEntries([...video.querySelectorAll('.sentiment-lens-legend-item')]
     .map((item) => [item.dataset.label, Number(item.dataset.count)]))]);
 """  # in the popup's order (WebDriver does not keep an object's key order)
+
+
+BADGE_STATE = """
+const uncorrected = ".sentiment-lens-badge[data-sentiment-confidence]:not(.sentiment-lens-corrected)";
+const shown = document.querySelectorAll(uncorrected);
+return [...shown].map((badge) => [
+  Number(badge.dataset.sentimentConfidence),
+  badge.classList.contains("sentiment-lens-unsure"),
+  badge.textContent,
+]);
+"""
+
+
+def live_label_count(url: str, label: str, predicted: str) -> float:
+    labels = (("label", label), ("model_version", "1"), ("predicted", predicted))
+    return scrape_metrics(url).get(("sentiment_live_labels_total", labels), 0.0)
+
+
+def test_a_reader_corrects_a_badge_and_the_predictor_counts_the_label(browser, site, predictor) -> None:
+    """A click on a badge offers the other labels; choosing one sends it to the predictor's :feedback with
+    the answer's id, and the badge shows it was taken; the page keeps running. Badges below the unsure
+    limit say so."""
+    driver, _ = browser
+    threads = fixture_threads("k")
+    open_video(driver, site, "fixtureK", threads)
+    shown = wait_for_badges(driver, {t.comment.comment_id: "" for t in threads})
+    predicted = shown["k2"]  # "This is the worst tutorial I have ever watched."
+    right = next(label for label in ("negative", "neutral", "positive") if label != predicted)
+    before = live_label_count(predictor.url, right, predicted)
+
+    driver.find_element("css selector", '[data-fixture-id="k2"] .sentiment-lens-badge').click()
+    choices = driver.find_elements("css selector", '[data-fixture-id="k2"] .sentiment-lens-choice')
+    assert sorted(c.get_attribute("data-label") for c in choices) == sorted(
+        {"negative", "neutral", "positive"} - {predicted}
+    )
+    next(c for c in choices if c.get_attribute("data-label") == right).click()
+    badge = driver.find_element("css selector", '[data-fixture-id="k2"] .sentiment-lens-badge')
+    wait_until(lambda: badge.get_attribute("data-sentiment-correction") == right, 20, "the correction taken")
+    assert badge.text == f"{right} \u2713" and "sent, thank you" in badge.get_attribute("title")
+    assert not driver.find_elements("css selector", '[data-fixture-id="k2"] .sentiment-lens-chooser')
+    wait_until(
+        lambda: live_label_count(predictor.url, right, predicted) == before + 1, 10, "the label counted"
+    )
+    assert badges(driver)["k2"] == predicted  # the badge keeps the model's answer; the totals too
+    assert driver.execute_script("return window.fixture.errors") == []
+    assert severe_console_entries(driver) == []
+
+    unsure_below = LIMITS["unsureBelow"]
+    states = driver.execute_script(BADGE_STATE)
+    assert states and all((confidence < unsure_below) == unsure for confidence, unsure, _ in states)
+    assert all(text.endswith("?") == unsure for _, unsure, text in states)
+    assert any(unsure for _, unsure, _ in states), states  # the fixture's right-to-left texts are unsure
