@@ -122,7 +122,7 @@ def batch_params(args: argparse.Namespace) -> PipelineParams:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.run import CLUSTER_TRACKING_URI, init_local_runner, local_tracking_uri
+    from pipelines.run import cluster_tracking_uri, init_local_runner, local_tracking_uri
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"own, and MinIO is what they share): {local}"
             )
 
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+        tracking_uri = cluster_tracking_uri(params)
         run = kfp.Client(host=host).create_run_from_pipeline_package(
             package,
             arguments=batch_arguments(params, args.input, args.output, model_uri, tracking_uri),

@@ -30,13 +30,6 @@ from pipelines.pipeline import (
 
 logger = logging.getLogger(__name__)
 
-# The in-cluster MLflow service the cluster manifests deploy; override with MLFLOW_TRACKING_URI.
-CLUSTER_TRACKING_URI = "http://mlflow.mlops.svc.cluster.local:5000"
-# The Pushgateway `make cluster-infra` installs; the gate pushes its decision there (Pipeline dashboard).
-CLUSTER_PUSHGATEWAY = "prometheus-pushgateway.monitoring.svc.cluster.local:9091"
-# Where the retrain step writes the feedback data sources on the cluster (the MinIO bucket `sources`).
-CLUSTER_DATA_ROOT = "s3://sources/feedback"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -154,10 +147,16 @@ def monitoring_arguments(params: PipelineParams, predictions: str, tracking_uri:
     }
 
 
+def cluster_tracking_uri(params: PipelineParams) -> str:
+    """MLflow as runs on the cluster reach it: MLFLOW_TRACKING_URI, else params.yaml's in-cluster service."""
+    return os.environ.get("MLFLOW_TRACKING_URI", params.cluster.endpoints.tracking_uri)
+
+
 def cluster_params(params: PipelineParams) -> PipelineParams:
     """``params`` as runs on the cluster use them: the in-cluster Pushgateway and data root."""
-    return params.override("run", pushgateway=params.run.pushgateway or CLUSTER_PUSHGATEWAY).override(
-        "retrain", data_root=params.retrain.data_root or CLUSTER_DATA_ROOT
+    endpoints = params.cluster.endpoints
+    return params.override("run", pushgateway=params.run.pushgateway or endpoints.pushgateway).override(
+        "retrain", data_root=params.retrain.data_root or endpoints.data_root
     )
 
 
@@ -169,7 +168,7 @@ def run_monitoring(predictions: str, params: PipelineParams, workdir: Path, host
     if host:
         import kfp
 
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+        tracking_uri = cluster_tracking_uri(params)
         arguments = monitoring_arguments(cluster_params(params), predictions, tracking_uri)
         run = kfp.Client(host=host).create_run_from_pipeline_package(
             package,
@@ -198,7 +197,7 @@ def submit_to_cluster(host: str, package_path: str, params: PipelineParams) -> s
     """Submit the compiled pipeline to the KFP API at ``host``; return the run id."""
     import kfp
 
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
+    tracking_uri = cluster_tracking_uri(params)
     params = cluster_params(params)
     client = kfp.Client(host=host)
     result = client.create_run_from_pipeline_package(

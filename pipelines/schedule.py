@@ -17,15 +17,14 @@ from pathlib import Path
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import MONITORING_PIPELINE_NAME, compile_pipeline, monitoring_pipeline
 from pipelines.run import (
-    CLUSTER_TRACKING_URI,
     cluster_params,
+    cluster_tracking_uri,
     environment_overrides,
     monitoring_arguments,
 )
 
 SCHEDULE_NAME = f"{MONITORING_PIPELINE_NAME}-schedule"
 HOURLY = "0 0 * * * *"  # KFP's cron has a seconds field
-CLUSTER_PREDICTIONS = "s3://predictions/sentiment"  # helm/sentiment-serving values.yaml predictionLog
 
 
 def fingerprint(package: str, arguments: dict, cron: str) -> str:
@@ -82,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cron", default=HOURLY, help="when to run (KFP cron, seconds first)")
-    parser.add_argument("--predictions", default=CLUSTER_PREDICTIONS, help="the predictor's log prefix")
+    parser.add_argument(
+        "--predictions", help="the predictor's log prefix (default: cluster.endpoints.predictions)"
+    )
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     parser.add_argument("--unschedule", action="store_true", help="delete the recurring run")
     return parser.parse_args(argv)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"deleted {unschedule(client, params.run.experiment)} recurring run(s) {SCHEDULE_NAME}")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        package, arguments = scheduled_run(params, args.predictions, Path(tmp))
+        predictions = args.predictions or params.cluster.endpoints.predictions
+        package, arguments = scheduled_run(params, predictions, Path(tmp))
         outcome = schedule(client, package, arguments, args.cron, params.run.experiment)
     print(f"{SCHEDULE_NAME} ({args.cron}): {outcome}")
 
@@ -114,8 +116,7 @@ def scheduled_params(params_file: Path) -> PipelineParams:
 def scheduled_run(params: PipelineParams, predictions: str, folder: Path) -> tuple[str, dict]:
     """The compiled monitoring pipeline (in ``folder``) and the arguments of each scheduled run."""
     package = compile_pipeline(str(folder / "monitoring_pipeline.yaml"), monitoring_pipeline(params.cluster))
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", CLUSTER_TRACKING_URI)
-    return package, monitoring_arguments(params, predictions, tracking_uri)
+    return package, monitoring_arguments(params, predictions, cluster_tracking_uri(params))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What each pipeline step asks a Kubernetes cluster for, compiled into the pipeline's IR: CPU and memory
 requests and limits, an accelerator for the transformer's fine-tuning, retries, and caching.
 
-The values come from params.yaml's ``cluster`` section (:class:`ClusterConfig`); the two policies below
+The values come from params.yaml's ``cluster`` section (:class:`ClusterConfig`, which also says where the
+in-cluster services are); the two policies below
 are choices about the steps themselves, so they live with the code. kfp.local honours the retries and
 the caching and ignores the rest.
 """
@@ -81,17 +82,28 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """Where the in-cluster services are (params.yaml ``cluster.endpoints``)."""
+
+    tracking_uri: str
+    pushgateway: str
+    data_root: str
+    predictions: str
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """params.yaml ``cluster``: ``resources`` per step (``default`` for any step not named), the
-    accelerator and the retry policy."""
+    accelerator, the in-cluster services and the retry policy."""
 
     resources: dict[str, Resources]
     accelerator: Accelerator
+    endpoints: Endpoints
     retry: Retry
 
     @classmethod
     def from_config(cls, values: dict, where: str = "cluster") -> "ClusterConfig":
-        names = {"resources", "accelerator", "retry"}
+        names = {"resources", "accelerator", "endpoints", "retry"}
         if set(values) != names:
             raise ValueError(f"{where}: expected the keys {sorted(names)}, got {sorted(values)}")
         resources = {
@@ -101,7 +113,8 @@ class ClusterConfig:
         if "default" not in resources:
             raise ValueError(f"{where}.resources: needs a 'default' entry for the steps it does not name")
         accelerator = from_mapping(Accelerator, values["accelerator"], f"{where}.accelerator")
-        return cls(resources, accelerator, from_mapping(Retry, values["retry"], f"{where}.retry"))
+        endpoints = from_mapping(Endpoints, values["endpoints"], f"{where}.endpoints")
+        return cls(resources, accelerator, endpoints, from_mapping(Retry, values["retry"], f"{where}.retry"))
 
     def resources_of(self, step: str) -> Resources:
         return self.resources.get(step, self.resources["default"])

@@ -123,7 +123,7 @@ MAKE_VARIABLES = {"batch-score": ("INPUT=comments.csv", "OUTPUT=scored")}
 def test_every_python_target_is_checked() -> None:
     assert set(make_targets_running_python()) == {
         "pipeline-run", "compile", "serve", "monitor", "batch-score", "dashboards", "schedule", "unschedule",
-        "deploy", "canary", "promote", "rollback", "analyze", "status", "load",
+        "deploy", "canary", "promote", "rollback", "analyze", "history", "status", "load",
     }  # fmt: skip
 
 

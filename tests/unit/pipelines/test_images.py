@@ -16,10 +16,10 @@ SCHEDULED = """
 import json, sys
 from pathlib import Path
 from pipelines.params import DEFAULT_PARAMS_FILE
-from pipelines.schedule import CLUSTER_PREDICTIONS, scheduled_params, scheduled_run
+from pipelines.schedule import scheduled_params, scheduled_run
 
 params = scheduled_params(DEFAULT_PARAMS_FILE)
-package, arguments = scheduled_run(params, CLUSTER_PREDICTIONS, Path(sys.argv[1]))
+package, arguments = scheduled_run(params, params.cluster.endpoints.predictions, Path(sys.argv[1]))
 print(json.dumps({"package": package, "arguments": arguments}))
 """
 

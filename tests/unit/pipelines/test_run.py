@@ -38,7 +38,8 @@ def test_cluster_runner_submits_the_compiled_package(tmp_path: Path, monkeypatch
     assert submitted["host"] == "http://localhost:8888"
     kfp.components.load_component_from_file(submitted["package"])
     assert submitted["arguments"]["ingest_config"]["sources"] == ["s3://data/tweets/", "s3://data/comments/"]
-    assert submitted["arguments"]["tracking_uri"] == run.CLUSTER_TRACKING_URI
+    in_cluster = "http://mlflow.mlops.svc.cluster.local:5000"  # params.yaml's cluster.endpoints
+    assert submitted["arguments"]["tracking_uri"] == in_cluster
     lineage = json.loads(submitted["arguments"]["lineage"])
     assert json.loads(lineage["ingest.sources"]) == ["s3://data/tweets/", "s3://data/comments/"]
 
