@@ -21,6 +21,7 @@ from components.train_transformer import TransformerConfig
 from components.validate import ValidateConfig
 from core.config import PARAMS_FILE, RunConfig, from_mapping
 from pipelines.task_settings import ClusterConfig
+from rollout.canary_analysis import CanaryAnalysisConfig
 
 DEFAULT_PARAMS_FILE = PARAMS_FILE
 
@@ -37,7 +38,7 @@ class PipelineParams:
     ensemble: EnsembleConfig
     gate: GateConfig
     deploy: DeployConfig
-    canary_analysis: dict  # validated by rollout.canary_analysis.AnalysisSettings.from_config
+    canary_analysis: CanaryAnalysisConfig
     monitor: MonitorConfig
     retrain: RetrainConfig
     batch_score: BatchConfig  # the batch pipeline's
@@ -57,8 +58,6 @@ class PipelineParams:
             raise ValueError(f"{where}: unknown sections {unknown}, missing sections {missing}")
 
         def section(f):
-            if f.type is dict:
-                return values[f.name]
             if hasattr(f.type, "from_config"):
                 return f.type.from_config(values[f.name], f"{where}: {f.name}")
             return from_mapping(f.type, values[f.name], f"{where}: {f.name}")

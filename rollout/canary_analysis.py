@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields, replace
 
 import httpx
 
+from core.config import from_mapping
 from rollout.canary_checks import (
     FAIL,
     INSUFFICIENT,
@@ -45,6 +46,26 @@ ERROR_CODES = "5..|INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS"
 
 
 @dataclass(frozen=True)
+class CanaryAnalysisConfig:
+    """params.yaml ``canary_analysis``: see the comments there."""
+
+    prometheus_url: str
+    window: str
+    interval_seconds: float
+    timeout_seconds: float
+    required_passes: int
+    on_timeout: str
+    min_requests: int
+    alpha: float
+    latency_max_ratio: float
+    latency_slack_seconds: float
+    class_mix_min_shift: float
+    confidence_max_drop: float
+    min_labels: int
+    live_quality_max_drop: float
+
+
+@dataclass(frozen=True)
 class AnalysisSettings:
     """Where the metrics are and how the analysis decides; built from params.yaml (``canary_analysis``)."""
 
@@ -59,19 +80,19 @@ class AnalysisSettings:
     thresholds: Thresholds
 
     @classmethod
-    def from_config(cls, config: dict, namespace: str, model: str) -> "AnalysisSettings":
-        """From params.yaml's ``canary_analysis`` mapping."""
-        thresholds = Thresholds(**{f.name: config[f.name] for f in fields(Thresholds)})
+    def from_config(cls, values: dict, namespace: str, model: str) -> "AnalysisSettings":
+        """From params.yaml's ``canary_analysis`` mapping (every key, typed: CanaryAnalysisConfig)."""
+        config = from_mapping(CanaryAnalysisConfig, values, "canary_analysis")
         return cls(
-            prometheus_url=config["prometheus_url"],
+            prometheus_url=config.prometheus_url,
             namespace=namespace,
             model=model,
-            window=config["window"],
-            interval_seconds=float(config["interval_seconds"]),
-            timeout_seconds=float(config["timeout_seconds"]),
-            required_passes=int(config["required_passes"]),
-            on_timeout=config["on_timeout"],
-            thresholds=thresholds,
+            window=config.window,
+            interval_seconds=config.interval_seconds,
+            timeout_seconds=config.timeout_seconds,
+            required_passes=config.required_passes,
+            on_timeout=config.on_timeout,
+            thresholds=Thresholds(**{f.name: getattr(config, f.name) for f in fields(Thresholds)}),
         )
 
     def __post_init__(self) -> None:

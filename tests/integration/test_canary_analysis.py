@@ -18,6 +18,7 @@ Each case judges a canary version of its own, so the cases pass alone and in any
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 
 import httpx
 import mlflow
@@ -54,6 +55,7 @@ VERSIONS = "123456"
 # which one scheduling hiccup of four predictors on two cores moves by a whole histogram bucket (0.1 ->
 # 0.25 s), so the latency tolerance is wide here; tests/unit/rollout/test_canary_checks.py tests the
 # latency rule.
+DEFAULTS = asdict(PipelineParams.load().canary_analysis)  # params.yaml's
 TEST_CONFIG = {
     "window": "10m",
     "interval_seconds": 1,
@@ -181,7 +183,7 @@ def judge(fleet: dict, canary: str) -> tuple[dict, list[tuple[str, str]]]:
     """Deploy v1 with ``canary`` at 10 % on a stand-in cluster, run the analysis and act on it; return the
     verdict, the Kubernetes writes it made and the stand-in."""
     settings = AnalysisSettings.from_config(
-        {**PipelineParams.load().canary_analysis, **TEST_CONFIG, "prometheus_url": fleet["prometheus"].url},
+        {**DEFAULTS, **TEST_CONFIG, "prometheus_url": fleet["prometheus"].url},
         NAMESPACE,
         MODEL,
     )
@@ -285,7 +287,7 @@ def test_a_canary_failing_requests_is_rolled_back(fleet) -> None:
 
 
 def quick_settings(prometheus_url: str, **overrides) -> AnalysisSettings:
-    config = {**PipelineParams.load().canary_analysis, **TEST_CONFIG, "prometheus_url": prometheus_url}
+    config = {**DEFAULTS, **TEST_CONFIG, "prometheus_url": prometheus_url}
     return AnalysisSettings.from_config({**config, **overrides}, NAMESPACE, MODEL)
 
 
@@ -302,7 +304,7 @@ def test_settings_are_checked_and_alpha_is_split_over_the_looks() -> None:
         quick_settings("http://127.0.0.1:9", on_timeout="promte")
     with pytest.raises(ValueError, match="min_requests"):
         quick_settings("http://127.0.0.1:9", min_requests=0)
-    defaults = AnalysisSettings.from_config(PipelineParams.load().canary_analysis, NAMESPACE, MODEL)
+    defaults = AnalysisSettings.from_config(DEFAULTS, NAMESPACE, MODEL)
     assert defaults.looks == 7  # 1,800 s / 300 s + the first
     assert defaults.per_look_thresholds().alpha == pytest.approx(defaults.thresholds.alpha / 21)
 
@@ -360,7 +362,7 @@ def test_the_analysis_command_judges_one_interval_and_only_reports(fleet, tmp_pa
         verdict = json.loads(done.stdout[done.stdout.index("{") :])
         assert (verdict["stable_version"], verdict["canary_version"], verdict["decision"]) == ("1", "5", WAIT)
         assert {c["outcome"] for c in verdict["checks"]} == {INSUFFICIENT}
-        assert verdict["evidence"]["5"]["requests"] < PipelineParams.load().canary_analysis["min_requests"]
+        assert verdict["evidence"]["5"]["requests"] < PipelineParams.load().canary_analysis.min_requests
         assert {method for method, _ in api.calls()[before:]} == {"GET"}  # --once only reports
         tags = mlflow.MlflowClient(fleet["tracking_uri"]).get_model_version(MODEL, "5").tags
         assert tags["canary.verdict"] == WAIT

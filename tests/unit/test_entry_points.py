@@ -66,7 +66,7 @@ def test_the_defaults_come_from_params_yaml(monkeypatch) -> None:
 
     analysis = canary_analysis.parse_args(["--tracking-uri", "http://mlflow"])
     assert (analysis.name, analysis.namespace) == (PARAMS.run.model_name, PARAMS.deploy.namespace)
-    assert analysis.prometheus == PARAMS.canary_analysis["prometheus_url"]
+    assert analysis.prometheus == PARAMS.canary_analysis.prometheus_url
     assert analysis.pushgateway == PARAMS.run.pushgateway
     assert history.parse_args([]).name == PARAMS.run.model_name
     deploying = deploy.parse_args(["status"])
