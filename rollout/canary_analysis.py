@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
-import httpx
-
 from core.config import from_mapping
 from rollout.canary_checks import (
     FAIL,
@@ -37,6 +35,7 @@ from rollout.canary_checks import (
     run_checks,
 )
 from rollout.canary_report import PROMOTE, ROLLBACK, WAIT, CanaryVerdict, record_verdict
+from rollout.prometheus import Prometheus, PrometheusError
 
 logger = logging.getLogger(__name__)
 
@@ -111,26 +110,6 @@ class AnalysisSettings:
         mix, live quality; Bonferroni), so that ``alpha`` bounds the chance of rolling back an equal canary
         over the whole analysis."""
         return replace(self.thresholds, alpha=self.thresholds.alpha / (3 * self.looks))
-
-
-class PrometheusError(RuntimeError):
-    """Prometheus did not answer a query (unreachable, or the query failed)."""
-
-
-class Prometheus:
-    """Instant queries against Prometheus' HTTP API."""
-
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-
-    def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
-        try:
-            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise PrometheusError(f"Prometheus at {self.url} did not answer {expr!r}: {exc}") from exc
-        if answer.get("status") != "success":
-            raise PrometheusError(f"Prometheus refused {expr!r}: {answer.get('error')}")
-        return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
 
 
 def version_evidence(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import mlflow
 
+from rollout.prometheus import Prometheus, PrometheusError
+
 logger = logging.getLogger(__name__)
 
 ACTION_TAG, STABLE_TAG, CANARY_TAG, PERCENT_TAG, REASON_TAG = (
@@ -105,8 +107,6 @@ def live_scores(prometheus_url: str | None, model: str) -> dict[str, str]:
     monitoring/alerts.rules.yml), from Prometheus at ``prometheus_url``; empty without one."""
     if not prometheus_url:
         return {}
-    from rollout.canary_analysis import Prometheus, PrometheusError
-
     prometheus, selector = Prometheus(prometheus_url), f'{{model="{model}"}}'
     try:
         figures = _live_figures(prometheus, selector)

@@ -20,8 +20,8 @@ from sklearn.metrics import recall_score
 
 from core.labels import LABELS
 from monitoring.live_quality import quality_from_counts
-from rollout.canary_analysis import Prometheus
 from rollout.history import live_scores
+from rollout.prometheus import Prometheus
 from tests.helpers import (
     REPO,
     free_port,

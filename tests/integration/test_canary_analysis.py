@@ -31,13 +31,13 @@ from rollout.canary_analysis import (
     ROLLBACK,
     WAIT,
     AnalysisSettings,
-    Prometheus,
     analyze_canary,
     run_analysis,
 )
 from rollout.canary_checks import FAIL, INSUFFICIENT, PASS
 from rollout.deploy import PRODUCTION_ALIAS, Cluster, DeployError, Registry, rollout
 from rollout.inference_service import ServingSettings, inference_service
+from rollout.prometheus import Prometheus
 from tests import canary_models
 from tests.helpers import (
     sentiment_frame,

@@ -1,0 +1,23 @@
+"""Instant queries against Prometheus' HTTP API: what the canary analysis and the rollout history read."""
+
+import httpx
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus did not answer a query (unreachable, or the query failed)."""
+
+
+class Prometheus:
+    """Instant queries against Prometheus' HTTP API."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        try:
+            answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=30).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise PrometheusError(f"Prometheus at {self.url} did not answer {expr!r}: {exc}") from exc
+        if answer.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused {expr!r}: {answer.get('error')}")
+        return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
