@@ -56,6 +56,7 @@ from monitoring.embedding_drift import (
     embed,
     embedding_drift,
 )
+from monitoring.retraining import LiveQualityCheck, WindowDrift, retrain_decision
 
 logger = logging.getLogger(__name__)
 
@@ -64,38 +65,6 @@ MONITOR_EXPERIMENT = "sentiment-monitoring"
 
 class MonitorError(RuntimeError):
     """Nothing to judge: no logged predictions for the version, or no reference for it."""
-
-
-@dataclass(frozen=True)
-class WindowDrift:
-    """The embedding drift tests on one window of consecutive logged texts."""
-
-    rows: int
-    mmd: float
-    mmd_pvalue: float
-    auc: float
-    auc_pvalue: float
-    drifted: bool
-
-
-@dataclass(frozen=True)
-class LiveQualityCheck:
-    """Live macro recall of the version on its labelled answers, against its offline test score."""
-
-    labelled: int
-    value: float
-    lower: float
-    upper: float
-    offline: float
-    margin: float
-
-    @property
-    def fallen(self) -> bool:
-        return self.upper < self.offline - self.margin
-
-    @property
-    def holds(self) -> bool:
-        return self.lower >= self.offline - self.margin
 
 
 @dataclass(frozen=True)
@@ -291,34 +260,6 @@ def live_quality(labelled: pd.DataFrame, offline: float, config: MonitorConfig) 
     return LiveQualityCheck(score.rows, score.value, score.lower, score.upper, offline, config.quality_margin)
 
 
-def retrain_decision(
-    windows: list[WindowDrift], quality: LiveQualityCheck | None, config: MonitorConfig
-) -> tuple[list[str], list[str]]:
-    """(why to retrain, empty when there is no need; notes): every one of the ``consecutive_windows``
-    windows drifted and live labels do not show the quality holding, or live quality has fallen below
-    the offline score by more than the margin."""
-    reasons, notes = [], []
-    if len(windows) == config.consecutive_windows and all(w.drifted for w in windows):
-        pvalues = ", ".join(f"{min(w.mmd_pvalue, w.auc_pvalue):.2g}" for w in windows)
-        drift = (
-            f"text drift in {len(windows)} consecutive windows of {config.window_rows} texts "
-            f"(smallest p-values {pvalues}; alpha {config.alpha})"
-        )
-        if quality is not None and quality.holds:
-            notes.append(
-                f"{drift}, but {quality.labelled} live labels show the quality holding (lower bound "
-                f"{quality.lower:.3f} >= offline {quality.offline:.3f} - {quality.margin}): no retraining"
-            )
-        else:
-            reasons.append(drift)
-    if quality is not None and quality.fallen:
-        reasons.append(
-            f"live macro recall {quality.value:.3f} (95 % upper bound {quality.upper:.3f}, "
-            f"{quality.labelled} labels) is below the offline {quality.offline:.3f} minus {quality.margin}"
-        )
-    return reasons, notes
-
-
 def _logged(run_id: str, artifact: str) -> bool:
     """Whether the run logged ``artifact``; an MLflow or S3 outage raises (it is not a missing file)."""
     folder = str(Path(artifact).parent)
@@ -368,7 +309,9 @@ def monitor_predictions(
     quality = live_quality(labelled, offline, config) if offline is not None else None
     if quality is None:
         notes.append(f"{len(labelled)} labelled answers: live quality needs {config.quality_min_labels}")
-    reasons, decision_notes = retrain_decision(windows, quality, config)
+    reasons, decision_notes = retrain_decision(
+        windows, quality, config.consecutive_windows, config.window_rows, config.alpha
+    )
     notes += decision_notes
     lengths = logged["text"].str.len().to_numpy(dtype=float)
     confidences = logged["confidence"].to_numpy(dtype=float)

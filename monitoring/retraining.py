@@ -1,12 +1,78 @@
-"""Whether a retraining the monitor asks for may start now: the guards that keep a flood of alarms from
-starting a flood of trainings (one at a time, a cooldown after each start, a weekly cap). Pure policy
-over the record of earlier starts; the monitoring pipeline's prepare_retraining step
-(components/retrain.py) reads that record from MLflow and acts on the answer."""
+"""The retraining policy, pure: whether the monitor's evidence calls for a retraining (text drift in every
+one of the latest windows unless live labels show the quality holding, or live quality fallen below the
+offline score), and whether one may start now (the guards that keep a flood of alarms from starting a
+flood of trainings: one at a time, a cooldown after each start, a weekly cap). The monitor step
+(components/monitor.py) gathers the evidence; the monitoring pipeline's prepare_retraining step
+(components/retrain.py) reads the record of earlier starts from MLflow and acts on the answers."""
 
 from dataclasses import dataclass
 
 HOUR_SECONDS = 3600
 WEEK_SECONDS = 7 * 24 * HOUR_SECONDS
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """The embedding drift tests on one window of consecutive logged texts."""
+
+    rows: int
+    mmd: float
+    mmd_pvalue: float
+    auc: float
+    auc_pvalue: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class LiveQualityCheck:
+    """Live macro recall of the version on its labelled answers, against its offline test score."""
+
+    labelled: int
+    value: float
+    lower: float
+    upper: float
+    offline: float
+    margin: float
+
+    @property
+    def fallen(self) -> bool:
+        return self.upper < self.offline - self.margin
+
+    @property
+    def holds(self) -> bool:
+        return self.lower >= self.offline - self.margin
+
+
+def retrain_decision(
+    windows: list[WindowDrift],
+    quality: LiveQualityCheck | None,
+    consecutive_windows: int,
+    window_rows: int,
+    alpha: float,
+) -> tuple[list[str], list[str]]:
+    """(why to retrain, empty when there is no need; notes): every one of the ``consecutive_windows``
+    windows (of ``window_rows`` texts, tested at ``alpha``) drifted and live labels do not show the
+    quality holding, or live quality has fallen below the offline score by more than the margin."""
+    reasons, notes = [], []
+    if len(windows) == consecutive_windows and all(w.drifted for w in windows):
+        pvalues = ", ".join(f"{min(w.mmd_pvalue, w.auc_pvalue):.2g}" for w in windows)
+        drift = (
+            f"text drift in {len(windows)} consecutive windows of {window_rows} texts "
+            f"(smallest p-values {pvalues}; alpha {alpha})"
+        )
+        if quality is not None and quality.holds:
+            notes.append(
+                f"{drift}, but {quality.labelled} live labels show the quality holding (lower bound "
+                f"{quality.lower:.3f} >= offline {quality.offline:.3f} - {quality.margin}): no retraining"
+            )
+        else:
+            reasons.append(drift)
+    if quality is not None and quality.fallen:
+        reasons.append(
+            f"live macro recall {quality.value:.3f} (95 % upper bound {quality.upper:.3f}, "
+            f"{quality.labelled} labels) is below the offline {quality.offline:.3f} minus {quality.margin}"
+        )
+    return reasons, notes
 
 
 @dataclass(frozen=True)
