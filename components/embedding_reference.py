@@ -10,9 +10,11 @@ from monitoring.embedding_drift import build_embedding_reference
 
 
 def save_embedding_reference(train_path: str, output_path: str, encoder_id: str, rows: int, seed: int) -> int:
-    """Embed ``rows`` seeded training texts with ``encoder_id`` into ``output_path``; return the rows."""
-    texts = pd.read_parquet(train_path)["text"].tolist()
-    reference = build_embedding_reference(texts, encoder_id, rows, seed)
+    """Embed ``rows`` seeded training texts with ``encoder_id`` into ``output_path``, each with its data
+    source (the monitor estimates the traffic's mix of sources from them); return the rows."""
+    train = pd.read_parquet(train_path)
+    sources = train["source"].astype(str).tolist() if "source" in train else None
+    reference = build_embedding_reference(train["text"].tolist(), encoder_id, rows, seed, sources)
     with open(output_path, "wb") as out:
         out.write(reference.to_bytes())
     return len(reference.embeddings)

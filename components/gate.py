@@ -17,6 +17,7 @@ Safety: the alias moves last, in one registry call, and only to a version whose 
 for this test set; a crash at any point leaves the previous champion in place.
 """
 
+import json
 import logging
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,7 @@ from kfp.dsl import Dataset, Input
 
 from components import component
 from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
+from core.artifacts import TRAFFIC_MIX_TAG
 from core.config import RunConfig
 from core.decisions import GateDecision, record_decision
 from core.lineage import content_digest, sources_of
@@ -100,18 +102,30 @@ class ScoredSet:
 
 
 SCORES = ("heldout_mean", "weighted")
-TARGETS = ("first_source", "all")
+TARGETS = ("first_source", "all", "traffic")
 FEEDBACK_SET = "ood_feedback"  # the retraining loop's held-out feedback (components/retrain.py)
 
 
-def target_sets(sets: list[ScoredSet], target: str, target_source: str | None) -> list[ScoredSet]:
-    """The held-out sets that stand for the served traffic, weighted to sum to 1: for ``first_source``
-    (or a DATA source's name declared as the target), ``target_source``'s test slice (the only test set
-    with one source), and the feedback slice when the retraining loop added one, equally; for ``all``,
-    every set with the score's weights."""
+def target_sets(
+    sets: list[ScoredSet], target: str, target_source: str | None, mix: dict[str, float] | None = None
+) -> list[ScoredSet]:
+    """The held-out sets that stand for the served traffic, weighted to sum to 1: for ``traffic`` with a
+    ``mix`` (the monitor's estimate of the served traffic's share of each training source), each
+    source's test slice by its share; for ``first_source`` (the fallback without a mix, or a DATA
+    source's name declared as the target), ``target_source``'s test slice (the only test set with one
+    source), and the feedback slice when the retraining loop added one, equally; for ``all``, every set
+    with the score's weights."""
     if target == "all":
         return sets
     names = {s.name for s in sets}
+    weighted = {f"test_{source}": share for source, share in (mix or {}).items() if f"test_{source}" in names}
+    if target == "traffic" and "test" not in names and sum(weighted.values()) > 0:
+        total = sum(weighted.values())
+        return [
+            ScoredSet(s.name, weighted[s.name] / total, s.rows, s.digest_tag)
+            for s in sets
+            if s.name in weighted
+        ]
     first = "test" if "test" in names else f"test_{target_source}"
     if first not in names:
         raise ValueError(
@@ -126,10 +140,10 @@ def target_source(target: str, sources: list[str], lineage: list[dict]) -> tuple
     """(the DATA source whose test slice is the target, the sources passed over): a source named by
     ``target`` itself; for ``first_source``, the first of ``sources`` whose labels ingest did not flag
     as machine-labelled (``lineage``: the test split's sources with their label checks), or the first
-    when every one is flagged. None for ``all``."""
+    when every one is flagged (also ``traffic``'s fallback). None for ``all``."""
     if target == "all":
         return None, []
-    if target != "first_source":
+    if target not in ("first_source", "traffic"):  # traffic falls back to first_source without a mix
         return target, []
     flagged = {s["name"] for s in lineage if s.get("label_checks", {}).get("machine_labelled")}
     trusted = [name for name in sources if name not in flagged]
@@ -251,10 +265,11 @@ def gate_candidates(
     run: RunConfig,
     tracking_uri: str,
     sources: list[str] | None = None,
+    traffic: dict[str, float] | None = None,
 ) -> GateDecision:
     """Judge ``candidates`` (each evaluated on ``test_path`` and ``ood_path``): the best by ``run.metric``
     on the target (:func:`target_sets`, :func:`target_source`; ``sources``: the DATA sources' names, in
-    order) is promoted
+    order; ``traffic``: the monitor's latest traffic mix, for ``gate.target: traffic``) is promoted
     if it beats the champion there (see :func:`decide`) and is no worse than the champion on any other
     held-out set beyond ``config.guard_tolerance`` (:func:`guard_failure`)."""
     use_tracking(tracking_uri)
@@ -267,7 +282,7 @@ def gate_candidates(
         OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,
     }
     chosen, passed_over = target_source(config.target, sources or [], sources_of(test))
-    target = target_sets(sets, config.target, chosen)
+    target = target_sets(sets, config.target, chosen, traffic)
     set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
     scores = {run_id: sum(s.weight * parts[s.name] for s in target) for run_id, parts in set_scores.items()}
     best = max(candidates, key=lambda c: scores[c.run_id])
@@ -288,6 +303,9 @@ def gate_candidates(
         promoted, reason, rule = False, f"{reason}, but {guarded}", "guard"
     if passed_over:
         reason += f" (target {chosen}: {', '.join(passed_over)} probably machine-labelled)"
+    if config.target == "traffic":
+        mixed = ", ".join(f"{s.name} {s.weight:.2f}" for s in target)
+        reason += f" (target: {'the traffic mix' if traffic else 'no traffic mix recorded yet'}: {mixed})"
     int8_loss, int8_accepted = int8_verdict(client.get_run(run_id), metric, config.int8_max_loss)
     registered = None
     if promoted:
@@ -303,6 +321,8 @@ def gate_candidates(
             | ({"int8_loss": f"{int8_loss:.6f}"} if int8_loss is not None else {}),
         )
         card = mlflow.artifacts.load_text(f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}")
+        weights = ", ".join(f"{s.name} {s.weight:.2f}" for s in target)
+        card += f"\n## Gate\n\nPromoted on the target ({config.target}): {weights}. {reason}\n"
         client.update_model_version(model_name, version.version, description=card)
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version.version)
         client.set_model_version_tag(model_name, version.version, "gate", "promoted")
@@ -334,6 +354,24 @@ def gate_candidates(
     return decision
 
 
+def latest_traffic_mix(tracking_uri: str, model_name: str) -> dict[str, float] | None:
+    """The traffic mix of the latest monitor run of ``model_name`` that recorded one (the monitor step's
+    estimate of how much of the served traffic resembles each training source); None before any."""
+    from components.monitor import MONITOR_EXPERIMENT
+
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(MONITOR_EXPERIMENT)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.model_name = '{model_name}' and tags.{TRAFFIC_MIX_TAG} != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return json.loads(runs[0].data.tags[TRAFFIC_MIX_TAG]) if runs else None
+
+
 @component
 def gate(
     linear_embeddings: Input[Dataset],
@@ -354,7 +392,7 @@ def gate(
     import pandas as pd
 
     from components.evaluate import Candidate
-    from components.gate import GateConfig, gate_candidates
+    from components.gate import GateConfig, gate_candidates, latest_traffic_mix
     from core.config import RunConfig, from_mapping
     from core.lineage import source_name
     from monitoring.pushgateway import push_gate_metrics
@@ -364,14 +402,17 @@ def gate(
         Candidate(p.metadata["run_id"], p.metadata["model_uri"], pd.read_parquet(p.path)) for p in evaluated
     ]
     settings = from_mapping(RunConfig, run, "run")
+    rules = from_mapping(GateConfig, config, "gate")
+    traffic = latest_traffic_mix(tracking_uri, settings.model_name) if rules.target == "traffic" else None
     result = gate_candidates(
         candidates,
         test.path,
         out_of_domain.path,
-        from_mapping(GateConfig, config, "gate"),
+        rules,
         settings,
         tracking_uri,
         [source_name(source) for source in ingest.get("sources", [])],
+        traffic,
     )
     families = {p.metadata["run_id"]: p.metadata["family"] for p in evaluated}
     push_gate_metrics(settings.pushgateway, settings.model_name, result, families)

@@ -37,7 +37,7 @@ from kfp.dsl import Markdown, Metrics, Output
 from scipy.stats import ks_2samp
 
 from components import component
-from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT
+from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT, TRAFFIC_MIX_TAG
 from core.labels import LABELS
 from core.object_store import download
 from core.registry import resolve
@@ -55,6 +55,7 @@ from monitoring.embedding_drift import (
     EmbeddingReference,
     embed,
     embedding_drift,
+    traffic_mix,
 )
 from monitoring.retraining import LiveQualityCheck, WindowDrift, retrain_decision
 
@@ -84,6 +85,9 @@ class DriftReport:
     reasons: list[str]
     notes: list[str]
     run_id: str
+    # the share of the judged texts (the windows', or every logged one when there is no full window) that
+    # resembles each training source (monitoring/embedding_drift.py traffic_mix); the gate's "traffic"
+    traffic_mix: dict[str, float] | None = None
 
     def decision(self) -> dict:
         """What the retrain step acts on."""
@@ -127,6 +131,10 @@ class DriftReport:
                 f"{'**drifted**' if w.drifted else 'stable'} |"
                 for w in self.windows
             ]
+        if self.traffic_mix:
+            lines += ["", "## Traffic mix (the judged texts, by the training source they resemble)", ""]
+            lines += ["| source | share |", "|---|---|"]
+            lines += [f"| {source} | {share:.3f} |" for source, share in self.traffic_mix.items()]
         if self.quality:
             q = self.quality
             lines += [
@@ -225,9 +233,9 @@ class MonitorConfig:
 
 def embedding_windows(
     texts: list[str], reference: EmbeddingReference, config: MonitorConfig, seed: int = 0
-) -> list[WindowDrift]:
+) -> tuple[list[WindowDrift], np.ndarray]:
     """The embedding drift tests on each of the last ``consecutive_windows`` windows of ``window_rows``
-    texts (oldest first; as many full windows as there are)."""
+    texts (oldest first; as many full windows as there are), and the windows' embeddings."""
     count = min(config.consecutive_windows, len(texts) // config.window_rows)
     recent = texts[len(texts) - count * config.window_rows :]
     embedded = embed(recent, reference.encoder_id)
@@ -247,7 +255,7 @@ def embedding_windows(
                 drift.drifted,
             )
         )
-    return windows
+    return windows, embedded
 
 
 def live_quality(labelled: pd.DataFrame, offline: float, config: MonitorConfig) -> LiveQualityCheck | None:
@@ -297,14 +305,16 @@ def monitor_predictions(
     if logged.empty:
         raise MonitorError(f"no logged predictions for {name} version {version} under {predictions}")
     logged = logged.sort_values("time", kind="stable")
-    notes, windows = [], []
+    notes, windows, mix = [], [], None
     embedding_reference = _embedding_reference(run_id)
     if embedding_reference is None:
         notes.append("the version has no embedding reference (trained before it existed): no text drift test")
     elif len(logged) < config.window_rows:
         notes.append(f"{len(logged)} logged texts: a text drift window needs {config.window_rows}")
+        mix = traffic_mix(embedding_reference, embed(logged["text"].tolist(), embedding_reference.encoder_id))
     else:
-        windows = embedding_windows(logged["text"].tolist(), embedding_reference, config)
+        windows, embedded = embedding_windows(logged["text"].tolist(), embedding_reference, config)
+        mix = traffic_mix(embedding_reference, embedded)
     offline = mlflow.MlflowClient().get_run(run_id).data.metrics.get("test_macro_recall")
     quality = live_quality(labelled, offline, config) if offline is not None else None
     if quality is None:
@@ -343,6 +353,7 @@ def monitor_predictions(
                 "retrain": str(bool(reasons)).lower(),
                 "retrain.reasons": "; ".join(reasons)[:5000],
             }
+            | ({TRAFFIC_MIX_TAG: json.dumps(mix, sort_keys=True)} if mix else {})
         )
         mlflow.log_params({"predictions": predictions, "threshold": threshold} | asdict(config))
         mlflow.log_metrics(
@@ -351,6 +362,7 @@ def monitor_predictions(
             | {f"ks_pvalue_{k}": v for k, v in ks.items()}
             | window_metrics
             | quality_metrics
+            | {f"traffic_share_{source}": share for source, share in (mix or {}).items()}
         )
         report = DriftReport(
             name,
@@ -368,6 +380,7 @@ def monitor_predictions(
             reasons,
             notes,
             run.info.run_id,
+            mix,
         )
         mlflow.log_dict(asdict(report), "drift/drift_report.json")
         mlflow.log_text(report.markdown(), "drift/drift_report.md")

@@ -9,3 +9,6 @@ EMBEDDING_REFERENCE_ARTIFACT = "monitoring/embedding_reference.npz"
 # <prefix><source> (one line each) and the flagged sources under MACHINE_LABELLED_TAG; the card shows them
 LABEL_CHECKS_TAG_PREFIX = "label_checks."
 MACHINE_LABELLED_TAG = "data.machine_labelled"
+# the monitor's estimate of the traffic's mix of training sources (JSON {source: share}), a tag of its runs
+# in experiment sentiment-monitoring; the gate's target "traffic" weights the sources' test slices by it
+TRAFFIC_MIX_TAG = "traffic_mix"

@@ -32,20 +32,26 @@ EMBEDDING_BATCH_SIZE = 64
 
 @dataclass(frozen=True)
 class EmbeddingReference:
-    """Sentence embeddings of a seeded sample of training texts, and the encoder that made them."""
+    """Sentence embeddings of a seeded sample of training texts, the encoder that made them, and each
+    text's data source (None in references saved before sources were kept)."""
 
     encoder_id: str
     embeddings: np.ndarray  # (rows, dimensions), float32
+    sources: np.ndarray | None = None  # (rows,), str
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, embeddings=self.embeddings, encoder_id=np.array(self.encoder_id))
+        sources = {} if self.sources is None else {"sources": self.sources.astype(str)}
+        np.savez_compressed(
+            buffer, embeddings=self.embeddings, encoder_id=np.array(self.encoder_id), **sources
+        )
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "EmbeddingReference":
         with np.load(io.BytesIO(data)) as saved:
-            return cls(str(saved["encoder_id"]), saved["embeddings"].astype(np.float32))
+            sources = saved["sources"].astype(str) if "sources" in saved.files else None
+            return cls(str(saved["encoder_id"]), saved["embeddings"].astype(np.float32), sources)
 
 
 def embed(texts: list[str], encoder_id: str, progress: bool = False) -> np.ndarray:
@@ -56,10 +62,30 @@ def embed(texts: list[str], encoder_id: str, progress: bool = False) -> np.ndarr
     return embed_texts(encoder, texts, EMBEDDING_BATCH_SIZE, progress).astype(np.float32)
 
 
-def build_embedding_reference(texts: list[str], encoder_id: str, rows: int, seed: int) -> EmbeddingReference:
-    """Embeddings of a seeded sample of ``rows`` of ``texts`` (all of them when there are fewer)."""
+def build_embedding_reference(
+    texts: list[str], encoder_id: str, rows: int, seed: int, sources: list[str] | None = None
+) -> EmbeddingReference:
+    """Embeddings of a seeded sample of ``rows`` of ``texts`` (all of them when there are fewer), with
+    each sampled text's source when ``sources`` names them."""
     keep = np.random.default_rng(seed).choice(len(texts), size=min(rows, len(texts)), replace=False)
-    return EmbeddingReference(encoder_id, embed([texts[i] for i in keep], encoder_id, progress=True))
+    kept_sources = np.array([sources[i] for i in keep]) if sources is not None else None
+    embeddings = embed([texts[i] for i in keep], encoder_id, progress=True)
+    return EmbeddingReference(encoder_id, embeddings, kept_sources)
+
+
+def traffic_mix(reference: EmbeddingReference, live: np.ndarray, seed: int = 0) -> dict[str, float] | None:
+    """How much of the ``live`` texts (their embeddings) resembles each training source: a logistic
+    regression over the reference's embeddings by source (classes weighted equally, so the training
+    mix does not tilt it), its class probabilities averaged over the live texts (probabilistic
+    classify-and-count). None without sources, or with one."""
+    if reference.sources is None or len(set(reference.sources)) < 2 or not len(live):
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    classifier = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+    classifier.fit(reference.embeddings, reference.sources)
+    shares = classifier.predict_proba(live).mean(axis=0)
+    return {str(source): float(share) for source, share in zip(classifier.classes_, shares, strict=True)}
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,11 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
     # make monitor: the monitoring pipeline judges what make serve logged
     printed = make("monitor", *home, f"PREDICTIONS={predictions}", f"DATA={source} {comments}", env=env)
     assert "no retraining: " in printed and "reports: MLflow experiments" in printed
+    # the traffic's mix of the two training sources, recorded for the gate's target "traffic"
+    (monitored,) = client.search_runs([client.get_experiment_by_name("sentiment-monitoring").experiment_id])
+    mix = json.loads(monitored.data.tags["traffic_mix"])
+    assert set(mix) == {"data", "comments"} and sum(mix.values()) == pytest.approx(1.0)
+    assert mix["data"] > mix["comments"]  # make serve was sent the first source's texts
 
 
 def test_monitoring_pipeline_runs_locally(

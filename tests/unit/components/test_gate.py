@@ -1,5 +1,7 @@
 """The gate's cases on a real MLflow registry, with small rule-based candidate models."""
 
+import json
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -9,7 +11,15 @@ import pandas as pd
 import pytest
 
 from components.evaluate import Candidate, evaluate_model
-from components.gate import GateError, decide, gate_candidates, scored_sets, target_source
+from components.gate import (
+    GateError,
+    decide,
+    gate_candidates,
+    latest_traffic_mix,
+    scored_sets,
+    target_source,
+)
+from core.artifacts import TRAFFIC_MIX_TAG
 from core.labels import LABELS
 from core.lineage import SOURCES_ATTR
 from core.registry import champion
@@ -319,6 +329,43 @@ def test_the_default_target_passes_over_a_machine_labelled_source(tmp_path: Path
         assert decision.target == [chosen] and decision.weights == {chosen: 1.0}
         note = "(target tweets: reviews probably machine-labelled)"
         assert (note in decision.reason) is (target == "first_source"), decision.reason
+
+
+def test_the_traffic_target_weighs_each_sources_slice_by_the_monitors_mix(tmp_path: Path) -> None:
+    """gate.target: traffic with the monitor's mix (reviews 0.25, tweets 0.75) weighs the two test slices
+    so; before the monitor recorded any mix it falls back to the first source's slice, and says so."""
+    sources = [reviews_frame().assign(source="reviews"), sentiment_frame().assign(source="tweets")]
+    path = tmp_path / "test.parquet"
+    pd.concat(sources, ignore_index=True).to_parquet(path)
+    for mix, weights in (
+        ({"reviews": 0.25, "tweets": 0.75}, {"test_reviews": 0.25, "test_tweets": 0.75}),
+        (None, {"test_reviews": 1.0}),
+    ):
+        uri = local_store(tmp_path, f"mix-{bool(mix)}")
+        broad = candidate(BROAD, uri, str(path))
+        config = gate_config(min_score=0.5, target="traffic")
+        named = ["reviews", "tweets"]
+        decision = gate_candidates([broad], str(path), None, config, GATE_RUN, uri, named, mix)
+        assert decision.weights == pytest.approx(weights)
+        said = "the traffic mix" if mix else "no traffic mix recorded yet"
+        assert f"(target: {said}: " in decision.reason, decision.reason
+        version = mlflow.MlflowClient(uri).get_model_version("sentiment", decision.registered_version)
+        card = version.description
+        assert "## Gate" in card and "Promoted on the target (traffic): test_" in card
+
+
+def test_the_latest_traffic_mix_of_the_model_is_read_from_the_monitor_runs(tmp_path: Path) -> None:
+    uri = local_store(tmp_path, "monitor")
+    assert latest_traffic_mix(uri, "sentiment") is None  # no monitor run yet
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("sentiment-monitoring")
+    recorded = [("sentiment", {"a": 0.4, "b": 0.6}), ("sentiment", {"a": 0.9, "b": 0.1})]
+    recorded.append(("other", {"a": 1.0}))
+    for model, mix in recorded:
+        client.create_run(experiment, tags={"model_name": model, TRAFFIC_MIX_TAG: json.dumps(mix)})
+        time.sleep(0.01)
+    client.create_run(experiment, tags={"model_name": "sentiment"})  # a later run without a mix
+    assert latest_traffic_mix(uri, "sentiment") == {"a": 0.9, "b": 0.1}
 
 
 def test_target_source() -> None:

@@ -9,6 +9,7 @@ from monitoring.embedding_drift import (
     classifier_test,
     embedding_drift,
     mmd_test,
+    traffic_mix,
 )
 
 
@@ -54,8 +55,26 @@ def test_repeated_texts_do_not_fool_the_classifier():
 def test_reference_round_trips_through_bytes():
     reference = EmbeddingReference("all-MiniLM-L6-v2", unit_rows(np.random.default_rng(4), 10))
     again = EmbeddingReference.from_bytes(reference.to_bytes())
-    assert again.encoder_id == "all-MiniLM-L6-v2"
+    assert again.encoder_id == "all-MiniLM-L6-v2" and again.sources is None
     np.testing.assert_array_equal(again.embeddings, reference.embeddings)
+    sourced = EmbeddingReference("e", reference.embeddings, np.array(["tweets"] * 5 + ["reddit"] * 5))
+    np.testing.assert_array_equal(EmbeddingReference.from_bytes(sourced.to_bytes()).sources, sourced.sources)
+
+
+def test_the_traffic_mix_estimates_the_share_of_each_source_however_the_reference_was_mixed():
+    """Two sources apart in the embedding space, sampled 3:1 in the reference; traffic 30 % like the
+    first, 70 % like the second: the estimate is within 0.05 of that (classes weighted equally)."""
+    rng = np.random.default_rng(5)
+    tweets, reddit = unit_rows(rng, 900, shift=2.0), unit_rows(rng, 300, shift=-2.0)
+    named = np.array(["tweets"] * 900 + ["reddit"] * 300)
+    reference = EmbeddingReference("e", np.vstack([tweets, reddit]), named)
+    live = np.vstack([unit_rows(rng, 150, shift=2.0), unit_rows(rng, 350, shift=-2.0)])
+    mix = traffic_mix(reference, live)
+    assert set(mix) == {"tweets", "reddit"} and sum(mix.values()) == pytest.approx(1.0)
+    assert mix["tweets"] == pytest.approx(0.3, abs=0.05) and mix["reddit"] == pytest.approx(0.7, abs=0.05)
+    assert traffic_mix(EmbeddingReference("e", reference.embeddings), live) is None  # no sources kept
+    one = EmbeddingReference("e", tweets, np.array(["tweets"] * 900))
+    assert traffic_mix(one, live) is None  # one source: nothing to weigh
 
 
 def test_a_significant_but_immaterial_shift_is_not_drift():
