@@ -57,15 +57,32 @@ def save_classifier(classifier, path: str) -> None:
     skops.io.dump(classifier, path)
 
 
-def load_classifier(path: str):
-    """Load a skops file, trusting only scikit-learn/numpy/scipy types (never arbitrary pickles)."""
+def classifier_types(path: str) -> list[str]:
+    """The types of the skops file at ``path`` that skops does not trust by default; an error when any is
+    outside scikit-learn/numpy/scipy (never arbitrary pickles)."""
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(file=path)
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    types = skops.io.get_untrusted_types(file=path)
+    check_types(path, types)
+    return types
+
+
+def check_types(path: str, types: list[str]) -> None:
+    foreign = [t for t in types if not t.startswith(TRUSTED_MODULE_PREFIXES)]
     if foreign:
         raise ValueError(f"{path} holds types outside scikit-learn/numpy/scipy: {foreign}")
-    return skops.io.load(path, trusted=untrusted)
+
+
+def load_classifier(path: str, types: list[str] | None = None):
+    """Load a skops file trusting only scikit-learn/numpy/scipy types: ``types``, recorded when the model
+    was logged (checked against those modules again; skops refuses any other type it meets while it
+    loads), so the file is not scanned twice; a model logged without them is scanned first."""
+    import skops.io
+
+    if types is None:
+        return skops.io.load(path, trusted=classifier_types(path))
+    check_types(path, types)
+    return skops.io.load(path, trusted=types)
 
 
 class LinearSentimentModel(mlflow.pyfunc.PythonModel):
@@ -85,7 +102,7 @@ class LinearSentimentModel(mlflow.pyfunc.PythonModel):
             self.encoder = Int8Encoder(Path(encoder), torch.get_num_threads())
         else:
             self.encoder = load_encoder(encoder) if encoder else None
-        self.classifier = load_classifier(context.artifacts["classifier"])
+        self.classifier = load_classifier(context.artifacts["classifier"], config.get("classifier_types"))
         self.batch_size = int(config.get("batch_size", 64))
         self.prior_scale = config.get("prior_scale")
 
@@ -103,7 +120,8 @@ def log_linear_model(
     classifier_path = workdir / "classifier.skops"
     save_classifier(classifier, str(classifier_path))
     artifacts = {"classifier": str(classifier_path)}
-    config = {"batch_size": batch_size} | ({"prior_scale": prior_scale} if prior_scale else {})
+    config = {"batch_size": batch_size, "classifier_types": classifier_types(str(classifier_path))}
+    config |= {"prior_scale": prior_scale} if prior_scale else {}
     if encoder is not None:
         encoder.save(str(workdir / "encoder"))
         artifacts["encoder"] = str(workdir / "encoder")
