@@ -305,7 +305,7 @@ def model_server(champion_store: str, tmp_path_factory):
     process, url, grpc_address = start_model_server(
         champion_store,
         tmp_path_factory.mktemp("server") / "server.log",
-        extra_args=("--max_batch_wait_ms", "20", "--quality_min_labels", "10", "--runtime", "fp32", *limits),
+        extra_args=("--max_batch_wait_ms", "20", "--runtime", "fp32", *limits),
     )
     yield url, grpc_address
     stop_process(process)
