@@ -90,7 +90,7 @@ class DriftReport:
     traffic_mix: dict[str, float] | None = None
 
     def decision(self) -> dict:
-        """What the retrain step acts on."""
+        """What prepare_retraining acts on."""
         return {
             "model_name": self.model_name,
             "model_version": self.model_version,

@@ -1,5 +1,5 @@
 """The gate's decision: the contract between the gate step that makes it and everything that reads it (the
-deploy step, the pipeline's runners, the retrain step, the Pushgateway reporter, the benchmarks), and
+deploy step, the pipeline's runners, the Pushgateway reporter, the benchmarks), and
 where MLflow keeps it: the tags ``gate.decision`` / ``gate.reason`` on the chosen candidate's run and the
 artifact ``gate/gate_decision.json``. Written and read only through this module."""
 
