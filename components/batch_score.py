@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from components import component
-from core import locations
+from core import storage
 from core.labels import LABELS, probability_columns
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ def read_corpus(uri: str, text_column: str, id_column: str) -> tuple[pd.DataFram
         raise BatchInputError(
             f"{uri}: unsupported file type {suffix!r} (use one of {sorted(TABLE_SUFFIXES)})"
         )
-    if not locations.exists(uri):
+    if not storage.exists(uri):
         raise BatchInputError(f"{uri}: no such file")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / f"corpus{suffix}"
-        local.write_bytes(locations.read_bytes(uri))
+        local.write_bytes(storage.read_bytes(uri))
         with local.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         frame = read_table(local)
@@ -158,10 +158,8 @@ def plan_batch(
     clean = corpus[~bad].reset_index(drop=True)
     if clean.empty:
         raise BatchInputError(f"{input_uri}: none of its {len(corpus)} rows can be scored")
-    staging = locations.join(output_uri, STAGING, uuid.uuid4().hex)
-    locations.write_parquet(
-        corpus[bad].assign(reason=reason[bad]), locations.join(staging, "quarantine.parquet")
-    )
+    staging = storage.join(output_uri, STAGING, uuid.uuid4().hex)
+    storage.write_parquet(corpus[bad].assign(reason=reason[bad]), storage.join(staging, "quarantine.parquet"))
     counts = reason[bad].value_counts()
     starts = range(0, len(clean), config.shard_rows)
     plan = {
@@ -176,19 +174,19 @@ def plan_batch(
         "shard_rows": config.shard_rows,
         "started_at": started,
     }
-    locations.write_bytes(locations.join(staging, "plan.json"), json.dumps(plan, indent=2).encode())
+    storage.write_bytes(storage.join(staging, "plan.json"), json.dumps(plan, indent=2).encode())
     orders = []
     for index, start in enumerate(starts):
         rows = clean.iloc[start : start + config.shard_rows]
-        shard = locations.join(staging, "shards", f"shard-{index:05d}.parquet")
-        locations.write_parquet(rows, shard)
+        shard = storage.join(staging, "shards", f"shard-{index:05d}.parquet")
+        storage.write_parquet(rows, shard)
         orders.append(
             {
                 "index": index,
                 "rows": len(rows),
                 "shard": shard,
-                "part": locations.join(staging, "parts", f"part-{index:05d}.parquet"),
-                "attempts": locations.join(staging, "attempts", f"shard-{index:05d}"),
+                "part": storage.join(staging, "parts", f"part-{index:05d}.parquet"),
+                "attempts": storage.join(staging, "attempts", f"shard-{index:05d}"),
                 "staging": staging,
                 "model_uri": model.uri,
                 "model_version": model.version,
@@ -227,15 +225,15 @@ def score_shard(order: dict, batch_size: int) -> dict:
 
     order = {**order, "index": int(order["index"])}  # KFP passes a dict's numbers as floats
     mlflow.set_tracking_uri(order["tracking_uri"])  # the plan's registry, not the environment's
-    locations.write_bytes(locations.join(order["attempts"], uuid.uuid4().hex), b"")
+    storage.write_bytes(storage.join(order["attempts"], uuid.uuid4().hex), b"")
     started = time.perf_counter()
     model = load_in_runtime(order["model_uri"], order["runtime"])
     loaded = time.perf_counter()
-    shard = locations.read_parquet(order["shard"])
+    shard = storage.read_parquet(order["shard"])
     answers = score_frame(model, shard["text"].tolist(), batch_size, f"shard {order['index']}")
     part = pd.concat([shard[["row_id"]].reset_index(drop=True), answers], axis=1)
     part["model_version"] = order["model_version"]
-    locations.write_parquet(part, order["part"])
+    storage.write_parquet(part, order["part"])
     scoring_seconds = time.perf_counter() - loaded
     logger.info("shard %d: %d rows in %.1f s (%.0f rows/s)", order["index"], len(part), scoring_seconds,
                 len(part) / scoring_seconds)  # fmt: skip
@@ -260,7 +258,7 @@ def check_parts(plan: dict, results: list[dict]) -> None:
     expected = plan["rows_in"] - plan["rows_quarantined"]
     if scored != expected:
         raise IncompleteOutput(f"the shards scored {scored} rows, the plan has {expected} to score")
-    missing = [result["part"] for result in results if not locations.exists(result["part"])]
+    missing = [result["part"] for result in results if not storage.exists(result["part"])]
     if missing:
         raise IncompleteOutput(f"parts missing: {missing}")
 
@@ -268,7 +266,7 @@ def check_parts(plan: dict, results: list[dict]) -> None:
 def class_shares(parts: list[str]) -> dict[str, float]:
     counts = pd.Series(0, index=list(LABELS))
     for part in parts:
-        counts = counts.add(locations.read_parquet(part)["label"].value_counts(), fill_value=0)
+        counts = counts.add(storage.read_parquet(part)["label"].value_counts(), fill_value=0)
     total = counts.sum()
     return {label: round(float(counts[label] / total), 6) for label in LABELS}
 
@@ -285,19 +283,17 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
         raise IncompleteOutput("no shard results to publish")
     results = [{**r, "index": int(r["index"]), "rows": int(r["rows"])} for r in results]  # KFP: floats
     staging = results[0]["staging"]
-    plan = json.loads(locations.read_bytes(locations.join(staging, "plan.json")))
+    plan = json.loads(storage.read_bytes(storage.join(staging, "plan.json")))
     check_parts(plan, results)
     output = plan["output"]
-    attempts = {result["index"]: len(locations.list_files(result["attempts"])) for result in results}
+    attempts = {result["index"]: len(storage.list_files(result["attempts"])) for result in results}
     for name in (SUCCESS_MARKER, "scores", "quarantine.parquet", "summary.json"):  # the last run's
-        locations.delete(locations.join(output, name))
+        storage.delete(storage.join(output, name))
     parts = []
     for result in sorted(results, key=lambda r: r["index"]):
-        parts.append(locations.join(output, "scores", f"part-{result['index']:05d}.parquet"))
-        locations.copy(result["part"], parts[-1])
-    locations.copy(
-        locations.join(staging, "quarantine.parquet"), locations.join(output, "quarantine.parquet")
-    )
+        parts.append(storage.join(output, "scores", f"part-{result['index']:05d}.parquet"))
+        storage.copy(result["part"], parts[-1])
+    storage.copy(storage.join(staging, "quarantine.parquet"), storage.join(output, "quarantine.parquet"))
     rows = sum(result["rows"] for result in results)
     scoring_seconds = sum(result["scoring_seconds"] for result in results)
     wall_seconds = time.time() - plan["started_at"]
@@ -342,9 +338,9 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
         log_sources([source], context="batch_scoring")
         mlflow.log_dict(summary, "summary.json")
     summary["mlflow_run_id"] = run.info.run_id
-    locations.write_bytes(locations.join(output, "summary.json"), json.dumps(summary, indent=2).encode())
-    locations.write_bytes(locations.join(output, SUCCESS_MARKER), run.info.run_id.encode())
-    locations.delete(staging)
+    storage.write_bytes(storage.join(output, "summary.json"), json.dumps(summary, indent=2).encode())
+    storage.write_bytes(storage.join(output, SUCCESS_MARKER), run.info.run_id.encode())
+    storage.delete(staging)
     logger.info("published %d scored rows to %s (%d quarantined, %d failed attempts retried)",
                 rows, output, plan["rows_quarantined"], summary["failed_attempts"])  # fmt: skip
     return summary
@@ -352,10 +348,10 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
 
 def read_scores(output_uri: str) -> pd.DataFrame:
     """Every scored row of a published batch output; IncompleteOutput when it has no ``_SUCCESS``."""
-    if not locations.exists(locations.join(output_uri, SUCCESS_MARKER)):
+    if not storage.exists(storage.join(output_uri, SUCCESS_MARKER)):
         raise IncompleteOutput(f"{output_uri} has no {SUCCESS_MARKER}: the batch did not finish publishing")
-    parts = locations.list_files(locations.join(output_uri, "scores"))
-    return pd.concat([locations.read_parquet(part) for part in parts], ignore_index=True)
+    parts = storage.list_files(storage.join(output_uri, "scores"))
+    return pd.concat([storage.read_parquet(part) for part in parts], ignore_index=True)
 
 
 @component

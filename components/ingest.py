@@ -15,10 +15,10 @@ from kfp.dsl import Dataset, Output
 
 from components import component
 from components.label_checks import LabelChecks, check_labels
+from core import storage
 from core.hub import hub_unreachable
 from core.labels import normalize_labels
 from core.lineage import SOURCES_ATTR, describe_source, source_name, sources_of
-from core.object_store import download
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +166,9 @@ def _is_path(source: str) -> bool:
 def check_source(source: str) -> None:
     """Raise DataSourceError, in seconds, when ``source`` is a local path that does not exist, an s3://
     URI with nothing under it, or a hub id whose hub cannot be reached."""
-    if source.startswith("s3://"):
-        from core import locations
-
+    if storage.is_remote(source):
         try:
-            found = locations.exists(source)  # an object or a prefix
+            found = storage.exists(source)  # an object or a prefix
         except OSError as exc:  # unreachable endpoint, refused credentials: say which source
             raise DataSourceError(f"{source}: cannot be read ({exc})") from exc
         if not found:
@@ -183,10 +181,10 @@ def check_source(source: str) -> None:
 
 def read_source(source: str) -> pd.DataFrame:
     """Read any supported source into columns text, label, split (split is null when it has none)."""
-    if source.startswith("s3://"):
+    if storage.is_remote(source):
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                return _read_local(download(source, Path(tmp)))
+                return _read_local(storage.local_copy(source, Path(tmp)))
             except FileNotFoundError as exc:
                 raise DataSourceError(str(exc)) from exc
     path = Path(source).expanduser()

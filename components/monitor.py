@@ -39,9 +39,9 @@ from scipy.stats import ks_2samp
 from components import component
 from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT, TRAFFIC_MIX_TAG
 from core.labels import LABELS
-from core.object_store import download
 from core.registry import resolve
 from core.scores import score_interval
+from core.storage import local_copy
 from core.tracking import use_tracking
 from monitoring.drift import (
     FEATURES,
@@ -151,7 +151,7 @@ def _read_parts(source: str, prefix: str) -> pd.DataFrame | None:
     """Every record of the ``<prefix>-*.jsonl`` parts under ``source`` (folder or s3:// prefix); None
     when there are none."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = download(source, Path(tmp)) if source.startswith("s3://") else Path(source)
+        folder = local_copy(source, Path(tmp))
         parts = sorted(Path(folder).glob(f"{prefix}-*.jsonl"))
         if not parts:
             return None

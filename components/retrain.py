@@ -33,8 +33,8 @@ from mlflow.entities import Param
 from sklearn.model_selection import train_test_split
 
 from components import component
+from core import storage
 from core.lineage import content_digest, flat_params, log_sources, sources_fingerprints
-from core.object_store import upload_file
 from core.tracking import use_tracking
 from monitoring.retraining import RetrainingStart, hold_off_reason, stale_starts
 
@@ -97,11 +97,7 @@ def write_feedback_source(
             local = Path(tmp) / f"{name}.parquet"
             part.to_parquet(local, index=False)
             uris[name] = f"{folder}/{name}.parquet"
-            if folder.startswith("s3://"):
-                upload_file(local, uris[name])
-            else:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-                local.replace(uris[name])
+            storage.put_file(local, uris[name])
     return FeedbackSource(uris["feedback_train"], uris["feedback"], digest, len(train), len(held_out))
 
 

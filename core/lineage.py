@@ -15,6 +15,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from core import storage
+
 SOURCES_ATTR = "data_sources"
 DATASET_DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest: 128 bits of SHA-256
 
@@ -36,20 +38,21 @@ def content_digest(frame: pd.DataFrame) -> str:
 
 def source_fingerprint(source: str) -> str:
     """What ``source`` holds now, cheaply, for KFP's cache key: a local file's or folder's SHA-256 of its
-    files' names and contents; an s3:// prefix's objects' keys and ETags; a Hugging Face id's revision on
-    the hub. Where it cannot be known (the hub or S3 unreachable) a fingerprint no other run gets, so the
-    source is read again rather than taken from a cache."""
+    files' names and contents; an s3:// object's or prefix's objects' keys, sizes and times written (every
+    PUT sets a new time); a Hugging Face id's revision on the hub. Where it cannot be known (the hub or S3
+    unreachable) a fingerprint no other run gets, so the source is read again rather than taken from a
+    cache."""
     import uuid
 
     digest = hashlib.sha256()
     path = Path(source).expanduser()
     try:
-        if source.startswith("s3://"):
-            from core.object_store import bucket_and_key, s3_client
-
-            bucket, prefix = bucket_and_key(source)
-            for item in s3_client().list_objects(bucket, prefix=prefix, recursive=True):
-                digest.update(f"{item.object_name}\t{item.etag}\n".encode())
+        if storage.is_remote(source):
+            found = storage.files_under(source)
+            if not found:
+                raise FileNotFoundError(source)
+            for item in found:
+                digest.update(f"{item.path}\t{item.size}\t{item.mtime_ns}\n".encode())
         elif path.exists():
             files = sorted(f for f in ([path] if path.is_file() else path.rglob("*")) if f.is_file())
             for file in files:

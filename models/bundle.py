@@ -9,10 +9,11 @@ folder in tests); immutable once written.
 
 import json
 import re
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from core import storage
 
 BUNDLE_FILE = "serving.json"
 # The pipeline's scores of a version that the predictor exports (sentiment_model_offline_score{metric}).
@@ -81,7 +82,7 @@ def publish_bundle(root: str, name: str, version: str) -> str:
     import mlflow
 
     uri = bundle_uri(root, name, version)
-    if _exists(uri + BUNDLE_FILE):
+    if storage.exists(uri + BUNDLE_FILE):
         return uri
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
@@ -91,27 +92,9 @@ def publish_bundle(root: str, name: str, version: str) -> str:
     return uri
 
 
-def _exists(uri: str) -> bool:
-    if not uri.startswith("s3://"):
-        return Path(uri).is_file()
-    from core.object_store import exists
-
-    return exists(uri)
-
-
 def _copy_folder(folder: Path, uri: str) -> None:
     """Copy ``folder`` to ``uri``, ``serving.json`` last, so that a bundle with it is complete."""
     files = sorted(folder.rglob("*"), key=lambda path: path.name == BUNDLE_FILE)
-    if uri.startswith("s3://"):
-        from core.object_store import upload_file
-
-        for path in files:
-            if path.is_file():
-                upload_file(path, uri + path.relative_to(folder).as_posix())
-        return
-    target = Path(uri)
     for path in files:
         if path.is_file():
-            destination = target / path.relative_to(folder)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, destination)
+            storage.put_file(path, uri + path.relative_to(folder).as_posix())

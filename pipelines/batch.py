@@ -17,6 +17,7 @@ from pathlib import Path
 from kfp import dsl
 
 from components.batch_score import BATCH_EXPERIMENT, batch_plan, batch_publish, batch_score
+from core import storage
 from core.registry import CHAMPION_ALIAS
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import compile_pipeline, with_object_store
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if host:
         import kfp
 
-        local = [uri for uri in (args.input, args.output) if not uri.startswith("s3://")]
+        local = [uri for uri in (args.input, args.output) if not storage.is_remote(uri)]
         if local:
             raise SystemExit(
                 f"on a cluster the corpus and the output must be s3:// URIs (each step runs in a pod of its "
@@ -156,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     init_local_runner(workdir)
     tracking_uri = local_tracking_uri(workdir, BATCH_EXPERIMENT)
-    output = args.output if args.output.startswith("s3://") else str(Path(args.output).resolve())
-    corpus = args.input if args.input.startswith("s3://") else str(Path(args.input).resolve())
+    output, corpus = storage.absolute(args.output), storage.absolute(args.input)
     task = pipeline(**batch_arguments(params, corpus, output, model_uri, tracking_uri))
     summary = json.loads(task.output)
     print(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
-from core.object_store import upload
+from core import storage
 from serving.prometheus_metrics import FEEDBACK_LOG_RECORDS, PREDICTION_LOG_RECORDS
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class JsonLinesLog:
         self._parts = 0
         for outcome in ("written", "dropped"):
             counter.labels(outcome=outcome)  # series at 0 from the start, for rate()
-        if not destination.startswith("s3://"):
+        if not storage.is_remote(destination):  # an unwritable folder fails the start, not every part
             Path(destination).mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._drain, name=f"{prefix}-log", daemon=True)
         self._thread.start()
@@ -89,12 +89,7 @@ class JsonLinesLog:
         name = f"{self.prefix}-{stamp}-{socket.gethostname()}-{self._parts:06d}.jsonl"
         data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
         try:
-            if self.destination.startswith("s3://"):
-                upload(f"{self.destination}/{name}", data, "application/x-ndjson")
-            else:
-                partial = Path(self.destination) / f".{name}.partial"  # readers never see half a part
-                partial.write_bytes(data)
-                partial.rename(partial.with_name(name))
+            storage.write_bytes(storage.join(self.destination, name), data)  # never half a part
             self.counter.labels(outcome="written").inc(len(rows))
         except Exception:
             logger.exception("writing %d %s records to %s failed", len(rows), self.prefix, self.destination)

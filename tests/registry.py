@@ -4,6 +4,7 @@ Clients reach artifacts only through the server, as the predictor and the steps 
 
 import atexit
 import functools
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,10 +29,18 @@ def start_s3(log_path: Path) -> tuple[subprocess.Popen, str]:
     return process, f"127.0.0.1:{port}"
 
 
-def make_bucket(s3_endpoint: str, bucket: str) -> None:
+def s3_client(s3_endpoint: str | None = None):
+    """A MinIO client of the moto_server at ``s3_endpoint`` (default: AWS_ENDPOINT_URL's): a second S3
+    client, independent of the product's core/storage.py, to put what a test needs and check what the
+    product wrote."""
     from minio import Minio
 
-    Minio(s3_endpoint, *S3_CREDENTIALS.values(), secure=False).make_bucket(bucket)
+    endpoint = s3_endpoint or os.environ["AWS_ENDPOINT_URL"].removeprefix("http://")
+    return Minio(endpoint, *S3_CREDENTIALS.values(), secure=False)
+
+
+def make_bucket(s3_endpoint: str, bucket: str) -> None:
+    s3_client(s3_endpoint).make_bucket(bucket)
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from components.batch_score import BATCH_EXPERIMENT, SUCCESS_MARKER, BatchInputError, plan_batch, read_scores
-from core import locations
+from core import storage
 from core.labels import probability_columns
 from pipelines.batch import batch_arguments, batch_pipeline
 from pipelines.task_settings import Retry
@@ -88,9 +88,9 @@ def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
     make_bucket(s3_endpoint, "corpora")
     good = write_corpus(tmp_path / "comments.csv")
     corpus = "s3://corpora/in/comments.csv"
-    locations.write_bytes(corpus, (tmp_path / "comments.csv").read_bytes())
+    storage.write_bytes(corpus, (tmp_path / "comments.csv").read_bytes())
     output = "s3://corpora/out/comments-scored"
-    locations.write_bytes(locations.join(output, "scores", "part-00009.parquet"), b"a previous run's")
+    storage.write_bytes(storage.join(output, "scores", "part-00009.parquet"), b"a previous run's")
     monkeypatch.setenv(canary_models.FAULT_MARKER_ENV, str(tmp_path / "fault-happened"))
     # the steps get the registry as an argument: nothing may come from the environment (a user's has none)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -113,14 +113,14 @@ def test_the_batch_pipeline_scores_a_corpus_like_the_predictor(
     }  # fmt: skip
     assert summary["input_sha256"] == hashlib.sha256((tmp_path / "comments.csv").read_bytes()).hexdigest()
 
-    assert locations.exists(locations.join(output, SUCCESS_MARKER))
-    assert not locations.list_files(locations.join(output, "_staging"))
-    parts = locations.list_files(locations.join(output, "scores"))
+    assert storage.exists(storage.join(output, SUCCESS_MARKER))
+    assert not storage.list_files(storage.join(output, "_staging"))
+    parts = storage.list_files(storage.join(output, "scores"))
     assert [Path(p).name for p in parts] == [f"part-{i:05d}.parquet" for i in range(shards)]  # none stale
     scores = read_scores(output)
     assert scores["row_id"].tolist() == good["comment_id"].tolist()
     assert set(scores["model_version"]) == {"2"}
-    quarantine = locations.read_parquet(locations.join(output, "quarantine.parquet"))
+    quarantine = storage.read_parquet(storage.join(output, "quarantine.parquet"))
     assert sorted(quarantine["reason"]) == sorted(expected_quarantine)
 
     answers = predictor_answers(fast_model_server, good["comment"].tolist())

@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 
 from core.artifacts import REFERENCE_ARTIFACT
-from core.object_store import s3_client
 from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
 from tests.conftest import empty_s3
 from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
-from tests.registry import S3_CREDENTIALS
+from tests.registry import S3_CREDENTIALS, s3_client
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
 UNREACHABLE_MLFLOW = "http://127.0.0.1:9"  # discard port: any MLflow call would fail

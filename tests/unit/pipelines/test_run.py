@@ -9,7 +9,7 @@ from pathlib import Path
 import kfp
 import pytest
 
-from core import locations
+from core import storage
 from core.hub import hub_unreachable
 from pipelines import run
 from tests.helpers import PARAMS, REPO
@@ -61,7 +61,7 @@ def test_a_missing_source_stops_the_run_in_seconds_with_one_line(tmp_path: Path)
 def test_sources_are_checked_where_they_are(tmp_path: Path, s3_endpoint: str) -> None:
     (tmp_path / "tweets.csv").write_text("text,label\nhi,positive\n")
     make_bucket(s3_endpoint, "data")
-    locations.write_bytes("s3://data/comments/part-0.csv", b"text,label\nhi,positive\n")
+    storage.write_bytes("s3://data/comments/part-0.csv", b"text,label\nhi,positive\n")
     found = [str(tmp_path / "tweets.csv"), "s3://data/comments/"]
     checked = PARAMS.override("ingest", sources=found).override("out_of_domain", sources=[str(tmp_path)])
     run.check_sources_exist(checked)

@@ -5,13 +5,14 @@ import re
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from core.object_store import download, s3_client
 from serving.prediction_log import PredictionLog
 from tests.helpers import numbered
+from tests.registry import s3_client
 
 PART = re.compile(rf"^predictions-\d{{8}}T\d{{6}}Z-{re.escape(socket.gethostname())}-(\d{{6}})\.jsonl$")
 
@@ -125,6 +126,7 @@ def test_a_failed_write_counts_the_rows_as_dropped(tmp_path):
     dropped = records("dropped")
     log = PredictionLog(str(tmp_path / "gone"), sample_rate=1.0)
     (tmp_path / "gone").rmdir()
+    (tmp_path / "gone").write_text("a file where the folder was: no part can be written")
     log.record(["a", "b", "c"], ["neutral"] * 3, [0.5] * 3, version="1", ids=numbered(["a", "b", "c"]))
     log.close()
     assert records("dropped") - dropped == 3
@@ -135,6 +137,7 @@ def test_s3_destination_uploads_parts(s3_endpoint, tmp_path):
     log = PredictionLog("s3://logs/predictions/", sample_rate=1.0)
     log.record(["über"], ["positive"], [0.75], version="4", ids=numbered(["über"]))
     log.close()
-    (tmp_path / "got").mkdir()
-    (part,) = download("s3://logs/predictions", tmp_path / "got").iterdir()
+    (written,) = s3_client().list_objects("logs", prefix="predictions/", recursive=True)
+    part = tmp_path / Path(written.object_name).name
+    s3_client().fget_object("logs", written.object_name, str(part))
     assert PART.match(part.name) and rows_of(part)[0]["text"] == "über"
