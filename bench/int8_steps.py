@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from components.evaluate import PREDICTIONS_ARTIFACT  # noqa: E402
 from components.ingest import read_source  # noqa: E402
-from core.scores import classification_metrics  # noqa: E402
+from components.scores import classification_metrics  # noqa: E402
 from core.text import normalize_text  # noqa: E402
 from models.onnx_runtime import (  # noqa: E402
     INT8_FILE,

@@ -1,6 +1,6 @@
 """Training recipes compared on every held-out set: the training mix (TweetEval alone, or TweetEval with the
 Reddit and YouTube comment sets, as they come or mixed by size ** 0.5) x the class-imbalance treatment
-(core/imbalance.py) x the linear featurizer (TF-IDF n-grams, MiniLM sentence embeddings). The data goes
+(components/imbalance.py) x the linear featurizer (TF-IDF n-grams, MiniLM sentence embeddings). The data goes
 through the pipeline's own ingest, validate and preprocess functions, once: every recipe is scored on the
 same test slices, one per source (TweetEval's is carved from its train split, the comment sets' from theirs),
 so a recipe that trains on TweetEval alone meets the comment sets there as unseen data. Per recipe:
@@ -31,14 +31,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from components.imbalance import IMBALANCE_TREATMENTS, prior_scale
 from components.ingest import ingest_source
 from components.preprocess import split_frame
+from components.scores import classification_metrics
 from components.train_linear import build_classifier, tfidf_features
 from components.tune_linear import fit_classifier
 from components.validate import validate_rows
-from core.imbalance import IMBALANCE_TREATMENTS, prior_scale
 from core.labels import LABELS
-from core.scores import classification_metrics
 from core.text import normalize_text
 from models.linear import embed_texts, load_encoder
 from models.output import probabilities_frame

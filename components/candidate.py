@@ -10,9 +10,9 @@ import mlflow
 import pandas as pd
 
 from components.label_checks import LabelChecks
+from components.scores import classification_metrics, per_source_metrics
 from core.artifacts import LABEL_CHECKS_TAG_PREFIX, MACHINE_LABELLED_TAG
 from core.lineage import log_sources, sources_of
-from core.scores import classification_metrics, per_source_metrics
 from core.tracking import use_tracking
 
 REPORTED_METRICS = ("macro_recall", "macro_f1", "accuracy")

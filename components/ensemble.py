@@ -19,9 +19,9 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components import component
 from components.candidate import TrainResult, candidate_run, finish_candidate
+from components.scores import classification_metrics
 from core.config import RunConfig
 from core.labels import LABELS, probability_columns
-from core.scores import classification_metrics
 from models.ensemble import SoftVotingSentimentModel, log_ensemble_model
 from models.output import probabilities_frame
 

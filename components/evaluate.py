@@ -14,17 +14,17 @@ import pandas as pd
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components import component
-from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT
-from core.labels import probability_columns
-from core.lineage import content_digest
-from core.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
-from core.scores import (
+from components.model_card import MODEL_CARD_ARTIFACT, render_model_card, single_text_latency_ms
+from components.scores import (
     classification_metrics,
     confusion_matrix_figure,
     label_confusion_matrix,
     per_source_metrics,
     source_sets,
 )
+from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT
+from core.labels import probability_columns
+from core.lineage import content_digest
 from core.tracking import use_tracking
 from monitoring.drift import build_reference
 

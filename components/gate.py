@@ -27,13 +27,13 @@ from kfp.dsl import Dataset, Input
 
 from components import component
 from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
+from components.model_card import MODEL_CARD_ARTIFACT
+from components.scores import PairedSet, paired_bootstrap
 from core.artifacts import TRAFFIC_MIX_TAG
 from core.config import RunConfig
 from core.decisions import GateDecision, record_decision
 from core.lineage import content_digest, sources_of
-from core.model_card import MODEL_CARD_ARTIFACT
 from core.registry import CHAMPION_ALIAS, champion
-from core.scores import PairedSet, paired_bootstrap
 from core.tracking import use_tracking
 
 logger = logging.getLogger(__name__)

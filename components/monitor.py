@@ -37,10 +37,10 @@ from kfp.dsl import Markdown, Metrics, Output
 from scipy.stats import ks_2samp
 
 from components import component
+from components.scores import score_interval
 from core.artifacts import EMBEDDING_REFERENCE_ARTIFACT, REFERENCE_ARTIFACT, TRAFFIC_MIX_TAG
 from core.labels import LABELS
 from core.registry import resolve
-from core.scores import score_interval
 from core.storage import local_copy
 from core.tracking import use_tracking
 from monitoring.drift import (

@@ -1,7 +1,7 @@
 """train_linear: features (sentence embeddings, computed once per split in batches, or TF-IDF word and
 character n-grams) + logistic regression or a calibrated linear SVM, with a class-imbalance treatment
-(core/imbalance.py) and its C optionally tuned by Optuna (components/tune_linear.py), logged to MLflow as
-a self-contained pyfunc model (models/linear.py).
+(components/imbalance.py) and its C optionally tuned by Optuna (components/tune_linear.py), logged to
+MLflow as a self-contained pyfunc model (models/linear.py).
 """
 
 import logging
@@ -22,9 +22,9 @@ from sklearn.svm import LinearSVC
 
 from components import component
 from components.candidate import TrainResult, candidate_run, finish_candidate
+from components.imbalance import prior_scale
 from components.tune_linear import fit_classifier, tune_classifier
 from core.config import RunConfig
-from core.imbalance import prior_scale
 from models.linear import featurize, load_encoder, log_linear_model
 from models.output import probabilities_frame
 
@@ -78,7 +78,7 @@ def train_linear_model(
     """Fit on ``train_path``, score on ``validation_path``, and log params, metrics and the model.
 
     ``featurizer`` is ``embeddings`` (the sentence encoder ``config.encoder_id``) or ``tfidf``; the
-    classes are balanced by ``config.imbalance`` (core/imbalance.py, or ``oversample``). With
+    classes are balanced by ``config.imbalance`` (components/imbalance.py, or ``oversample``). With
     ``config.trials`` > 0, Optuna tunes C on the validation ``run.metric`` (nested runs), starting from
     ``config.c``. Features are computed once,
     whatever the number of trials. ``lineage`` (the pipeline's parameters) is logged to the run.

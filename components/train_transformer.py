@@ -18,11 +18,11 @@ from scipy.special import softmax
 
 from components import component
 from components.candidate import TrainResult, candidate_run, finish_candidate
+from components.imbalance import loss_weights, prior_scale
+from components.scores import classification_metrics
 from core.config import RunConfig
 from core.hub import resolve_model
-from core.imbalance import loss_weights, prior_scale
 from core.labels import LABELS, probability_columns
-from core.scores import classification_metrics
 from core.text import normalize_text
 from models.onnx_runtime import export_int8
 from models.output import probabilities_frame
@@ -52,7 +52,7 @@ def _time_budget_callback(max_seconds: float):
 
 def _weighted_loss(labels: pd.Series, imbalance: str, label_smoothing: float):
     """Cross-entropy for ``Trainer(compute_loss_func=...)``, each class weighed by ``imbalance``
-    (core/imbalance.py: ``class_weight`` gives n / (k * n_class), scikit-learn's "balanced", so the
+    (components/imbalance.py: ``class_weight`` gives n / (k * n_class), scikit-learn's "balanced", so the
     minority class counts as much in the loss as in macro recall; ``softened`` its square root)."""
     import torch
 
@@ -291,7 +291,7 @@ def train_transformer_model(
     With ``length_grouping`` training batches group texts of similar length (evaluation always runs in
     length order), so batches carry little padding: on a 2-core CPU a step takes a third less time
     (``bench/transformer_batching.py``).
-    ``label_smoothing`` softens the cross-entropy targets; ``imbalance`` (core/imbalance.py) weighs the
+    ``label_smoothing`` softens the cross-entropy targets; ``imbalance`` (components/imbalance.py) weighs the
     classes in the loss or corrects the trained model's answers by the training prior. Uses a GPU when
     one is present.
     """

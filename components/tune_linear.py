@@ -1,4 +1,4 @@
-"""Fitting the linear candidates with a class-imbalance treatment (core/imbalance.py, or random
+"""Fitting the linear candidates with a class-imbalance treatment (components/imbalance.py, or random
 oversampling), and the search for C, tuned with Optuna on the validation split; each trial is a nested
 MLflow run. The treatment is not searched: chosen on validation it does not transfer to other data
 (bench/recipes.py compares the treatments on every held-out set), so it comes from params.yaml."""
@@ -8,9 +8,9 @@ import logging
 import mlflow
 import numpy as np
 
-from core.imbalance import IMBALANCE_TREATMENTS as SHARED_TREATMENTS
-from core.imbalance import check_treatment, loss_weights
-from core.scores import classification_metrics
+from components.imbalance import IMBALANCE_TREATMENTS as SHARED_TREATMENTS
+from components.imbalance import check_treatment, loss_weights
+from components.scores import classification_metrics
 from models.output import probabilities_frame
 
 logger = logging.getLogger(__name__)

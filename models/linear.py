@@ -116,7 +116,7 @@ def log_linear_model(
     encoder, classifier, workdir: Path, batch_size: int, prior_scale: list[float] | None
 ) -> str:
     """Log the classifier (and the encoder's weights and INT8 runtime, if any; the prior correction,
-    core/imbalance.py, if any) as a pyfunc model in the active run; return its URI."""
+    components/imbalance.py, if any) as a pyfunc model in the active run; return its URI."""
     classifier_path = workdir / "classifier.skops"
     save_classifier(classifier, str(classifier_path))
     artifacts = {"classifier": str(classifier_path)}

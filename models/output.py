@@ -11,7 +11,7 @@ def probabilities_frame(
     classes: list[str], probabilities: np.ndarray, prior_scale: list[float] | None = None
 ) -> pd.DataFrame:
     """The model's output: the predicted label and one probability column per class, in LABELS order.
-    ``prior_scale`` (LABELS order; core/imbalance.py) multiplies the probabilities, which are then
+    ``prior_scale`` (LABELS order; components/imbalance.py) multiplies the probabilities, which are then
     renormalised: a prior correction the model carries from training."""
     order = [classes.index(label) for label in LABELS]
     ordered = probabilities[:, order]

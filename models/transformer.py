@@ -102,8 +102,8 @@ class TransformerSentimentModel(mlflow.pyfunc.PythonModel):
 def log_transformer_models(
     model_dirs: list[Path], max_length: int, batch_size: int, prior_scale: list[float] | None, workdir: Path
 ) -> str:
-    """Log saved model+tokenizer folders (and the prior correction, core/imbalance.py, if any) as a pyfunc
-    model in the active run; return its URI. One folder is the model; several (one per seed) are each
+    """Log saved model+tokenizer folders (and the prior correction, components/imbalance.py, if any) as a
+    pyfunc model in the active run; return its URI. One folder is the model; several (one per seed) are each
     saved as a member pyfunc under ``workdir`` and logged as their equal-weight soft vote
     (models/ensemble.py, which passes the runtime on to them)."""
     from models.ensemble import log_ensemble_model

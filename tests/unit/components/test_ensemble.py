@@ -16,8 +16,8 @@ from components.ensemble import (
     simplex_grid,
     tune_weights,
 )
+from components.scores import classification_metrics
 from core.labels import LABELS, probability_columns
-from core.scores import classification_metrics
 from models.output import probabilities_frame
 from tests.helpers import run_config, sentiment_frame
 from tests.unit.components.test_gate import CONSTANT, PARTIAL, PERFECT, KeywordModel

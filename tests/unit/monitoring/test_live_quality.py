@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import recall_score
 
+from components.scores import score_interval
 from core.labels import LABELS
-from core.scores import score_interval
 from monitoring.live_quality import quality_from_counts
 
 

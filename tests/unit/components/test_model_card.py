@@ -1,12 +1,12 @@
-"""Unit tests for core.model_card, rendered from runs logged to a real sqlite MLflow store."""
+"""Unit tests for components.model_card, rendered from runs logged to a real sqlite MLflow store."""
 
 import time
 
 import mlflow
 import pytest
 
+from components.model_card import render_model_card, single_text_latency_ms
 from core.labels import LABELS
-from core.model_card import render_model_card, single_text_latency_ms
 
 MATRIX = [[10, 2, 0], [1, 11, 3], [0, 1, 12]]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.imbalance import class_shares, loss_weights, prior_scale
+from components.imbalance import class_shares, loss_weights, prior_scale
 from models.output import probabilities_frame
 
 LABELS_1_3_6 = ["negative"] * 1 + ["neutral"] * 3 + ["positive"] * 6

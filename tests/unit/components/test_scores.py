@@ -1,9 +1,9 @@
-"""The paired bootstrap of a metric's difference between two models' predictions (core/scores.py)."""
+"""The paired bootstrap of a metric's difference between two models' predictions (components/scores.py)."""
 
 import numpy as np
 import pytest
 
-from core.scores import PairedSet, paired_bootstrap
+from components.scores import PairedSet, paired_bootstrap
 
 
 def test_paired_bootstrap_interval() -> None:
