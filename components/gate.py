@@ -13,8 +13,10 @@ The winner's INT8 runtime (scored by evaluate as ``test_int8_<metric>``) is acce
 most ``int8_max_loss`` of the test metric; the verdict is recorded in the decision and on the registered
 version (tags ``int8_accepted``, ``int8_loss``), where the predictor's ``--runtime int8`` reads it.
 
-Safety: the alias moves last, in one registry call, and only to a version whose run holds test metrics
-for this test set; a crash at any point leaves the previous champion in place.
+Each candidate is scored here from the predictions evaluate made for every row of these sets (handed
+over as data, not read back from the registry). Safety: the alias moves last, in one registry call, and
+only to a candidate with predictions for these very rows; a crash at any point leaves the previous
+champion in place.
 """
 
 import json
@@ -26,13 +28,13 @@ import pandas as pd
 from kfp.dsl import Dataset, Input
 
 from components import component
-from components.evaluate import OOD_DIGEST_TAG, TEST_DIGEST_TAG, Candidate, test_sets
+from components.evaluate import Candidate, test_sets
 from components.model_card import MODEL_CARD_ARTIFACT
-from components.scores import PairedSet, paired_bootstrap
+from components.scores import PairedSet, classification_metrics, paired_bootstrap
 from core.artifacts import TRAFFIC_MIX_TAG
 from core.config import RunConfig
 from core.decisions import GateDecision, record_decision
-from core.lineage import content_digest, sources_of
+from core.lineage import sources_of
 from core.registry import CHAMPION_ALIAS, champion
 from core.tracking import use_tracking
 
@@ -93,12 +95,11 @@ def decide(
 @dataclass(frozen=True)
 class ScoredSet:
     """One evaluation set the score is made of: its name (``test``, ``test_<source>`` or
-    ``ood_<domain>``), weight, rows, and the run tag holding its digest."""
+    ``ood_<domain>``), weight and rows."""
 
     name: str
     weight: float
     rows: pd.DataFrame
-    digest_tag: str
 
 
 SCORES = ("heldout_mean", "weighted")
@@ -121,11 +122,7 @@ def target_sets(
     weighted = {f"test_{source}": share for source, share in (mix or {}).items() if f"test_{source}" in names}
     if target == "traffic" and "test" not in names and sum(weighted.values()) > 0:
         total = sum(weighted.values())
-        return [
-            ScoredSet(s.name, weighted[s.name] / total, s.rows, s.digest_tag)
-            for s in sets
-            if s.name in weighted
-        ]
+        return [ScoredSet(s.name, weighted[s.name] / total, s.rows) for s in sets if s.name in weighted]
     first = "test" if "test" in names else f"test_{target_source}"
     if first not in names:
         raise ValueError(
@@ -133,7 +130,7 @@ def target_sets(
             f"{TARGETS} or a DATA source's name)"
         )
     chosen = [s for s in sets if s.name in (first, FEEDBACK_SET)]
-    return [ScoredSet(s.name, 1.0 / len(chosen), s.rows, s.digest_tag) for s in chosen]
+    return [ScoredSet(s.name, 1.0 / len(chosen), s.rows) for s in chosen]
 
 
 def target_source(target: str, sources: list[str], lineage: list[dict]) -> tuple[str | None, list[str]]:
@@ -172,27 +169,35 @@ def scored_sets(
         test_share, ood_share = (1.0 - ood_weight) / len(tests), ood_weight / len(domains)
     else:
         test_share = ood_share = 1.0 / (len(tests) + len(domains))
-    return [ScoredSet(name, test_share, test[names == name], TEST_DIGEST_TAG) for name in tests] + [
-        ScoredSet(f"ood_{d}", ood_share, ood[ood["domain"] == d], OOD_DIGEST_TAG) for d in domains
+    return [ScoredSet(name, test_share, test[names == name]) for name in tests] + [
+        ScoredSet(f"ood_{d}", ood_share, ood[ood["domain"] == d]) for d in domains
     ]
 
 
-def _set_scores(
-    client: mlflow.MlflowClient, run_id: str, metric: str, sets: list[ScoredSet], digests: dict
-) -> dict[str, float]:
-    """The candidate's logged ``metric`` on each set, refusing a run evaluated on other data."""
-    run = client.get_run(run_id)
+def _predicted(candidate: Candidate, scored: ScoredSet, metric: str) -> list[str]:
+    """The labels evaluate predicted for ``scored``'s rows, refusing a candidate evaluated on other data
+    (or not at all)."""
+    known = candidate.predictions
+    mine = known[known["set"] == scored.name] if len(known) else known
+    if len(mine) == 0 or mine["text"].tolist() != scored.rows["text"].tolist():
+        raise GateError(
+            f"run {candidate.run_id} has no {scored.name}_{metric} for this data: evaluate it first"
+        )
+    return mine["predicted"].tolist()
+
+
+def _set_scores(candidate: Candidate, metric: str, sets: list[ScoredSet]) -> dict[str, float]:
+    """The candidate's ``metric`` on each set, from its predictions and the sets' own labels (what
+    evaluate logged, computed alike; no registry read)."""
     scores = {}
     for scored in sets:
-        score = run.data.metrics.get(f"{scored.name}_{metric}")
-        if score is None or run.data.tags.get(scored.digest_tag) != digests[scored.digest_tag]:
-            raise GateError(f"run {run_id} has no {scored.name}_{metric} for this data: evaluate it first")
-        scores[scored.name] = score
+        truth = scored.rows["label"].tolist()
+        scores[scored.name] = classification_metrics(truth, _predicted(candidate, scored, metric))[metric]
     return scores
 
 
 def _paired_with_champion(
-    candidate: Candidate, champion_uri: str, sets: list[ScoredSet]
+    candidate: Candidate, champion_uri: str, sets: list[ScoredSet], metric: str
 ) -> dict[str, PairedSet]:
     """Each set's truth, candidate and champion labels (weight 1); the champion is loaded once and
     predicts every set's rows in one call."""
@@ -200,12 +205,9 @@ def _paired_with_champion(
     predicted = mlflow.pyfunc.load_model(champion_uri).predict(rows)["label"].tolist()
     paired, start = {}, 0
     for scored in sets:
-        mine = candidate.predictions[candidate.predictions["set"] == scored.name]
-        if mine["text"].tolist() != scored.rows["text"].tolist():
-            raise GateError(f"run {candidate.run_id}: its {scored.name} predictions are for other rows")
         truth = scored.rows["label"].tolist()
         champion_labels = predicted[start : start + len(scored.rows)]
-        paired[scored.name] = PairedSet(1.0, truth, mine["predicted"].tolist(), champion_labels)
+        paired[scored.name] = PairedSet(1.0, truth, _predicted(candidate, scored, metric), champion_labels)
         start += len(scored.rows)
     return paired
 
@@ -277,13 +279,9 @@ def gate_candidates(
     metric, model_name = run.metric, run.model_name
     test, ood = pd.read_parquet(test_path), pd.read_parquet(ood_path) if ood_path else None
     sets = scored_sets(test, ood, config.score, config.ood_weight)
-    digests = {
-        TEST_DIGEST_TAG: content_digest(test),
-        OOD_DIGEST_TAG: content_digest(ood) if ood is not None else None,
-    }
     chosen, passed_over = target_source(config.target, sources or [], sources_of(test))
     target = target_sets(sets, config.target, chosen, traffic)
-    set_scores = {c.run_id: _set_scores(client, c.run_id, metric, sets, digests) for c in candidates}
+    set_scores = {c.run_id: _set_scores(c, metric, sets) for c in candidates}
     scores = {run_id: sum(s.weight * parts[s.name] for s in target) for run_id, parts in set_scores.items()}
     best = max(candidates, key=lambda c: scores[c.run_id])
     run_id = best.run_id
@@ -291,7 +289,7 @@ def gate_candidates(
     champion_score = interval = None
     set_comparisons: dict[str, list[float]] = {}
     if current is not None:
-        paired = _paired_with_champion(best, f"models:/{model_name}/{current.version}", sets)
+        paired = _paired_with_champion(best, f"models:/{model_name}/{current.version}", sets, metric)
         (gain, low, high), set_comparisons = compare_with_champion(paired, target, metric, config, run.seed)
         champion_score, interval = scores[run_id] - gain, (low, high)
     promoted, reason = decide(

@@ -222,6 +222,17 @@ def test_best_of_several_candidates_is_chosen_and_every_score_recorded(tracking_
     assert run.data.tags["gate.decision"] == "promoted"
 
 
+def test_the_scores_come_from_the_predictions_it_is_handed_not_the_registry(tracking_uri, test_path) -> None:
+    """The gate scores each candidate from the predictions evaluate handed it and the test set's labels:
+    a metric changed in the registry afterwards changes nothing, and equals what evaluate logged."""
+    evaluated = candidate(PARTIAL, tracking_uri, test_path)
+    client = mlflow.MlflowClient(tracking_uri)
+    logged = client.get_run(evaluated.run_id).data.metrics["test_macro_recall"]
+    client.log_metric(evaluated.run_id, "test_macro_recall", 0.0)  # the registry now says otherwise
+    decision = gate([evaluated], test_path, tracking_uri, min_score=0.5)
+    assert decision.candidate_score == pytest.approx(logged) == pytest.approx(2 / 3)
+
+
 def test_promotion_records_the_bootstrap_interval(tracking_uri, test_path) -> None:
     promote(PARTIAL, tracking_uri, test_path, min_score=0.5)
     decision = promote(PERFECT, tracking_uri, test_path, min_score=0.5)
