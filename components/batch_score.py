@@ -32,6 +32,7 @@ import pandas as pd
 
 from components import component
 from core import storage
+from core.config import from_mapping
 from core.labels import LABELS, probability_columns
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,70 @@ class PinnedModel:
     why: str
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """What plan writes to ``<staging>/plan.json`` and publish reads back: the corpus, the output, the
+    counts, the pinned model and the shards."""
+
+    input: str
+    input_sha256: str
+    output: str
+    rows_in: int
+    rows_quarantined: int
+    quarantined: dict[str, int]
+    model: PinnedModel
+    shards: int
+    shard_rows: int
+    started_at: float
+
+    def write(self, staging: str) -> None:
+        storage.write_bytes(storage.join(staging, "plan.json"), json.dumps(asdict(self), indent=2).encode())
+
+    @classmethod
+    def read(cls, staging: str) -> "BatchPlan":
+        data = json.loads(storage.read_bytes(storage.join(staging, "plan.json")))
+        return cls(**{**data, "model": PinnedModel(**data["model"])})
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """One shard to score: what plan hands each score task (through KFP as a dict: :func:`work_order`)."""
+
+    index: int
+    rows: int
+    shard: str
+    part: str
+    attempts: str  # a mark per attempt, so publish can tell which shards were retried
+    staging: str
+    model_uri: str
+    model_version: str
+    tracking_uri: str  # the registry a shard loads the model from
+    runtime: str
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a score task hands publish (through KFP as a dict: :func:`shard_result`)."""
+
+    index: int
+    rows: int
+    part: str
+    attempts: str
+    staging: str
+    load_seconds: float
+    scoring_seconds: float
+
+
+def work_order(values: dict) -> WorkOrder:
+    """A work order from the dict KFP passes (its numbers arrive as floats)."""
+    return from_mapping(WorkOrder, values, "a batch work order")
+
+
+def shard_result(values: dict) -> ShardResult:
+    """A shard's result from the dict KFP passes (its numbers arrive as floats)."""
+    return from_mapping(ShardResult, values, "a batch shard result")
+
+
 def pin_model(model_uri: str, requested_runtime: str) -> PinnedModel:
     """Resolve ``model_uri`` (``models:/<name>@<alias>`` or ``/<version>``) to one version and choose its
     runtime as the predictor does (models/runtime_choice.py)."""
@@ -142,9 +207,9 @@ def plan_batch(
     config: BatchConfig,
     max_text_chars: int,
     tracking_uri: str,
-) -> list[dict]:
+) -> list[WorkOrder]:
     """Read and check the corpus, pin the model, write the shards and the quarantine under a new staging
-    folder of ``output_uri``; return one work order (a dict, see :func:`score_shard`) per shard."""
+    folder of ``output_uri``; return one work order per shard."""
     import mlflow
 
     started = time.time()
@@ -162,43 +227,43 @@ def plan_batch(
     storage.write_parquet(corpus[bad].assign(reason=reason[bad]), storage.join(staging, "quarantine.parquet"))
     counts = reason[bad].value_counts()
     starts = range(0, len(clean), config.shard_rows)
-    plan = {
-        "input": input_uri,
-        "input_sha256": digest,
-        "output": output_uri,
-        "rows_in": len(corpus),
-        "rows_quarantined": int(bad.sum()),
-        "quarantined": {name: int(counts.get(name, 0)) for name in QUARANTINE_REASONS},
-        "model": asdict(model),
-        "shards": len(starts),
-        "shard_rows": config.shard_rows,
-        "started_at": started,
-    }
-    storage.write_bytes(storage.join(staging, "plan.json"), json.dumps(plan, indent=2).encode())
+    plan = BatchPlan(
+        input=input_uri,
+        input_sha256=digest,
+        output=output_uri,
+        rows_in=len(corpus),
+        rows_quarantined=int(bad.sum()),
+        quarantined={name: int(counts.get(name, 0)) for name in QUARANTINE_REASONS},
+        model=model,
+        shards=len(starts),
+        shard_rows=config.shard_rows,
+        started_at=started,
+    )
+    plan.write(staging)
     orders = []
     for index, start in enumerate(starts):
         rows = clean.iloc[start : start + config.shard_rows]
         shard = storage.join(staging, "shards", f"shard-{index:05d}.parquet")
         storage.write_parquet(rows, shard)
         orders.append(
-            {
-                "index": index,
-                "rows": len(rows),
-                "shard": shard,
-                "part": storage.join(staging, "parts", f"part-{index:05d}.parquet"),
-                "attempts": storage.join(staging, "attempts", f"shard-{index:05d}"),
-                "staging": staging,
-                "model_uri": model.uri,
-                "model_version": model.version,
-                "tracking_uri": tracking_uri,  # the registry a shard loads the model from
-                "runtime": model.runtime,
-            }
+            WorkOrder(
+                index=index,
+                rows=len(rows),
+                shard=shard,
+                part=storage.join(staging, "parts", f"part-{index:05d}.parquet"),
+                attempts=storage.join(staging, "attempts", f"shard-{index:05d}"),
+                staging=staging,
+                model_uri=model.uri,
+                model_version=model.version,
+                tracking_uri=tracking_uri,
+                runtime=model.runtime,
+            )
         )
     logger.info(
         "planned %d shards of at most %d rows from %s (%d rows, %d quarantined: %s); "
         "%s version %s in %s (%s)",
-        len(orders), config.shard_rows, input_uri, len(corpus), plan["rows_quarantined"],
-        plan["quarantined"], model.name, model.version, model.runtime, model.why,
+        len(orders), config.shard_rows, input_uri, len(corpus), plan.rows_quarantined,
+        plan.quarantined, model.name, model.version, model.runtime, model.why,
     )  # fmt: skip
     return orders
 
@@ -216,49 +281,48 @@ def score_frame(model, texts: list[str], batch_size: int, desc: str) -> pd.DataF
     return pd.concat(answers, ignore_index=True)
 
 
-def score_shard(order: dict, batch_size: int) -> dict:
+def score_shard(order: WorkOrder, batch_size: int) -> ShardResult:
     """Score the shard of one work order (from :func:`plan_batch`) and write its part; every attempt
     first leaves a mark under the order's ``attempts``, so publish can tell which shards were retried."""
     import mlflow
 
     from models.runtime_choice import load_in_runtime
 
-    order = {**order, "index": int(order["index"])}  # KFP passes a dict's numbers as floats
-    mlflow.set_tracking_uri(order["tracking_uri"])  # the plan's registry, not the environment's
-    storage.write_bytes(storage.join(order["attempts"], uuid.uuid4().hex), b"")
+    mlflow.set_tracking_uri(order.tracking_uri)  # the plan's registry, not the environment's
+    storage.write_bytes(storage.join(order.attempts, uuid.uuid4().hex), b"")
     started = time.perf_counter()
-    model = load_in_runtime(order["model_uri"], order["runtime"])
+    model = load_in_runtime(order.model_uri, order.runtime)
     loaded = time.perf_counter()
-    shard = storage.read_parquet(order["shard"])
-    answers = score_frame(model, shard["text"].tolist(), batch_size, f"shard {order['index']}")
+    shard = storage.read_parquet(order.shard)
+    answers = score_frame(model, shard["text"].tolist(), batch_size, f"shard {order.index}")
     part = pd.concat([shard[["row_id"]].reset_index(drop=True), answers], axis=1)
-    part["model_version"] = order["model_version"]
-    storage.write_parquet(part, order["part"])
+    part["model_version"] = order.model_version
+    storage.write_parquet(part, order.part)
     scoring_seconds = time.perf_counter() - loaded
-    logger.info("shard %d: %d rows in %.1f s (%.0f rows/s)", order["index"], len(part), scoring_seconds,
+    logger.info("shard %d: %d rows in %.1f s (%.0f rows/s)", order.index, len(part), scoring_seconds,
                 len(part) / scoring_seconds)  # fmt: skip
-    return {
-        "index": order["index"],
-        "rows": len(part),
-        "part": order["part"],
-        "attempts": order["attempts"],
-        "staging": order["staging"],
-        "load_seconds": round(loaded - started, 3),
-        "scoring_seconds": round(scoring_seconds, 3),
-    }
+    return ShardResult(
+        index=order.index,
+        rows=len(part),
+        part=order.part,
+        attempts=order.attempts,
+        staging=order.staging,
+        load_seconds=round(loaded - started, 3),
+        scoring_seconds=round(scoring_seconds, 3),
+    )
 
 
-def check_parts(plan: dict, results: list[dict]) -> None:
+def check_parts(plan: BatchPlan, results: list[ShardResult]) -> None:
     """Raise IncompleteOutput unless every planned shard has exactly one result and its part holds the
     rows planned."""
-    indexes = sorted(result["index"] for result in results)
-    if indexes != list(range(plan["shards"])):
-        raise IncompleteOutput(f"expected results for shards 0..{plan['shards'] - 1}, got {indexes}")
-    scored = sum(result["rows"] for result in results)
-    expected = plan["rows_in"] - plan["rows_quarantined"]
+    indexes = sorted(result.index for result in results)
+    if indexes != list(range(plan.shards)):
+        raise IncompleteOutput(f"expected results for shards 0..{plan.shards - 1}, got {indexes}")
+    scored = sum(result.rows for result in results)
+    expected = plan.rows_in - plan.rows_quarantined
     if scored != expected:
         raise IncompleteOutput(f"the shards scored {scored} rows, the plan has {expected} to score")
-    missing = [result["part"] for result in results if not storage.exists(result["part"])]
+    missing = [result.part for result in results if not storage.exists(result.part)]
     if missing:
         raise IncompleteOutput(f"parts missing: {missing}")
 
@@ -271,7 +335,7 @@ def class_shares(parts: list[str]) -> dict[str, float]:
     return {label: round(float(counts[label] / total), 6) for label in LABELS}
 
 
-def publish_batch(results: list[dict], tracking_uri: str) -> dict:
+def publish_batch(results: list[ShardResult], tracking_uri: str) -> dict:
     """Check the shards' results against the plan, replace the output's scores, quarantine and summary
     with this run's, log the run to MLflow (experiment ``sentiment-batch-scoring``) and write ``_SUCCESS``
     last; return the summary."""
@@ -281,35 +345,40 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
 
     if not results:
         raise IncompleteOutput("no shard results to publish")
-    results = [{**r, "index": int(r["index"]), "rows": int(r["rows"])} for r in results]  # KFP: floats
-    staging = results[0]["staging"]
-    plan = json.loads(storage.read_bytes(storage.join(staging, "plan.json")))
+    results = sorted(results, key=lambda r: r.index)
+    staging = results[0].staging
+    plan = BatchPlan.read(staging)
     check_parts(plan, results)
-    output = plan["output"]
-    attempts = {result["index"]: len(storage.list_files(result["attempts"])) for result in results}
+    output, model = plan.output, plan.model
+    attempts = {result.index: len(storage.list_files(result.attempts)) for result in results}
     for name in (SUCCESS_MARKER, "scores", "quarantine.parquet", "summary.json"):  # the last run's
         storage.delete(storage.join(output, name))
     parts = []
-    for result in sorted(results, key=lambda r: r["index"]):
-        parts.append(storage.join(output, "scores", f"part-{result['index']:05d}.parquet"))
-        storage.copy(result["part"], parts[-1])
+    for result in results:
+        parts.append(storage.join(output, "scores", f"part-{result.index:05d}.parquet"))
+        storage.copy(result.part, parts[-1])
     storage.copy(storage.join(staging, "quarantine.parquet"), storage.join(output, "quarantine.parquet"))
-    rows = sum(result["rows"] for result in results)
-    scoring_seconds = sum(result["scoring_seconds"] for result in results)
-    wall_seconds = time.time() - plan["started_at"]
+    rows = sum(result.rows for result in results)
+    scoring_seconds = sum(result.scoring_seconds for result in results)
+    wall_seconds = time.time() - plan.started_at
     summary = {
-        "input": plan["input"],
-        "input_sha256": plan["input_sha256"],
-        "model": plan["model"],
-        "rows_in": plan["rows_in"],
+        "input": plan.input,
+        "input_sha256": plan.input_sha256,
+        "model": asdict(model),
+        "rows_in": plan.rows_in,
         "rows_scored": rows,
-        "rows_quarantined": plan["rows_quarantined"],
-        "quarantined": plan["quarantined"],
+        "rows_quarantined": plan.rows_quarantined,
+        "quarantined": plan.quarantined,
         "class_shares": class_shares(parts),
         "shards": [
-            {key: result[key] for key in ("index", "rows", "load_seconds", "scoring_seconds")}
-            | {"attempts": attempts[result["index"]]}
-            for result in sorted(results, key=lambda r: r["index"])
+            {
+                "index": r.index,
+                "rows": r.rows,
+                "load_seconds": r.load_seconds,
+                "scoring_seconds": r.scoring_seconds,
+            }
+            | {"attempts": attempts[r.index]}
+            for r in results
         ],
         "failed_attempts": sum(count - 1 for count in attempts.values()),
         "retried_shards": sorted(index for index, count in attempts.items() if count > 1),
@@ -319,22 +388,21 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
     }
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(BATCH_EXPERIMENT)
-    model = plan["model"]
-    with mlflow.start_run(run_name=f"batch-{source_name(plan['input'])}") as run:
+    with mlflow.start_run(run_name=f"batch-{source_name(plan.input)}") as run:
         mlflow.log_params(
-            {"input": plan["input"], "input_sha256": plan["input_sha256"], "output": output,
-             "model_uri": model["uri"], "model_version": model["version"], "runtime": model["runtime"],
-             "shards": plan["shards"], "shard_rows": plan["shard_rows"]}
+            {"input": plan.input, "input_sha256": plan.input_sha256, "output": output,
+             "model_uri": model.uri, "model_version": model.version, "runtime": model.runtime,
+             "shards": plan.shards, "shard_rows": plan.shard_rows}
         )  # fmt: skip
-        mlflow.set_tags({"model_name": model["name"], "model_version": model["version"]})
+        mlflow.set_tags({"model_name": model.name, "model_version": model.version})
         mlflow.log_metrics(
-            {"rows_in": plan["rows_in"], "rows_scored": rows, "rows_quarantined": plan["rows_quarantined"],
+            {"rows_in": plan.rows_in, "rows_scored": rows, "rows_quarantined": plan.rows_quarantined,
              "failed_attempts": summary["failed_attempts"], "rows_per_second": summary["rows_per_second"],
              "rows_per_second_per_shard": summary["rows_per_second_per_shard"],
-             **{f"quarantined_{name}": count for name, count in plan["quarantined"].items()},
+             **{f"quarantined_{name}": count for name, count in plan.quarantined.items()},
              **{f"share_{label}": share for label, share in summary["class_shares"].items()}}
         )  # fmt: skip
-        source = {"name": source_name(plan["input"]), "uri": plan["input"], "digest": plan["input_sha256"]}
+        source = {"name": source_name(plan.input), "uri": plan.input, "digest": plan.input_sha256}
         log_sources([source], context="batch_scoring")
         mlflow.log_dict(summary, "summary.json")
     summary["mlflow_run_id"] = run.info.run_id
@@ -342,7 +410,7 @@ def publish_batch(results: list[dict], tracking_uri: str) -> dict:
     storage.write_bytes(storage.join(output, SUCCESS_MARKER), run.info.run_id.encode())
     storage.delete(staging)
     logger.info("published %d scored rows to %s (%d quarantined, %d failed attempts retried)",
-                rows, output, plan["rows_quarantined"], summary["failed_attempts"])  # fmt: skip
+                rows, output, plan.rows_quarantined, summary["failed_attempts"])  # fmt: skip
     return summary
 
 
@@ -364,22 +432,28 @@ def batch_plan(
     tracking_uri: str,
 ) -> list:
     """Check the corpus, pin the model version, cut the shards; one work order per shard."""
+    from dataclasses import asdict
+
     from components.batch_score import BatchConfig, plan_batch
     from components.validate import ValidateConfig
     from core.config import from_mapping
 
     settings = from_mapping(BatchConfig, config, "batch_score")
     max_text_chars = from_mapping(ValidateConfig, validate, "validate").max_text_chars
-    return plan_batch(input_uri, output_uri, model_uri, settings, max_text_chars, tracking_uri)
+    orders = plan_batch(input_uri, output_uri, model_uri, settings, max_text_chars, tracking_uri)
+    return [asdict(order) for order in orders]
 
 
 @component
 def batch_score(order: dict, config: dict) -> dict:
     """Score one shard (a work order of batch_plan)."""
-    from components.batch_score import BatchConfig, score_shard
+    from dataclasses import asdict
+
+    from components.batch_score import BatchConfig, score_shard, work_order
     from core.config import from_mapping
 
-    return score_shard(order, from_mapping(BatchConfig, config, "batch_score").batch_size)
+    batch_size = from_mapping(BatchConfig, config, "batch_score").batch_size
+    return asdict(score_shard(work_order(order), batch_size))
 
 
 @component
@@ -387,6 +461,6 @@ def batch_publish(results: list, tracking_uri: str) -> str:
     """Publish the scored shards with the quarantine and the summary; return the summary as JSON."""
     import json
 
-    from components.batch_score import publish_batch
+    from components.batch_score import publish_batch, shard_result
 
-    return json.dumps(publish_batch(results, tracking_uri))
+    return json.dumps(publish_batch([shard_result(result) for result in results], tracking_uri))

@@ -1,5 +1,7 @@
-"""Batch scoring's reading and checking of a corpus: every file type, the quarantine reasons, clear errors."""
+"""Batch scoring's reading and checking of a corpus: every file type, the quarantine reasons, clear errors;
+the typed records its three steps hand on."""
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -8,11 +10,17 @@ import pytest
 from components.batch_score import (
     QUARANTINE_REASONS,
     BatchInputError,
+    BatchPlan,
     IncompleteOutput,
+    PinnedModel,
+    ShardResult,
+    WorkOrder,
     check_parts,
     quarantine_reasons,
     read_corpus,
     read_scores,
+    shard_result,
+    work_order,
 )
 
 TEXTS = ["good morning", "awful day", "the bus is at 9"]
@@ -85,15 +93,32 @@ def test_a_corpus_that_cannot_be_read_as_asked_says_why(
 def test_parts_that_do_not_add_up_to_the_plan_are_refused(tmp_path: Path) -> None:
     part = tmp_path / "part-00000.parquet"
     pd.DataFrame({"row_id": ["0"]}).to_parquet(part)
-    plan = {"shards": 2, "rows_in": 4, "rows_quarantined": 1}
-    one = {"index": 0, "rows": 1, "part": str(part)}
+    model = PinnedModel("models:/sentiment/1", "sentiment", "1", "fp32", "asked")
+    plan = BatchPlan("in.csv", "sha", str(tmp_path), 4, 1, {}, model, shards=2, shard_rows=2, started_at=0.0)
+    one = ShardResult(0, 1, str(part), "attempts", "staging", load_seconds=0.1, scoring_seconds=0.1)
     with pytest.raises(IncompleteOutput, match=r"shards 0\.\.1"):
         check_parts(plan, [one])
     with pytest.raises(IncompleteOutput, match="scored 2 rows"):
-        check_parts(plan, [one, {**one, "index": 1}])
+        check_parts(plan, [one, replace(one, index=1)])
     with pytest.raises(IncompleteOutput, match="parts missing"):
-        check_parts(plan, [one, {"index": 1, "rows": 2, "part": str(tmp_path / "absent.parquet")}])
-    check_parts(plan, [one, {**one, "index": 1, "rows": 2}])
+        check_parts(plan, [one, replace(one, index=1, rows=2, part=str(tmp_path / "absent.parquet"))])
+    check_parts(plan, [one, replace(one, index=1, rows=2)])
+
+
+def test_work_orders_and_results_come_back_typed_from_what_kfp_passes(tmp_path: Path) -> None:
+    """KFP hands a step's dict on with its numbers as floats; the typed records take them back as ints,
+    and refuse a dict with a key missing or one too many."""
+    one = ShardResult(3, 10, "p", "a", "s", load_seconds=0.5, scoring_seconds=1.5)
+    as_kfp_passes = {**asdict(one), "index": 3.0, "rows": 10.0}
+    assert shard_result(as_kfp_passes) == one and isinstance(shard_result(as_kfp_passes).index, int)
+    order = WorkOrder(0, 5, "shard", "part", "attempts", "staging", "models:/s/1", "1", "sqlite:///x", "int8")
+    assert work_order({**asdict(order), "rows": 5.0}) == order
+    with pytest.raises(ValueError, match="missing keys \\['runtime'\\]"):
+        work_order({key: value for key, value in asdict(order).items() if key != "runtime"})
+    model = PinnedModel("models:/sentiment/1", "sentiment", "1", "fp32", "asked")
+    plan = BatchPlan("in.csv", "sha", "out", 4, 1, {"too_long": 1}, model, 2, 2, started_at=1.5)
+    plan.write(str(tmp_path))
+    assert BatchPlan.read(str(tmp_path)) == plan
 
 
 def test_an_output_without_its_success_marker_is_not_read(tmp_path: Path) -> None:
