@@ -45,8 +45,9 @@ ERROR_CODES = "5..|INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS"
 
 
 @dataclass(frozen=True)
-class CanaryAnalysisConfig:
-    """params.yaml ``canary_analysis``: see the comments there."""
+class CanaryAnalysisConfig(Thresholds):
+    """params.yaml ``canary_analysis`` (see the comments there): the checks' thresholds, and where the
+    metrics are and when the analysis looks."""
 
     prometheus_url: str
     window: str
@@ -54,14 +55,6 @@ class CanaryAnalysisConfig:
     timeout_seconds: float
     required_passes: int
     on_timeout: str
-    min_requests: int
-    alpha: float
-    latency_max_ratio: float
-    latency_slack_seconds: float
-    class_mix_min_shift: float
-    confidence_max_drop: float
-    min_labels: int
-    live_quality_max_drop: float
 
 
 @dataclass(frozen=True)
