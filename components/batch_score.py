@@ -57,15 +57,15 @@ class IncompleteOutput(RuntimeError):
 class BatchConfig:
     """params.yaml ``batch_score``: see the comments there."""
 
-    text_column: str
-    id_column: str
+    text_column: str | None
+    id_column: str | None
     shard_rows: int
     parallelism: int
     batch_size: int
     runtime: str
 
 
-def read_corpus(uri: str, text_column: str, id_column: str) -> tuple[pd.DataFrame, str]:
+def read_corpus(uri: str, text_column: str | None, id_column: str | None) -> tuple[pd.DataFrame, str]:
     """The corpus at ``uri`` as columns row_id (the id column's values, or the row's position from 0) and
     text, and the SHA-256 of the file read."""
     from components.ingest import TABLE_SUFFIXES, TEXT_COLUMNS, pick_column, read_table

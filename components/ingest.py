@@ -201,9 +201,13 @@ class IngestConfig:
 
     sources: list[str]
     extra_train: list[str]
-    max_rows_per_split: int
+    max_rows_per_split: int | None
     label_check_rows: int
     machine_label_agreement: float
+
+    def __post_init__(self) -> None:
+        if self.max_rows_per_split is not None and self.max_rows_per_split < 1:
+            raise ValueError("ingest.max_rows_per_split must be at least 1, or null for every row")
 
 
 def _sample_splits(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:

@@ -218,7 +218,7 @@ class MonitorConfig:
     """params.yaml ``monitor``: see the comments there (the PSI that counts as drift is
     monitoring.drift.SIGNIFICANT_PSI, the dashboards' red line)."""
 
-    since_hours: float
+    since_hours: float | None
     encoder_id: str
     reference_rows: int
     window_rows: int
@@ -229,6 +229,10 @@ class MonitorConfig:
     quality_margin: float
     quality_min_labels: int
     quality_window: int
+
+    def __post_init__(self) -> None:
+        if self.since_hours is not None and self.since_hours <= 0:
+            raise ValueError("monitor.since_hours must be above 0, or null for the whole log")
 
 
 def embedding_windows(
@@ -286,7 +290,7 @@ def monitor_predictions(
     predictions: str, model_uri: str, tracking_uri: str, threshold: float, config: MonitorConfig
 ) -> DriftReport:
     """Judge the predictions and labels logged under ``predictions`` for the version ``model_uri`` names
-    (the last ``config.since_hours`` only, if > 0) against its references; decide whether to retrain; log
+    (the last ``config.since_hours`` only, when set) against its references; decide whether to retrain; log
     the report to MLflow and tag the version."""
     use_tracking(tracking_uri, MONITOR_EXPERIMENT)
     served = resolve(model_uri)
@@ -299,7 +303,7 @@ def monitor_predictions(
     logged = logged[logged["model_version"].astype(str) == version]
     labelled = read_feedback(predictions)
     labelled = labelled[labelled["model_version"] == version]
-    if since_hours > 0:
+    if since_hours is not None:
         logged = logged[logged["time"] >= time.time() - since_hours * 3600]
         labelled = labelled[labelled["labelled_at"] >= time.time() - since_hours * 3600]
     if logged.empty:
@@ -421,7 +425,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--since_hours",
         type=float,
         default=params_section("monitor")["since_hours"],
-        help="only the last N hours (0: all)",
+        help="only the last N hours (default params.yaml monitor.since_hours; unset: all)",
     )
     return parser.parse_args(argv)
 

@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("text", "label", "domain")
 
 
-def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    if not max_rows or len(frame) <= max_rows:
+def _sample(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    if max_rows is None or len(frame) <= max_rows:
         return frame
     kept, _ = train_test_split(frame, train_size=max_rows, stratify=frame["label"], random_state=seed)
     return kept
@@ -34,11 +34,15 @@ class OutOfDomainConfig:
     """params.yaml ``out_of_domain``: see the comments there."""
 
     sources: list[str]
-    max_rows: int
+    max_rows: int | None
+
+    def __post_init__(self) -> None:
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError("out_of_domain.max_rows must be at least 1, or null for every row")
 
 
 def prepare_sources(
-    sources: list[str], output_path: str, max_rows: int, max_text_chars: int, seed: int
+    sources: list[str], output_path: str, max_rows: int | None, max_text_chars: int, seed: int
 ) -> dict[str, dict[str, int]]:
     """Write every source's clean, sampled rows (columns text, label, domain) to one parquet file.
 

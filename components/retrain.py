@@ -53,7 +53,7 @@ class RetrainConfig:
     cooldown_hours: float
     max_per_week: int
     max_training_hours: float
-    data_root: str
+    data_root: str | None  # None: the runner's (pipelines/run.py)
 
 
 @dataclass(frozen=True)

@@ -139,8 +139,8 @@ def _log_training_curve(log_history: list[dict], suffix: str) -> None:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """params.yaml ``train_transformer``: see the comments there (0 for ``max_steps`` leaves the number of
-    steps to ``epochs``; 0 for ``threads`` leaves it to torch)."""
+    """params.yaml ``train_transformer``: see the comments there (null ``max_steps`` leaves the number of
+    steps to ``epochs``; null ``threads`` leaves it to torch)."""
 
     model_id: str
     offline_fallback: str
@@ -148,16 +148,21 @@ class TransformerConfig:
     batch_size: int
     learning_rate: float
     epochs: float
-    max_steps: int
+    max_steps: int | None
     max_minutes: float
     eval_steps: int
     patience: int
     label_smoothing: float
     imbalance: str
     length_grouping: bool
-    threads: int
+    threads: int | None
     seeds: int
     gpu_seeds: int
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"train_transformer.{name} must be at least 1, or null")
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,7 @@ def fine_tune(
         per_device_eval_batch_size=config.batch_size * 2,
         learning_rate=config.learning_rate,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
+        max_steps=-1 if config.max_steps is None else config.max_steps,
         lr_scheduler_type="linear",
         warmup_steps=0.06,
         eval_strategy="steps",

@@ -81,11 +81,11 @@ def gate_registry(
 
 
 def push_gate_metrics(
-    gateway: str, model_name: str, decision: GateDecision, families: dict[str, str]
+    gateway: str | None, model_name: str, decision: GateDecision, families: dict[str, str]
 ) -> None:
     """Push the decision to ``gateway`` (host:port or URL), grouped by ``model_name``, with each candidate's
     ``train_seconds`` from its MLflow run. A failed push is logged, not raised: the registry already
-    holds the decision. An empty ``gateway`` (none configured) pushes nothing."""
+    holds the decision. No ``gateway`` (None or empty: none configured) pushes nothing."""
     if not gateway:
         return
     client = mlflow.MlflowClient()

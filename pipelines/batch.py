@@ -11,13 +11,14 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from kfp import dsl
 
 from components.batch_score import BATCH_EXPERIMENT, batch_plan, batch_publish, batch_score
 from core import storage
+from core.config import step_mapping
 from core.registry import CHAMPION_ALIAS
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
 from pipelines.pipeline import compile_pipeline, with_object_store
@@ -71,8 +72,8 @@ def batch_arguments(
         "input_uri": input_uri,
         "output_uri": output_uri,
         "model_uri": model_uri,
-        "batch_config": asdict(params.batch_score),
-        "validate_config": asdict(params.validate),
+        "batch_config": step_mapping(params.batch_score),
+        "validate_config": step_mapping(params.validate),
         "tracking_uri": tracking_uri,
     }
 

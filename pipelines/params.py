@@ -19,7 +19,7 @@ from components.retrain import RetrainConfig
 from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from components.validate import ValidateConfig
-from core.config import PARAMS_FILE, RunConfig, from_mapping
+from core.config import PARAMS_FILE, RunConfig, from_mapping, step_mapping
 from pipelines.task_settings import ClusterConfig
 from rollout.canary_analysis import CanaryAnalysisConfig
 
@@ -71,6 +71,11 @@ class PipelineParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def step_sections(self) -> dict[str, dict]:
+        """Every section as the dict its steps receive through KFP (core/config.step_mapping: the optional
+        values that are None left out)."""
+        return {f.name: step_mapping(getattr(self, f.name)) for f in fields(self) if f.name != "cluster"}
 
     def data_fingerprints(self) -> str:
         """Each source the training pipeline reads (ingest's and the out-of-domain sets) with what it

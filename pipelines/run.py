@@ -14,9 +14,10 @@ import re
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
+from core.config import step_mapping
 from core.decisions import GateDecision
 from core.registry import CHAMPION_ALIAS
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
@@ -83,13 +84,13 @@ def pipeline_arguments(params: PipelineParams, tracking_uri: str) -> dict:
     MLflow is, the flat lineage and the data sources' fingerprints (refusing sources that overlap:
     PipelineParams.check_sources)."""
     params.check_sources()
-    sections = params.as_dict()
+    sections = params.step_sections()
     return {
         "run": sections.pop("run"),
         **{
             f"{name}_config": values
             for name, values in sections.items()
-            if name not in ("retrain", "batch_score", "cluster")  # other pipelines'; compiled into the tasks
+            if name not in ("retrain", "batch_score")  # the other pipelines' sections
         },
         "tracking_uri": tracking_uri,
         "lineage": params.lineage(),
@@ -142,7 +143,7 @@ def monitoring_arguments(params: PipelineParams, predictions: str, tracking_uri:
     return {
         "predictions": predictions,
         "model_uri": f"models:/{params.run.model_name}@{CHAMPION_ALIAS}",
-        "retrain_config": asdict(params.retrain),
+        "retrain_config": step_mapping(params.retrain),
         **training,
     }
 

@@ -61,10 +61,10 @@ class Resources:
 
 @dataclass(frozen=True)
 class Accelerator:
-    """The transformer's fine-tuning on an accelerator: ``type`` "" (none: CPU) or a resource name such
-    as ``nvidia.com/gpu``, ``count`` of them, and how to reach the nodes that have them."""
+    """The transformer's fine-tuning on an accelerator: ``type`` None (CPU) or a resource name such as
+    ``nvidia.com/gpu``, ``count`` of them, and how to reach the nodes that have them."""
 
-    type: str
+    type: str | None
     count: int
     node_selector: dict
     tolerations: list

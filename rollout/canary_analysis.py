@@ -248,7 +248,7 @@ def run_analysis(
     registry,
     serving,
     tracking_uri: str | None,
-    pushgateway: str,
+    pushgateway: str | None,
     apply: bool = True,
 ) -> CanaryVerdict:
     """Analyse the InferenceService's canary against its stable version, record the verdict and (with

@@ -47,9 +47,9 @@ def verdict_metrics(verdict: CanaryVerdict) -> dict[str, float]:
     return values | {"intervals": verdict.intervals, "consecutive_passes": verdict.consecutive_passes}
 
 
-def record_verdict(verdict: CanaryVerdict, tracking_uri: str | None, pushgateway: str) -> str | None:
+def record_verdict(verdict: CanaryVerdict, tracking_uri: str | None, pushgateway: str | None) -> str | None:
     """Log the verdict to an MLflow run (returns its id), tag the canary version in the registry, and push
-    it to ``pushgateway`` (host:port; "" skips). A failed push is logged, not raised."""
+    it to ``pushgateway`` (host:port; None or "" skips). A failed push is logged, not raised."""
     import mlflow
 
     from core.tracking import use_tracking

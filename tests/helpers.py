@@ -52,7 +52,7 @@ def linear_config(**changes) -> LinearConfig:
 def transformer_config(**changes) -> TransformerConfig:
     """params.yaml's ``train_transformer`` section with a short schedule (learning rate 5e-5, 1 epoch, no
     step limit, 30 minutes), then ``changes``."""
-    schedule = {"learning_rate": 5e-5, "epochs": 1.0, "max_steps": 0, "max_minutes": 30.0}
+    schedule = {"learning_rate": 5e-5, "epochs": 1.0, "max_steps": None, "max_minutes": 30.0}
     return replace(PARAMS.train_transformer, **schedule | changes)
 
 

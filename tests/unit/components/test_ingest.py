@@ -69,7 +69,9 @@ def test_unreachable_hub_fails_fast_saying_how_to_pass_data() -> None:
         read_source("sentiment-mlops-tests/no-such-dataset")
 
 
-def ingest_config(sources: list[Path], max_rows: int = 0, extra_train: tuple[Path, ...] = ()) -> IngestConfig:
+def ingest_config(
+    sources: list[Path], max_rows: int | None = None, extra_train: tuple[Path, ...] = ()
+) -> IngestConfig:
     """params.yaml's ingest section with these sources, sample size and extra training sources."""
     return replace(
         PARAMS.ingest,

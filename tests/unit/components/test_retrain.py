@@ -90,7 +90,7 @@ RETRAIN = {
     "retrain": True,
     "reasons": ["drift"],
 }
-INGEST = {"sources": ["data.csv"], "extra_train": [], "max_rows_per_split": 0}
+INGEST = {"sources": ["data.csv"], "extra_train": []}  # as a step receives it: max_rows_per_split null
 OUT_OF_DOMAIN = {"sources": ["reddit.csv"]}
 LINEAGE = json.dumps({"ingest.sources": '["data.csv"]', "ingest.extra_train": "[]", "run.seed": 0})
 

@@ -32,3 +32,23 @@ def test_an_out_of_domain_set_that_is_also_a_training_source_is_refused() -> Non
         ValueError, match=r"\['reddit_sentiment'\] both train and are scored as out-of-domain"
     ):
         params.override("out_of_domain", sources=["elsewhere/reddit_sentiment/"]).check_sources()
+
+
+def test_a_setting_that_may_be_off_is_null_and_reaches_the_steps_left_out(tmp_path: Path) -> None:
+    """Optional settings are null in params.yaml (None in the typed config); a count standing for "off"
+    is refused; the dict a step receives through KFP leaves them out and the step reads them back as
+    None; a setting that must have a value may not be null."""
+    from components.ingest import IngestConfig
+    from core.config import from_mapping
+
+    params = PipelineParams.load()
+    assert params.ingest.max_rows_per_split is None and params.run.pushgateway is None
+    assert params.batch_score.id_column is None and params.cluster.accelerator.type is None
+    sections = params.step_sections()
+    assert "max_rows_per_split" not in sections["ingest"] and "cluster" not in sections
+    assert not [key for values in sections.values() for key, value in values.items() if value is None]
+    assert from_mapping(IngestConfig, sections["ingest"], "ingest") == params.ingest
+    with pytest.raises(ValueError, match="max_rows_per_split must be at least 1, or null"):
+        PipelineParams.load(write_params(tmp_path / "zero.yaml", ingest={"max_rows_per_split": 0}))
+    with pytest.raises(ValueError, match=r"missing keys \['seeds'\]"):
+        PipelineParams.load(write_params(tmp_path / "null.yaml", train_transformer={"seeds": None}))

@@ -4,7 +4,7 @@ KFP tasks under kfp.local."""
 import json
 import re
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import kfp
@@ -17,6 +17,7 @@ from kfp.dsl import Dataset
 from components.ingest import ingest
 from components.preprocess import preprocess
 from components.validate import validate
+from core.config import step_mapping
 from pipelines.params import PipelineParams
 from pipelines.pipeline import compile_pipeline, monitoring_pipeline, training_pipeline
 from pipelines.run import init_local_runner, monitoring_arguments, pipeline_arguments
@@ -98,7 +99,7 @@ def test_monitoring_pipeline_nests_the_training_pipeline_under_the_retraining_co
     assert set(arguments) == set(pipeline_spec["root"]["inputDefinitions"]["parameters"])
 
 
-RUN = asdict(run_config(seed=1))
+RUN = step_mapping(run_config(seed=1))
 
 
 @dsl.pipeline
@@ -119,7 +120,7 @@ def data_steps(ingest_config: dict, validate_config: dict, data_fingerprints: st
 def run_data_steps(source: Path, max_bad_fraction: float):
     params = PARAMS.override("ingest", sources=[str(source)]).override("out_of_domain", sources=[])
     return data_steps(
-        ingest_config=asdict(params.ingest),
+        ingest_config=step_mapping(params.ingest),
         validate_config={"max_bad_fraction": max_bad_fraction, "max_text_chars": 200},
         data_fingerprints=params.data_fingerprints(),
     )
