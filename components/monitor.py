@@ -430,17 +430,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
+    """``python -m components.monitor`` with its parsed ``args`` (:func:`parse_args`)."""
     from core.config import from_mapping, params_section
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
     config = from_mapping(
         MonitorConfig, params_section("monitor") | {"since_hours": args.since_hours}, "monitor"
     )
     report = monitor_predictions(args.predictions, args.model, args.tracking_uri, args.threshold, config)
     print(report.markdown())
     print(json.dumps(report.decision() | {"mlflow_run": report.run_id}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(parse_args(argv))
 
 
 @component

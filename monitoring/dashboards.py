@@ -617,12 +617,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    output = parse_args(argv).output
+def run(args: argparse.Namespace) -> None:
+    """``python -m monitoring.dashboards`` with its parsed ``args`` (:func:`parse_args`)."""
+    output = args.output
     output.mkdir(parents=True, exist_ok=True)
     for name in DASHBOARDS:
         (output / name).write_text(render(name))
         print(f"wrote {output / name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -123,12 +123,10 @@ def batch_params(args: argparse.Namespace) -> PipelineParams:
     return params
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
+    """``python -m pipelines.batch`` with its parsed ``args`` (:func:`parse_args`)."""
     from pipelines.run import cluster_tracking_uri, init_local_runner, local_tracking_uri
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    args = parse_args(argv)
     params = batch_params(args)
     model_uri = args.model or f"models:/{params.run.model_name}@{CHAMPION_ALIAS}"
     workdir = args.workdir.resolve()
@@ -147,14 +145,14 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         tracking_uri = cluster_tracking_uri(params)
-        run = kfp.Client(host=host).create_run_from_pipeline_package(
+        submitted = kfp.Client(host=host).create_run_from_pipeline_package(
             package,
             arguments=batch_arguments(params, args.input, args.output, model_uri, tracking_uri),
             run_name=f"{BATCH_PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}",
             experiment_name=BATCH_EXPERIMENT,
         )
-        url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
-        print(f"submitted batch run {run.run_id} to {host}: follow it at {url}")
+        url = f"{host.rstrip('/')}/#/runs/details/{submitted.run_id}"
+        print(f"submitted batch run {submitted.run_id} to {host}: follow it at {url}")
         return
     init_local_runner(workdir)
     tracking_uri = local_tracking_uri(workdir, BATCH_EXPERIMENT)
@@ -168,6 +166,12 @@ def main(argv: list[str] | None = None) -> None:
         f"class shares {summary['class_shares']}\noutput {output} (summary.json; MLflow run "
         f"{summary['mlflow_run_id']} in '{BATCH_EXPERIMENT}' at {tracking_uri})"
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -284,10 +284,8 @@ def check_sources_exist(params: PipelineParams) -> None:
                 raise SystemExit(f"{flag}: {exc}") from None
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m pipelines.run`` with its parsed ``args`` (:func:`parse_args`)."""
     params = load_params(args)
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -322,6 +320,12 @@ def main(argv: list[str] | None = None) -> None:
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
         raise SystemExit(f"{message} Its error is in the step's log above.") from exc
     print(summary(decision, tracking_uri, time.perf_counter() - started))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

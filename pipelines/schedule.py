@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m pipelines.schedule`` with its parsed ``args`` (:func:`parse_args`)."""
     host = os.environ.get("KFP_HOST")
     if not host:
         raise SystemExit("set KFP_HOST (e.g. make kfp-ui, then KFP_HOST=http://localhost:8088)")
@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         package, arguments = scheduled_run(params, predictions, Path(tmp))
         outcome = schedule(client, package, arguments, args.cron, params.run.experiment)
     print(f"{SCHEDULE_NAME} ({args.cron}): {outcome}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
 
 
 def scheduled_params(params_file: Path) -> PipelineParams:

@@ -289,13 +289,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
+    """``python -m rollout.canary_analysis`` with its parsed ``args`` (:func:`parse_args`)."""
     from core.config import params_section
     from rollout.deploy import Cluster, Registry, load_kube_config
     from rollout.inference_service import ServingSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
     config = params_section("canary_analysis")
     settings = AnalysisSettings.from_config(
         {**config, "prometheus_url": args.prometheus}, args.namespace, args.name
@@ -314,6 +313,11 @@ def main(argv: list[str] | None = None) -> None:
         apply=not (args.no_apply or args.once),
     )
     print(json.dumps(verdict.as_dict(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

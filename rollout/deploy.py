@@ -453,9 +453,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m rollout.deploy`` with its parsed ``args`` (:func:`parse_args`)."""
     load_kube_config()
     cluster, registry = Cluster(), Registry(args.name, os.environ.get("MLFLOW_TRACKING_URI"))
     settings = ServingSettings(image=args.image or "", name=args.name, namespace=args.namespace)
@@ -472,6 +471,11 @@ def main(argv: list[str] | None = None) -> None:
         kept = rollback(cluster, registry, settings, args.timeout, reason=args.reason)
         print(f"rolled back: version {kept} serves")
     print(json.dumps(status(cluster.existing(settings), cluster.route(settings)), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

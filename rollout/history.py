@@ -165,8 +165,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m rollout.history`` with its parsed ``args`` (:func:`parse_args`)."""
     client = mlflow.MlflowClient(args.tracking_uri)
     changes = route_changes(client, args.name)
     versions = {v for change in changes for v in change.shares()}
@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
             time.time(),
         )
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

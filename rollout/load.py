@@ -148,8 +148,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m rollout.load`` with its parsed ``args`` (:func:`parse_args`)."""
     summary = asyncio.run(
         send_load(
             args.url,
@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     print(printed)
     if args.output:
         args.output.write_text(printed + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
 
 
 if __name__ == "__main__":

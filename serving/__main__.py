@@ -217,11 +217,8 @@ class WithoutNotReadyTracebacks(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], ModelNotReady))
 
 
-def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger(kserve.logging.KSERVE_LOGGER_NAME).addFilter(WithoutNotReadyTracebacks())
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """``python -m serving`` with its parsed ``args`` (:func:`parse_args`)."""
     if args.tracking_uri:
         import mlflow
 
@@ -252,6 +249,13 @@ def main(argv: list[str] | None = None) -> None:
     server.register_model(model)
     threading.Thread(target=load_or_exit, args=(model,), name="model-loader", daemon=True).start()
     server.start([])
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger(kserve.logging.KSERVE_LOGGER_NAME).addFilter(WithoutNotReadyTracebacks())
+    run(parse_args(argv))
 
 
 def load_or_exit(model: SentimentPredictor) -> None:

@@ -55,6 +55,20 @@ def test_help_exits_zero_and_writes_nothing(module: str) -> None:
     assert after == before  # --help changed no file
 
 
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_main_is_parse_args_then_run(module: str) -> None:
+    """Each ``main`` sets up the process (logging, environment) and calls ``run(parse_args(argv))``:
+    what a command does is ``run``, callable with parsed arguments."""
+    import ast
+
+    path = REPO / (module.replace(".", "/") + ("/__main__.py" if module == "serving" else ".py"))
+    functions = {f.name: f for f in ast.parse(path.read_text()).body if isinstance(f, ast.FunctionDef)}
+    assert {"main", "parse_args", "run"} <= set(functions), sorted(functions)
+    *setup, last = functions["main"].body
+    assert ast.unparse(last) == "run(parse_args(argv))"
+    assert all(ast.unparse(line).startswith(("logging.", "os.environ.setdefault")) for line in setup)
+
+
 def test_the_defaults_come_from_params_yaml(monkeypatch) -> None:
     # what a shell without project variables has (make exports SERVE_IMAGE and TRAIN_IMAGE to its commands)
     for name in ("MLFLOW_TRACKING_URI", "PUSHGATEWAY", "MLOPS_HOME", "SERVE_IMAGE", "TRAIN_IMAGE"):
