@@ -7,6 +7,8 @@ new one is loaded and warmed up, then one reference swap switches over.
 import asyncio
 import itertools
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -96,6 +98,14 @@ class LoadedModel:
     load_seconds: float
 
 
+def download_model(pinned_uri: str, folder: Path) -> str:
+    """A local folder holding the model at ``pinned_uri``: a local folder (a bundle) as it is, else the
+    model downloaded into ``folder`` (the folders MLflow downloads to by itself are never removed)."""
+    if Path(pinned_uri).is_dir():
+        return pinned_uri
+    return mlflow.artifacts.download_artifacts(pinned_uri, dst_path=str(folder))
+
+
 def load_model(pinned_uri: str, version: str, runtime: str = "fp32") -> LoadedModel:
     """Load (in ``runtime``) and warm up, with one prediction, ``pinned_uri``."""
     started = time.perf_counter()
@@ -164,6 +174,9 @@ class SentimentPredictor(Model):
         logger.info("answer ids are signed with the key from %s", source)
         self._reload_lock = threading.Lock()
         self._stopped = threading.Event()
+        # Each loaded version's download, removed once another version serves: a predictor that follows
+        # its alias for weeks keeps one model on its disk, not one per reload.
+        self._downloads = Path(tempfile.mkdtemp(prefix="sentiment-models-"))
 
     @property
     def model_version(self) -> str:
@@ -207,13 +220,24 @@ class SentimentPredictor(Model):
     def _swap_to(self, pinned_uri: str, version: str) -> None:
         logger.info("loading %s (%s)", pinned_uri, self.model_uri)
         details = version_details(pinned_uri)
-        runtime, why = choose_runtime(details, self.options.runtime, has_int8_runtime(pinned_uri))
-        (logger.warning if runtime == "int8" and not (details and details.int8_accepted) else logger.info)(
-            "version %s runs in %s: %s", version, runtime, why
-        )
-        loaded = load_model(pinned_uri, version, runtime)
+        folder = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=self._downloads))
+        try:
+            local = download_model(pinned_uri, folder)
+            runtime, why = choose_runtime(details, self.options.runtime, has_int8_runtime(local))
+            (
+                logger.warning
+                if runtime == "int8" and not (details and details.int8_accepted)
+                else logger.info
+            )("version %s runs in %s: %s", version, runtime, why)
+            loaded = load_model(local, version, runtime)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         scores = details.offline_scores if details else {}
         self.served = loaded  # one reference assignment: each batch uses one model, old or new
+        for earlier in self._downloads.iterdir():  # its model objects stay in memory for batches in flight
+            if earlier != folder:
+                shutil.rmtree(earlier, ignore_errors=True)
         self.drift.use_reference(drift_reference(details))
         metrics.MODEL_LOADS.labels(outcome="success").inc()
         metrics.record_model(
@@ -257,6 +281,7 @@ class SentimentPredictor(Model):
         for log in (self.prediction_log, self.feedback_log):
             if log:
                 log.close()
+        shutil.rmtree(self._downloads, ignore_errors=True)
         super().stop()
 
     def get_input_types(self) -> list[dict]:

@@ -4,6 +4,7 @@ loading retries with backoff before giving up."""
 
 import logging
 import time
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -60,23 +61,37 @@ def on_request(two_versions: str, on_request_server: str) -> str:
 
 @pytest.fixture
 def polling(two_versions: str, tmp_path):
-    """A predictor on the same registry that polls the alias every 0.5 s."""
+    """A predictor on the same registry that polls the alias every 0.5 s, its temporary files in
+    ``tmp_path / "tmp"``."""
+    (tmp_path / "tmp").mkdir()
     process, url, _ = start_model_server(
-        two_versions, tmp_path / "polling.log", extra_args=("--reload_interval_seconds", "0.5")
+        two_versions,
+        tmp_path / "polling.log",
+        extra_args=("--reload_interval_seconds", "0.5"),
+        env={"TMPDIR": str(tmp_path / "tmp")},
     )
     yield url
     stop_process(process)
 
 
+def downloaded_models(folder: Path) -> list[str]:
+    """The MLflow model folders under ``folder`` (each holds an ``MLmodel`` file), relative to it."""
+    return sorted(path.parent.relative_to(folder).as_posix() for path in folder.rglob("MLmodel"))
+
+
 def test_polling_predictor_follows_the_alias_without_a_failed_request(
-    two_versions: str, polling: str, on_request: str
+    two_versions: str, polling: str, on_request: str, tmp_path: Path
 ) -> None:
     client = mlflow.MlflowClient(two_versions)
     with ClosedLoopClients(polling) as polled, ClosedLoopClients(on_request) as asked:
         polled.wait_for(5, version="1")
+        assert len(downloaded_models(tmp_path / "tmp")) == 1  # version 1's, in the predictor's folder
         client.set_registered_model_alias("sentiment", "champion", "2")
         polled.wait_for(5, version="2")
         time.sleep(1)  # two more polling periods: the other server must not have moved
+    # only the served version's download is left on its disk (MLflow's own download folders stay forever)
+    (kept,) = downloaded_models(tmp_path / "tmp")
+    assert kept.startswith("sentiment-models-") and "/v2-" in kept, kept
     assert set(polled.answers) == {(200, "1"), (200, "2")} and not polled.failures and not polled.refused
     assert set(asked.answers) == {(200, "1")} and not asked.failures and not asked.refused
     samples = scrape_metrics(polling)
