@@ -62,6 +62,13 @@ def group_of(item: pytest.Item) -> str:
 
 
 def pytest_configure(config) -> None:
+    if not hasattr(config, "workerinput"):
+        # Every process of the run (workers, servers, predictors) keeps its temporary files in one folder,
+        # removed at the end: MLflow never removes a model it downloads for load_model, and earlier runs
+        # had left 51 GB of them in /tmp.
+        scratch = tempfile.mkdtemp(prefix="sentiment-tests-tmp-")
+        config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        os.environ["TMPDIR"], tempfile.tempdir = scratch, None
     if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
         folder = tempfile.mkdtemp(prefix="test-groups-")
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
