@@ -240,7 +240,9 @@ def test_a_canary_with_a_shifted_class_mix_is_rolled_back(fleet) -> None:
     send_traffic(fleet, "3", requests=500, canary_every=10, seed=3)
     verdict, writes = judge(fleet, "3")
     assert verdict["decision"] == ROLLBACK and "class_mix failed" in verdict["reason"]
-    assert checks(verdict)["class_mix"]["outcome"] == FAIL and checks(verdict)["class_mix"]["p_value"] < 1e-6
+    # far below the per-look alpha (0.01 / 21); the exact p-value moves with the stable version's counts,
+    # which every case's traffic adds to (1.008e-6 in one order, below 1e-6 in others)
+    assert checks(verdict)["class_mix"]["outcome"] == FAIL and checks(verdict)["class_mix"]["p_value"] < 1e-4
     assert checks(verdict)["errors"]["outcome"] == PASS
     assert verdict["evidence"]["3"]["class_counts"]["neutral"] == 0
     assert writes == [("PATCH", "httproutes"), ("PATCH", "inferenceservices")]  # route first, then remove
