@@ -15,11 +15,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(variable, "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx
 import pytest
 
 from core.tracking import ensure_experiment
 from tests.helpers import (
+    HTTP,
     PARAMS,
     SHARED_DATA,
     TINY,
@@ -177,7 +177,7 @@ def scratch_s3(tmp_path_factory) -> str:
 
 def empty_s3(endpoint: str) -> None:
     """Delete every bucket and object of the moto_server at ``endpoint`` (moto's reset call)."""
-    httpx.post(f"http://{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    HTTP.post(f"http://{endpoint}/moto-api/reset", timeout=30).raise_for_status()
 
 
 @pytest.fixture

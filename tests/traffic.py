@@ -6,6 +6,8 @@ from collections import Counter
 
 import httpx
 
+from tests.helpers import HTTP
+
 V1 = "/v1/models/sentiment:predict"
 
 
@@ -27,8 +29,8 @@ class ClosedLoopClients:
         while not self.stopping.is_set():
             try:
                 sent = time.monotonic()
-                with httpx.Client(base_url=self.url, timeout=30) as client:
-                    response = client.post(V1, json={"instances": [f"client {client_id} loves this"]})
+                body = {"instances": [f"client {client_id} loves this"]}
+                response = HTTP.post(f"{self.url}{V1}", json=body, timeout=30)
                 self.timings.append((sent, time.monotonic() - sent))
                 ok = response.status_code == 200
                 self.answers[(response.status_code, response.json()["model_version"] if ok else None)] += 1

@@ -8,7 +8,6 @@ panel and never break the page."""
 import math
 import shutil
 
-import httpx
 import pytest
 
 from tests.conftest import shared_dataset
@@ -25,7 +24,7 @@ from tests.extension.browser import (
     wait_until,
 )
 from tests.extension.youtube_page import Comment, Emoji, Thread, threads_markup, watch_page
-from tests.helpers import REPO, free_port, scrape_metrics, start_model_server, stop_process
+from tests.helpers import HTTP, REPO, free_port, scrape_metrics, start_model_server, stop_process
 
 LIMITS = extension_limits()
 SCREENSHOT = REPO / ".mlops" / "screenshots" / "extension-fixture.png"
@@ -91,7 +90,7 @@ def predictor_labels(url: str, texts: list[str]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for start in range(0, len(unique), LIMITS["maxTexts"]):
         chunk = unique[start : start + LIMITS["maxTexts"]]
-        response = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": chunk}, timeout=60)
+        response = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": chunk}, timeout=60)
         response.raise_for_status()
         labels |= dict(zip(chunk, (p["label"] for p in response.json()["predictions"]), strict=True))
     return labels

@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sklearn.metrics import recall_score
 
@@ -23,6 +22,7 @@ from monitoring.live_quality import quality_from_counts
 from rollout.history import live_scores
 from rollout.prometheus import Prometheus
 from tests.helpers import (
+    HTTP,
     REPO,
     free_port,
     metric_value,
@@ -132,7 +132,7 @@ def test_every_label_posted_through_the_balancer_is_stored_once_and_summed_into_
     before = [accepted(replica) for replica in replicas]
     ids, predicted = [], []
     for start in range(0, len(texts), 10):
-        response = httpx.post(
+        response = HTTP.post(
             f"{url}/v1/models/sentiment:predict", json={"instances": texts[start : start + 10]}
         )
         assert response.status_code == 200, response.text
@@ -141,7 +141,7 @@ def test_every_label_posted_through_the_balancer_is_stored_once_and_summed_into_
     rows = [{"id": i, "label": label} for i, label in zip(ids, truth, strict=True)]
     stored = 0
     for start in range(0, len(rows), 20):
-        response = httpx.post(f"{url}/v1/models/sentiment:feedback", json=rows[start : start + 20])
+        response = HTTP.post(f"{url}/v1/models/sentiment:feedback", json=rows[start : start + 20])
         assert response.status_code == 200, response.text
         assert response.json()["refused"] == []
         stored += response.json()["accepted"]

@@ -20,7 +20,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
-import httpx
 import mlflow
 import numpy as np
 import pytest
@@ -40,6 +39,7 @@ from rollout.inference_service import ServingSettings, inference_service
 from rollout.prometheus import Prometheus
 from tests import canary_models
 from tests.helpers import (
+    HTTP,
     sentiment_frame,
     start_model_server,
     start_prometheus,
@@ -155,10 +155,10 @@ def send_traffic(
 
     def call(request: tuple[str, str, str]) -> int:
         url, text, label = request
-        answer = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]}, timeout=30)
+        answer = HTTP.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": [text]}, timeout=30)
         if labelled and answer.status_code == 200:
             row = {"id": answer.json()["predictions"][0]["id"], "label": label}
-            httpx.post(f"{url}/v1/models/{MODEL}:feedback", json=[row], timeout=30).raise_for_status()
+            HTTP.post(f"{url}/v1/models/{MODEL}:feedback", json=[row], timeout=30).raise_for_status()
         return answer.status_code
 
     with ThreadPoolExecutor(4) as pool:

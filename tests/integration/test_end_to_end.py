@@ -4,7 +4,6 @@ server, then the real KServe model server answering v1 and v2 exactly as the reg
 import tempfile
 from pathlib import Path
 
-import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 from core.labels import LABELS, probability_columns
 from pipelines import run
 from tests.conftest import shared_dataset
-from tests.helpers import scrape_metrics, start_model_server, stop_process, write_params
+from tests.helpers import HTTP, scrape_metrics, start_model_server, stop_process, write_params
 
 
 def run_pipeline(source: Path, tmp_path: Path, monkeypatch, tracking_uri: str, **sections: dict) -> None:
@@ -57,8 +56,8 @@ def test_pipeline_on_tweeteval_slice_then_served(mlflow_server: str, tmp_path: P
         }
         model = mlflow.pyfunc.load_model("models:/sentiment@champion", model_config={"runtime": runtime})
         expected = model.predict(pd.DataFrame({"text": texts}))
-        v1 = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
-        v2 = httpx.post(
+        v1 = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        v2 = HTTP.post(
             f"{url}/v2/models/sentiment/infer",
             json={"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]},
             timeout=60,

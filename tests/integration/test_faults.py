@@ -15,6 +15,7 @@ import pytest
 
 from components.train_linear import train_linear_model
 from tests.helpers import (
+    HTTP,
     free_port,
     linear_config,
     metric_value,
@@ -112,7 +113,7 @@ QUICK_LOAD_RETRIES = ("--load_backoff_seconds", "0.5", "--load_backoff_max_secon
 
 def served_version(url: str) -> str | None:
     try:
-        response = httpx.post(f"{url}{V1}", json={"instances": ["hello"]}, timeout=10)
+        response = HTTP.post(f"{url}{V1}", json={"instances": ["hello"]}, timeout=10)
     except httpx.HTTPError:
         return None
     return response.json()["model_version"] if response.status_code == 200 else None
@@ -144,8 +145,8 @@ def assert_live_not_ready(url: str, process: subprocess.Popen, seconds: float = 
     """For ``seconds``: not ready, every prediction answered 503, the process still running."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 503
-        assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).status_code == 503
+        assert HTTP.get(f"{url}/v2/models/sentiment/ready").status_code == 503
+        assert HTTP.post(f"{url}{V1}", json={"instances": ["hi"]}).status_code == 503
         assert process.poll() is None
         time.sleep(0.5)
 

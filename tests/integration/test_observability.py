@@ -15,7 +15,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from monitoring.pushgateway import push_gate_metrics
 from rollout.canary_checks import CheckResult, VersionEvidence
 from rollout.canary_report import CanaryVerdict, push_verdict
 from tests.helpers import (
+    HTTP,
     REPO,
     binary,
     free_port,
@@ -112,7 +112,7 @@ class Prometheus:
 
     def query(self, expr: str) -> dict:
         """The API's answer (status, data or error) to an instant query."""
-        return httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        return HTTP.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
 
     def values(self, expr: str) -> dict[str, float]:
         answer = self.query(expr)
@@ -160,7 +160,7 @@ def predict(url: str, texts: list[str]) -> list[str]:
     """Send ``texts`` 10 per request; return their answers' ids."""
     ids = []
     for start in range(0, len(texts), 10):
-        answer = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": texts[start : start + 10]})
+        answer = HTTP.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": texts[start : start + 10]})
         assert answer.status_code == 200, answer.text
         ids += [p["id"] for p in answer.json()["predictions"]]
     return ids
@@ -172,7 +172,7 @@ def post_feedback(url: str, ids: list[str], labels: list[str]) -> None:
             {"id": i, "label": x}
             for i, x in zip(ids[start : start + 100], labels[start : start + 100], strict=True)
         ]
-        answer = httpx.post(f"{url}/v1/models/{MODEL}:feedback", json=rows)
+        answer = HTTP.post(f"{url}/v1/models/{MODEL}:feedback", json=rows)
         assert answer.status_code == 200, answer.text
 
 
@@ -217,7 +217,7 @@ def observed(champion_store: str, tmp_path_factory):
         same = test["text"].iloc[rows].tolist()
         post_feedback(url, predict(url, same), test["label"].iloc[rows].tolist())
         for bad in ({"instances": "not a list"}, {"wrong": []}):
-            assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=bad).status_code == 400
+            assert HTTP.post(f"{url}/v1/models/{MODEL}:predict", json=bad).status_code == 400
         window_full = lambda v: max(v.values()) >= 300  # noqa: E731
         prometheus.wait_for("sentiment_drift_window_texts", window_full)
         before = prometheus.wait_for("sentiment_drift_psi", lambda v: len(v) == 3)
@@ -276,7 +276,7 @@ def test_every_dashboard_variable_has_values(observed) -> None:
             if variable["type"] != "query":
                 continue
             metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"]).groups()
-            answer = httpx.get(
+            answer = HTTP.get(
                 f"{prometheus.url}/api/v1/label/{label}/values", params={"match[]": substitute(metric)}
             ).json()
             assert answer["status"] == "success" and answer["data"], (variable["name"], answer)
@@ -288,7 +288,7 @@ def test_every_alert_expression_parses_and_every_rule_is_healthy(observed) -> No
     rules = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
     for rule in rules:
         assert prometheus.query(rule["expr"])["status"] == "success", rule
-    groups = httpx.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"]
+    groups = HTTP.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"]
     loaded = [rule for group in groups for rule in group["rules"]]
     assert {r["name"] for r in loaded} == {r.get("alert") or r["record"] for r in rules}
     assert all(r["health"] == "ok" for r in loaded), [(r["name"], r.get("lastError")) for r in loaded]

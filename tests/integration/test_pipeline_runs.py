@@ -6,7 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -16,6 +15,7 @@ from components.batch_score import read_scores
 from components.ingest import read_source
 from core.lineage import DATASET_DIGEST_CHARS, content_digest
 from tests.helpers import (
+    HTTP,
     REPO,
     TEMPLATES,
     free_port,
@@ -124,7 +124,7 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
         wait_for_http(f"http://127.0.0.1:{http_port}/v2/models/sentiment/ready", serve, timeout_s=180)
         for start in range(0, len(texts), 16):
             body = {"instances": texts[start : start + 16]}
-            answer = httpx.post(f"http://127.0.0.1:{http_port}/v1/models/sentiment:predict", json=body)
+            answer = HTTP.post(f"http://127.0.0.1:{http_port}/v1/models/sentiment:predict", json=body)
             assert answer.status_code == 200 and answer.json()["model_version"] == str(champion.version)
     finally:
         stop_process(serve)  # SIGTERM: the prediction log writes what it holds

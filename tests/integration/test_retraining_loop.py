@@ -10,7 +10,6 @@ import re
 import tempfile
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from monitoring.live_quality import quality_from_counts, version_counts
 from pipelines import run
 from tests.conftest import shared_dataset
 from tests.helpers import (
+    HTTP,
     sentiment_frame,
     start_model_server,
     stop_process,
@@ -48,7 +48,7 @@ def serve_and_label(tracking_uri: str, predictions: Path, frame: pd.DataFrame, l
     try:
         for start in range(0, len(frame), 50):
             batch = frame.iloc[start : start + 50]
-            answers = httpx.post(
+            answers = HTTP.post(
                 f"{url}/v1/models/sentiment:predict", json={"instances": batch["text"].tolist()}
             )
             assert answers.status_code == 200, answers.text
@@ -56,9 +56,9 @@ def serve_and_label(tracking_uri: str, predictions: Path, frame: pd.DataFrame, l
                 {"id": p["id"], "label": y}
                 for p, y in zip(answers.json()["predictions"], batch["label"], strict=True)
             ]
-            labelled = httpx.post(f"{url}/v1/models/sentiment:feedback", json=rows)
+            labelled = HTTP.post(f"{url}/v1/models/sentiment:feedback", json=rows)
             assert labelled.status_code == 200, labelled.text
-        counts = version_counts(httpx.get(f"{url}/metrics").text, answers.json()["model_version"])
+        counts = version_counts(HTTP.get(f"{url}/metrics").text, answers.json()["model_version"])
         live = quality_from_counts(counts)
         return {"value": live.macro_recall, "lower": live.lower, "upper": live.upper} | {
             "labelled": live.labelled

@@ -7,7 +7,6 @@ import io
 import json
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from core.artifacts import REFERENCE_ARTIFACT
 from models.bundle import BUNDLE_FILE, VersionDetails, publish_bundle
 from tests.conftest import empty_s3
-from tests.helpers import metric_value, scrape_metrics, start_model_server, stop_process
+from tests.helpers import HTTP, metric_value, scrape_metrics, start_model_server, stop_process
 from tests.registry import S3_CREDENTIALS, s3_client
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
@@ -79,7 +78,7 @@ def test_the_predictor_serves_the_downloaded_bundle_without_mlflow(published, tm
         env={"STORAGE_URI": str(mounted), "MODEL_URI": "models:/sentiment@nonexistent"},
     )
     try:
-        answer = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": TEXTS}, timeout=30)
+        answer = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": TEXTS}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert [p["label"] for p in answer.json()["predictions"]] == expected["label"].tolist()
         assert answer.json()["model_version"] == "1"

@@ -6,13 +6,13 @@ import logging
 import time
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
 
 from serving import prometheus_metrics as metrics
 from serving.predictor import SentimentPredictor, ServingOptions
 from tests.helpers import (
+    HTTP,
     metric_value,
     scrape_metrics,
     start_model_server,
@@ -53,9 +53,9 @@ def two_versions(registry_of_two: str) -> str:
 @pytest.fixture
 def on_request(two_versions: str, on_request_server: str) -> str:
     """:func:`on_request_server`, serving version 1 as each test starts."""
-    response = httpx.post(f"{on_request_server}/v2/repository/models/sentiment/load", timeout=120)
+    response = HTTP.post(f"{on_request_server}/v2/repository/models/sentiment/load", timeout=120)
     assert response.status_code == 200, response.text
-    assert httpx.post(f"{on_request_server}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
+    assert HTTP.post(f"{on_request_server}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
     return on_request_server
 
 
@@ -109,13 +109,13 @@ def test_repository_load_call_moves_to_the_alias_without_a_failed_request(
         traffic.wait_for(5, version="1")
         mlflow.MlflowClient(two_versions).set_registered_model_alias("sentiment", "champion", "2")
         time.sleep(0.5)
-        assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
-        response = httpx.post(f"{url}/v2/repository/models/sentiment/load", timeout=120)
+        assert HTTP.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "1"
+        response = HTTP.post(f"{url}/v2/repository/models/sentiment/load", timeout=120)
         assert response.status_code == 200, response.text
-        assert httpx.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "2"
+        assert HTTP.post(f"{url}{V1}", json={"instances": ["hi"]}).json()["model_version"] == "2"
         traffic.wait_for(5, version="2")
     assert set(traffic.answers) == {(200, "1"), (200, "2")} and not traffic.failures and not traffic.refused
-    unknown = httpx.post(f"{url}/v2/repository/models/other/load")  # kserve answers every failed load 503
+    unknown = HTTP.post(f"{url}/v2/repository/models/other/load")  # kserve answers every failed load 503
     assert unknown.status_code == 503 and "'other' is not served here" in unknown.json()["error"]
 
 

@@ -3,7 +3,6 @@ registered champion gives to the texts the training path's preprocess step wrote
 entities, escapes, URLs, handles, whitespace). The encoder's embeddings of raw and normalised texts
 differ, so a predictor that stopped normalising would fail here."""
 
-import httpx
 import numpy as np
 import pandas as pd
 
@@ -11,7 +10,7 @@ from components.preprocess import preprocess_rows
 from core.labels import LABELS, probability_columns
 from core.text import normalize_text
 from models.linear import load_encoder
-from tests.helpers import PARAMS
+from tests.helpers import HTTP, PARAMS
 
 RAW = [
     "@alice I LOVE this phone!!! https://shop.example.com/p?id=1 &lt;3",
@@ -44,7 +43,7 @@ def test_the_predictor_answers_raw_text_as_the_model_answers_the_training_paths_
     assert training_path_texts(tmp_path, RAW) == set(training_text.values())  # the step's own output
     assert all(raw != text for raw, text in training_text.items())
 
-    served = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": RAW}, timeout=60).json()
+    served = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": RAW}, timeout=60).json()
     expected = champion_model.predict(pd.DataFrame({"text": [training_text[raw] for raw in RAW]}))
     served_probabilities = [[p["probabilities"][label] for label in LABELS] for p in served["predictions"]]
     np.testing.assert_allclose(served_probabilities, expected[probability_columns()].to_numpy(), atol=1e-5)

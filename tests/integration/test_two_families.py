@@ -3,7 +3,6 @@ the real steps on small real data), then the real predictor serving the transfor
 
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from core import registry
 from models.bundle import VersionDetails
 from models.runtime_choice import choose_runtime, has_int8_runtime
 from tests.helpers import (
+    HTTP,
     TINY,
     gate_config,
     linear_config,
@@ -87,8 +87,8 @@ def test_gate_keeps_the_linear_model_against_a_starved_transformer_and_takes_a_t
     process, url, _ = start_model_server(tracking_uri, tmp_path / "server.log")
     try:
         texts = ["I love the album!", "I hate my flight."]
-        body = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
-        explained = httpx.post(f"{url}/v1/models/sentiment:explain", json={"instances": texts}, timeout=60)
+        body = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60).json()
+        explained = HTTP.post(f"{url}/v1/models/sentiment:explain", json={"instances": texts}, timeout=60)
         served = scrape_metrics(url)
     finally:
         stop_process(process)

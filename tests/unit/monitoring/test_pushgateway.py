@@ -3,7 +3,6 @@
 import logging
 import math
 
-import httpx
 import mlflow
 import pytest
 from prometheus_client import generate_latest
@@ -11,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.decisions import GateDecision
 from monitoring.pushgateway import JOB, gate_registry, push_gate_metrics
-from tests.helpers import free_port, start_pushgateway, stop_process
+from tests.helpers import HTTP, free_port, start_pushgateway, stop_process
 
 TRAIN = "sentiment_pipeline_candidate_train_seconds"
 
@@ -105,7 +104,7 @@ def test_push_groups_by_model_and_reads_train_seconds(gateway, runs):
     a, b, _ = runs
     families = {a: "linear-tfidf", b: "transformer"}
     push_gate_metrics(gateway, "unit-model", decision({a: 0.81, b: 0.74}), families)
-    got = samples(httpx.get(f"http://{gateway}/metrics", timeout=10).text, job=JOB, model="unit-model")
+    got = samples(HTTP.get(f"http://{gateway}/metrics", timeout=10).text, job=JOB, model="unit-model")
     assert got[(TRAIN, (("family", "linear-tfidf"), ("model", "unit-model")))] == 42.0
     assert math.isnan(got[(TRAIN, (("family", "transformer"), ("model", "unit-model")))])
     assert got[("sentiment_pipeline_champion_version", (("model", "unit-model"),))] == 3.0
@@ -113,7 +112,7 @@ def test_push_groups_by_model_and_reads_train_seconds(gateway, runs):
     # the next run replaces this model's group (the transformer's series go); another model's group stays
     push_gate_metrics(gateway, "other-model", decision({a: 0.81, b: 0.74}), families)
     push_gate_metrics(gateway, "unit-model", decision({a: 0.9}, registered_version="4"), {a: "linear-tfidf"})
-    text = httpx.get(f"http://{gateway}/metrics", timeout=10).text
+    text = HTTP.get(f"http://{gateway}/metrics", timeout=10).text
     mine, other = samples(text, model="unit-model"), samples(text, model="other-model")
     assert {dict(labels).get("family") for _, labels in mine} == {"linear-tfidf", None}
     assert mine[("sentiment_pipeline_champion_version", (("model", "unit-model"),))] == 4.0

@@ -1,11 +1,11 @@
 """The bearer token on the state-changing routes, on the real model server: 401 without it, 403 with
 another, the route's own answer with it; inference, metadata, health and metrics stay open."""
 
-import httpx
 import pytest
 
 from serving.auth import changes_state, refusal
 from tests.conftest import ADMIN_TOKEN
+from tests.helpers import HTTP
 
 TOKEN = ADMIN_TOKEN
 
@@ -51,19 +51,19 @@ ROUTES = [
 @pytest.mark.parametrize(("path", "body"), ROUTES)
 def test_state_changing_routes_need_the_token(guarded_server, path, body) -> None:
     url = guarded_server
-    missing = httpx.post(f"{url}{path}", json=body, timeout=60)
+    missing = HTTP.post(f"{url}{path}", json=body, timeout=60)
     assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]
     assert missing.headers["www-authenticate"] == "Bearer"
-    wrong = httpx.post(f"{url}{path}", json=body, headers={"Authorization": "Bearer nope"}, timeout=60)
+    wrong = HTTP.post(f"{url}{path}", json=body, headers={"Authorization": "Bearer nope"}, timeout=60)
     assert wrong.status_code == 403 and "not the one" in wrong.json()["error"]
-    right = httpx.post(f"{url}{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    right = HTTP.post(f"{url}{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
     # With the token the route answers for itself: the load succeeds; the feedback names an unknown text.
     assert right.status_code == (400 if "feedback" in path else 200), right.text
 
 
 def test_inference_and_reads_stay_open(guarded_server) -> None:
     url = guarded_server
-    assert httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": ["hi"]}).status_code == 200
-    assert httpx.get(f"{url}/v2/models/sentiment").status_code == 200
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
-    assert httpx.get(f"{url}/metrics").status_code == 200
+    assert HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": ["hi"]}).status_code == 200
+    assert HTTP.get(f"{url}/v2/models/sentiment").status_code == 200
+    assert HTTP.get(f"{url}/v2/health/ready").status_code == 200
+    assert HTTP.get(f"{url}/metrics").status_code == 200

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from serving.explain import ExplainLimits, without_each_word, words_of
-from tests.helpers import TEMPLATES, metric_value, scrape_metrics
+from tests.helpers import HTTP, TEMPLATES, metric_value, scrape_metrics
 
 CLEAR_CASES = [  # (text, its label, a word that pushes towards that label)
     ("I love the new phone", "positive", "love"),
@@ -27,7 +27,7 @@ def words_only_in(label: str) -> set[str]:
 
 
 def explain(url: str, body, **kwargs) -> httpx.Response:
-    return httpx.post(f"{url}/v1/models/sentiment:explain", json=body, timeout=60, **kwargs)
+    return HTTP.post(f"{url}/v1/models/sentiment:explain", json=body, timeout=60, **kwargs)
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_attributions_point_the_right_way_on_clear_cases(model_server, tfidf_ser
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["method"] == "occlusion" and body["model_version"] == "1"
-    predicted = httpx.post(
+    predicted = HTTP.post(
         f"{url}/v1/models/sentiment:predict", json={"instances": [t for t, _, _ in CLEAR_CASES]}
     ).json()["predictions"]
     for (text, label, decisive), explanation, prediction in zip(
@@ -88,15 +88,15 @@ def test_malformed_explain_requests_get_4xx_with_a_message(tfidf_server, body, s
 
 def test_explain_refuses_bodies_it_cannot_read(tfidf_server) -> None:
     url = tfidf_server
-    not_json = httpx.post(
+    not_json = HTTP.post(
         f"{url}/v1/models/sentiment:explain", content=b"{oops", headers={"content-type": "application/json"}
     )
     assert 400 <= not_json.status_code < 500, not_json.text
-    wrong_type = httpx.post(
+    wrong_type = HTTP.post(
         f"{url}/v1/models/sentiment:explain", content=b"hi", headers={"content-type": "text/plain"}
     )
     assert wrong_type.status_code == 415
-    assert httpx.post(f"{url}/v1/models/other:explain", json={"instances": ["hi"]}).status_code == 404
+    assert HTTP.post(f"{url}/v1/models/other:explain", json={"instances": ["hi"]}).status_code == 404
 
 
 def test_explanations_are_counted_apart_from_predictions(tfidf_server) -> None:

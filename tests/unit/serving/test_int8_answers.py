@@ -5,17 +5,16 @@ predictor's batcher merges further (the runtime runs one text per ONNX run: mode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from core.labels import LABELS
-from tests.helpers import scrape_metrics, sentiment_frame, start_model_server, stop_process
+from tests.helpers import HTTP, scrape_metrics, sentiment_frame, start_model_server, stop_process
 
 TEXTS = sentiment_frame()["text"].tolist()
 
 
 def answers(url: str, texts: list[str]) -> list[dict]:
-    response = httpx.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60)
+    response = HTTP.post(f"{url}/v1/models/sentiment:predict", json={"instances": texts}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["predictions"]
 

@@ -23,6 +23,7 @@ from core.tracking import ensure_experiment
 from monitoring.live_quality import quality_from_counts
 from tests.conftest import SERVER_LIMITS
 from tests.helpers import (
+    HTTP,
     free_port,
     metric_value,
     scrape_metrics,
@@ -62,12 +63,12 @@ def grpc_infer(grpc_address: str, texts: list[str]):
 
 def test_health_readiness_and_metadata_over_rest(model_server) -> None:
     url, _ = model_server
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
-    assert httpx.get(f"{url}/v2/health/live").status_code == 200
-    assert httpx.get(f"{url}/v2/models/sentiment/ready").status_code == 200
-    assert httpx.get(f"{url}/v1/models/sentiment").json() == {"name": "sentiment", "ready": True}
-    assert httpx.get(f"{url}/v1/models/unknown").status_code == 404
-    metadata = httpx.get(f"{url}/v2/models/sentiment").json()
+    assert HTTP.get(f"{url}/v2/health/ready").status_code == 200
+    assert HTTP.get(f"{url}/v2/health/live").status_code == 200
+    assert HTTP.get(f"{url}/v2/models/sentiment/ready").status_code == 200
+    assert HTTP.get(f"{url}/v1/models/sentiment").json() == {"name": "sentiment", "ready": True}
+    assert HTTP.get(f"{url}/v1/models/unknown").status_code == 404
+    metadata = HTTP.get(f"{url}/v2/models/sentiment").json()
     assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert {o["name"]: o["shape"] for o in metadata["outputs"]} == {
         "label": [-1],
@@ -90,13 +91,13 @@ def test_readiness_and_metadata_over_grpc(model_server) -> None:
 
 def test_v1_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
     url, _ = model_server
-    body = httpx.post(f"{url}{V1}", json={"instances": TEXTS}).json()
+    body = HTTP.post(f"{url}{V1}", json={"instances": TEXTS}).json()
     assert body["model_version"] == "1"
     assert [p["label"] for p in body["predictions"]] == expected["label"].tolist()
     assert expected["label"].tolist() == ["positive", "negative", "neutral"]
     served = np.array([[p["probabilities"][label] for label in LABELS] for p in body["predictions"]])
     np.testing.assert_allclose(served, expected[probability_columns()].to_numpy(), atol=1e-6)
-    as_objects = httpx.post(f"{url}{V1}", json={"instances": [{"text": t} for t in TEXTS]}).json()
+    as_objects = HTTP.post(f"{url}{V1}", json={"instances": [{"text": t} for t in TEXTS]}).json()
     ids = [p.pop("id") for p in body["predictions"]] + [p.pop("id") for p in as_objects["predictions"]]
     assert as_objects["predictions"] == body["predictions"]
     assert len(set(ids)) == 2 * len(TEXTS)  # every answer has its own id, for feedback
@@ -105,7 +106,7 @@ def test_v1_answers_match_the_registered_model(model_server, expected: pd.DataFr
 def test_v2_answers_match_the_registered_model(model_server, expected: pd.DataFrame) -> None:
     url, _ = model_server
     request = {"id": "r1", "inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": TEXTS}]}
-    body = httpx.post(f"{url}{V2}", json=request).json()
+    body = HTTP.post(f"{url}{V2}", json=request).json()
     assert (body["id"], body["model_version"]) == ("r1", "1")
     outputs = {o["name"]: o for o in body["outputs"]}
     assert outputs["label"]["data"] == expected["label"].tolist()
@@ -174,11 +175,11 @@ def test_metrics_are_exposed_and_move_with_traffic(model_server) -> None:
     assert metric_value(before, "sentiment_model_load_duration_seconds") > 0
     assert metric_value(before, "sentiment_model_loads_total", outcome="success") == 1
 
-    httpx.post(f"{url}{V1}", json={"instances": TEXTS}).raise_for_status()
+    HTTP.post(f"{url}{V1}", json={"instances": TEXTS}).raise_for_status()
     tensor = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["so happy with the album :)"]}
-    httpx.post(f"{url}{V2}", json={"inputs": [tensor]}).raise_for_status()
+    HTTP.post(f"{url}{V2}", json={"inputs": [tensor]}).raise_for_status()
     grpc_infer(grpc_address, TEXTS[:2])
-    assert httpx.post(f"{url}{V1}", json={"instances": [7]}).status_code == 400
+    assert HTTP.post(f"{url}{V1}", json={"instances": [7]}).status_code == 400
     after = scrape_metrics(url)
 
     def moved(sample: str, /, **labels: str) -> float:
@@ -233,7 +234,7 @@ def v2_body(datatype="BYTES", shape=(1,), data=("fine",)) -> dict:
 )
 def test_malformed_requests_get_400_with_a_message(model_server, path: str, body, message: str) -> None:
     url, _ = model_server
-    response = httpx.post(f"{url}{path}", json=body)
+    response = HTTP.post(f"{url}{path}", json=body)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
 
@@ -277,10 +278,10 @@ def test_unreadable_bodies_get_4xx_and_the_server_stays_up(
     model_server, path, content, headers, status, message
 ) -> None:
     url, _ = model_server
-    response = httpx.post(f"{url}{path}", content=content, headers=headers)
+    response = HTTP.post(f"{url}{path}", content=content, headers=headers)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+    assert HTTP.get(f"{url}/v2/health/ready").status_code == 200
 
 
 def test_server_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
@@ -323,22 +324,22 @@ def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(own_server) -> 
     url, champion = own_server
     frame = sentiment_frame().sample(n=30, random_state=5)
     texts, truth = frame["text"].tolist(), frame["label"].tolist()
-    v1 = httpx.post(f"{url}{V1}", json={"instances": texts[:15]}).json()["predictions"]
+    v1 = HTTP.post(f"{url}{V1}", json={"instances": texts[:15]}).json()["predictions"]
     feedback = [{"id": p["id"], "label": t} for p, t in zip(v1, truth[:15], strict=True)]
     body = {
         "id": "client-req-9",
         "inputs": [{"name": "text", "shape": [10], "datatype": "BYTES", "data": texts[15:25]}],
     }
-    answered = httpx.post(f"{url}{V2}", json=body).json()
+    answered = HTTP.post(f"{url}{V2}", json=body).json()
     v2 = {o["name"]: o["data"] for o in answered["outputs"]}
     assert answered["id"] == "client-req-9" and len(set(v2["id"])) == 10  # one signed id per text
     feedback += [{"id": i, "label": t} for i, t in zip(v2["id"], truth[15:25], strict=True)]
     for text in texts[25:]:
-        httpx.post(f"{url}{V1}", json={"instances": [text]}).raise_for_status()
+        HTTP.post(f"{url}{V1}", json={"instances": [text]}).raise_for_status()
     feedback += [{"text": x, "label": t} for x, t in zip(texts[25:], truth[25:], strict=True)]
     before = scrape_metrics(url)
     for start in (0, 16):
-        response = httpx.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16])
+        response = HTTP.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16])
         assert response.status_code == 200, response.text
         expected = {"accepted": len(feedback[start : start + 16]), "refused": [], "feedback_log": None}
         assert response.json() == expected
@@ -384,30 +385,30 @@ def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(own_server) -> 
 )
 def test_bad_feedback_gets_4xx_with_a_message(model_server, body, status: int, message: str) -> None:
     url, _ = model_server
-    httpx.post(f"{url}{V1}", json={"instances": [TEXTS[0]]}).raise_for_status()
+    HTTP.post(f"{url}{V1}", json={"instances": [TEXTS[0]]}).raise_for_status()
     if isinstance(body, bytes):
-        response = httpx.post(f"{url}{FEEDBACK}", content=body, headers={"content-type": "application/json"})
+        response = HTTP.post(f"{url}{FEEDBACK}", content=body, headers={"content-type": "application/json"})
     else:
-        response = httpx.post(f"{url}{FEEDBACK}", json=body)
+        response = HTTP.post(f"{url}{FEEDBACK}", json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
 
 
 def test_a_refused_row_does_not_sink_the_others_unless_the_body_is_atomic(model_server) -> None:
     url, _ = model_server
-    (answer,) = httpx.post(f"{url}{V1}", json={"instances": [TEXTS[1]]}).json()["predictions"]
+    (answer,) = HTTP.post(f"{url}{V1}", json={"instances": [TEXTS[1]]}).json()["predictions"]
     forged = answer["id"][:-4] + ("AAAA" if not answer["id"].endswith("AAAA") else "BBBB")
     rows = [{"id": answer["id"], "label": "positive"}, {"id": forged, "label": "neutral"}]
-    response = httpx.post(f"{url}{FEEDBACK}", json=rows)
+    response = HTTP.post(f"{url}{FEEDBACK}", json=rows)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["accepted"] == 1 and [r["row"] for r in body["refused"]] == [1]
     assert "signature does not match" in body["refused"][0]["reason"]
-    atomic = httpx.post(f"{url}{FEEDBACK}", json={"feedback": rows, "atomic": True})
+    atomic = HTTP.post(f"{url}{FEEDBACK}", json={"feedback": rows, "atomic": True})
     assert atomic.status_code == 400 and "nothing stored: [1] id" in atomic.json()["error"]
 
 
 def test_feedback_for_another_model_is_404(model_server) -> None:
     url, _ = model_server
-    response = httpx.post(f"{url}/v1/models/other:feedback", json=[{"id": "x", "label": "positive"}])
+    response = HTTP.post(f"{url}/v1/models/other:feedback", json=[{"id": "x", "label": "positive"}])
     assert response.status_code == 404, response.text

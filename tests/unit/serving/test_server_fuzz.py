@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import SERVER_LIMITS
-from tests.helpers import scrape_metrics
+from tests.helpers import HTTP, scrape_metrics
 
 V1 = "/v1/models/sentiment:predict"
 V2 = "/v2/models/sentiment/infer"
@@ -164,8 +164,8 @@ def test_unparseable_and_wrongly_typed_bodies_get_4xx_never_5xx(model_server) ->
 
 def assert_still_serving(url: str) -> None:
     """Healthy, answering a valid request, and no 5xx in its request counter."""
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
-    answer = httpx.post(f"{url}{V1}", json={"instances": ["I love the new phone!"]})
+    assert HTTP.get(f"{url}/v2/health/ready").status_code == 200
+    answer = HTTP.post(f"{url}{V1}", json={"instances": ["I love the new phone!"]})
     assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] == "positive"
     server_errors = {
         labels: value
