@@ -216,8 +216,16 @@ def start_process(args: list[str], log_path: Path, env: dict | None = None) -> s
 
 def stop_process(process: subprocess.Popen) -> None:
     """Stop a server and its children by process-group id."""
-    if process.poll() is None:
+    stop_processes([process])
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Stop several servers at once: each process group is sent SIGTERM before any is waited for (each
+    drains what it holds in flight), SIGKILL after 15 s."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         os.killpg(process.pid, signal.SIGTERM)
+    for process in running:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

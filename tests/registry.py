@@ -56,6 +56,12 @@ def migrated_store() -> Path:
     return folder / "mlflow.db"
 
 
+def sqlite_store(path: Path) -> str:
+    """A new MLflow sqlite store at ``path``, a copy of :func:`migrated_store`; its URI."""
+    shutil.copy(migrated_store(), path)
+    return f"sqlite:///{path}"
+
+
 class RegistryServer:
     """``mlflow server`` on a free port over ``root / "mlflow.db"`` (a copy of ``backend`` when given,
     else of :func:`migrated_store`),

@@ -30,7 +30,7 @@ from tests.helpers import (
     sentiment_frame,
     start_model_server,
     start_prometheus,
-    stop_process,
+    stop_processes,
     wait_for_http,
 )
 
@@ -106,11 +106,7 @@ def balanced(fast_champion_store: str, tmp_path: Path):
         )
         yield url, replicas, Prometheus(prometheus_url)
     finally:
-        if scraped:
-            stop_process(scraped)
-        stop_process(balancer)
-        for process, _, _ in started:
-            stop_process(process)
+        stop_processes([*([scraped] if scraped else []), balancer, *(process for process, _, _ in started)])
 
 
 def accepted(url: str) -> float:

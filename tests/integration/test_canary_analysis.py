@@ -44,7 +44,7 @@ from tests.helpers import (
     start_model_server,
     start_prometheus,
     start_pushgateway,
-    stop_process,
+    stop_processes,
 )
 from tests.kube_stand_in import StandInApiServer
 from tests.registry import RegistryServer
@@ -126,8 +126,7 @@ def fleet(fast_champion_registry: RegistryServer, tmp_path_factory):
             "pushgateway": push_address,
         }
     finally:
-        for process in reversed(processes):
-            stop_process(process)
+        stop_processes(processes)
 
 
 def wait_until(prometheus: Prometheus, expr: str, accept, timeout_s: float = 60) -> None:

@@ -35,7 +35,7 @@ from tests.helpers import (
     start_model_server,
     start_prometheus,
     start_pushgateway,
-    stop_process,
+    stop_processes,
     write_splits,
 )
 
@@ -227,8 +227,7 @@ def observed(champion_store: str, tmp_path_factory):
         )
         yield prometheus, before, after, config
     finally:
-        for process in reversed(processes):
-            stop_process(process)
+        stop_processes(processes)
         stand_in.shutdown()
 
 

@@ -18,9 +18,10 @@ from components.train_linear import train_linear_model
 from core.tracking import ensure_experiment
 from pipelines.params import PipelineParams
 from tests.conftest import shared_dataset
+from tests.registry import sqlite_store
 
 PARAMS = PipelineParams.load()
-ROWS = {"train": 4000, "validation": 600}
+ROWS = {"train": 2000, "validation": 600, "test": 600}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def champion(tmp_path_factory) -> mlflow.pyfunc.PyFuncModel:
     held-out part of its validation split."""
     source = shared_dataset("tweeteval_sentiment/hf_parquet")
     root = tmp_path_factory.mktemp("behaviour")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = sqlite_store(root / "mlflow.db")
     ensure_experiment(uri, PARAMS.run.experiment, (root / "artifacts").as_uri())
     labels = ("negative", "neutral", "positive")
     paths = {}
@@ -37,7 +38,7 @@ def champion(tmp_path_factory) -> mlflow.pyfunc.PyFuncModel:
     frames = {
         "train": pd.read_parquet(source / "train.parquet").sample(n=ROWS["train"], random_state=0),
         "validation": validation.iloc[: ROWS["validation"]],
-        "test": validation.iloc[ROWS["validation"] :],
+        "test": validation.iloc[ROWS["validation"] : ROWS["validation"] + ROWS["test"]],
     }
     for name, frame in frames.items():
         paths[name] = str(root / f"{name}.parquet")

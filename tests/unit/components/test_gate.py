@@ -26,6 +26,7 @@ from core.registry import champion
 from core.tracking import ensure_experiment
 from models.output import probabilities_frame, texts_of
 from tests.helpers import PARAMS, gate_config, run_config, sentiment_frame
+from tests.registry import sqlite_store
 
 GATE_RUN = run_config(seed=0)  # the bootstrap's seed
 
@@ -109,7 +110,7 @@ def gate(
 def local_store(tmp_path: Path, name: str) -> str:
     """A sqlite MLflow store in ``tmp_path`` whose experiment keeps its artifacts there too (a store
     without an artifact location would write them to ./mlruns, in the checkout)."""
-    uri = f"sqlite:///{tmp_path / name}.db"
+    uri = sqlite_store(tmp_path / f"{name}.db")
     ensure_experiment(uri, "sentiment", (tmp_path / f"{name}-artifacts").as_uri())
     return uri
 

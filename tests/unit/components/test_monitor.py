@@ -23,6 +23,7 @@ from serving.prediction_log import PredictionLog, feedback_log
 from serving.prometheus_metrics import PREDICTION_LOG_RECORDS
 from tests.conftest import shared_dataset
 from tests.helpers import PARAMS, REPO, numbered, write_splits
+from tests.registry import sqlite_store
 
 LONG_RANT = "this is a very long complaint that goes on and on about nothing in particular " * 4
 
@@ -203,7 +204,7 @@ def test_a_missing_embedding_reference_is_none_but_an_outage_fails(tmp_path: Pat
     from components.monitor import _embedding_reference
 
     previous = mlflow.get_tracking_uri()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     ensure_experiment(uri, "old-model", (tmp_path / "artifacts").as_uri())
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("old-model")

@@ -16,6 +16,7 @@ import pytest
 from components.train_linear import train_linear_model
 from pipelines.params import PipelineParams
 from tests.helpers import write_splits
+from tests.registry import sqlite_store
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "pre_move_models.tar.gz"
 TEXTS = ["what a great day, I love it", "this is awful, I hate it"]
@@ -57,7 +58,7 @@ def test_a_pre_move_model_loads_in_a_fresh_process_and_in_one_that_imported_the_
 def test_a_pre_move_version_serves_from_the_registry(pre_move, tmp_path, monkeypatch):
     from serving.predictor import load_model, pin_version
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     client.create_registered_model("sentiment")
