@@ -147,6 +147,9 @@ def test_the_readmes_local_commands_as_a_user_types_them(tmp_path: Path) -> None
     assert mix["data"] > mix["comments"]  # make serve was sent the first source's texts
 
 
+# slow: the README test's `make monitor` runs this same pipeline through kfp.local in the default suite, and
+# test_monitor.py tests its decision on drifted PSI features (no reason to retrain)
+@pytest.mark.slow
 def test_monitoring_pipeline_runs_locally(
     champion_store: str, champion_model, tmp_path: Path, monkeypatch
 ) -> None:

@@ -120,6 +120,7 @@ def test_monitor_reports_drift_only_when_inputs_shift(
         str(tmp_path / "shifted"), f"models:/sentiment/{champion.version}", champion_store, window_rows=1000
     )
     assert "input_length" in drifted.drifted and drifted.psi["input_length"] > SIGNIFICANT_PSI
+    assert not drifted.retrain and drifted.reasons == []  # PSI drift alone is no reason to retrain
     assert drifted.ks_pvalues["input_length"] < 1e-6
     run = client.get_run(drifted.run_id)
     assert run.data.tags["drift"] == "drifted" and run.data.metrics["psi_input_length"] > SIGNIFICANT_PSI
