@@ -7,6 +7,8 @@ are choices about the steps themselves, so they live with the code. kfp.local ho
 the caching and ignores the rest.
 """
 
+import functools
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,10 +122,32 @@ class ClusterConfig:
         return self.resources.get(step, self.resources["default"])
 
 
+CONTAINER_ONLY = (  # kfp's own words
+    "can only be used on single-step components, not pipelines used as components, or special components"
+    " like importers."
+)
+
+
+@functools.cache
+def _check_container_tasks_cheaply() -> None:
+    """kfp 2.17.3's ``PipelineTask._ensure_container_spec_exists``, which every resource setter calls,
+    names its caller with ``inspect.stack()``: that reads the source of every frame on the stack, about
+    0.1 s a call in a deep stack with many modules loaded (a test worker), four to six calls a task. The
+    same check with the same message, the caller's name read from its frame."""
+    from kfp.dsl.pipeline_task import PipelineTask
+
+    def ensure_container_spec_exists(self) -> None:
+        if self.container_spec is None:
+            raise ValueError(f"{sys._getframe(1).f_code.co_name} {CONTAINER_ONLY}")
+
+    PipelineTask._ensure_container_spec_exists = ensure_container_spec_exists
+
+
 def configure(task: "dsl.PipelineTask", step: str, cluster: ClusterConfig) -> "dsl.PipelineTask":
     """Give ``task`` (an instance of the step ``step``) its resources, accelerator, retries and caching."""
     from kfp import kubernetes
 
+    _check_container_tasks_cheaply()
     resources = cluster.resources_of(step)
     task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
     task.set_memory_request(resources.memory_request).set_memory_limit(resources.memory_limit)

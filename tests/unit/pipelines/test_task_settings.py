@@ -171,3 +171,25 @@ def test_the_cluster_section_is_checked() -> None:
         ClusterConfig.from_config(values | {"accelerator": values["accelerator"] | {"gpus": 2}})
     with pytest.raises(ValueError, match="expected the keys"):
         ClusterConfig.from_config(values | {"priority": "high"})
+
+
+def test_a_pipeline_used_as_a_component_still_gets_no_resources() -> None:
+    """configure() replaces kfp's check behind every resource setter with one that names its caller
+    without inspect.stack(); it refuses what kfp's refuses, naming the setter as kfp's does."""
+    from kfp import dsl
+
+    from pipelines.task_settings import configure
+
+    @dsl.component
+    def step() -> None:
+        pass
+
+    @dsl.pipeline
+    def inner() -> None:
+        step()
+
+    with pytest.raises(ValueError, match=r"^set_cpu_request can only be used on single-step components"):
+
+        @dsl.pipeline
+        def outer() -> None:
+            configure(inner(), "ingest", PARAMS.cluster)
