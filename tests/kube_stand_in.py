@@ -148,7 +148,8 @@ class StandInApiServer:
             do_GET = do_POST = do_PATCH = do_DELETE = handle_request
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # polls for shutdown every 10 ms (socketserver's default, 0.5 s, is what stop() would wait)
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
         self.api_client = client.ApiClient(
             client.Configuration(host=f"http://127.0.0.1:{self.server.server_port}")
         )
@@ -176,3 +177,4 @@ class StandInApiServer:
 
     def stop(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
