@@ -137,7 +137,7 @@ def wait_until(prometheus: Prometheus, expr: str, accept, timeout_s: float = 60)
         values = [value for _, value in prometheus.query(expr)]
         if values and accept(values[0]):
             return
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"{expr} never satisfied the check")
 
 

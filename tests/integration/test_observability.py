@@ -129,7 +129,7 @@ class Prometheus:
                 return values
             if time.monotonic() > deadline:
                 raise AssertionError(f"{expr} never satisfied the check; last value {values}")
-            time.sleep(1)
+            time.sleep(0.2)
 
 
 def push_decision(tracking_uri: str, pushgateway: str) -> None:
