@@ -87,8 +87,16 @@ def test_prediction_log_to_s3(s3_endpoint: str) -> None:
     ]
 
 
+def answers_of(model, texts: list[str]) -> pd.DataFrame:
+    """``model``'s answers for ``texts``, each distinct text predicted once (the logs below repeat texts)."""
+    distinct = list(dict.fromkeys(texts))
+    row_of = {text: row for row, text in enumerate(distinct)}
+    answers = model.predict(pd.DataFrame({"text": distinct}))
+    return answers.iloc[[row_of[text] for text in texts]].reset_index(drop=True)
+
+
 def log_predictions(folder: Path, model, texts: list[str], version: str) -> None:
-    output = model.predict(pd.DataFrame({"text": texts}))
+    output = answers_of(model, texts)
     log = PredictionLog(str(folder), sample_rate=1.0)
     confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
     log.record(texts, output["label"].tolist(), confidences, version, ids=numbered(texts))
@@ -137,7 +145,7 @@ def test_monitor_reports_drift_only_when_inputs_shift(
 
 def log_feedback(folder: Path, model, frame: pd.DataFrame, version: str) -> None:
     """What the predictor's feedback log holds after clients labelled every answer of ``frame``."""
-    output = model.predict(frame[["text"]])
+    output = answers_of(model, frame["text"].tolist())
     confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
     log, now = feedback_log(str(folder)), time.time()
     for i, (text, label, predicted, confidence) in enumerate(
