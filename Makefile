@@ -142,7 +142,7 @@ dashboards: install ## regenerate the Grafana dashboards (manifests/base/dashboa
 test: install ## run the test suite (slow tests excluded)
 	$(PYTHON) -m pytest
 
-test-slow: install ## run only the slow tests (the TweetEval pipeline runs, the retraining loop)
+test-slow: install ## run only the slow tests (the TweetEval pipeline runs, the monitoring pipeline's own run, the retraining loop)
 	$(PYTHON) -m pytest -m slow
 
 extension-test: install ## the Chrome extension's unit tests (node) and browser tests (Debian chromium + chromium-driver)
