@@ -106,7 +106,7 @@ def balanced(fast_champion_store: str, tmp_path: Path):
         )
         yield url, replicas, Prometheus(prometheus_url)
     finally:
-        stop_processes([*([scraped] if scraped else []), balancer, *(process for process, _, _ in started)])
+        stop_processes([p for p in (scraped, balancer) if p] + [process for process, _, _ in started])
 
 
 def accepted(url: str) -> float:
