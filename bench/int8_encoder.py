@@ -27,16 +27,17 @@ sys.path.insert(0, str(REPO))
 from int8_steps import arguments, labelled_texts, measure_all, write_report  # noqa: E402
 
 from models.int8_encoder import ENCODER_INT8_FILE, Int8Encoder, export_encoder_int8  # noqa: E402
-from models.linear import embed_texts, load_classifier, load_encoder  # noqa: E402
+from models.linear import embed_texts, load_encoder  # noqa: E402
 
 
 def main() -> None:
     args = arguments(__doc__, "int8-encoder.json", model=None)
 
+    import mlflow
     import torch
 
     texts, truth, downloaded = labelled_texts(args)
-    classifier = load_classifier(str(next(downloaded.rglob("classifier.skops"))))
+    classifier = mlflow.pyfunc.load_model(str(downloaded)).unwrap_python_model().classifier
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "encoder"

@@ -11,7 +11,7 @@ from core.labels import LABELS, probability_columns
 from models.output import probabilities_frame
 from models.packaging import log_sentiment_model
 
-REQUIREMENTS = ("transformers", "onnxruntime", "scipy", "sentence-transformers", "scikit-learn", "skops")
+REQUIREMENTS = ("transformers", "onnxruntime", "scipy", "sentence-transformers", "scikit-learn", "joblib")
 
 
 def load_member(path: str, runtime: str) -> mlflow.pyfunc.PyFuncModel:

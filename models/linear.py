@@ -4,10 +4,17 @@ as an MLflow pyfunc.
 Training and serving both go through :func:`featurize`, so a text is normalised and encoded the same way
 in both; an embeddings model carries its encoder weights, so it loads with no model hub, and the
 encoder's INT8 runtime (models/int8_encoder.py), chosen by the model config's ``runtime``.
+
+The classifier is a joblib file, loaded only if it is the file that was logged (its SHA-256 is in the
+model's config). Like the model's own ``python_model.pkl``, which MLflow unpickles first, it is a pickle:
+whoever can write a model's artifacts can run code where it loads, so the artifact store is what to
+protect. Models logged before December 2026 carry a skops file instead (``load_skops_classifier``).
 """
 
+import hashlib
 from pathlib import Path
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -19,7 +26,8 @@ from models.onnx_runtime import MODEL_RUNTIMES
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model
 
-REQUIREMENTS = ("sentence-transformers", "scikit-learn", "skops", "onnxruntime")
+REQUIREMENTS = ("sentence-transformers", "scikit-learn", "joblib", "onnxruntime")
+CLASSIFIER_FILE = "classifier.joblib"
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 
 
@@ -51,13 +59,28 @@ def featurize(encoder, texts: list[str], batch_size: int, progress: bool = False
     return [normalize_text(t) for t in texts]
 
 
-def save_classifier(classifier, path: str) -> None:
-    import skops.io
+def save_classifier(classifier, path: Path) -> str:
+    """Write ``classifier`` to ``path`` with joblib; return the file's SHA-256, which the model's config
+    records."""
+    joblib.dump(classifier, path)
+    return file_sha256(path)
 
-    skops.io.dump(classifier, path)
+
+def file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def classifier_types(path: str) -> list[str]:
+def load_classifier(path: str, sha256: str):
+    """Load the classifier at ``path`` if its SHA-256 is ``sha256``, recorded when the model was logged: a
+    file changed since then is refused before it is unpickled."""
+    found = file_sha256(path)
+    if found != sha256:
+        raise ValueError(f"{path} changed since the model was logged: SHA-256 {found}, recorded {sha256}")
+    return joblib.load(path)
+
+
+def skops_types(path: str) -> list[str]:
     """The types of the skops file at ``path`` that skops does not trust by default; an error when any is
     outside scikit-learn/numpy/scipy (never arbitrary pickles)."""
     import skops.io
@@ -73,14 +96,14 @@ def check_types(path: str, types: list[str]) -> None:
         raise ValueError(f"{path} holds types outside scikit-learn/numpy/scipy: {foreign}")
 
 
-def load_classifier(path: str, types: list[str] | None = None):
-    """Load a skops file trusting only scikit-learn/numpy/scipy types: ``types``, recorded when the model
-    was logged (checked against those modules again; skops refuses any other type it meets while it
-    loads), so the file is not scanned twice; a model logged without them is scanned first."""
+def load_skops_classifier(path: str, types: list[str] | None = None):
+    """A classifier saved with skops (a model logged before December 2026, loaded in a process that has
+    this module imported, such as the gate judging an old champion): trusting only scikit-learn/numpy/scipy
+    types, ``types`` as recorded when the model was logged (checked again), or the file's own scan."""
     import skops.io
 
     if types is None:
-        return skops.io.load(path, trusted=classifier_types(path))
+        return skops.io.load(path, trusted=skops_types(path))
     check_types(path, types)
     return skops.io.load(path, trusted=types)
 
@@ -102,7 +125,11 @@ class LinearSentimentModel(mlflow.pyfunc.PythonModel):
             self.encoder = Int8Encoder(Path(encoder), torch.get_num_threads())
         else:
             self.encoder = load_encoder(encoder) if encoder else None
-        self.classifier = load_classifier(context.artifacts["classifier"], config.get("classifier_types"))
+        classifier = context.artifacts["classifier"]
+        if classifier.endswith(".skops"):
+            self.classifier = load_skops_classifier(classifier, config.get("classifier_types"))
+        else:
+            self.classifier = load_classifier(classifier, config["classifier_sha256"])
         self.batch_size = int(config.get("batch_size", 64))
         self.prior_scale = config.get("prior_scale")
 
@@ -117,10 +144,9 @@ def log_linear_model(
 ) -> str:
     """Log the classifier (and the encoder's weights and INT8 runtime, if any; the prior correction,
     components/imbalance.py, if any) as a pyfunc model in the active run; return its URI."""
-    classifier_path = workdir / "classifier.skops"
-    save_classifier(classifier, str(classifier_path))
+    classifier_path = workdir / CLASSIFIER_FILE
+    config = {"batch_size": batch_size, "classifier_sha256": save_classifier(classifier, classifier_path)}
     artifacts = {"classifier": str(classifier_path)}
-    config = {"batch_size": batch_size, "classifier_types": classifier_types(str(classifier_path))}
     config |= {"prior_scale": prior_scale} if prior_scale else {}
     if encoder is not None:
         encoder.save(str(workdir / "encoder"))
