@@ -266,7 +266,8 @@
     const reply = await chrome.runtime.sendMessage({ type: "explain", text }).catch(() => null);
     if (reply?.ok) {
       state.explained.set(text, reply.words);
-      if (badge.isConnected) badge.title = panel.badgeTitle(answer, reply.words);
+      // a badge the reader corrected meanwhile keeps saying what was sent (the words explain the old label)
+      if (badge.isConnected && !badge.dataset.sentimentCorrection) badge.title = panel.badgeTitle(answer, reply.words);
     } else if ([404, 405, 501].includes(reply?.error?.status)) {
       state.canExplain = false; // this predictor offers no :explain: hovering asks nothing more
     } else {
