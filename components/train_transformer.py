@@ -24,7 +24,6 @@ from core.config import RunConfig
 from core.hub import resolve_model
 from core.labels import LABELS, probability_columns
 from core.text import normalize_text
-from models.onnx_runtime import export_int8
 from models.output import probabilities_frame
 from models.transformer import log_transformer_models
 
@@ -188,7 +187,7 @@ def fine_tune(
 ) -> FineTuned:
     """Fine-tune ``config.model_id`` with ``seed`` on ``train`` and keep the checkpoint with the best
     validation macro recall (answers prior-corrected by ``scale``, as the logged model's are); save it
-    with its tokenizer and INT8 export to ``folder``."""
+    with its tokenizer to ``folder``."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -248,7 +247,6 @@ def fine_tune(
     trainer.args.train_sampling_strategy = "random"  # else predict() takes a length-grouped shuffle too
     prediction = trainer.predict(trainer.eval_dataset)
     trainer.save_model(str(folder))
-    export_int8(folder)  # the INT8 runtime's ONNX file, logged with the weights
     stopped_by = "time_budget" if budget.exhausted else "schedule_or_early_stopping"
     logger.info("seed %d: %d steps in %.0f s (%s)", seed, trainer.state.global_step, seconds, stopped_by)
     return FineTuned(

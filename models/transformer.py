@@ -20,7 +20,14 @@ import pandas as pd
 from scipy.special import softmax
 
 from core.text import normalize_text
-from models.onnx_runtime import INT8_BATCH_SIZE, INT8_FILE, MODEL_RUNTIMES, onnx_session, session_logits
+from models.onnx_runtime import (
+    INT8_BATCH_SIZE,
+    INT8_FILE,
+    MODEL_RUNTIMES,
+    export_int8,
+    onnx_session,
+    session_logits,
+)
 from models.output import probabilities_frame, texts_of
 from models.packaging import log_sentiment_model, save_sentiment_model
 
@@ -105,9 +112,12 @@ def log_transformer_models(
     """Log saved model+tokenizer folders (and the prior correction, components/imbalance.py, if any) as a
     pyfunc model in the active run; return its URI. One folder is the model; several (one per seed) are each
     saved as a member pyfunc under ``workdir`` and logged as their equal-weight soft vote
-    (models/ensemble.py, which passes the runtime on to them)."""
+    (models/ensemble.py, which passes the runtime on to them). Each folder gets its INT8 runtime's ONNX
+    file first (:func:`export_int8`), logged with the weights."""
     from models.ensemble import log_ensemble_model
 
+    for folder in model_dirs:
+        export_int8(folder)
     config = {"max_length": max_length, "batch_size": batch_size, "runtime": "fp32"}
     config |= {"prior_scale": prior_scale} if prior_scale else {}
     if len(model_dirs) == 1:
