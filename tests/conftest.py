@@ -40,9 +40,10 @@ REGISTRY_BUCKET = "mlflow"
 
 
 # The session fixtures that cost the most to build: under pytest-xdist (pyproject: -n 2) every test that
-# needs one runs on the same worker, so each is built once. Other tests go by module, so a module's own
-# fixtures are built once too. (xdist's own --dist loadgroup cannot do this with pytest 9.2: it renames
-# items by setting ``_nodeid``, which pytest 9.2 no longer reads, so every test becomes a group of one.)
+# needs one runs on the same worker, so each is built once, and with it every other test of its module, so
+# that the module's own fixtures are built once too. Other tests go by module. (xdist's own --dist
+# loadgroup cannot do this with pytest 9.2: it renames items by setting ``_nodeid``, which pytest 9.2 no
+# longer reads, so every test becomes a group of one.)
 SHARED_BY_ONE_WORKER = {
     "champion_registry": "embeddings-champion",
     "fast_model_server": "embeddings-champion",  # the explain tests use both predictors
@@ -54,11 +55,15 @@ LONG_FOLDERS = ("tests/integration/", "tests/model/", "tests/extension/", "tests
 GROUPS_ENV = "SENTIMENT_TEST_GROUPS"  # where the workers write each test's group for the scheduler
 
 
-def group_of(item: pytest.Item) -> str:
-    return next(
-        (group for name, group in SHARED_BY_ONE_WORKER.items() if name in item.fixturenames),
-        item.module.__name__,
-    )
+def groups_of(items: list[pytest.Item]) -> dict[str, str]:
+    """Each test's group (its node id -> the group): the shared fixture's group of the first fixture in
+    SHARED_BY_ONE_WORKER that any test of its module takes, else its module's name."""
+    module_group: dict[str, str] = {}
+    for item in items:
+        shared = [group for name, group in SHARED_BY_ONE_WORKER.items() if name in item.fixturenames]
+        if shared:
+            module_group.setdefault(item.module.__name__, shared[0])
+    return {item.nodeid: module_group.get(item.module.__name__, item.module.__name__) for item in items}
 
 
 def pytest_configure(config) -> None:
@@ -77,15 +82,16 @@ def pytest_configure(config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # after pytest-randomly's shuffle (a wrapper)
 def pytest_collection_modifyitems(config, items) -> None:
+    groups = groups_of(items)
+
     def rank(item: pytest.Item) -> int:
-        if group_of(item) in SHARED_BY_ONE_WORKER.values():
+        if groups[item.nodeid] in SHARED_BY_ONE_WORKER.values():
             return 0
         return 1 if item.nodeid.startswith(LONG_FOLDERS) else 2
 
     items.sort(key=rank)  # stable: the seed's order within each rank
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker and os.environ.get(GROUPS_ENV):
-        groups = {item.nodeid: group_of(item) for item in items}
         (Path(os.environ[GROUPS_ENV]) / f"{worker}.json").write_text(json.dumps(groups))
 
 
