@@ -21,15 +21,13 @@ from sklearn.metrics import recall_score
 from core.labels import LABELS, probability_columns
 from core.tracking import ensure_experiment
 from monitoring.live_quality import quality_from_counts
-from tests.conftest import SERVER_LIMITS
+from tests.conftest import ADMIN_TOKEN, SERVER_LIMITS
 from tests.helpers import (
     HTTP,
     free_port,
     metric_value,
     scrape_metrics,
     sentiment_frame,
-    start_model_server,
-    stop_process,
 )
 
 TEXTS = ["I love the new phone!", "awful experience with my flight", "the concert is scheduled for 5pm"]
@@ -306,22 +304,18 @@ FEEDBACK = "/v1/models/sentiment:feedback"
 
 
 @pytest.fixture
-def own_server(fast_champion_store: str, tmp_path: Path):
-    """A TF-IDF predictor of the test's own (FP32), so that its live confusion matrix holds this test's
-    labels and no other's; yields (url, the champion loaded here)."""
-    process, url, _ = start_model_server(
-        fast_champion_store, tmp_path / "server.log", extra_args=("--runtime", "fp32")
-    )
+def tfidf_server(fast_model_server: str, fast_champion_store: str):
+    """The session's TF-IDF predictor (FP32: the model has no INT8 runtime), whose feedback route takes
+    ADMIN_TOKEN; yields (url, the champion loaded here). Its counters are shared: read them as deltas."""
     mlflow.set_tracking_uri(fast_champion_store)
-    yield url, mlflow.pyfunc.load_model("models:/sentiment@champion")
-    stop_process(process)
+    return fast_model_server, mlflow.pyfunc.load_model("models:/sentiment@champion")
 
 
-def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(own_server) -> None:
+def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(tfidf_server) -> None:
     """Label 30 answers (v1 ids, v2 ids and by text): the counters hold their confusion matrix, whose
     live quality (monitoring/live_quality.py, as the recording rules compute it) is the macro recall and
     accuracy computed here from the same answers and labels."""
-    url, champion = own_server
+    url, champion = tfidf_server
     frame = sentiment_frame().sample(n=30, random_state=5)
     texts, truth = frame["text"].tolist(), frame["label"].tolist()
     v1 = HTTP.post(f"{url}{V1}", json={"instances": texts[:15]}).json()["predictions"]
@@ -339,7 +333,8 @@ def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(own_server) -> 
     feedback += [{"text": x, "label": t} for x, t in zip(texts[25:], truth[25:], strict=True)]
     before = scrape_metrics(url)
     for start in (0, 16):
-        response = HTTP.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16])
+        token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        response = HTTP.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16], headers=token)
         assert response.status_code == 200, response.text
         expected = {"accepted": len(feedback[start : start + 16]), "refused": [], "feedback_log": None}
         assert response.json() == expected
