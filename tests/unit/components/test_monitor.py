@@ -4,6 +4,7 @@ back, and the drift report against a champion trained by the real steps."""
 import json
 import threading
 import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,12 +88,21 @@ def test_prediction_log_to_s3(s3_endpoint: str) -> None:
     ]
 
 
+ANSWERED: dict[int, pd.DataFrame] = {}  # id(model) -> its answers so far, indexed by text, while it lives
+
+
 def answers_of(model, texts: list[str]) -> pd.DataFrame:
-    """``model``'s answers for ``texts``, each distinct text predicted once (the logs below repeat texts)."""
-    distinct = list(dict.fromkeys(texts))
-    row_of = {text: row for row, text in enumerate(distinct)}
-    answers = model.predict(pd.DataFrame({"text": distinct}))
-    return answers.iloc[[row_of[text] for text in texts]].reset_index(drop=True)
+    """``model``'s answers for ``texts``, each distinct text predicted once per model in this process (the
+    logs below repeat texts, and the prediction and feedback logs of a window hold the same texts)."""
+    if id(model) not in ANSWERED:
+        weakref.finalize(model, ANSWERED.pop, id(model), None)  # PyFuncModel is not hashable
+    known = ANSWERED.get(id(model))
+    new = [text for text in dict.fromkeys(texts) if known is None or text not in known.index]
+    if new:
+        answers = model.predict(pd.DataFrame({"text": new})).set_axis(new, axis=0)
+        known = answers if known is None else pd.concat([known, answers])
+        ANSWERED[id(model)] = known
+    return known.loc[texts].reset_index(drop=True)
 
 
 def log_predictions(folder: Path, model, texts: list[str], version: str) -> None:
