@@ -28,7 +28,7 @@ from tests.helpers import (
     write_params,
     write_splits,
 )
-from tests.unit.components.test_monitor import LONG_RANT, log_predictions
+from tests.unit.components.test_monitor import LONG_RANT, answers_of, log_predictions
 
 # The transformer (the bundled MiniLM, whatever the network) gets a few steps and the linear models two
 # trials: these tests check wiring, not scores.
@@ -163,7 +163,8 @@ def test_monitoring_pipeline_runs_locally(
     champion = mlflow.MlflowClient().get_model_version_by_alias("sentiment", "champion")
     model = champion_model
     texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()
-    log_predictions(tmp_path / "log", model, [f"{text} {LONG_RANT}" for text in texts * 5], champion.version)
+    ranting = [f"{text} {LONG_RANT}" for text in texts * 5]
+    log_predictions(tmp_path / "log", ranting, answers_of(model, ranting), champion.version)
     (tmp_path / "work").mkdir()
     before = drifted_runs()  # other tests' monitors write to this registry too
     message = run_monitoring(str(tmp_path / "log"), PipelineParams.load(), tmp_path / "work", None)

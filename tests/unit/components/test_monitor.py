@@ -4,7 +4,6 @@ back, and the drift report against a champion trained by the real steps."""
 import json
 import threading
 import time
-import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -88,25 +87,16 @@ def test_prediction_log_to_s3(s3_endpoint: str) -> None:
     ]
 
 
-ANSWERED: dict[int, pd.DataFrame] = {}  # id(model) -> its answers so far, indexed by text, while it lives
-
-
 def answers_of(model, texts: list[str]) -> pd.DataFrame:
-    """``model``'s answers for ``texts``, each distinct text predicted once per model in this process (the
-    logs below repeat texts, and the prediction and feedback logs of a window hold the same texts)."""
-    if id(model) not in ANSWERED:
-        weakref.finalize(model, ANSWERED.pop, id(model), None)  # PyFuncModel is not hashable
-    known = ANSWERED.get(id(model))
-    new = [text for text in dict.fromkeys(texts) if known is None or text not in known.index]
-    if new:
-        answers = model.predict(pd.DataFrame({"text": new})).set_axis(new, axis=0)
-        known = answers if known is None else pd.concat([known, answers])
-        ANSWERED[id(model)] = known
-    return known.loc[texts].reset_index(drop=True)
+    """``model``'s answers for ``texts``, each distinct text predicted once (the logs below repeat texts);
+    a window's prediction and feedback logs are written from the same answers."""
+    distinct = list(dict.fromkeys(texts))
+    answers = model.predict(pd.DataFrame({"text": distinct})).set_axis(distinct, axis=0)
+    return answers.loc[texts].reset_index(drop=True)
 
 
-def log_predictions(folder: Path, model, texts: list[str], version: str) -> None:
-    output = answers_of(model, texts)
+def log_predictions(folder: Path, texts: list[str], output: pd.DataFrame, version: str) -> None:
+    """The prediction log after the predictor answered ``texts`` with ``output`` (:func:`answers_of`)."""
     log = PredictionLog(str(folder), sample_rate=1.0)
     confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
     log.record(texts, output["label"].tolist(), confidences, version, ids=numbered(texts))
@@ -127,13 +117,14 @@ def test_monitor_reports_drift_only_when_inputs_shift(
     rng = np.random.default_rng(3)
     test_texts = pd.read_parquet(write_splits(tmp_path, seed=2)["test"])["text"].tolist()  # the fixture's
     same = rng.choice(test_texts, size=400).tolist()  # same distribution as the reference
-    log_predictions(tmp_path / "same", model, same, champion.version)
+    same_answers = answers_of(model, same)
+    log_predictions(tmp_path / "same", same, same_answers, champion.version)
     # 400 texts are fewer than one text drift window of 1,000: this judges the PSI features alone
     stable = monitor(str(tmp_path / "same"), "models:/sentiment@champion", champion_store, window_rows=1000)
     assert stable.rows == 400 and stable.drifted == []
     assert client.get_model_version("sentiment", champion.version).tags["drift"] == "stable"
     shifted = [f"{text} {LONG_RANT}" for text in same]
-    log_predictions(tmp_path / "shifted", model, shifted, champion.version)
+    log_predictions(tmp_path / "shifted", shifted, answers_of(model, shifted), champion.version)
     drifted = monitor(
         str(tmp_path / "shifted"), f"models:/sentiment/{champion.version}", champion_store, window_rows=1000
     )
@@ -148,14 +139,14 @@ def test_monitor_reports_drift_only_when_inputs_shift(
     )
     assert "**drifted**" in mlflow.artifacts.load_text(f"runs:/{drifted.run_id}/drift/drift_report.md")
     assert client.get_model_version("sentiment", champion.version).tags["drift"] == "drifted"
-    log_predictions(tmp_path / "other", model, same, "999")
+    log_predictions(tmp_path / "other", same, same_answers, "999")
     with pytest.raises(MonitorError, match="no logged predictions"):
         monitor(str(tmp_path / "other"), "models:/sentiment@champion", champion_store)
 
 
-def log_feedback(folder: Path, model, frame: pd.DataFrame, version: str) -> None:
-    """What the predictor's feedback log holds after clients labelled every answer of ``frame``."""
-    output = answers_of(model, frame["text"].tolist())
+def log_feedback(folder: Path, frame: pd.DataFrame, output: pd.DataFrame, version: str) -> None:
+    """What the predictor's feedback log holds after clients labelled every answer (``output``) of
+    ``frame``."""
     confidences = output[[c for c in output.columns if c.startswith("prob_")]].max(axis=1).tolist()
     log, now = feedback_log(str(folder)), time.time()
     for i, (text, label, predicted, confidence) in enumerate(
@@ -181,8 +172,9 @@ def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traf
         [frame[find_bad_rows(frame, 500) == ""].sample(n=300, random_state=0) for frame in sources]
     ).sample(frac=1.0, random_state=1)
     shifted = tmp_path / "shifted"
-    log_predictions(shifted, model, comments["text"].tolist(), version)
-    log_feedback(shifted, model, comments, version)
+    answers = answers_of(model, comments["text"].tolist())
+    log_predictions(shifted, comments["text"].tolist(), answers, version)
+    log_feedback(shifted, comments, answers, version)
     report = monitor(str(shifted), "models:/sentiment@champion", champion_store)
     assert [w.rows for w in report.windows] == [300, 300] and all(w.drifted for w in report.windows)
     assert report.quality.labelled == 600 and report.quality.fallen
@@ -203,8 +195,9 @@ def test_monitor_decides_to_retrain_on_shifted_traffic_and_not_on_in_domain_traf
     train = pd.read_parquet(write_splits(tmp_path, seed=2)["train"])  # what the reference sampled
     in_domain = train.sample(n=600, replace=True, random_state=0)
     same = tmp_path / "same"
-    log_predictions(same, model, in_domain["text"].tolist(), version)
-    log_feedback(same, model, in_domain, version)
+    answers = answers_of(model, in_domain["text"].tolist())
+    log_predictions(same, in_domain["text"].tolist(), answers, version)
+    log_feedback(same, in_domain, answers, version)
     report = monitor(str(same), "models:/sentiment@champion", champion_store)
     assert len(report.windows) == 2 and not all(w.drifted for w in report.windows)
     assert report.quality.labelled == 600 and not report.quality.fallen

@@ -331,9 +331,8 @@ def test_feedback_on_answer_ids_counts_the_live_confusion_matrix(tfidf_server) -
     for text in texts[25:]:
         HTTP.post(f"{url}{V1}", json={"instances": [text]}).raise_for_status()
     feedback += [{"text": x, "label": t} for x, t in zip(texts[25:], truth[25:], strict=True)]
-    before = scrape_metrics(url)
+    before, token = scrape_metrics(url), {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for start in (0, 16):
-        token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         response = HTTP.post(f"{url}{FEEDBACK}", json=feedback[start : start + 16], headers=token)
         assert response.status_code == 200, response.text
         expected = {"accepted": len(feedback[start : start + 16]), "refused": [], "feedback_log": None}
