@@ -242,13 +242,13 @@ def start_model_server(
     ports: tuple[int, int] | None = None,
 ):
     """Start ``python -m serving`` (plus ``extra_args`` and ``env``) on ``ports`` (HTTP, gRPC; free ports
-    by default); return (process, http_url, grpc_address)."""
+    by default), forked with its common imports done (tests/preloaded.py); return (process, http_url,
+    grpc_address)."""
+    from tests.preloaded import start_serving
+
     http_port, grpc_port = ports or (free_port(), free_port())
-    process = start_process(
+    process = start_serving(
         [
-            sys.executable,
-            "-m",
-            "serving",
             "--model_name",
             model_name,
             "--http_port",
@@ -259,8 +259,8 @@ def start_model_server(
             "1",
             *extra_args,
         ],
-        log_path,
-        env={"MLFLOW_TRACKING_URI": tracking_uri, **(env or {})},
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, **(env or {})},
+        log_path=log_path,
     )
     url = f"http://127.0.0.1:{http_port}"
     try:  # the server listens before its model has loaded: wait for the model

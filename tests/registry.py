@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 
 from tests.helpers import VENV_BIN, free_port, start_process, stop_process, wait_for_http
+from tests.preloaded import start_module
 
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -63,9 +64,9 @@ def sqlite_store(path: Path) -> str:
 
 
 class RegistryServer:
-    """``mlflow server`` on a free port over ``root / "mlflow.db"`` (a copy of ``backend`` when given,
-    else of :func:`migrated_store`),
-    artifacts in ``s3://<bucket>/artifacts`` on ``s3_endpoint``. ``stop`` and ``start`` take it down and
+    """``mlflow server`` (forked with its imports done: tests/preloaded.py) on a free port over
+    ``root / "mlflow.db"`` (a copy of ``backend`` when given, else of :func:`migrated_store`), artifacts
+    in ``s3://<bucket>/artifacts`` on ``s3_endpoint``. ``stop`` and ``start`` take it down and
     bring it back on the same port with the same store."""
 
     def __init__(self, root: Path, s3_endpoint: str, bucket: str, backend: Path | None = None):
@@ -80,9 +81,9 @@ class RegistryServer:
 
     def start(self) -> None:
         endpoint = f"http://{self.s3_endpoint}"
-        self.process = start_process(
+        self.process = start_module(
+            "mlflow",
             [
-                str(VENV_BIN / "mlflow"),
                 "server",
                 "--host",
                 "127.0.0.1",
@@ -95,15 +96,17 @@ class RegistryServer:
                 "--workers",
                 "1",
             ],
-            self.root / "mlflow-server.log",
             # no job runner: MLflow 3's server otherwise starts six huey consumers (250 MB each, polling)
             # for GenAI jobs the registry never runs, and a session keeps several registries up
             env={
+                **os.environ,
                 "MLFLOW_S3_ENDPOINT_URL": endpoint,
                 "AWS_ENDPOINT_URL": endpoint,
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 **S3_CREDENTIALS,
             },
+            log_path=self.root / "mlflow-server.log",
+            counted_as="mlflow servers",
         )
         try:
             wait_for_http(f"{self.url}/health", self.process, timeout_s=120)

@@ -5,7 +5,6 @@ S3 stalls."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from tests.helpers import (
     run_config,
     scrape_metrics,
     start_model_server,
-    start_process,
     stop_process,
     wait_for_http,
     write_splits,
 )
+from tests.preloaded import ForkedProcess, start_serving
 from tests.registry import S3_CREDENTIALS, RegistryServer, make_bucket, start_s3
 from tests.traffic import V1, ClosedLoopClients
 
@@ -119,23 +118,14 @@ def served_version(url: str) -> str | None:
     return response.json()["model_version"] if response.status_code == 200 else None
 
 
-def start_unready_predictor(tracking_uri: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_unready_predictor(tracking_uri: str, log_path: Path) -> tuple[ForkedProcess, str]:
     """``python -m serving`` on free ports, waited for until live (not ready); return (process, url)."""
     http_port = free_port()
     url = f"http://127.0.0.1:{http_port}"
-    process = start_process(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--http_port",
-            str(http_port),
-            "--grpc_port",
-            str(free_port()),
-            *QUICK_LOAD_RETRIES,
-        ],
-        log_path,
-        env={"MLFLOW_TRACKING_URI": tracking_uri, **FAST_FAILING_MLFLOW},
+    process = start_serving(
+        ["--http_port", str(http_port), "--grpc_port", str(free_port()), *QUICK_LOAD_RETRIES],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, **FAST_FAILING_MLFLOW},
+        log_path=log_path,
     )
     wait_for_http(f"{url}/v2/health/live", process, timeout_s=120)
     return process, url
