@@ -21,7 +21,9 @@ from tests.conftest import shared_dataset
 from tests.registry import sqlite_store
 
 PARAMS = PipelineParams.load()
-ROWS = {"train": 2000, "validation": 600, "test": 600}
+# Enough for the cases' margins: with 1,200 training tweets the closest case still wins by 0.25 (with
+# 2,000 and 600/600 held out, by 0.13), and the least negation lowers the positive probability by 0.34.
+ROWS = {"train": 1200, "validation": 300, "test": 400}
 
 
 @pytest.fixture(scope="module")
