@@ -4,10 +4,10 @@ and FastAPI once (multiprocessing's forkserver, as ``gunicorn --preload`` forks 
 its module as ``python -m`` would, with its own arguments, environment, working directory and log. That
 saves about 2 s of CPU a start (a TF-IDF predictor needed about 4 s to get ready).
 
-KServe is not preloaded: ``kserve.model_server`` reads ``sys.argv`` at import, so each predictor imports
-it with its own arguments, as a fresh interpreter does. ``mlflow server`` still starts its uvicorn
-process as a new interpreter. ``make serve``, ``make pipeline-run`` and the entry-point tests start real
-interpreters."""
+KServe itself is not preloaded (its dependencies are): ``kserve.model_server`` reads ``sys.argv`` at
+import, so each predictor imports it with its own arguments, as a fresh interpreter does. ``mlflow
+server`` still starts its uvicorn process as a new interpreter. ``make serve``, ``make pipeline-run`` and
+the entry-point tests start real interpreters."""
 
 import atexit
 import multiprocessing
@@ -20,8 +20,9 @@ from pathlib import Path
 
 from tests.counting import count
 
-# Imported once in the forkserver: what every predictor and registry imports, except KServe (and gRPC
-# with it) and the model libraries only some predictors need (torch, sentence-transformers, ONNX Runtime).
+# Imported once in the forkserver: what every predictor and registry imports (gRPC and the Kubernetes
+# client are KServe's; importing either starts no thread), except KServe itself and the model libraries
+# only some predictors need (torch, sentence-transformers, ONNX Runtime).
 PRELOAD = [
     "numpy",
     "pandas",
@@ -38,6 +39,9 @@ PRELOAD = [
     "uvicorn",
     "prometheus_client",
     "httpx",
+    "grpc",
+    "kubernetes.client",
+    "kubernetes.config",
 ]
 
 
