@@ -72,8 +72,8 @@ def pytest_configure(config) -> None:
         # Every process of the run (workers, servers, predictors) keeps its temporary files in one folder,
         # removed at the end: MLflow never removes a model it downloads for load_model, and earlier runs
         # had left 51 GB of them in /tmp.
-        # multiprocessing keeps its folder (the predictor launcher's forkserver socket) outside: the
-        # scratch folder goes before multiprocessing removes its own at exit
+        # multiprocessing's own folder (tests/preloaded.py's forkserver socket) stays outside it: the scratch
+        # folder is removed before multiprocessing removes its folder at exit
         multiprocessing.util.get_temp_dir()
         scratch = tempfile.mkdtemp(prefix="sentiment-tests-tmp-")
         config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))

@@ -17,6 +17,7 @@ from components.train_linear import LinearConfig
 from components.train_transformer import TransformerConfig
 from core.config import RunConfig
 from pipelines.params import DEFAULT_PARAMS_FILE, PipelineParams
+from tests.preloaded import ForkedProcess, start_serving
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -186,7 +187,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+def wait_for_http(url: str, process: subprocess.Popen | ForkedProcess, timeout_s: float = 120) -> None:
     """Poll ``url`` until it answers 200; fail early if the process died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -214,12 +215,12 @@ def start_process(args: list[str], log_path: Path, env: dict | None = None) -> s
     )
 
 
-def stop_process(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen | ForkedProcess) -> None:
     """Stop a server and its children by process-group id."""
     stop_processes([process])
 
 
-def stop_processes(processes: list[subprocess.Popen]) -> None:
+def stop_processes(processes: list[subprocess.Popen | ForkedProcess]) -> None:
     """Stop several servers at once: each process group is sent SIGTERM before any is waited for (each
     drains what it holds in flight), SIGKILL after 15 s."""
     running = [process for process in processes if process.poll() is None]
@@ -244,8 +245,6 @@ def start_model_server(
     """Start ``python -m serving`` (plus ``extra_args`` and ``env``) on ``ports`` (HTTP, gRPC; free ports
     by default), forked with its common imports done (tests/preloaded.py); return (process, http_url,
     grpc_address)."""
-    from tests.preloaded import start_serving
-
     http_port, grpc_port = ports or (free_port(), free_port())
     process = start_serving(
         [

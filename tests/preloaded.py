@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tests.counting import count
 
+REPO = Path(__file__).resolve().parent.parent
+
 # Imported once in the forkserver: what every predictor and registry imports (gRPC and the Kubernetes
 # client are KServe's; importing either starts no thread), except KServe itself and the model libraries
 # only some predictors need (torch, sentence-transformers, ONNX Runtime).
@@ -100,8 +102,6 @@ def start_module(
 ) -> ForkedProcess:
     """``python -m <module> <argv>`` in the repository root with exactly ``env``, its output to
     ``log_path``; counted in the run's record as ``counted_as``."""
-    from tests.helpers import REPO
-
     count(counted_as)
     process = _context().Process(
         target=_run_module, args=(module, argv, env, str(REPO), str(log_path)), name=module

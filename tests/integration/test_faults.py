@@ -4,7 +4,6 @@ S3 stalls."""
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -131,7 +130,7 @@ def start_unready_predictor(tracking_uri: str, log_path: Path) -> tuple[ForkedPr
     return process, url
 
 
-def assert_live_not_ready(url: str, process: subprocess.Popen, seconds: float = 3) -> None:
+def assert_live_not_ready(url: str, process: ForkedProcess, seconds: float = 3) -> None:
     """For ``seconds``: not ready, every prediction answered 503, the process still running."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
