@@ -68,13 +68,14 @@ def groups_of(items: list[pytest.Item]) -> dict[str, str]:
 
 
 def pytest_configure(config) -> None:
+    # multiprocessing's folder (tests/preloaded.py's forkserver socket), fixed now in every process, never
+    # in a test's temporary folder: a worker's inside the scratch folder below, which the workers inherit;
+    # the controller's outside it (the scratch folder is removed before multiprocessing's at exit)
+    multiprocessing.util.get_temp_dir()
     if not hasattr(config, "workerinput"):
         # Every process of the run (workers, servers, predictors) keeps its temporary files in one folder,
         # removed at the end: MLflow never removes a model it downloads for load_model, and earlier runs
         # had left 51 GB of them in /tmp.
-        # multiprocessing's own folder (tests/preloaded.py's forkserver socket) stays outside it: the scratch
-        # folder is removed before multiprocessing removes its folder at exit
-        multiprocessing.util.get_temp_dir()
         scratch = tempfile.mkdtemp(prefix="sentiment-tests-tmp-")
         config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
         os.environ["TMPDIR"], tempfile.tempdir = scratch, None
