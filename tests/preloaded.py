@@ -47,10 +47,8 @@ PRELOAD = [
 ]
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
+FORKSERVER = multiprocessing.get_context("forkserver")  # started by the first fork, once per process
+FORKSERVER.set_forkserver_preload(PRELOAD)
 
 
 def _run_module(module: str, argv: list[str], env: dict[str, str], cwd: str, log_path: str) -> None:
@@ -103,7 +101,7 @@ def start_module(
     """``python -m <module> <argv>`` in the repository root with exactly ``env``, its output to
     ``log_path``; counted in the run's record as ``counted_as``."""
     count(counted_as)
-    process = _context().Process(
+    process = FORKSERVER.Process(
         target=_run_module, args=(module, argv, env, str(REPO), str(log_path)), name=module
     )
     process.start()

@@ -306,7 +306,7 @@ FEEDBACK = "/v1/models/sentiment:feedback"
 @pytest.fixture
 def tfidf_server(fast_model_server: str, fast_champion_store: str):
     """The session's TF-IDF predictor (FP32: the model has no INT8 runtime), whose feedback route takes
-    ADMIN_TOKEN; yields (url, the champion loaded here). Its counters are shared: read them as deltas."""
+    ADMIN_TOKEN; (its url, the champion loaded here). Its counters are shared: read them as deltas."""
     mlflow.set_tracking_uri(fast_champion_store)
     return fast_model_server, mlflow.pyfunc.load_model("models:/sentiment@champion")
 
